@@ -1,0 +1,192 @@
+"""Checkpoint format v1: one self-describing ``model.safetensors``.
+
+The file holds every tensor inference needs, keys prefixed by component (``gen_ab.``, ``gen_a.``, ...),
+and its safetensors metadata holds:
+    ``i2i_config``       the ``ModelConfig`` JSON (method, arch, domains, image size, training provenance)
+    ``format_version``   "1"
+    ``i2i_sha256``       sha256 over the stored tensors (key order, dtype, shape, bytes), so that a
+                         corrupted byte fails the load instead of silently changing outputs
+Folders (and Hub repos) also carry ``config.json`` beside it with the same config. Nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from i2icli.config import ConfigError, from_dict, to_dict
+from i2icli.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a checkpoint says about itself; ``arch`` is the method's arch dataclass as a dict."""
+
+    method: str
+    arch: dict[str, Any]
+    domains: tuple[str, str] = ("a", "b")
+    image_size: int = 256  # the training crop size; inference runs at native resolution
+    format_version: int = FORMAT_VERSION
+    normalization: str = "tanh, pixels scaled to [-1, 1] as (x / 255 - 0.5) / 0.5"
+    training: dict[str, Any] = field(default_factory=dict)  # provenance: preset, steps, seed, data
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over (key, dtype, shape, raw bytes) of every tensor, in sorted key order."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_file(path: Path) -> Path:
+    """A checkpoint path: ``X.safetensors`` itself, or ``X/model.safetensors`` for a folder."""
+    return path if path.suffix == ".safetensors" else path / "model.safetensors"
+
+
+def save_model(path: str | Path, model: nn.Module, config: ModelConfig, *, fp16: bool = False) -> Path:
+    """Write ``model``'s state dict and ``config`` atomically; returns the ``.safetensors`` path.
+
+    ``path`` ending in ``.safetensors`` writes that single file; otherwise ``path`` is a folder that
+    receives ``model.safetensors`` and ``config.json``. ``fp16`` halves the file (floats stored as fp16).
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    dtype = torch.float16 if fp16 else torch.float32
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    cfg_json = json.dumps(to_dict(config), sort_keys=True)
+    meta = {"i2i_config": cfg_json, "format_version": str(FORMAT_VERSION), "i2i_sha256": tensor_digest(tensors)}
+    target = model_file(path)
+    atomic_write_bytes(target, save(tensors, metadata=meta))
+    if target != path:
+        atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    return target
+
+
+def _parse_config(raw: str, where: Path) -> ModelConfig:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{where}: config is not valid JSON ({e.msg})") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: checkpoint format_version {version!r} is not supported (expected 1)")
+    try:
+        return from_dict(ModelConfig, data)
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """The ``ModelConfig`` stored in a checkpoint's metadata, without reading any tensor."""
+    from safetensors import safe_open
+
+    file = model_file(Path(path))
+    if not file.is_file():
+        raise CheckpointError(f"{file}: no such checkpoint file")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for a bad header
+        raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from None
+    if "i2i_config" not in meta:
+        raise CheckpointError(f"{file}: safetensors file without an i2i config (not an i2i checkpoint?)")
+    return _parse_config(meta["i2i_config"], file)
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the metadata of a safetensors file, with integrity checked."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    expected = meta.get("i2i_sha256")
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise CheckpointError(f"{path}: tensor data does not match its recorded sha256 (file corrupted)")
+    return tensors, meta
+
+
+def load_state_strict(module: nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    """``load_state_dict(strict=True)`` with errors that name the key, the shapes and the file."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    if missing:
+        raise CheckpointError(f"{where}: missing key {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        raise CheckpointError(
+            f"{where}: unexpected key {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
+    for k, v in own.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"{where}: key {k!r} has shape {tuple(tensors[k].shape)}, the config expects {tuple(v.shape)}"
+            )
+    cast = {k: t.to(own[k].dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+    module.load_state_dict(cast, strict=True)
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
+    """Build the model a checkpoint describes and load its weights strictly (fp32, eval mode)."""
+    from i2icli.registry import method_spec
+
+    file = model_file(Path(path))
+    config = read_config(file)
+    impl = method_spec(config.method).load()
+    try:
+        arch = from_dict(impl.arch_cls, config.arch)
+    except ConfigError as e:
+        raise CheckpointError(f"{file}: arch: {e}") from None
+    model = impl.build_model(arch)
+    tensors, _ = read_tensors(file)
+    load_state_strict(model, tensors, file)
+    return model.to(device).eval(), config
+
+
+def arch_of(config: ModelConfig) -> Any:
+    """The typed arch dataclass of a checkpoint config."""
+    from i2icli.registry import method_spec
+
+    return from_dict(method_spec(config.method).load().arch_cls, config.arch)
+
+
+def with_training(config: ModelConfig, **training: Any) -> ModelConfig:
+    """A copy of ``config`` with extra provenance fields."""
+    return dataclasses.replace(config, training={**config.training, **training})

@@ -1,0 +1,1 @@
+"""The ``i2i`` command line: ``app`` assembles one small module per command."""

@@ -1,0 +1,118 @@
+"""``i2i train``: one command for every method; method options are fields of its typed config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.errors import UsageError
+
+
+def train(
+    method: Annotated[str, typer.Option("--method", help="cyclegan (see `i2i models list`).")] = "cyclegan",
+    dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
+    domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
+    domain_b: Annotated[Path | None, typer.Option("--domain-b", help="Folder of domain B images.")] = None,
+    domain_names: Annotated[
+        tuple[str, str], typer.Option("--domains", help="Human names of domains A and B (e.g. horse zebra).")
+    ] = ("a", "b"),
+    preset: Annotated[str | None, typer.Option("--preset", help="paper (default) or a labelled CPU preset.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON file of config fields.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="field=value, e.g. --set lambda_identity=0.")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Total steps (keeps the schedule's shape).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per domain per step.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (all phases).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<method>-<time>).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA or CPU).")] = False,
+    save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
+    keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
+    sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
+    log_every: Annotated[int, typer.Option("--log-every", help="Log scalars every N steps.")] = 10,
+    num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
+    preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
+    with handle_errors():
+        _train(**locals())
+
+
+def _train(
+    method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
+    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
+    preload, tensorboard, quiet,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} {value}: must be at least 1")
+    if min(save_every, sample_every, log_every, keep_last, num_workers) < 0 or log_every == 0:
+        raise UsageError("--save-every/--sample-every/--keep-last/--num-workers must be >= 0, --log-every >= 1")
+
+    from i2icli.device import pick_device
+    from i2icli.train.run import DataSpec, build_spec, resume_spec, run
+
+    dev = pick_device(device)
+    if resume is not None:
+        if not (resume / "run.json").is_file():
+            raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
+        spec, folder = resume_spec(resume, max_steps), resume
+    else:
+        from i2icli.data.unpaired import resolve_domains
+
+        dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
+        data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload)
+        loop_kwargs = dict(
+            seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
+            log_every=log_every, amp=amp, tensorboard=tensorboard,
+        )  # fmt: skip
+
+        def steps_per_epoch(bs: int) -> int:
+            from i2icli.data.unpaired import list_images
+
+            return -(-max(len(list_images(dir_a)), len(list_images(dir_b))) // bs)
+
+        spec = build_spec(
+            method=method, preset=preset, config_file=config, overrides=overrides or [], data=data,
+            batch_size=batch_size, lr=lr, max_steps=max_steps, loop_kwargs=loop_kwargs, init_from=init_from,
+            steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
+        if run_dir is None:
+            import time
+
+            run_dir = Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder = run_dir
+    if not quiet:
+        err(f"training {spec.method} (preset {spec.preset}) for {spec.loop.max_steps} steps in {folder} on {dev}")
+    on_step = None if quiet else _reporter(spec.loop.max_steps)
+    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step)
+    if result.interrupted:
+        err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
+        return
+    err(f"done: {result.step} steps; model exported to {exported}")
+
+
+def _reporter(max_steps: int):  # type: ignore[no-untyped-def]
+    """A compact live line on stderr: a rich status on a terminal, plain lines otherwise."""
+    terminal = sys.stderr.isatty()
+
+    def report(step: int, scalars: dict[str, float]) -> None:
+        parts = " ".join(f"{k}={v:.3f}" for k, v in scalars.items() if k.startswith("loss_"))
+        line = f"step {step}/{max_steps} {parts}"
+        if terminal:
+            sys.stderr.write("\r\x1b[2K" + line)
+            if step == max_steps:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        else:
+            err(line)
+
+    return report

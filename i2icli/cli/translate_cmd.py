@@ -1,0 +1,188 @@
+"""``i2i translate``: translate files, folders, globs or stdin at native resolution."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.errors import I2IError, UsageError
+
+Format = Literal["png", "jpg", "webp"]
+
+
+def translate(
+    inputs: InputsArg,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output folder, or - for PNG on stdout.")] = "translated",
+    model: ModelOpt = None,
+    direction: Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a.")] = "a2b",
+    to: Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")] = None,
+    device: DeviceOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 1,
+    seed: SeedOpt = 0,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file's stem.")] = "",
+    fmt: Annotated[str, typer.Option("--format", help="png, jpg or webp.")] = "png",
+    size: Annotated[int | None, typer.Option("--size", help="Resize the short side to N first.")] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
+    quiet: QuietOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
+) -> None:
+    """Translate images with a model (the embedded default when --model is omitted)."""
+    with handle_errors():
+        failures = _translate(
+            inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
+            skip_existing, quiet, as_json,
+        )  # fmt: skip
+    if failures:
+        raise typer.Exit(1)
+
+
+def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_json: bool) -> None:
+    if fmt not in ("png", "jpg", "webp"):
+        raise UsageError(f"--format {fmt!r}: use png, jpg or webp")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if size is not None and size < 1:
+        raise UsageError(f"--size {size}: must be at least 1")
+    if output == "-" and as_json:
+        raise UsageError("--json cannot be combined with -o - (stdout carries the image)")
+    if output == "-" and fmt != "png":
+        raise UsageError("-o - writes PNG; drop --format")
+
+
+def _translate(
+    inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
+    batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
+    skip_existing: bool, quiet: bool, as_json: bool,
+) -> int:  # fmt: skip
+    """Returns the number of inputs that failed."""
+    _check_usage(output, batch_size, fmt, size, as_json)
+    from i2icli.imageio import list_images
+
+    use_stdin = inputs == ["-"]
+    if "-" in inputs and not use_stdin:
+        raise UsageError("- (stdin) cannot be mixed with other inputs")
+    files = [] if use_stdin else list_images(inputs, recursive)
+    if not use_stdin and not files:
+        raise UsageError(f"no images found in {' '.join(inputs)}")
+    if output == "-" and not use_stdin and len(files) != 1:
+        raise UsageError(f"-o - writes one PNG to stdout, but {len(files)} inputs were given")
+
+    import torch
+
+    from i2icli.api import load_model
+    from i2icli.registry import DEFAULT_TRANSLATE_MODEL
+
+    torch.manual_seed(seed)
+    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
+    chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
+
+    jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
+    out_dir = None if output == "-" else Path(output)
+    return _run_jobs(loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json)
+
+
+def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
+    return out_dir / rel.parent / f"{rel.stem}{suffix}.{fmt}"
+
+
+def _run_jobs(
+    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json
+) -> int:  # type: ignore[no-untyped-def]
+    """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
+    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
+    from i2icli.inference import translate_tensors
+
+    c_in, _ = loaded.channels(direction)
+    failures = 0
+    progress = _progress(len(jobs), quiet or as_json or out_dir is None)
+    pending = []  # (src, dest, tensor, alpha, t0) decoded and waiting for a batch
+    for i, (src, rel) in enumerate(jobs):
+        dest = None if out_dir is None else _output_path(out_dir, rel, suffix, fmt)
+        if dest is not None and skip_existing and dest.exists():
+            progress.advance()
+        else:
+            t0 = time.perf_counter()
+            try:
+                data = sys.stdin.buffer.read() if src == Path("-") else src
+                img = read_image(data, name="stdin" if src == Path("-") else None, channels=c_in)
+                image, alpha = img.image, img.alpha
+                if size is not None:
+                    image, alpha = _resize_short_side(image, alpha, size)
+                pending.append((src, dest, to_tensor(image), alpha, t0))
+            except I2IError as e:
+                failures += 1
+                progress.print(f"error: {e}")
+                progress.advance()
+        if pending and (len(pending) == batch_size or i == len(jobs) - 1):
+            outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size)
+            for (src_p, dest_p, _, alpha_p, t0_p), y in zip(pending, outputs):
+                result = to_pil(y)
+                try:
+                    write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
+                except I2IError as e:
+                    failures += 1
+                    progress.print(f"error: {e}")
+                else:
+                    if as_json:
+                        seconds = round(time.perf_counter() - t0_p, 4)
+                        record = {"input": str(src_p), "output": str(dest_p), "size": list(result.size), "seconds": seconds}
+                        typer.echo(json.dumps(record))
+                progress.advance()
+            pending = []
+    progress.close()
+    if failures and not quiet:
+        err(f"{failures} of {len(jobs)} inputs failed")
+    return failures
+
+
+def _resize_short_side(image, alpha, size: int):  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    w, h = image.size
+    scale = size / min(w, h)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = image.resize(new, Image.Resampling.BICUBIC)
+    alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
+    return image, alpha
+
+
+class _Progress:
+    """A rich progress bar on stderr when it is a terminal; otherwise plain error lines only."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task("translating", total=total)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def print(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False)
+        else:
+            err(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _progress(total: int, disabled: bool) -> _Progress:
+    return _Progress(total, enabled=not disabled and sys.stderr.isatty())

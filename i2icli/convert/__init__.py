@@ -1,0 +1,1 @@
+"""Official checkpoints -> i2i checkpoints: one small filter module per codebase."""

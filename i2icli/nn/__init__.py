@@ -1,0 +1,1 @@
+"""Shared network blocks used by more than one method."""

@@ -1,0 +1,1 @@
+"""Training: the single loop (``loop.train``), phases, image pools and schedules."""

@@ -1,0 +1,266 @@
+"""The training loop: one plain function for every method.
+
+Per step: fetch the batch for this step (a pure function of seed and step), run the objective's
+phases in order (each with only its own parameters trainable), log scalars, write sample grids and
+atomic checkpoints. SIGINT/SIGTERM finish the current step, save, and return. A checkpoint holds
+the full state (modules, optimiser moments, objective state such as image pools, RNG states,
+step), so ``resume=True`` continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import torch
+from i2icli.checkpoint import atomic_write_bytes
+from i2icli.errors import I2IError
+from i2icli.train.objective import Batch, Objective, Phase
+
+
+class StepData(Protocol):
+    """Training data indexed by step: ``data[step]`` is the whole batch for that step."""
+
+    def __getitem__(self, step: int) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    max_steps: int  # total optimisation steps (resuming continues up to this)
+    seed: int = 0
+    save_every: int = 1000  # checkpoint interval in steps (0: only at the end / on interrupt)
+    keep_last: int = 3  # checkpoints kept in run_dir/checkpoints (older ones deleted)
+    sample_every: int = 500  # sample-grid interval (0: never)
+    log_every: int = 10  # scalars to metrics.jsonl every N steps
+    amp: bool = False  # bf16 autocast (CUDA or CPU); fp32 otherwise
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int  # steps completed
+    interrupted: bool
+    checkpoint: Path | None
+
+
+class TrainingDiverged(I2IError):
+    """A loss became NaN or infinite."""
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{step:08d}.pt"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(
+    path: Path, step: int, objective: Objective, optimizers: dict[str, torch.optim.Optimizer]
+) -> None:
+    """Everything needed to resume, written atomically (temp file, fsync, rename)."""
+    import io
+
+    state = {
+        "step": step,
+        "modules": {k: m.state_dict() for k, m in objective.training_modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "extra": objective.extra_state(),
+        "rng": _rng_state(),
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_training_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """Read a training checkpoint with ``weights_only=True`` (plain tensors and containers only)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise I2IError(f"{path}: cannot read training checkpoint ({e})") from None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        flag["stop"] = True
+
+    installed = []
+    if threading.current_thread() is threading.main_thread():  # signal handlers only work there
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            installed.append((sig, signal.signal(sig, handler)))
+    try:
+        yield flag
+    finally:
+        for sig, old in installed:
+            signal.signal(sig, old)
+
+
+def _save_grid(path: Path, rows: list[torch.Tensor]) -> None:
+    """Rows of (B, 3, H, W) images in [-1, 1] -> one PNG, one row per tensor."""
+    import io
+
+    from PIL import Image
+
+    grid = torch.cat([torch.cat(list(r.detach().float().cpu()), dim=2) for r in rows], dim=1)  # (3, rows*H, B*W)
+    pixels = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _set_trainable(phases: list[Phase], active: Phase) -> None:
+    for phase in phases:
+        for p in phase.parameters():
+            p.requires_grad_(phase is active)
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def train(
+    objective: Objective,
+    data: StepData,
+    opts: LoopOptions,
+    *,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool = False,
+    restore_rng: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``objective`` on ``data`` up to ``opts.max_steps`` steps, checkpointing into ``run_dir``.
+
+    ``restore_rng=False`` resumes without the saved RNG states (only useful to show they matter).
+    ``on_step(step, scalars)`` is called after each logged step (progress display).
+    """
+    phases = objective.phases()
+    optimizers = {
+        p.name: torch.optim.Adam(p.parameters(), lr=p.lr, betas=p.betas, weight_decay=p.weight_decay) for p in phases
+    }
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise I2IError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*.pt)")
+        state = load_training_state(ckpt, device)
+        for name, module in objective.training_modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        objective.load_extra_state(state["extra"])
+        if restore_rng:
+            _set_rng_state(state["rng"])
+        start = int(state["step"])
+
+    writer = _tensorboard(run_dir) if opts.tensorboard else None
+    metrics = (run_dir / "metrics.jsonl").open("a")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else nullcontext()
+    sample_batch = _to_device(data[0], device) if opts.sample_every else None
+    last_ckpt: Path | None = None
+    step = start
+    t0 = time.perf_counter()
+    try:
+        with _stop_on_signals() as flag:
+            for step in range(start, opts.max_steps):
+                batch = _to_device(data[step], device)
+                carry: dict[str, torch.Tensor] = {}
+                scalars: dict[str, torch.Tensor] = {}
+                factor = objective.lr_factor(step, opts.max_steps)
+                for phase in phases:
+                    if step % phase.interval:
+                        continue
+                    _set_trainable(phases, phase)
+                    opt = optimizers[phase.name]
+                    for group in opt.param_groups:
+                        group["lr"] = phase.lr * factor
+                    opt.zero_grad(set_to_none=True)
+                    with amp:
+                        out = phase.loss_fn(batch, carry)
+                    out.loss.backward()
+                    opt.step()
+                    carry.update(out.carry)
+                    scalars |= {k: v.detach() for k, v in out.scalars.items()}
+                    scalars[f"loss_{phase.name}"] = out.loss.detach()
+                done = step + 1
+                if done % opts.log_every == 0 or done == opts.max_steps or flag["stop"]:
+                    values = {k: float(v) for k, v in scalars.items()}
+                    bad = [k for k, v in values.items() if not math.isfinite(v)]
+                    if bad:
+                        raise TrainingDiverged(f"step {done}: loss {bad[0]} is {values[bad[0]]} (training diverged)")
+                    record = {"step": done, "lr_factor": factor, "seconds": round(time.perf_counter() - t0, 3), **values}
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
+                    if writer is not None:
+                        for k, v in values.items():
+                            writer.add_scalar(k, v, done)
+                    if on_step is not None:
+                        on_step(done, values)
+                if opts.sample_every and done % opts.sample_every == 0 and sample_batch is not None:
+                    _save_grid(run_dir / "samples" / f"step_{done:08d}.png", _samples(objective, sample_batch))
+                stop = flag["stop"]
+                if stop or done == opts.max_steps or (opts.save_every and done % opts.save_every == 0):
+                    last_ckpt = checkpoint_path(run_dir, done)
+                    save_training_state(last_ckpt, done, objective, optimizers)
+                    _prune(run_dir, opts.keep_last)
+                if stop:
+                    return TrainResult(done, True, last_ckpt)
+            return TrainResult(opts.max_steps, False, last_ckpt)
+    finally:
+        metrics.close()
+        if writer is not None:
+            writer.close()
+
+
+def _samples(objective: Objective, batch: Batch) -> list[torch.Tensor]:
+    # Eval mode so that dropout (if any) does not consume the global RNG and perturb training.
+    modules = list(objective.training_modules().values())
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        return objective.samples(batch)
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+def _prune(run_dir: Path, keep_last: int) -> None:
+    if keep_last <= 0:
+        return
+    for old in sorted((run_dir / "checkpoints").glob("step_*.pt"))[:-keep_last]:
+        old.unlink(missing_ok=True)
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise I2IError("--tensorboard needs the tensorboard package (pip install 'i2icli[tb]')") from None
+    return SummaryWriter(str(run_dir / "tensorboard"))

@@ -1,0 +1,221 @@
+"""A training run: resolve the config (preset, file, overrides), lay out the run folder, build
+data, model and objective, call the loop, and export the inference checkpoint at the end.
+
+Run folder::
+
+    run.json             resolved config, loop options, data, package/torch versions, git commit, device
+    metrics.jsonl        scalars, one JSON object per logged step
+    samples/step_*.png   sample grids
+    checkpoints/step_*.pt  full training state (weights_only-loadable), the last ``keep_last`` kept
+    model/               the exported inference checkpoint (model.safetensors + config.json)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from i2icli import __version__
+from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_model, save_model
+from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
+from i2icli.errors import UsageError
+from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dir_a: str
+    dir_b: str
+    domains: tuple[str, str] = ("a", "b")
+    num_workers: int = 0
+    preload: bool = False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run; saved as run.json and read back by ``--resume``."""
+
+    method: str
+    preset: str
+    config: dict[str, Any]  # the method's config dataclass as a dict
+    loop: LoopOptions
+    batch_size: int
+    data: DataSpec
+    init_from: str | None = None
+
+
+def build_spec(
+    *,
+    method: str,
+    preset: str | None,
+    config_file: Path | None,
+    overrides: list[str],
+    data: DataSpec,
+    batch_size: int | None,
+    lr: float | None,
+    max_steps: int | None,
+    loop_kwargs: dict[str, Any],
+    init_from: str | None,
+    steps_per_epoch: Callable[[int], int],
+) -> RunSpec:
+    """Preset -> ``--config`` file -> ``--set`` overrides -> explicit flags, each later one winning."""
+    from i2icli.registry import METHODS
+
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r}: unknown method (available: {', '.join(METHODS)})")
+    impl = METHODS[method].load()
+    name = preset or impl.default_preset
+    if name not in impl.presets:
+        raise UsageError(f"--preset {name!r}: unknown for {method} (available: {', '.join(impl.presets)})")
+    chosen = impl.presets[name]
+    cfg = chosen.config
+    try:
+        if config_file is not None:
+            try:
+                file_data = json.loads(config_file.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise UsageError(f"--config {config_file}: cannot read JSON ({e})") from None
+            cfg = apply_overrides(cfg, file_data)
+        if overrides:
+            cfg = apply_overrides(cfg, overrides)
+        if lr is not None:
+            cfg = apply_overrides(cfg, {"lr": lr})
+    except (ConfigError, UsageError) as e:
+        raise UsageError(str(e)) from None
+    bs = batch_size or chosen.batch_size
+    steps = max_steps or chosen.max_steps or chosen.epochs * steps_per_epoch(bs)
+    loop = LoopOptions(max_steps=steps, **loop_kwargs)
+    return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def spec_to_json(spec: RunSpec, device: torch.device) -> str:
+    return json.dumps(
+        {
+            "spec": to_dict(spec),
+            "i2icli": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(device),
+            "git_commit": _git_commit(),
+        },
+        indent=2,
+    )
+
+
+def read_spec(run_dir: Path) -> RunSpec:
+    """The ``RunSpec`` stored in ``run_dir/run.json``."""
+    path = run_dir / "run.json"
+    try:
+        data = json.loads(path.read_text())["spec"]
+        return from_dict(RunSpec, data)
+    except (OSError, KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise UsageError(f"--resume {run_dir}: not a run folder ({path}: {e})") from None
+
+
+def open_data(spec: RunSpec, channels: int) -> Any:
+    from i2icli.data.unpaired import UnpairedImages
+
+    cfg = from_dict(_impl(spec).config_cls, spec.config)
+    return UnpairedImages(
+        Path(spec.data.dir_a),
+        Path(spec.data.dir_b),
+        cfg.data,
+        channels,
+        spec.loop.seed,
+        spec.batch_size,
+        preload=spec.data.preload,
+    )
+
+
+def _impl(spec: RunSpec) -> Any:
+    from i2icli.registry import METHODS
+
+    return METHODS[spec.method].load()
+
+
+def run(
+    spec: RunSpec,
+    run_dir: Path,
+    device: torch.device,
+    *,
+    resume: bool = False,
+    restore_rng: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[TrainResult, Path | None]:
+    """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted)."""
+    impl = _impl(spec)
+    cfg = from_dict(impl.config_cls, spec.config)
+    arch = cfg.arch
+    if arch.channels_a != arch.channels_b:
+        raise UsageError("training on domains with different channel counts is not supported yet")
+    if not resume:
+        if latest_checkpoint(run_dir) is not None:
+            raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
+    torch.manual_seed(spec.loop.seed)
+    data = open_data(spec, arch.channels_a)
+    model = impl.build_model(arch)
+    try:
+        objective = impl.build_objective(cfg, model, spec.loop.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if spec.init_from and not resume:
+        _init_from(model, spec.init_from, spec.method)
+    for m in objective.training_modules().values():
+        m.to(device).train()
+    result = train(objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng, on_step=on_step)
+    if result.interrupted:
+        return result, None
+    config = ModelConfig(
+        method=spec.method,
+        arch=to_dict(arch),
+        domains=spec.data.domains,
+        image_size=cfg.data.crop_size,
+        training={"preset": spec.preset, "steps": result.step, "seed": spec.loop.seed, "batch_size": spec.batch_size},
+    )
+    out = run_dir / "model"
+    save_model(out, model.eval(), config)
+    return result, out
+
+
+def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
+    """Fine-tune start: copy a resolvable model's weights into ``model`` (same method and arch)."""
+    from i2icli.registry import fetch, resolve
+
+    path = fetch(resolve(ref))
+    source, config = load_model(path)
+    if config.method != method:
+        raise UsageError(f"--init-from {ref}: a {config.method} checkpoint, not {method}")
+    if source.state_dict().keys() != model.state_dict().keys() or any(
+        source.state_dict()[k].shape != v.shape for k, v in model.state_dict().items()
+    ):
+        raise UsageError(f"--init-from {ref}: its architecture {config.arch} differs from this run's")
+    model.load_state_dict(source.state_dict())
+
+
+def resume_spec(run_dir: Path, max_steps: int | None) -> RunSpec:
+    """The stored spec of ``run_dir``, optionally extended to a new ``max_steps``."""
+    spec = read_spec(run_dir)
+    if max_steps is not None:
+        spec = dataclasses.replace(spec, loop=dataclasses.replace(spec.loop, max_steps=max_steps))
+    return spec
+
+
