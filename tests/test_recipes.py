@@ -65,6 +65,24 @@ def test_download_restarts_when_the_server_ignores_range(tmp_path: Path) -> None
     assert dest.read_bytes() == PAYLOAD
 
 
+def test_download_restarts_when_the_part_cannot_be_resumed(server: FileServer, tmp_path: Path) -> None:
+    dest = tmp_path / "f.bin"
+    dest.with_name("f.bin.part").write_bytes(PAYLOAD + b"extra")  # longer than the file: 416 from the server
+    download(server.url + "/f.bin", dest, sha256=_sha(PAYLOAD))
+    assert [r.range for r in server.log] == [f"bytes={len(PAYLOAD) + 5}-", None]
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_download_progress_bar_goes_to_stderr_only(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    download(server.url + "/f.bin", tmp_path / "f.bin", sha256=None, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "f.bin" in captured.err
+    assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
 def test_download_gives_up_after_retries_and_keeps_the_part(server: FileServer, tmp_path: Path) -> None:
     for _ in range(2):
         server.cut_next("/f.bin", 1_000)
