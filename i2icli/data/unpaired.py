@@ -339,4 +339,8 @@ def make_loader(
     if num_workers < 0:
         raise UsageError(f"num_workers must be non-negative, got {num_workers}")
     steps = range(start_step, max_steps)
-    return DataLoader(ds, batch_size=None, sampler=steps, num_workers=num_workers)
+    # A private generator: creating the iterator must not draw from the global RNG, or a resumed
+    # run's random stream would be shifted against an uninterrupted one.
+    return DataLoader(
+        ds, batch_size=None, sampler=steps, num_workers=num_workers, generator=torch.Generator().manual_seed(0)
+    )

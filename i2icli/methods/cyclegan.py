@@ -117,9 +117,8 @@ class CycleGANObjective:
         self.dis_b = PatchDiscriminator(cfg.arch.channels_b, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
         for net in (model, self.dis_a, self.dis_b):
             init_normal(net, cfg.init_std)
-        # Pools draw from private generators so that resuming restores exactly their random stream.
-        self.pool_a = ImagePool(cfg.pool_size, seed * 2 + 1)
-        self.pool_b = ImagePool(cfg.pool_size, seed * 2 + 2)
+        self.pool_a = ImagePool(cfg.pool_size)
+        self.pool_b = ImagePool(cfg.pool_size)
 
     def phases(self) -> list[Phase]:
         c, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import torch
 from i2icli.checkpoint import atomic_write_bytes
+from i2icli.data.unpaired import make_loader
 from i2icli.errors import I2IError
 from i2icli.train.objective import Batch, Objective, Phase
 
@@ -153,6 +154,7 @@ def train(
     device: torch.device,
     resume: bool = False,
     restore_rng: bool = True,
+    num_workers: int = 0,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``objective`` on ``data`` up to ``opts.max_steps`` steps, checkpointing into ``run_dir``.
@@ -188,8 +190,8 @@ def train(
     t0 = time.perf_counter()
     try:
         with _stop_on_signals() as flag:
-            for step in range(start, opts.max_steps):
-                batch = _to_device(data[step], device)
+            for step, raw in zip(range(start, opts.max_steps), make_loader(data, start, opts.max_steps, num_workers)):
+                batch = _to_device(raw, device)
                 carry: dict[str, torch.Tensor] = {}
                 scalars: dict[str, torch.Tensor] = {}
                 factor = objective.lr_factor(step, opts.max_steps)

@@ -8,14 +8,13 @@ import torch
 class ImagePool:
     """Keeps up to ``size`` past fakes; each query returns, per image, a stored one half of the time.
 
-    Randomness comes from a private ``torch.Generator`` whose state is saved with the pool, so that a
-    resumed run draws exactly what an uninterrupted one would.
+    Randomness comes from the global torch RNG, whose state every training checkpoint saves, so
+    a resumed run draws exactly what an uninterrupted one would.
     """
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
         self.images: list[torch.Tensor] = []  # each (C, H, W), detached
-        self.gen = torch.Generator().manual_seed(seed)
 
     def query(self, fakes: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) fresh fakes -> (B, C, H, W) images for the discriminator."""
@@ -26,8 +25,8 @@ class ImagePool:
             if len(self.images) < self.size:
                 self.images.append(img.clone())
                 out.append(img)
-            elif torch.rand((), generator=self.gen).item() > 0.5:
-                idx = int(torch.randint(0, self.size, (), generator=self.gen))
+            elif torch.rand(()).item() > 0.5:
+                idx = int(torch.randint(0, self.size, ()))
                 out.append(self.images[idx].clone())
                 self.images[idx] = img.clone()
             else:
@@ -36,9 +35,8 @@ class ImagePool:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         images = torch.stack(self.images) if self.images else torch.empty(0)
-        return {"images": images.cpu(), "rng": self.gen.get_state()}
+        return {"images": images.cpu()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
         images = state["images"]
         self.images = [img.to(device) for img in images] if images.numel() else []
-        self.gen.set_state(state["rng"])

@@ -181,7 +181,10 @@ def run(
         _init_from(model, spec.init_from, spec.method)
     for m in objective.training_modules().values():
         m.to(device).train()
-    result = train(objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng, on_step=on_step)
+    result = train(
+        objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
+        num_workers=spec.data.num_workers, on_step=on_step,
+    )
     if result.interrupted:
         return result, None
     config = ModelConfig(

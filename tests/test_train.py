@@ -1,0 +1,162 @@
+"""Training: exact resume after a real SIGTERM, RNG negative control, run folder, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, write_rgb
+from typer.testing import CliRunner
+
+from i2icli.checkpoint import read_config
+from i2icli.cli.app import app
+from i2icli.train.loop import load_training_state
+from i2icli.train.run import read_spec, run
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def domains(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for i in range(6):
+        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
+        write_rgb(root / "trainB" / f"{i}.jpg", (24, 18), seed=100 + i)
+    return root
+
+
+def _train_cmd(domains: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "i2icli", "train", "--method", "cyclegan", "--preset", "cpu-tiny",
+        "--dataroot", str(domains), "--run-dir", str(run_dir), "--max-steps", "40", "--seed", "3",
+        "--device", "cpu", "--sample-every", "0", "--log-every", "1", *extra,
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _state(path: Path) -> dict:
+    return load_training_state(path, torch.device("cpu"))
+
+
+def _assert_states_equal(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    for name in a["modules"]:
+        for k, v in a["modules"][name].items():
+            assert torch.equal(v, b["modules"][name][k]), f"{name}.{k}"
+    for name in a["optimizers"]:
+        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
+        assert sa.keys() == sb.keys()
+        for idx in sa:
+            for moment in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(sa[idx][moment], sb[idx][moment]), f"{name}[{idx}].{moment}"
+    for pool in ("pool_a", "pool_b"):
+        assert torch.equal(a["extra"][pool]["images"], b["extra"][pool]["images"]), pool
+
+
+def _differs(a: dict, b: dict) -> bool:
+    return any(not torch.equal(v, b["modules"]["gen_ab"][k]) for k, v in a["modules"]["gen_ab"].items())
+
+
+def test_sigterm_then_resume_equals_uninterrupted(domains: Path, tmp_path: Path) -> None:
+    full = subprocess.run(_train_cmd(domains, tmp_path / "full", "--save-every", "20"), capture_output=True, text=True, env=_env(), cwd=REPO)
+    assert full.returncode == 0, full.stderr
+
+    run_dir = tmp_path / "cut"
+    proc = subprocess.Popen(_train_cmd(domains, run_dir, "--save-every", "1000"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        if lines and json.loads(lines[-1])["step"] >= 20:
+            break
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "Resume with: i2i train --resume" in stderr
+    saved = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    assert len(saved) == 1
+    cut_step = _state(saved[0])["step"]
+    assert 20 <= cut_step < 40, cut_step
+    assert not (run_dir / "model").exists()  # no export for an interrupted run
+    shutil.copytree(run_dir, tmp_path / "control")
+
+    resumed = subprocess.run([sys.executable, "-m", "i2icli", "train", "--resume", str(run_dir), "--device", "cpu"], capture_output=True, text=True, env=_env(), cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    final_full = _state(tmp_path / "full" / "checkpoints" / "step_00000040.pt")
+    final_cut = _state(run_dir / "checkpoints" / "step_00000040.pt")
+    _assert_states_equal(final_full, final_cut)
+    assert _differs(final_full, _state(tmp_path / "full" / "checkpoints" / "step_00000020.pt"))
+    assert (run_dir / "model" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model" / "model.safetensors").read_bytes()
+
+    # Negative control: the same resume without the saved RNG state draws other pool choices.
+    torch.manual_seed(12345)
+    run(read_spec(tmp_path / "control"), tmp_path / "control", torch.device("cpu"), resume=True, restore_rng=False)
+    control = _state(tmp_path / "control" / "checkpoints" / "step_00000040.pt")
+    assert _differs(final_full, control)
+
+
+def test_run_folder_contents_and_export(domains: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    result = runner.invoke(app, [
+        "train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(run_dir), "--max-steps", "4",
+        "--sample-every", "2", "--save-every", "2", "--keep-last", "1", "--device", "cpu", "--domains", "cats", "dogs",
+        "--set", "lambda_identity=0", "--quiet", "--log-every", "1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["spec"]["config"]["lambda_identity"] == 0.0 and info["torch"] == torch.__version__
+    assert info["spec"]["preset"] == "cpu-tiny" and info["device"] == "cpu"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step_00000004.pt"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["step_00000002.png", "step_00000004.png"]
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    config = read_config(run_dir / "model")
+    assert config.domains == ("cats", "dogs") and config.training["steps"] == 4
+    again = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(run_dir), "--device", "cpu"])
+    assert again.exit_code == 2 and "already holds a run" in again.output
+
+
+def test_init_from_a_model_fine_tunes(domains: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    ok = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(first), "--max-steps", "2", "--sample-every", "0", "--device", "cpu", "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    tuned = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "t"), "--max-steps", "2", "--sample-every", "0", "--device", "cpu", "--quiet", "--init-from", str(first / "model")])
+    assert tuned.exit_code == 0, tuned.output
+    mismatch = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "m"), "--max-steps", "2", "--device", "cpu", "--quiet", "--set", "arch.ngf=8", "--init-from", str(first / "model")])
+    assert mismatch.exit_code == 2 and "differs from this run's" in mismatch.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "lambda_cycle=3"], "unknown config key 'lambda_cycle'"),
+        (["--set", "gan_mode=wgan"], "is not one of"),
+        (["--preset", "huge"], "--preset 'huge'"),
+        (["--method", "pix2pix"], "--method 'pix2pix'"),
+        (["--max-steps", "0"], "--max-steps 0"),
+        (["--set", "data.crop_size=8"], "too small for a PatchGAN"),
+    ],
+)
+def test_train_usage_errors(domains: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "r"), "--device", "cpu", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_missing_data_folder_is_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--dataroot", str(tmp_path / "nope"), "--device", "cpu"])
+    assert result.exit_code == 2 and "nope" in result.output
