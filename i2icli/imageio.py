@@ -345,7 +345,7 @@ def _reflect_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Reflect-pad bottom/right to (height, width); a length-1 side is replicated instead."""
     if x.shape[-2] == 1 and height > 1:
         x = F.pad(x, (0, 0, 0, height - 1), mode="replicate")
-    if False:
+    if x.shape[-1] == 1 and width > 1:
         x = F.pad(x, (0, width - 1, 0, 0), mode="replicate")
     # torch reflects at most (size - 1) per pass; repeated passes continue the mirror periodically.
     while x.shape[-2] < height or x.shape[-1] < width:

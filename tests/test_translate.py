@@ -217,3 +217,11 @@ def test_grayscale_model_converts_inputs_and_writes_gray(tmp_path: Path) -> None
     result = runner.invoke(app, ["translate", str(src), "-m", str(ckpt), "-o", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "o" / "img.png").mode == "L"
+
+
+def test_two_inputs_with_one_output_name_are_refused(tiny_model_file: Path, tmp_path: Path) -> None:
+    a = write_rgb(tmp_path / "a" / "x.png", (8, 8))
+    b = write_rgb(tmp_path / "b" / "x.jpg", (8, 8))
+    result = runner.invoke(app, ["translate", str(a), str(b), "-m", str(tiny_model_file), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "would both be written to" in result.output
+    assert not (tmp_path / "o").exists()

@@ -85,6 +85,13 @@ def _translate(
 
     jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
     out_dir = None if output == "-" else Path(output)
+    if out_dir is not None:
+        seen: dict[Path, Path] = {}
+        for src, rel in jobs:
+            dest = _output_path(out_dir, rel, suffix, fmt)
+            if dest in seen:
+                raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
+            seen[dest] = src
     return _run_jobs(loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json)
 
 
