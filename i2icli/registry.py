@@ -52,6 +52,12 @@ def _load_cyclegan() -> MethodImpl:
     return IMPL
 
 
+def _load_munit() -> MethodImpl:
+    from i2icli.methods.munit import IMPL
+
+    return IMPL
+
+
 METHODS: dict[str, MethodSpec] = {
     "cyclegan": MethodSpec(
         name="cyclegan",
@@ -59,6 +65,21 @@ METHODS: dict[str, MethodSpec] = {
         paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
         capabilities=frozenset({Capability.TRANSLATE, Capability.BIDIRECTIONAL}),
         load=_load_cyclegan,
+    ),
+    "munit": MethodSpec(
+        name="munit",
+        summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
+        paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
+        capabilities=frozenset(
+            {
+                Capability.TRANSLATE,
+                Capability.BIDIRECTIONAL,
+                Capability.SAMPLE_STYLES,
+                Capability.INTERPOLATE,
+                Capability.EXEMPLAR,
+            }
+        ),
+        load=_load_munit,
     ),
 }
 
@@ -95,6 +116,8 @@ PRETRAINED: dict[str, Pretrained] = {
 }
 
 DEFAULT_TRANSLATE_MODEL = "cyclegan-digits"
+# The model `i2i sample-styles` / `exemplar` / `interpolate` use without --model (none embedded yet).
+DEFAULT_MULTIMODAL_MODEL: str | None = None
 
 
 @dataclass(frozen=True)

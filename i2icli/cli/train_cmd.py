@@ -93,7 +93,7 @@ def _train(
     if not quiet:
         err(f"training {spec.method} (preset {spec.preset}) for {spec.loop.max_steps} steps in {folder} on {dev}")
     on_step = None if quiet else _reporter(spec.loop.max_steps)
-    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step)
+    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step, log=err)
     if result.interrupted:
         err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
         return

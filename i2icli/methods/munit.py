@@ -22,30 +22,48 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b; METHODS.md §5.2):
 Unlike the official code, AdaIN parameters are passed down the decoder as arguments instead of
 being assigned to module attributes, so a generator is re-entrant and each sample in a batch
 uses its own style.
+
+Training (``MunitObjective``, METHODS.md §5.4-5.5): each step updates the discriminators first
+and then the generators, as the official trainer does; each phase draws its own random styles
+s_a, s_b ~ N(0, I) from the global torch RNG (saved in training checkpoints, so resuming is
+exact). Generator loss per direction: LSGAN (weight ``gan_w`` 1) + image reconstruction
+(``recon_x_w`` 10) + content reconstruction (``recon_c_w`` 1) + style reconstruction
+(``recon_s_w`` 1), optionally the style-augmented cycle (``recon_x_cyc_w``) and the
+domain-invariant perceptual loss (``vgg_w``, needs a VGG16 file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.methods.base import DIRECTIONS, Direction, MethodImpl, Preset
 from i2icli.nn.style import (
     MLP,
     Activation,
     AdaINResBlocks,
     Conv2dBlock,
     ContentEncoder,
+    InitKind,
     MsDisArch,
+    MultiScaleDiscriminator,
     PadType,
     StyleEncoder,
+    init_weights,
 )
+from i2icli.nn.vgg import VggInput, VggFeatures, load_vgg16_features, vgg_loss
+from i2icli.train.objective import Batch, Carry, Phase, StepOutput
+from i2icli.train.schedule import step_decay
 
 Domain = Literal["a", "b"]
-Direction = Literal["a2b", "b2a"]
 
 # The style encoder always halves the image this many times before pooling (official constant).
 STYLE_ENCODER_DOWNSAMPLE = 4
@@ -67,6 +85,16 @@ class MunitArch:
     input_dim_a: int = 3  # image channels of domain a
     input_dim_b: int = 3  # image channels of domain b
     dis: MsDisArch = field(default_factory=MsDisArch)
+
+    # The training run and the CLI read channel counts under these names (CycleGAN's); the official
+    # names above stay the stored fields.
+    @property
+    def channels_a(self) -> int:
+        return self.input_dim_a
+
+    @property
+    def channels_b(self) -> int:
+        return self.input_dim_b
 
 
 class AdaINDecoder(nn.Module):
@@ -158,13 +186,29 @@ class AdaINGenerator(nn.Module):
 
 
 class MunitModel(nn.Module):
-    """Inference model: the two per-domain generators ``gen_a`` and ``gen_b``."""
+    """Inference model: the two per-domain generators ``gen_a`` and ``gen_b``.
+
+    It follows the ``Translator`` protocol (``methods/base.py``) with one addition: ``translate``
+    needs the target-domain style. Inputs must have sides that are multiples of ``stride`` (the
+    content encoder halves the image ``n_downsample`` times and the decoder doubles it back) and at
+    least ``min_size``, which lets the style encoder's four halvings end on a 1x1 map.
+    """
 
     def __init__(self, arch: MunitArch) -> None:
         super().__init__()
         self.arch = arch
+        self.directions: tuple[Direction, ...] = DIRECTIONS
+        self.stride = 2**arch.n_downsample
+        # Reflection padding needs >= 2 pixels wherever it runs: at the content code (residual
+        # blocks) and before the style encoder's last stride-2 conv.
+        self.min_size = max(2 ** (arch.n_downsample + 1), 2**STYLE_ENCODER_DOWNSAMPLE)
         self.gen_a = AdaINGenerator(arch.input_dim_a, arch)
         self.gen_b = AdaINGenerator(arch.input_dim_b, arch)
+
+    def channels(self, direction: Direction) -> tuple[int, int]:
+        """(input channels, output channels) for ``direction``."""
+        a, b = self.arch.input_dim_a, self.arch.input_dim_b
+        return (a, b) if split_direction(direction)[0] == "a" else (b, a)
 
     def generator(self, domain: Domain) -> AdaINGenerator:
         """The autoencoder of ``domain`` ("a" or "b")."""
@@ -190,9 +234,15 @@ class MunitModel(nn.Module):
         """Content code + style of ``domain`` -> image of ``domain`` in [-1, 1]."""
         return self.generator(domain).decode(content, style)
 
-    def translate(self, x: Tensor, direction: Direction, style: Tensor) -> Tensor:
-        """Translate images with the given target-domain style (B or 1, style_dim, 1, 1)."""
-        source, target = _split_direction(direction)
+    def translate(self, x: Tensor, direction: Direction, style: Tensor | None = None) -> Tensor:
+        """Translate images with the given target-domain style (B or 1, style_dim, 1, 1).
+
+        The style is required: drawing one here would hide where the randomness comes from (use
+        ``random_style`` with a seeded generator, or ``encode_style`` on a reference image).
+        """
+        source, target = split_direction(direction)
+        if style is None:
+            raise ValueError("MUNIT translation needs a target-domain style (random_style or encode_style)")
         return self.decode(self.encode_content(x, source), style, target)
 
     def random_style(
@@ -209,9 +259,296 @@ class MunitModel(nn.Module):
         return styles.to(device=ref.device if device is None else device, dtype=ref.dtype)
 
 
-def _split_direction(direction: Direction) -> tuple[Domain, Domain]:
+def split_direction(direction: Direction) -> tuple[Domain, Domain]:
+    """``"a2b"`` -> (``"a"``, ``"b"``): the source and target domains of a direction."""
     if direction == "a2b":
         return "a", "b"
     if direction == "b2a":
         return "b", "a"
     raise UsageError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+
+
+# --------------------------------------------------------------------------- training
+
+# Weight of the perceptual loss when a VGG16 file is given but ``vgg_w`` is left at 0: the
+# official value of the one released config that uses it (synthia2cityscape).
+VGG_W_WHEN_ENABLED = 1.0
+# Smallest score map (side, pixels) any discriminator scale may produce: the official coarsest
+# map (256 px crops, n_layer 4, third scale sees 64 px -> 4x4).
+MIN_SCORE_MAP = 4
+
+
+@dataclass(frozen=True)
+class MunitConfig:
+    """A MUNIT training run: networks, data, loss weights and optimiser (official defaults).
+
+    Data: the official loader resizes the short side to ``new_size`` (256) and takes a random
+    256^2 crop and a flip. No ``Preprocess`` mode resizes the short side, so the default is
+    ``scale_width_and_crop`` with load 256, crop 256: identical for square and portrait images
+    (the width is the short side); a landscape image is instead scaled to width 256 and its
+    height stretched up to 256, where the official loader would keep the aspect ratio.
+    """
+
+    arch: MunitArch = field(default_factory=MunitArch)
+    data: Preprocess = field(
+        default_factory=lambda: Preprocess(mode="scale_width_and_crop", load_size=256, crop_size=256, flip=True)
+    )
+    gan_w: float = 1.0  # adversarial (LSGAN unless arch.dis.gan_type says otherwise)
+    recon_x_w: float = 10.0  # image reconstruction within a domain
+    recon_c_w: float = 1.0  # content reconstruction after translation
+    recon_s_w: float = 1.0  # style reconstruction after translation
+    recon_x_cyc_w: float = 0.0  # explicit style-augmented cycle (official: 10 for summer2winter)
+    vgg_w: float = 0.0  # domain-invariant perceptual loss; 0 with vgg_weights set means VGG_W_WHEN_ENABLED
+    vgg_weights: str = ""  # VGG16 weights file (torchvision layout or the official conv1_1.. names)
+    vgg_input: VggInput = "caffe"  # caffe: BGR 0..255 minus mean (official weights); torchvision: RGB mean/std
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4  # Adam's L2 term, for generators and discriminators alike
+    lr_policy: Literal["step", "constant"] = "step"
+    step_size: int = 100_000  # lr x gamma every step_size iterations
+    gamma: float = 0.5
+    init: InitKind = "kaiming"  # generators; the discriminators are always N(0, 0.02) (official)
+
+    def __post_init__(self) -> None:
+        weights = {
+            "gan_w": self.gan_w, "recon_x_w": self.recon_x_w, "recon_c_w": self.recon_c_w,
+            "recon_s_w": self.recon_s_w, "recon_x_cyc_w": self.recon_x_cyc_w, "vgg_w": self.vgg_w,
+        }  # fmt: skip
+        for name, value in weights.items():
+            if value < 0:
+                raise UsageError(f"{name} {value}: loss weights must be >= 0")
+        if self.step_size < 1:
+            raise UsageError(f"step_size {self.step_size}: must be at least 1")
+        if self.vgg_w > 0 and not self.vgg_weights:
+            raise UsageError(f"vgg_w {self.vgg_w}: the perceptual loss needs vgg_weights (a VGG16 weights file)")
+        # Checked here, before a run folder exists; shapes are checked when the file is loaded.
+        if self.vgg_weights and not Path(self.vgg_weights).is_file():
+            raise UsageError(f"vgg_weights {self.vgg_weights}: no such file")
+
+    @property
+    def effective_vgg_w(self) -> float:
+        """The perceptual-loss weight in use: ``vgg_w``, or ``VGG_W_WHEN_ENABLED`` when only a file is given."""
+        if not self.vgg_weights:
+            return 0.0
+        return self.vgg_w if self.vgg_w > 0 else VGG_W_WHEN_ENABLED
+
+
+def score_map_side(size: int, n_layer: int, scale: int) -> int:
+    """Side of the score map that discriminator scale ``scale`` (0 = finest) gives for a ``size`` crop.
+
+    Each downsampling to the next scale (3x3 average pool, stride 2, pad 1) rounds up; each 4x4
+    stride-2 conv with pad 1 rounds down.
+    """
+    for _ in range(scale):
+        size = math.ceil(size / 2)
+    for _ in range(n_layer):
+        size //= 2
+    return size
+
+
+def dis_scales(crop_size: int, dis: MsDisArch) -> int:
+    """How many of ``dis.num_scales`` scales to use for ``crop_size`` training crops.
+
+    Rule: every scale in use must give a score map of at least ``MIN_SCORE_MAP`` pixels a side,
+    as the official coarsest one does; so the official 3 scales need crops of >= 256 px with
+    n_layer 4 (>= 128 px with n_layer 3, >= 64 px with n_layer 2). Smaller crops drop the coarse
+    scales. A crop too small for even the finest scale is a ``UsageError``.
+    """
+    finest = score_map_side(crop_size, dis.n_layer, 0)
+    if finest < MIN_SCORE_MAP:
+        fitting = [n for n in range(1, dis.n_layer) if score_map_side(crop_size, n, 0) >= MIN_SCORE_MAP]
+        hint = f"lower arch.dis.n_layer to {fitting[-1]}" if fitting else "raise data.crop_size"
+        raise UsageError(
+            f"arch.dis.n_layer {dis.n_layer} is too deep for data.crop_size {crop_size}: the discriminator's "
+            f"score map would be {finest}x{finest} (needs >= {MIN_SCORE_MAP}x{MIN_SCORE_MAP}); {hint}"
+        )
+    scales = 1
+    while scales < dis.num_scales and score_map_side(crop_size, dis.n_layer, scales) >= MIN_SCORE_MAP:
+        scales += 1
+    return scales
+
+
+def _check_crop(cfg: MunitConfig, model: MunitModel) -> None:
+    data = cfg.data
+    if not data.crops:
+        raise UsageError(f"data.mode {data.mode!r}: MUNIT training needs a cropping mode (e.g. scale_width_and_crop)")
+    if data.crop_size % model.stride or data.crop_size < model.min_size:
+        raise UsageError(
+            f"data.crop_size {data.crop_size}: must be a multiple of {model.stride} (2**arch.n_downsample) "
+            f"and at least {model.min_size}"
+        )
+
+
+def _gray_to_rgb(x: Tensor) -> Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _dis_loss(dis: MultiScaleDiscriminator, real: Tensor, fake: Tensor, mode: GanMode) -> Tensor:
+    # Sum over scales of each scale's mean loss, no 1/2 factor (official MsImageDis.calc_dis_loss).
+    return torch.stack([gan_d_loss(r, f, mode) for r, f in zip(dis(real), dis(fake), strict=True)]).sum()
+
+
+def _gen_adv_loss(dis: MultiScaleDiscriminator, fake: Tensor, mode: GanMode) -> Tensor:
+    return torch.stack([gan_g_loss(f, mode) for f in dis(fake)]).sum()
+
+
+class MunitObjective:
+    """Discriminators (and the optional frozen VGG16) plus the two phases of a MUNIT step.
+
+    Logged scalars are the unweighted terms (as the official logger writes them): ``recon_x_*``,
+    ``recon_c_*``, ``recon_s_*``, ``gan_*`` (and ``cyc_x_*``, ``vgg_*`` when on), ``d_a``, ``d_b``.
+    """
+
+    def __init__(self, cfg: MunitConfig, model: MunitModel, seed: int) -> None:
+        _check_crop(cfg, model)
+        scales = dis_scales(cfg.data.crop_size, cfg.arch.dis)
+        self.cfg = cfg
+        self.model = model
+        self.seed = seed  # only for the fixed styles of the sample grids
+        dis_arch = replace(cfg.arch.dis, num_scales=scales)
+        self.dis_a = MultiScaleDiscriminator(cfg.arch.input_dim_a, dis_arch)
+        self.dis_b = MultiScaleDiscriminator(cfg.arch.input_dim_b, dis_arch)
+        # Official: kaiming on everything, then the discriminators re-initialised with N(0, 0.02).
+        init_weights(model, cfg.init)
+        init_weights(self.dis_a, "normal")
+        init_weights(self.dis_b, "normal")
+        self.vgg: VggFeatures | None = (
+            load_vgg16_features(cfg.vgg_weights, cfg.vgg_input) if cfg.effective_vgg_w > 0 else None
+        )
+
+    def phases(self) -> list[Phase]:
+        c, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
+        gens, dis = (self.model.gen_a, self.model.gen_b), (self.dis_a, self.dis_b)
+        # Discriminators first, then generators: the official update order.
+        return [
+            Phase("dis", dis, self.discriminator_loss, c.lr, betas, c.weight_decay),
+            Phase("gen", gens, self.generator_loss, c.lr, betas, c.weight_decay),
+        ]
+
+    def lr_factor(self, step: int, max_steps: int) -> float:
+        if self.cfg.lr_policy == "constant":
+            return 1.0
+        # The official loop steps its StepLR before each update, so update s (0-indexed) already
+        # runs at the rate of iteration s + 1: the first halving applies to update step_size - 1.
+        return step_decay(step + 1, self.cfg.step_size, self.cfg.gamma)
+
+    def training_modules(self) -> dict[str, nn.Module]:
+        return {"gen_a": self.model.gen_a, "gen_b": self.model.gen_b, "dis_a": self.dis_a, "dis_b": self.dis_b}
+
+    def _random_styles(self, x_a: Tensor, x_b: Tensor) -> tuple[Tensor, Tensor]:
+        # Fresh prior samples from the global RNG in every phase (official: s_a first, then s_b).
+        dim = self.cfg.arch.style_dim
+        s_a = torch.randn(x_a.shape[0], dim, 1, 1, device=x_a.device)  # (B, S, 1, 1)
+        s_b = torch.randn(x_b.shape[0], dim, 1, 1, device=x_b.device)
+        return s_a, s_b
+
+    def discriminator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        gen_a, gen_b, mode = self.model.gen_a, self.model.gen_b, self.cfg.arch.dis.gan_type
+        x_a, x_b = batch["a"], batch["b"]  # (B, C_a, H, W), (B, C_b, H, W)
+        s_a, s_b = self._random_styles(x_a, x_b)
+        with torch.no_grad():  # the generators are frozen in this phase; their fakes are constants
+            x_ba = gen_a.decode(gen_b.enc_content(x_b), s_a)
+            x_ab = gen_b.decode(gen_a.enc_content(x_a), s_b)
+        d_a = _dis_loss(self.dis_a, x_a, x_ba, mode)
+        d_b = _dis_loss(self.dis_b, x_b, x_ab, mode)
+        return StepOutput(self.cfg.gan_w * (d_a + d_b), {"d_a": d_a, "d_b": d_b})
+
+    def generator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        c, gen_a, gen_b, mode = self.cfg, self.model.gen_a, self.model.gen_b, self.cfg.arch.dis.gan_type
+        x_a, x_b = batch["a"], batch["b"]
+        s_a, s_b = self._random_styles(x_a, x_b)  # (B, S, 1, 1)
+        c_a, s_a_prime = gen_a.encode(x_a)  # (B, D, H/2^n, W/2^n), (B, S, 1, 1)
+        c_b, s_b_prime = gen_b.encode(x_b)
+        x_ba = gen_a.decode(c_b, s_a)  # cross-domain, random styles
+        x_ab = gen_b.decode(c_a, s_b)
+        c_b_recon, s_a_recon = gen_a.encode(x_ba)
+        c_a_recon, s_b_recon = gen_b.encode(x_ab)
+        terms: dict[str, tuple[float, Tensor]] = {
+            "gan_a": (c.gan_w, _gen_adv_loss(self.dis_a, x_ba, mode)),
+            "gan_b": (c.gan_w, _gen_adv_loss(self.dis_b, x_ab, mode)),
+            "recon_x_a": (c.recon_x_w, l1(gen_a.decode(c_a, s_a_prime), x_a)),
+            "recon_x_b": (c.recon_x_w, l1(gen_b.decode(c_b, s_b_prime), x_b)),
+            "recon_c_a": (c.recon_c_w, l1(c_a_recon, c_a)),
+            "recon_c_b": (c.recon_c_w, l1(c_b_recon, c_b)),
+            "recon_s_a": (c.recon_s_w, l1(s_a_recon, s_a)),
+            "recon_s_b": (c.recon_s_w, l1(s_b_recon, s_b)),
+        }
+        if c.recon_x_cyc_w > 0:
+            # Recovered content decoded with the input's own encoded style must give the input back.
+            terms["cyc_x_a"] = (c.recon_x_cyc_w, l1(gen_a.decode(c_a_recon, s_a_prime), x_a))
+            terms["cyc_x_b"] = (c.recon_x_cyc_w, l1(gen_b.decode(c_b_recon, s_b_prime), x_b))
+        if self.vgg is not None:
+            # Each translation is compared with its own source image.
+            vgg = self.vgg.to(x_a.device)
+            terms["vgg_a"] = (c.effective_vgg_w, vgg_loss(vgg, x_ba, x_b))
+            terms["vgg_b"] = (c.effective_vgg_w, vgg_loss(vgg, x_ab, x_a))
+        loss = torch.stack([w * v for w, v in terms.values()]).sum()
+        return StepOutput(loss, {name: v for name, (_, v) in terms.items()})
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}  # no pools or private RNGs: the loop's saved global RNG covers the random styles
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    @torch.no_grad()
+    def samples(self, batch: Batch) -> list[Tensor]:
+        """Official layout: x_a, its reconstruction, x_ab with two fixed styles; the same for b."""
+        m = self.model
+        x_a, x_b = batch["a"], batch["b"]
+        n = x_a.shape[0]
+        # A private generator: sampling must not consume the training RNG.
+        styles = m.random_style(4 * n, torch.Generator().manual_seed(self.seed))  # (4n, S, 1, 1)
+        s_b1, s_b2, s_a1, s_a2 = styles.split(n)
+        c_a, s_a_prime = m.gen_a.encode(x_a)
+        c_b, s_b_prime = m.gen_b.encode(x_b)
+        rows = [
+            x_a, m.gen_a.decode(c_a, s_a_prime), m.gen_b.decode(c_a, s_b1), m.gen_b.decode(c_a, s_b2),
+            x_b, m.gen_b.decode(c_b, s_b_prime), m.gen_a.decode(c_b, s_a1), m.gen_a.decode(c_b, s_a2),
+        ]  # fmt: skip
+        return [_gray_to_rgb(r) for r in rows]
+
+
+def _cpu_config(size: int, dim: int, n_res: int, mlp_dim: int, dis_dim: int, step_size: int) -> MunitConfig:
+    return MunitConfig(
+        arch=MunitArch(dim=dim, n_res=n_res, mlp_dim=mlp_dim, dis=MsDisArch(dim=dis_dim, n_layer=2)),
+        data=Preprocess(mode="scale_width_and_crop", load_size=size, crop_size=size, flip=True),
+        step_size=step_size,
+    )
+
+
+PRESETS = {
+    "paper": Preset(
+        "paper",
+        "official recipe: 256^2 crops (short side 256), dim 64, 4 res blocks, mlp 256, 3-scale D, batch 1, 1M steps",
+        MunitConfig(),
+        batch_size=1,
+        max_steps=1_000_000,
+    ),
+    "cpu-small": Preset(
+        "cpu-small",
+        "CPU-sized (labelled, not the paper's): 32^2 crops, dim 16, 2 res blocks, mlp 64, style 8, "
+        "2-layer D (2 scales), batch 8, 3000 steps, lr halved every 300",
+        _cpu_config(32, 16, 2, 64, 16, 300),
+        batch_size=8,
+        max_steps=3000,
+    ),
+    "cpu-tiny": Preset(
+        "cpu-tiny",
+        "tests and smoke runs (labelled, not the paper's): 32^2 crops, dim 8, 1 res block, mlp 32, "
+        "2-layer D (2 scales), batch 4, 100 steps, constant lr",
+        replace(_cpu_config(32, 8, 1, 32, 8, 100_000), lr_policy="constant"),
+        batch_size=4,
+        max_steps=100,
+    ),
+}
+
+IMPL = MethodImpl(
+    name="munit",
+    arch_cls=MunitArch,
+    config_cls=MunitConfig,
+    build_model=MunitModel,
+    build_objective=MunitObjective,
+    presets=PRESETS,
+)

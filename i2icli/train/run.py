@@ -16,6 +16,7 @@ import dataclasses
 import json
 import platform
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,7 @@ import torch
 from i2icli import __version__
 from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_model, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
+from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
 
@@ -158,6 +160,7 @@ def run(
     resume: bool = False,
     restore_rng: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    log: Callable[[str], None] = print,
 ) -> tuple[TrainResult, Path | None]:
     """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted)."""
     impl = _impl(spec)
@@ -171,7 +174,14 @@ def run(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
     torch.manual_seed(spec.loop.seed)
-    data = open_data(spec, arch.channels_a)
+    with warnings.catch_warnings():
+        # Unreadable files are reported below, one clean line each, and counted in data.json.
+        warnings.simplefilter("ignore", SkippedImageWarning)
+        data = open_data(spec, arch.channels_a)
+    for path, reason in data.skipped:
+        log(f"warning: skipping unreadable image {path}: {reason}")
+    report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
+    atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     model = impl.build_model(arch)
     try:
         objective = impl.build_objective(cfg, model, spec.loop.seed)
