@@ -12,7 +12,6 @@ ever unpickled.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -178,15 +177,3 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple
     tensors, _ = read_tensors(file)
     load_state_strict(model, tensors, file)
     return model.to(device).eval(), config
-
-
-def arch_of(config: ModelConfig) -> Any:
-    """The typed arch dataclass of a checkpoint config."""
-    from i2icli.registry import method_spec
-
-    return from_dict(method_spec(config.method).load().arch_cls, config.arch)
-
-
-def with_training(config: ModelConfig, **training: Any) -> ModelConfig:
-    """A copy of ``config`` with extra provenance fields."""
-    return dataclasses.replace(config, training={**config.training, **training})

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator
 
 import typer
 
-from i2icli.errors import I2IError, UsageError
+from i2icli.errors import I2IError
 
 ModelOpt = Annotated[
     str | None,
@@ -38,11 +37,3 @@ def handle_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err("interrupted")
         raise typer.Exit(130) from None
-
-
-def usage(message: str) -> UsageError:
-    return UsageError(message)
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
