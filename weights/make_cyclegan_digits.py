@@ -75,11 +75,15 @@ def export(model_dir: Path) -> Path:
     return out
 
 
-def examples(data: Path, n: int = 8) -> None:
+def examples(data: Path) -> None:
+    """The first held-out MNIST test image of each class, 0-9."""
     out = REPO / "examples" / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    for src in sorted((data / "testA").glob("*.png"))[:n]:
-        shutil.copy(src, out / f"mnist_{src.name}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    files, labels = _split(data, "testA")
+    for digit in range(10):
+        src = files[int((labels == digit).nonzero()[0])]
+        shutil.copy(src, out / f"mnist_{digit}_{src.name}")
 
 
 def _split(data: Path, folder: str) -> tuple[list[Path], torch.Tensor]:

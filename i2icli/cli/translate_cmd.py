@@ -6,12 +6,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
 from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.errors import I2IError, UsageError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Format = Literal["png", "jpg", "webp"]
 
@@ -32,12 +35,16 @@ def translate(
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
+    style: Annotated[
+        Path | None,
+        typer.Option("--style", help="MUNIT: use the style of this target-domain image (default: a random style per input from --seed and its name)."),
+    ] = None,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json,
+            skip_existing, quiet, as_json, style,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -59,7 +66,7 @@ def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_js
 def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
-    skip_existing: bool, quiet: bool, as_json: bool,
+    skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json)
@@ -82,6 +89,7 @@ def _translate(
     torch.manual_seed(seed)
     loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
+    style_of = _style_source(loaded, chosen, style_ref, seed)
 
     jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
     out_dir = None if output == "-" else Path(output)
@@ -92,7 +100,26 @@ def _translate(
             if dest in seen:
                 raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
             seen[dest] = src
-    return _run_jobs(loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json)
+    return _run_jobs(
+        loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of
+    )
+
+
+def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
+    """For style-based models: the style each input (by relative name) is translated with."""
+    if not loaded.has_styles:
+        if style_ref is not None:
+            raise UsageError(f"--style: a {loaded.config.method} model cannot take a style (it has no style codes)")
+        return None
+    from i2icli.styles import encode_styles, named_style
+
+    if style_ref is None:
+        return lambda rel: named_style(loaded, rel.as_posix(), seed)
+    from i2icli.imageio import read_image, to_tensor
+
+    _, c_out = loaded.channels(direction)
+    shared = encode_styles(loaded, [to_tensor(read_image(style_ref, channels=c_out).image)], direction)[0]
+    return lambda rel: shared
 
 
 def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
@@ -100,7 +127,7 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
 
 
 def _run_jobs(
-    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json
+    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of
 ) -> int:  # type: ignore[no-untyped-def]
     """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
     from i2icli.imageio import read_image, to_pil, to_tensor, write_image
@@ -109,7 +136,7 @@ def _run_jobs(
     c_in, _ = loaded.channels(direction)
     failures = 0
     progress = _progress(len(jobs), quiet or as_json or out_dir is None)
-    pending = []  # (src, dest, tensor, alpha, t0) decoded and waiting for a batch
+    pending = []  # (src, dest, tensor, alpha, t0, style) decoded and waiting for a batch
     for i, (src, rel) in enumerate(jobs):
         dest = None if out_dir is None else _output_path(out_dir, rel, suffix, fmt)
         if dest is not None and skip_existing and dest.exists():
@@ -122,14 +149,16 @@ def _run_jobs(
                 image, alpha = img.image, img.alpha
                 if size is not None:
                     image, alpha = _resize_short_side(image, alpha, size)
-                pending.append((src, dest, to_tensor(image), alpha, t0))
+                style = None if style_of is None else style_of(rel)
+                pending.append((src, dest, to_tensor(image), alpha, t0, style))
             except I2IError as e:
                 failures += 1
                 progress.print(f"error: {e}")
                 progress.advance()
         if pending and (len(pending) == batch_size or i == len(jobs) - 1):
-            outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size)
-            for (src_p, dest_p, _, alpha_p, t0_p), y in zip(pending, outputs):
+            styles = None if style_of is None else [p[5] for p in pending]
+            outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
+            for (src_p, dest_p, _, alpha_p, t0_p, _), y in zip(pending, outputs):
                 result = to_pil(y)
                 try:
                     write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
