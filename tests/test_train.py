@@ -160,7 +160,7 @@ def test_train_usage_errors(domains: Path, tmp_path: Path, args: list[str], mess
     result = runner.invoke(app, ["train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "r"), "--device", "cpu", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "r" / "checkpoints").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_data_folder_is_named(tmp_path: Path) -> None:

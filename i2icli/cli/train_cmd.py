@@ -13,7 +13,7 @@ from i2icli.errors import UsageError
 
 
 def train(
-    method: Annotated[str, typer.Option("--method", help="cyclegan (see `i2i models list`).")] = "cyclegan",
+    method: Annotated[str, typer.Option("--method", help="cyclegan or munit (see `i2i models list`).")] = "cyclegan",
     dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
     domain_b: Annotated[Path | None, typer.Option("--domain-b", help="Folder of domain B images.")] = None,
@@ -29,6 +29,9 @@ def train(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<method>-<time>).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
+    vgg_weights: Annotated[
+        Path | None, typer.Option("--vgg-weights", help="MUNIT: torchvision VGG16 state dict; turns on the perceptual loss.")
+    ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA or CPU).")] = False,
@@ -48,7 +51,7 @@ def train(
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
+    run_dir, resume, init_from, vgg_weights, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
     preload, tensorboard, quiet,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
@@ -80,6 +83,8 @@ def _train(
 
             return -(-max(len(list_images(dir_a)), len(list_images(dir_b))) // bs)
 
+        if vgg_weights is not None:
+            overrides = [*(overrides or []), f"vgg_weights={vgg_weights}"]
         spec = build_spec(
             method=method, preset=preset, config_file=config, overrides=overrides or [], data=data,
             batch_size=batch_size, lr=lr, max_steps=max_steps, loop_kwargs=loop_kwargs, init_from=init_from,

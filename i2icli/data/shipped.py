@@ -51,7 +51,11 @@ def _check_split(split: str) -> None:
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Sorted indices of a per-class seeded split: round(test_fraction * n_c) of class c go to test."""
+    """Indices of a per-class seeded split: round(test_fraction * n_c) of class c go to test.
+
+    Each split comes in a fixed shuffled order, because the sources are sorted by class and a
+    caller taking the first N images must still get every class.
+    """
     # RandomState, not default_rng: its stream is frozen by NumPy's policy, so the split never moves.
     rng = np.random.RandomState(seed)
     train, test = [], []
@@ -60,7 +64,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> dic
         n_test = int(round(test_fraction * len(idx)))
         test.append(idx[:n_test])
         train.append(idx[n_test:])
-    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+    return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
 
 
 @functools.lru_cache(maxsize=1)

@@ -168,20 +168,14 @@ def run(
     arch = cfg.arch
     if arch.channels_a != arch.channels_b:
         raise UsageError("training on domains with different channel counts is not supported yet")
-    if not resume:
-        if latest_checkpoint(run_dir) is not None:
-            raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
+    if not resume and latest_checkpoint(run_dir) is not None:
+        raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+    # Everything that can refuse the run (data, config, weights files) happens before the run folder exists.
     torch.manual_seed(spec.loop.seed)
     with warnings.catch_warnings():
         # Unreadable files are reported below, one clean line each, and counted in data.json.
         warnings.simplefilter("ignore", SkippedImageWarning)
         data = open_data(spec, arch.channels_a)
-    for path, reason in data.skipped:
-        log(f"warning: skipping unreadable image {path}: {reason}")
-    report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
-    atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     model = impl.build_model(arch)
     try:
         objective = impl.build_objective(cfg, model, spec.loop.seed)
@@ -189,6 +183,13 @@ def run(
         raise UsageError(str(e)) from None
     if spec.init_from and not resume:
         _init_from(model, spec.init_from, spec.method)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
+    for path, reason in data.skipped:
+        log(f"warning: skipping unreadable image {path}: {reason}")
+    report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
+    atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     for m in objective.training_modules().values():
         m.to(device).train()
     result = train(
