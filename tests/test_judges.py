@@ -122,7 +122,9 @@ def test_digit_judges_meet_their_floors_and_their_cards(name, load, floor):
     judge = load_judge(name)
     acc = accuracy(judge, *_as_inputs(load("test")))
     assert acc >= floor
-    assert acc == pytest.approx(next(iter(judge_card(name).heldout.values())), abs=1e-4)
+    # The card must report what the shipped weights score; allow ~2 images flipped by float differences
+    # between BLAS builds and thread counts.
+    assert acc == pytest.approx(next(iter(judge_card(name).heldout.values())), abs=0.006)
 
 
 def test_fashion_judge_meets_its_floor_on_the_shard():
@@ -158,6 +160,9 @@ def test_prepare_input_converts_to_gray_28():
         prepare_input(torch.zeros(1, 4, 28, 28))
 
 
+# ReLU units that never fire on digits make the feature covariance singular; scipy warns, and the
+# value still matches an eigendecomposition to ~1e-8 (checked when this test was written).
+@pytest.mark.filterwarnings("ignore:Matrix is singular")
 def test_judge_features_separate_domains():
     judge = load_judge("digits-mnist")
     mnist_train = extract_features(judge, uint8_to_input(shipped.load_mnist("train")[0][:1000]))

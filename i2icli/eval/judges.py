@@ -47,6 +47,7 @@ class JudgeCard:
     steps: int
     batch_size: int
     lr: float
+    shift: int  # training augmentation: random translation of up to this many pixels
     heldout: dict[str, float]  # held-out set description -> accuracy (the first is its own test split)
 
     def to_json(self) -> str:
@@ -84,8 +85,8 @@ def uint8_to_input(images: np.ndarray) -> torch.Tensor:
 class Judge(nn.Module):
     """Three strided conv stages (28 -> 14 -> 7 -> 4), one hidden layer, a linear head.
 
-    Strided convolutions rather than max-pooling: about half the CPU time per training step for the
-    same accuracy on these 28x28 sets. ``features`` is the hidden layer (B, hidden) after ReLU;
+    Strided convolutions rather than max-pooling keep a training step cheap on CPU, so every judge
+    trains in minutes on 2 cores. ``features`` is the hidden layer (B, hidden) after ReLU;
     ``forward`` gives logits (B, classes).
     """
 

@@ -154,7 +154,7 @@ def build(name: str, out_dir: Path = JUDGE_DIR, log: Callable[[str], None] = pri
     card = JudgeCard(
         name=name, kind=recipe.kind, classes=recipe.classes, widths=judge.widths, hidden=judge.hidden,
         data=recipe.data, seed=recipe.seed, steps=recipe.steps, batch_size=recipe.batch_size,
-        lr=recipe.lr, heldout={k: round(v, 4) for k, v in heldout.items()},
+        lr=recipe.lr, shift=recipe.shift, heldout={k: round(v, 4) for k, v in heldout.items()},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out_dir / f"{name}.safetensors"))

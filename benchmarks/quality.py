@@ -1,0 +1,697 @@
+"""Quality benchmark: a table of cells (method x benchmark), each trained, translated and evaluated.
+
+A cell trains the method with its labelled CPU preset for the benchmark's fixed step budget (the
+same steps and batch for every method on a benchmark), translates the whole test split, and scores
+it with ``i2icli.eval.report``. Every benchmark also has a ``do-nothing`` cell (each input returned
+unchanged), the floor a method has to beat.
+
+Finished cells are kept in ``benchmarks/results/quality.json`` and skipped, so an interrupted run
+continues where it stopped and a second run trains nothing; a half-trained cell resumes from its
+last checkpoint under ``--work``. ``benchmarks/RESULTS.md`` and ``benchmarks/figures/`` are
+regenerated from the JSON (RESULTS.md after every cell, the figures at the end of a run).
+
+    python benchmarks/quality.py                                  # every missing cell
+    python benchmarks/quality.py --methods do-nothing,cyclegan    # some methods
+    python benchmarks/quality.py --cells cyclegan:mnist-uci-digits
+    python benchmarks/quality.py --quick     # 200 steps per cell, results under runs/ (local use)
+    python benchmarks/quality.py --smoke     # 2 steps on tiny data in a temp folder: checks the table (CI)
+    python benchmarks/quality.py --report    # only rewrite RESULTS.md and the figures from the JSON
+
+Needs ``pip install -e '.[bench]'`` (shipped data) and matplotlib for the chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results" / "quality.json"
+MARKDOWN = HERE / "RESULTS.md"
+FIGURES = HERE / "figures"
+RESULTS_VERSION = 1
+SEED = 0
+SAMPLE_ROWS = 8  # test inputs shown in each sample grid
+SMOKE_STEPS, SMOKE_TRAIN, SMOKE_TEST = 2, 16, 16  # smoke: steps, train and test images per domain
+QUICK_STEPS = 200
+DO_NOTHING = "do-nothing"
+
+Record = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A dataset recipe with its step budget; ``headline`` picks the metrics shown in the summary and chart."""
+
+    name: str  # an `i2i data prepare` recipe
+    size: int  # image side; training uses whole images (no resize, crop or flip: digits must not mirror)
+    channels: int
+    steps: int  # the same budget for every method
+    batch_size: int
+    headline: tuple[str, ...]  # metric keys; "fid"/"kid" mean the judge-named key of each direction
+    build_small: Callable[[Path, int, int], None]  # (out, train per domain, test per domain) for --smoke
+    needs: str | None = None  # what must be installed besides the Python packages
+
+    def unavailable(self) -> str | None:
+        """Why this benchmark cannot run here, or None."""
+        if self.needs is None:
+            return None
+        from i2icli.data.shipped import fashion_dir
+
+        return None if fashion_dir().is_dir() else f"needs {self.needs}"
+
+
+def _small_digits(out: Path, n_train: int, n_test: int) -> None:
+    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.shipped import load_mnist, load_uci
+
+    for split, n in (("train", n_train), ("test", n_test)):
+        for folder, (images, labels) in ((f"{split}A", load_mnist(split)), (f"{split}B", load_uci(split))):
+            pick = np.linspace(0, len(images) - 1, n).astype(int)  # spread over the (class-sorted) split
+            write_images(out, folder, images[pick], labels[pick])
+    write_dataset_info(RECIPES["mnist-uci-digits"], out)
+
+
+def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
+    from i2icli.data.recipes import PAIRED_DIR, RECIPES, render_synthetic, write_dataset_info, write_images
+    from i2icli.data.shipped import load_mnist
+
+    for split, n in (("train", n_train), ("test", n_test)):
+        digits, labels = load_mnist(split)
+        even = np.linspace(0, len(digits) // 2 - 1, n).astype(int) * 2  # A takes even indices, B odd ones
+        odd = even + 1
+        write_images(out, f"{split}A", render_synthetic(digits[even], even, "A"), labels[even])
+        write_images(out, f"{split}B", render_synthetic(digits[odd], odd, "B"), labels[odd])
+        if split == "test":
+            write_images(out, PAIRED_DIR, render_synthetic(digits[even], even, "B"), labels[even])
+    write_dataset_info(RECIPES["synthetic-colored-digits"], out)
+
+
+def _small_fashion(out: Path, n_train: int, n_test: int) -> None:
+    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.shipped import load_fashion
+
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = load_fashion(split, classes=(7, 9))
+        for folder, cls in ((f"{split}A", 7), (f"{split}B", 9)):
+            keep = np.flatnonzero(labels == cls)[:n]
+            write_images(out, folder, images[keep], labels[keep])
+    write_dataset_info(RECIPES["fashion-sneaker-boot"], out)
+
+
+# Budget: 1000 steps of batch 8 for every method. The costliest planned method is MUNIT cpu-small:
+# measured 0.40-0.45 s per step at 28-32 px on this shared 2-core machine (CycleGAN cpu-small
+# 0.27-0.30 s), so a MUNIT cell needs about 8 minutes, leaving room under the 15-minute cap for a
+# busier machine and for evaluation (under a minute).
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("mnist-uci-digits", 28, 1, 1000, 8, ("class-kept", "looks-like-target", "fid"), _small_digits),
+        Benchmark("synthetic-colored-digits", 32, 3, 1000, 8, ("psnr", "ssim", "pixel-acc"), _small_synthetic),
+        Benchmark("fashion-sneaker-boot", 28, 1, 1000, 8, ("looks-like-target", "fid"), _small_fashion,
+                  needs="the Debian package dataset-fashion-mnist"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    """How a method is trained on a benchmark: its labelled CPU preset plus per-benchmark overrides."""
+
+    name: str  # a registry method, or "do-nothing"
+    preset: str | None
+    overrides: Callable[[Benchmark], list[str]]
+
+
+def _cyclegan_overrides(b: Benchmark) -> list[str]:
+    # mode "none" keeps the whole image (the size is already a multiple of 4).
+    return [
+        f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}", "data.mode=none", "data.flip=false",
+        f"data.crop_size={b.size}", f"data.load_size={b.size}",
+    ]  # fmt: skip
+
+
+def _munit_overrides(b: Benchmark) -> list[str]:
+    # MUNIT trains on crops; a crop of the whole image is the image itself.
+    return [
+        f"arch.input_dim_a={b.channels}", f"arch.input_dim_b={b.channels}", "data.mode=crop", "data.flip=false",
+        f"data.crop_size={b.size}", f"data.load_size={b.size}",
+    ]  # fmt: skip
+
+
+def _method_plans() -> dict[str, MethodPlan]:
+    from i2icli.registry import METHODS
+
+    plans = [
+        MethodPlan(DO_NOTHING, None, lambda b: []),
+        MethodPlan("cyclegan", "cpu-small", _cyclegan_overrides),
+        MethodPlan("munit", "cpu-small", _munit_overrides),
+    ]
+    # A method joins the table only once the registry has it.
+    return {p.name: p for p in plans if p.name == DO_NOTHING or p.name in METHODS}
+
+
+def cell_key(method: str, benchmark: str) -> str:
+    return f"{method}:{benchmark}"
+
+
+def select_cells(
+    plans: dict[str, MethodPlan], methods: str | None, benchmarks: str | None, cells: str | None
+) -> list[tuple[MethodPlan, Benchmark]]:
+    """The (method, benchmark) cells asked for, in table order; unknown names exit with one line."""
+
+    def names(text: str | None, known: Sequence[str], what: str) -> list[str]:
+        chosen = [n.strip() for n in text.split(",") if n.strip()] if text else list(known)
+        unknown = [n for n in chosen if n not in known]
+        if unknown:
+            raise SystemExit(f"error: unknown {what} {unknown[0]!r} (known: {', '.join(known)})")
+        return chosen
+
+    if cells:
+        keys = names(cells, [cell_key(m, b) for m in plans for b in BENCHMARKS], "cell")
+        return [(plans[k.split(":")[0]], BENCHMARKS[k.split(":")[1]]) for k in keys]
+    ms, bs = names(methods, list(plans), "method"), names(benchmarks, list(BENCHMARKS), "benchmark")
+    return [(plans[m], BENCHMARKS[b]) for b in bs for m in ms]
+
+
+# --------------------------------------------------------------------------- running a cell
+
+
+def machine() -> Record:
+    """The CPU model (lscpu), core count, threads in use and versions, recorded with every cell."""
+    import torch
+
+    import i2icli
+
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), "")
+    except (OSError, subprocess.SubprocessError):
+        model = ""
+    return {
+        "cpu": model or platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "i2icli": i2icli.__version__,
+    }
+
+
+def prepare_data(bench: Benchmark, root: Path, small: bool) -> Path:
+    """The benchmark's dataset under ``root`` (full recipe, or tiny for --smoke); reused when present."""
+    out = root / bench.name
+    if (out / "testB").is_dir():
+        return out
+    if small:
+        bench.build_small(out, SMOKE_TRAIN, SMOKE_TEST)
+    else:
+        from i2icli.data.recipes import prepare
+
+        prepare(bench.name, out)
+    return out
+
+
+def train(plan: MethodPlan, bench: Benchmark, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]) -> tuple[Path, float]:
+    """Train (or resume) one cell; returns the exported model folder and this session's seconds."""
+    import torch
+
+    from i2icli.eval.report import read_dataset_info
+    from i2icli.train.loop import latest_checkpoint
+    from i2icli.train.run import DataSpec, build_spec, read_spec, run
+
+    if (run_dir / "model" / "model.safetensors").is_file():
+        return run_dir / "model", 0.0
+    resume = latest_checkpoint(run_dir) is not None
+    if resume:
+        spec = read_spec(run_dir)
+    else:
+        assert plan.preset is not None
+        spec = build_spec(
+            method=plan.name, preset=plan.preset, config_file=None, overrides=plan.overrides(bench),
+            data=DataSpec(str(data / "trainA"), str(data / "trainB"), read_dataset_info(data).domains),
+            batch_size=bench.batch_size, lr=None, max_steps=steps,
+            loop_kwargs=dict(seed=SEED, save_every=100, sample_every=0, log_every=50),
+            init_from=None, steps_per_epoch=lambda bs: 0,
+        )  # fmt: skip
+    start = time.perf_counter()
+
+    def progress(step: int, values: dict[str, float]) -> None:
+        log(f"  {plan.name}:{bench.name} step {step}/{steps} ({time.perf_counter() - start:.0f} s)")
+
+    _, exported = run(spec, run_dir, torch.device("cpu"), resume=resume, on_step=progress, log=log)
+    if exported is None:
+        raise SystemExit(f"{plan.name}:{bench.name}: interrupted; run again to resume from {run_dir}")
+    return exported, time.perf_counter() - start
+
+
+def _strip(images: Sequence[Any]) -> Any:
+    """(C, H, W) images -> one column image (C, N*H, W)."""
+    import torch
+
+    return torch.cat(list(images), dim=1)
+
+
+def write_sample_strips(subject: Any, bench: Benchmark, data: Path, figures: Path) -> None:
+    """Save the subject's translations of SAMPLE_ROWS fixed test inputs (and those inputs, and the
+    ground truth where it exists) as column images under ``figures/cells/<benchmark>/<direction>/``."""
+    from i2icli.eval.report import PAIRED_DIR, load_split, read_dataset_info
+    from i2icli.imageio import to_pil
+
+    info = read_dataset_info(data)
+    for direction, source in (("a2b", "testA"), ("b2a", "testB")):
+        c_in, c_out = subject.channels(direction)
+        inputs = load_split(data, source, c_in, SAMPLE_ROWS, SEED)
+        folder = figures / "cells" / bench.name / direction
+        folder.mkdir(parents=True, exist_ok=True)
+        to_pil(_strip(inputs.images)).save(folder / "input.png")
+        if direction == "a2b" and info.paired:
+            truths = load_split(data, PAIRED_DIR, c_out)
+            truth = dict(zip(truths.names, truths.images))
+            to_pil(_strip([truth[n] for n in inputs.names])).save(folder / "truth.png")
+        to_pil(_strip(subject.translate(inputs.images, direction))).save(folder / f"{subject.name}.png")
+
+
+def run_cell(
+    plan: MethodPlan, bench: Benchmark, data: Path, work: Path, figures: Path, steps: int, log: Callable[[str], None]
+) -> Record:
+    """Train (unless do-nothing), evaluate on the test split, save sample strips; the cell's record."""
+    from i2icli.api import load_model
+    from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
+
+    load_before = os.getloadavg()[0]
+    train_seconds, resumed = 0.0, False
+    if plan.name == DO_NOTHING:
+        subject = do_nothing_subject(data)
+    else:
+        run_dir = work / "runs" / f"{plan.name}-{bench.name}-{steps}"
+        from i2icli.train.loop import latest_checkpoint
+
+        resumed = latest_checkpoint(run_dir) is not None
+        model_dir, train_seconds = train(plan, bench, data, run_dir, steps, log)
+        subject = model_subject(load_model(str(model_dir / "model.safetensors"), device="cpu"), plan.name, seed=SEED)
+    start = time.perf_counter()
+    report = evaluate(subject, data, EvalOptions(seed=SEED))
+    eval_seconds = time.perf_counter() - start
+    write_sample_strips(subject, bench, data, figures)
+    return {
+        "method": plan.name,
+        "benchmark": bench.name,
+        "preset": plan.preset,
+        "overrides": plan.overrides(bench),
+        "steps": steps if plan.name != DO_NOTHING else 0,
+        "batch_size": bench.batch_size if plan.name != DO_NOTHING else None,
+        "seed": SEED,
+        "train_seconds": round(train_seconds, 1),
+        "resumed": resumed,
+        "eval_seconds": round(eval_seconds, 1),
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine() | {"load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
+        "command": f"python benchmarks/quality.py --cells {cell_key(plan.name, bench.name)}",
+        "directions": [
+            {k: d[k] for k in ("direction", "source", "target", "n", "metrics", "reference", "skipped")}
+            for d in report.to_dict()["directions"]
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- results file
+
+
+def load_results(path: Path) -> Record:
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"format_version": RESULTS_VERSION, "cells": {}}
+
+
+def save_results(path: Path, results: Record) -> None:
+    """Write atomically: an interrupted write never loses finished cells."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) -> list[str]:
+    """Problems with the table: a missing cell, a missing direction, a direction without metrics, or
+    a trained method scored on fewer metrics than the do-nothing row of its benchmark."""
+    problems = []
+    for plan, bench in cells:
+        key = cell_key(plan.name, bench.name)
+        record = results["cells"].get(key)
+        if record is None:
+            problems.append(f"{key}: missing")
+            continue
+        dirs = {d["direction"]: d for d in record["directions"]}
+        if sorted(dirs) != ["a2b", "b2a"] or any(d["n"] < 1 for d in dirs.values()):
+            problems.append(f"{key}: needs both directions with images, got {sorted(dirs)}")
+            continue
+        if not dirs["a2b"]["metrics"]:
+            problems.append(f"{key}: a2b has no metrics")
+        floor = results["cells"].get(cell_key(DO_NOTHING, bench.name))
+        if floor is not None:
+            for d in floor["directions"]:
+                missing = set(d["metrics"]) - set(dirs[d["direction"]]["metrics"])
+                if missing:
+                    problems.append(f"{key} {d['direction']}: lacks {sorted(missing)} that do-nothing has")
+    return problems
+
+
+# --------------------------------------------------------------------------- RESULTS.md
+
+
+def _headline_key(metrics: Record, kind: str) -> str | None:
+    if kind in ("fid", "kid"):
+        return next((k for k in metrics if k.startswith(f"{kind}-") and k != f"{kind}-inception"), None)
+    return kind if kind in metrics else None
+
+
+def beats(cell: Record, floor: Record) -> list[str]:
+    """``direction metric`` entries where ``cell`` is strictly better than the do-nothing ``floor``."""
+    from i2icli.eval.report import metric_info
+
+    won = []
+    for mine, base in zip(cell["directions"], floor["directions"], strict=True):
+        for key, value in mine["metrics"].items():
+            better = metric_info(key).better
+            if key in base["metrics"] and (
+                (better == "higher" and value > base["metrics"][key]) or (better == "lower" and value < base["metrics"][key])
+            ):
+                won.append(f"{mine['direction']} {metric_info(key).label}")
+    return won
+
+
+def _method_order(results: Record) -> list[str]:
+    seen = list(dict.fromkeys(c["method"] for c in results["cells"].values()))
+    return sorted(seen, key=lambda m: (m != DO_NOTHING, m))
+
+
+_EXPLAINED = """\
+## What the figures mean
+
+Every cell trains one method on one benchmark with a labelled CPU preset (small networks, not the
+papers' recipes) for the benchmark's fixed step budget, then translates the **whole held-out test
+split** in both directions (a2b: testA -> B, b2a: testB -> A). Judges are small classifiers trained
+here on the shipped data (`i2icli/eval/judges`); nothing downloaded.
+
+- **class kept** ↑: the target domain's class judge reads the translation, scored against the
+  source image's label (does the digit stay the same digit?). Returning the input unchanged already
+  scores the judge's cross-domain accuracy, so compare with the do-nothing row.
+- **looks like target** ↑: the share of translations the domain judge assigns to the target domain.
+- **FID-<judge>** / **KID-<judge>** ↓: Fréchet / kernel distance between translations and real
+  target test images, on that judge's 128-d penultimate features (not Inception FID, and not
+  comparable with published FIDs).
+- **PSNR** ↑, **SSIM** ↑, **L1** ↓, **pixel acc** ↑ (share of pixels within 16 levels in every
+  channel): against the known true translation (`testB_paired`, a2b of the synthetic set only).
+- **diversity** ↑ (style models only): mean pairwise judge-feature distance between 8 styles
+  sampled for one input, beside the same figure for groups of 8 real target images.
+- **do-nothing**: each input returned unchanged, the floor a trained method has to beat.
+"""
+
+
+def render_results(results: Record) -> str:
+    """RESULTS.md, generated from the results JSON alone (so a test can regenerate and compare)."""
+    from i2icli.eval.report import format_metric, metric_info
+
+    cells = results["cells"]
+    methods = _method_order(results)
+    lines = ["# Quality benchmark", "",
+             "Generated by `python benchmarks/quality.py` from `benchmarks/results/quality.json`; do not edit by hand.",
+             "", _EXPLAINED]  # fmt: skip
+    lines += ["## Summary", "", "| benchmark | direction | metric | " + " | ".join(methods) + " |",
+              "|---|---|---|" + "---|" * len(methods)]  # fmt: skip
+    for bench in BENCHMARKS.values():
+        here = {m: cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells}
+        if not here:
+            continue
+        first = next(iter(here.values()))
+        for i, d in enumerate(first["directions"]):
+            for kind in bench.headline:
+                key = _headline_key(d["metrics"], kind)
+                if key is None:
+                    continue
+                info = metric_info(key)
+                arrow = "↑" if info.better == "higher" else "↓"
+                values = []
+                for m in methods:
+                    metrics = here[m]["directions"][i]["metrics"] if m in here else {}
+                    values.append(format_metric(key, metrics[key]) if key in metrics else "–")
+                lines.append(f"| {bench.name} | {d['source']} → {d['target']} | {info.label} {arrow} | " + " | ".join(values) + " |")
+    lines.append("")
+    lines += _how_section(results)
+    for bench in BENCHMARKS.values():
+        lines += _benchmark_section(bench, cells, methods, format_metric, metric_info)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _how_section(results: Record) -> list[str]:
+    cells = list(results["cells"].values())
+    machines = sorted({f"{c['machine']['cpu']}, {c['machine']['cores']} cores, {c['machine']['threads']} torch threads, "
+                       f"torch {c['machine']['torch']}, Python {c['machine']['python']}" for c in cells})  # fmt: skip
+    dates = sorted(c["finished"] for c in cells)
+    lines = ["## How they were made", "",
+             "```",
+             "pip install -e '.[bench]'",
+             "python benchmarks/quality.py --methods do-nothing,cyclegan   # the cells below; finished cells are skipped",
+             "python benchmarks/quality.py --cells cyclegan:mnist-uci-digits   # one cell",
+             "```", ""]  # fmt: skip
+    lines += [f"- Machine: {m}." for m in machines]
+    if dates:
+        lines.append(f"- Date: {dates[0]} to {dates[-1]}." if dates[0] != dates[-1] else f"- Date: {dates[0]}.")
+    lines.append("- Budgets: " + "; ".join(f"{b.name} {b.steps} steps x batch {b.batch_size}" + (f" ({b.needs})" if b.needs else "")
+                                            for b in BENCHMARKS.values()) + ", seed 0, the same for every method.")  # fmt: skip
+    lines.append("- The machine was shared with other jobs while these ran (1-minute load averages are in the JSON), "
+                 "so training times are upper bounds.")  # fmt: skip
+    return [*lines, ""]
+
+
+def _benchmark_section(
+    bench: Benchmark, cells: Record, methods: list[str], format_metric: Callable[[str, float], str],
+    metric_info: Callable[[str], Any],
+) -> list[str]:  # fmt: skip
+    here = [cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells]
+    needs = f" (needs {bench.needs})" if bench.needs else ""
+    lines = [f"## {bench.name}{needs}", ""]
+    if not here:
+        return [*lines, "No cells run yet.", ""]
+    lines += ["| method | preset | steps x batch | train time | eval time |", "|---|---|---|---|---|"]
+    for c in here:
+        budget = f"{c['steps']} x {c['batch_size']}" if c["steps"] else "–"
+        train_time = f"{c['train_seconds'] / 60:.1f} min" + (" (resumed)" if c["resumed"] else "") if c["steps"] else "–"
+        lines.append(f"| {c['method']} | {c['preset'] or '–'} | {budget} | {train_time} | {c['eval_seconds']:.0f} s |")
+    lines.append("")
+    for i, d in enumerate(here[0]["directions"]):
+        keys = list(dict.fromkeys(k for c in here for k in c["directions"][i]["metrics"]))
+        refs = list(dict.fromkeys(k for c in here for k in c["directions"][i]["reference"]))
+        lines.append(f"### {d['source']} → {d['target']} ({d['direction']}, {d['n']} test images)")
+        lines.append("")
+        if not keys:
+            lines += [f"No metric applies: {'; '.join(d['skipped'])}.", ""]
+            continue
+        labels = [f"{metric_info(k).label} {'↑' if metric_info(k).better == 'higher' else '↓'}" for k in keys]
+        lines += ["| method | " + " | ".join(labels) + " |", "|---|" + "---|" * len(keys)]
+        for c in here:
+            m = c["directions"][i]["metrics"]
+            lines.append(f"| {c['method']} | " + " | ".join(format_metric(k, m[k]) if k in m else "–" for k in keys) + " |")
+        for k in refs:
+            ref = here[0]["directions"][i]["reference"]
+            if k in ref:
+                lines += ["", f"Reference: {metric_info(k).label} = {format_metric(k, ref[k])}."]
+        lines.append("")
+    floor = cells.get(cell_key(DO_NOTHING, bench.name))
+    if floor is not None:
+        for c in here:
+            if c["method"] != DO_NOTHING:
+                won = beats(c, floor)
+                lines.append(f"- {c['method']} beats do-nothing on {len(won)} metric(s)" + (f": {', '.join(won)}." if won else "."))
+        lines.append("")
+    lines += [f"Samples (rows: test inputs; columns: input, {'truth, ' if _has_truth(here) else ''}each method): "
+              f"[a2b](figures/samples-{bench.name}-a2b.png), [b2a](figures/samples-{bench.name}-b2a.png).", ""]  # fmt: skip
+    return lines
+
+
+def _has_truth(here: list[Record]) -> bool:
+    return any("psnr" in c["directions"][0]["metrics"] for c in here)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def render_figures(results: Record, figures: Path) -> None:
+    """The sample grids (inputs x methods) from the saved strips, and the headline-metric chart."""
+    for bench in BENCHMARKS.values():
+        for direction in ("a2b", "b2a"):
+            grid = _sample_grid(figures / "cells" / bench.name / direction, _method_order(results))
+            if grid is not None:
+                grid.save(figures / f"samples-{bench.name}-{direction}.png")
+    _chart(results, figures / "quality.png")
+
+
+def _sample_grid(folder: Path, methods: list[str]) -> Any:
+    """Columns input | truth | methods..., each scaled 3x, with a name above; None if nothing is saved."""
+    from PIL import Image, ImageDraw
+
+    names = ["input", "truth", *[m for m in methods if m != DO_NOTHING]]
+    columns = [(n, Image.open(folder / f"{n}.png").convert("RGB")) for n in names if (folder / f"{n}.png").is_file()]
+    if len(columns) < 2:
+        return None
+    scale, header, gap = 3, 14, 4
+    width, height = columns[0][1].width * scale, columns[0][1].height * scale
+    grid = Image.new("RGB", (len(columns) * (width + gap) - gap, height + header), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (name, column) in enumerate(columns):
+        x = i * (width + gap)
+        draw.text((x + 2, 1), name, fill="black")
+        grid.paste(column.resize((width, height), Image.Resampling.NEAREST), (x, header))
+    return grid
+
+
+def _chart(results: Record, path: Path) -> None:
+    """One panel per (benchmark, headline metric): bars per method, grouped by direction."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install matplotlib)", file=sys.stderr)
+        return
+    from i2icli.eval.report import metric_info
+
+    cells, methods = results["cells"], _method_order(results)
+    panels = []
+    for bench in BENCHMARKS.values():
+        here = {m: cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells}
+        for kind in bench.headline if here else ():
+            panels.append((bench, kind, here))
+    if not panels:
+        return
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (bench, kind, here) in zip(axes.flat, panels):
+        first = next(iter(here.values()))["directions"]
+        dirs = [i for i, d in enumerate(first) if _headline_key(d["metrics"], kind)]
+        width = 0.8 / max(len(here), 1)
+        for j, (method, cell) in enumerate(here.items()):
+            values = [cell["directions"][i]["metrics"].get(_headline_key(first[i]["metrics"], kind) or "", np.nan) for i in dirs]
+            ax.bar(np.arange(len(dirs)) + j * width, values, width, label=method)
+        ax.set_xticks(np.arange(len(dirs)) + width * (len(here) - 1) / 2)
+        ax.set_xticklabels([f"{first[i]['source']}→{first[i]['target']}" for i in dirs], fontsize=8)
+        key = _headline_key(first[dirs[0]]["metrics"], kind) if dirs else kind
+        info = metric_info(key) if key else None
+        label = f"{info.label} {'↑' if info.better == 'higher' else '↓'}" if info else kind
+        ax.set_title(f"{bench.name}\n{label}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+@dataclass(frozen=True)
+class Paths:
+    results: Path
+    markdown: Path
+    figures: Path
+    work: Path
+
+
+def _paths(args: argparse.Namespace) -> Paths:
+    if args.smoke:
+        work = args.work or Path(tempfile.mkdtemp(prefix="i2i-quality-smoke-"))
+        return Paths(work / "quality.json", work / "RESULTS.md", work / "figures", work)
+    if args.quick:
+        work = args.work or REPO / "runs" / "benchmarks-quick"
+        return Paths(work / "quality.json", work / "RESULTS.md", work / "figures", work)
+    return Paths(RESULTS, MARKDOWN, FIGURES, args.work or REPO / "runs" / "benchmarks")
+
+
+def run_table(
+    cells: Sequence[tuple[MethodPlan, Benchmark]], paths: Paths, *, smoke: bool, quick: bool,
+    log: Callable[[str], None] = print,
+) -> tuple[Record, list[str]]:  # fmt: skip
+    """Run every missing cell (skipping finished ones); returns the results and the keys run now."""
+    results = load_results(paths.results)
+    ran = []
+    for plan, bench in cells:
+        key = cell_key(plan.name, bench.name)
+        if key in results["cells"]:
+            log(f"{key}: done earlier, skipped")
+            continue
+        reason = bench.unavailable()
+        if reason:
+            log(f"{key}: skipped, {reason}")
+            continue
+        steps = SMOKE_STEPS if smoke else QUICK_STEPS if quick else bench.steps
+        log(f"{key}: preparing data")
+        data = prepare_data(bench, paths.work / "data", small=smoke)
+        log(f"{key}: {'evaluating' if plan.name == DO_NOTHING else f'training {steps} steps'}")
+        results["cells"][key] = run_cell(plan, bench, data, paths.work, paths.figures, steps, log)
+        save_results(paths.results, results)
+        paths.markdown.write_text(render_results(results), encoding="utf-8")
+        ran.append(key)
+        log(f"{key}: finished")
+    if ran:  # the chart takes seconds, so figures are drawn once per run (--report redraws them)
+        render_figures(results, paths.figures)
+    return results, ran
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", help="comma-separated methods (default: every method in the table)")
+    parser.add_argument("--benchmarks", help="comma-separated benchmarks (default: all)")
+    parser.add_argument("--cells", help="comma-separated method:benchmark cells (overrides the two above)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="2 steps on tiny data in a temp folder; checks the table")
+    mode.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps per cell, results under runs/")
+    mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and figures from the JSON")
+    parser.add_argument("--work", type=Path, help="data, run folders (and for --smoke/--quick the results)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    args = parser.parse_args(argv)
+    paths = _paths(args)
+    cells = select_cells(_method_plans(), args.methods, args.benchmarks, args.cells)
+    if args.report:
+        results = load_results(paths.results)
+        paths.markdown.write_text(render_results(results), encoding="utf-8")
+        render_figures(results, paths.figures)
+        return 0
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results, _ = run_table(cells, paths, smoke=args.smoke, quick=args.quick)
+    if args.smoke:
+        available = [(p, b) for p, b in cells if b.unavailable() is None]
+        problems = check_shape(results, available)
+        for problem in problems:
+            print(f"smoke: {problem}", file=sys.stderr)
+        print(f"smoke: {len(available)} cells, table in {paths.markdown}")
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""``i2i eval``: measure translations (``folders``: two image folders; ``model``: a model on a dataset).
+
+Domain-adaptation scoring will join as ``i2i eval adapt``. This module imports no torch: the
+evaluation code is imported inside each command, so ``i2i --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from i2icli.cli.common import DeviceOpt, ModelOpt, SeedOpt, handle_errors
+from i2icli.errors import UsageError
+
+if TYPE_CHECKING:
+    from i2icli.eval.report import FolderReport, ModelReport
+
+app = typer.Typer(
+    help="Measure translations with judges trained here (class kept, looks like target, FID-<judge>), "
+    "paired ground truth, and Inception FID from a weights file you supply.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")]
+InceptionOpt = Annotated[
+    Path | None,
+    typer.Option("--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception."),
+]
+ThresholdOpt = Annotated[
+    int, typer.Option("--pixel-threshold", help="pixel-acc counts a pixel when every channel is within N levels.")
+]
+
+
+@app.command("folders")
+def folders(
+    real: Annotated[Path, typer.Option("--real", help="Folder of real target-domain images.")],
+    fake: Annotated[Path, typer.Option("--fake", help="Folder of translations (paired metrics match names).")],
+    metrics: Annotated[
+        str,
+        typer.Option("--metrics", help="Comma-separated: fid-<judge>, kid-<judge>, psnr, ssim, l1, pixel-acc, "
+                     "fid-inception, kid-inception (e.g. fid-digits-uci,kid-digits-uci)."),
+    ],
+    inception: InceptionOpt = None,
+    pixel_threshold: ThresholdOpt = 16,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare a folder of translations with a folder of real images."""
+    with handle_errors():
+        if pixel_threshold < 1:
+            raise UsageError(f"--pixel-threshold {pixel_threshold}: must be at least 1")
+        if inception is not None and not inception.is_file():
+            raise UsageError(f"--inception {inception}: no such file")
+        from i2icli.eval.report import evaluate_folders, parse_metrics
+
+        names = parse_metrics(metrics, inception=inception)
+        report = evaluate_folders(real, fake, names, inception=inception, pixel_threshold=pixel_threshold)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_folder_report(report)
+
+
+@app.command("model")
+def model(
+    data: Annotated[Path, typer.Option("--data", help="Dataset root from 'i2i data prepare' (testA/, testB/ ...).")],
+    model_ref: ModelOpt = None,
+    do_nothing: Annotated[
+        bool, typer.Option("--do-nothing", help="Score the baseline that returns each input unchanged instead.")
+    ] = False,
+    direction: Annotated[str, typer.Option("--direction", "-d", help="a2b, b2a or both.")] = "both",
+    limit: Annotated[int | None, typer.Option("--limit", help="Score a seeded random subset of N test images per folder.")] = None,
+    styles: Annotated[int, typer.Option("--styles", help="Style models: samples per input for diversity.")] = 8,
+    inception: InceptionOpt = None,
+    pixel_threshold: ThresholdOpt = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Translate the test split of a dataset and report every metric that applies to the model and data."""
+    with handle_errors():
+        directions = _check_model_usage(model_ref, do_nothing, direction, limit, styles, batch_size, pixel_threshold)
+        if inception is not None and not inception.is_file():
+            raise UsageError(f"--inception {inception}: no such file")
+        from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject, read_dataset_info
+
+        read_dataset_info(data)  # a bad dataset or a missing judge is reported before the model loads
+        opts = EvalOptions(
+            directions=directions, limit=limit, inception=inception, styles=styles, seed=seed,
+            batch_size=batch_size, pixel_threshold=pixel_threshold,
+        )  # fmt: skip
+        if model_ref is None:
+            subject = do_nothing_subject(data)
+        else:
+            from i2icli.api import load_model
+
+            loaded = load_model(model_ref, device=device)
+            subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed)
+        report = evaluate(subject, data, opts)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_model_report(report)
+
+
+def _check_model_usage(
+    model_ref: str | None, do_nothing: bool, direction: str, limit: int | None, styles: int, batch_size: int,
+    pixel_threshold: int,
+) -> tuple[str, ...] | None:  # fmt: skip
+    """Validate options before any work; returns the directions (None: all the model has)."""
+    if model_ref is not None and do_nothing:
+        raise UsageError("--model and --do-nothing exclude each other: score one subject per run")
+    if model_ref is None and not do_nothing:
+        raise UsageError("pass --model M (or --do-nothing to score the unchanged-input baseline)")
+    if direction not in ("a2b", "b2a", "both"):
+        raise UsageError(f"--direction {direction!r}: use a2b, b2a or both")
+    if limit is not None and limit < 2:
+        raise UsageError(f"--limit {limit}: must be at least 2 (FID and KID need two images)")
+    if styles < 2:
+        raise UsageError(f"--styles {styles}: must be at least 2 (diversity compares pairs)")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    if pixel_threshold < 1:
+        raise UsageError(f"--pixel-threshold {pixel_threshold}: must be at least 1")
+    return None if direction == "both" else (direction,)
+
+
+def _print_model_report(report: ModelReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from i2icli.eval.report import format_metric, metric_info
+
+    title = f"{report.subject} on {report.dataset or report.data}"
+    table = Table("metric", *(f"{d.source} -> {d.target} ({d.direction}, n={d.n})" for d in report.directions), title=title)
+    keys = list(dict.fromkeys(k for d in report.directions for k in d.metrics))
+    for key in keys:
+        info = metric_info(key)
+        arrow = "↑" if info.better == "higher" else "↓"
+        cells = [format_metric(key, d.metrics[key]) if key in d.metrics else "-" for d in report.directions]
+        table.add_row(f"{info.label} {arrow}", *cells)
+    refs = list(dict.fromkeys(k for d in report.directions for k in d.reference))
+    for key in refs:
+        cells = [format_metric(key, d.reference[key]) if key in d.reference else "-" for d in report.directions]
+        table.add_row(f"[dim]{metric_info(key).label} (reference)[/dim]", *cells)
+    console = Console(width=120)
+    console.print(table)
+    for d in report.directions:
+        for note in d.skipped:
+            console.print(f"[dim]{d.direction}: skipped {note}[/dim]", highlight=False)
+
+
+def _print_folder_report(report: FolderReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from i2icli.eval.report import format_metric, metric_info
+
+    paired = f", {report.n_paired} pairs" if report.n_paired else ""
+    console = Console(width=120)
+    console.print(f"{report.fake} ({report.n_fake} images) vs {report.real} ({report.n_real} images{paired})", highlight=False)
+    table = Table("metric", "value")
+    for key, value in report.metrics.items():
+        info = metric_info(key)
+        table.add_row(f"{info.label} {'↑' if info.better == 'higher' else '↓'}", format_metric(key, value))
+    console.print(table)

@@ -1,0 +1,590 @@
+"""Evaluate translations: a model on a prepared dataset's test split, or two folders of images.
+
+``evaluate(subject, data)`` translates ``testA`` (a2b) and ``testB`` (b2a) of a dataset laid out by
+``i2i data prepare`` and reports every metric that applies, as read from ``i2i-dataset.json``:
+
+- ``class-kept``: the target domain's class judge on the translations, scored against the source
+  labels (only where translations should keep their labels, e.g. digits);
+- ``looks-like-target``: the fraction the domain judge assigns to the target domain;
+- ``fid-<judge>`` / ``kid-<judge>``: FID / KID on the target class judge's penultimate features,
+  translations against the real target test images (named after the judge, never plain FID);
+- ``psnr``, ``ssim``, ``l1``, ``pixel-acc``: against ``testB_paired`` ground truth (a2b only);
+- ``diversity``: mean pairwise judge-feature distance between styles sampled for one input (style
+  models only), with the same figure for groups of real target images as a reference;
+- ``fid-inception`` / ``kid-inception``: only with an Inception weights file.
+
+A "subject" is anything that translates: a loaded model, or the do-nothing baseline that returns
+its input unchanged (the row every benchmark compares against).
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from PIL import Image
+
+from i2icli.errors import InputError, UsageError
+from i2icli.eval import metrics
+from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
+from i2icli.imageio import list_images, pad_for_network, read_image, to_tensor
+from i2icli.methods.base import DIRECTIONS, Direction
+
+if TYPE_CHECKING:
+    from i2icli.inference import LoadedModel
+
+DATASET_INFO = "i2i-dataset.json"  # written by i2icli.data.recipes.prepare
+PAIRED_DIR = "testB_paired"
+# Pixel accuracy counts a pixel as right when every channel is within this many 8-bit levels.
+PIXEL_THRESHOLD = 16
+KID_SUBSETS = 100
+KID_MAX_SUBSET = 1000  # the usual KID subset size; smaller test sets use their own size
+
+# (C, H, W) images in [-1, 1] -> their translations, same order.
+Translator = Callable[[list[torch.Tensor], Direction], list[torch.Tensor]]
+# Inputs (N, C, H, W), direction, K, generator -> K translations per input (N, K, C, H, W).
+StyleSampler = Callable[[torch.Tensor, Direction, int, torch.Generator], torch.Tensor]
+
+
+# --------------------------------------------------------------------------- metric names
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How a metric is shown: its label and which way is better."""
+
+    label: str
+    better: str  # "higher" | "lower" | "reference" (context, not a score)
+
+
+_FIXED_METRICS: dict[str, MetricInfo] = {
+    "class-kept": MetricInfo("class kept", "higher"),
+    "looks-like-target": MetricInfo("looks like target", "higher"),
+    "psnr": MetricInfo("PSNR (dB)", "higher"),
+    "ssim": MetricInfo("SSIM", "higher"),
+    "l1": MetricInfo("L1", "lower"),
+    "pixel-acc": MetricInfo(f"pixel acc (Δ<{PIXEL_THRESHOLD})", "higher"),
+    "diversity": MetricInfo("diversity", "higher"),
+    "fid-inception": MetricInfo("FID (Inception)", "lower"),
+    "kid-inception": MetricInfo("KID (Inception)", "lower"),
+    "real-class-acc": MetricInfo("judge on real target", "reference"),
+    "real-diversity": MetricInfo("diversity of real images", "reference"),
+}
+PAIRED_METRICS = ("psnr", "ssim", "l1", "pixel-acc")
+# What `i2i eval folders --metrics` accepts besides fid-<judge> / kid-<judge>.
+FOLDER_METRICS = (*PAIRED_METRICS, "fid-inception", "kid-inception")
+
+
+def metric_info(key: str) -> MetricInfo:
+    """Label and direction of a metric key such as ``class-kept`` or ``fid-digits-uci``."""
+    if key in _FIXED_METRICS:
+        return _FIXED_METRICS[key]
+    kind, _, judge = key.partition("-")
+    if kind in ("fid", "kid") and judge:
+        return MetricInfo(f"{kind.upper()}-{judge}", "lower")
+    raise KeyError(key)
+
+
+_PERCENT = ("class-kept", "looks-like-target", "pixel-acc", "real-class-acc")
+
+
+def format_metric(key: str, value: float) -> str:
+    """A metric value as shown in tables: rates as percentages, distances to a few digits."""
+    if key in _PERCENT:
+        return f"{value:.1%}"
+    if key == "psnr":
+        return f"{value:.2f}"
+    if key in ("ssim", "l1"):
+        return f"{value:.3f}"
+    return f"{value:.4g}"
+
+
+def folder_metric_names() -> list[str]:
+    """Every name ``parse_metrics`` accepts with the judges installed now."""
+    judged = [f"{kind}-{name}" for name in list_judges() for kind in ("fid", "kid")]
+    return [*judged, *FOLDER_METRICS]
+
+
+def parse_metrics(text: str, *, inception: Path | None = None) -> list[str]:
+    """``"fid-digits-uci,psnr"`` -> validated names; an unknown name raises ``UsageError`` with close matches."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--metrics: name at least one metric (e.g. fid-digits-uci,psnr)")
+    known = folder_metric_names()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}?" if close else f"available: {', '.join(known)}"
+            raise UsageError(f"--metrics: unknown metric {name!r}; {hint}")
+        if name.endswith("-inception") and inception is None:
+            raise UsageError(f"--metrics {name}: needs --inception PATH (pt_inception-2015-12-05 weights)")
+    return list(dict.fromkeys(names))
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a prepared dataset says about how to judge it (``i2i-dataset.json``; defaults without one)."""
+
+    root: Path
+    recipe: str | None = None
+    domains: tuple[str, str] = ("a", "b")
+    class_judges: tuple[str | None, str | None] = (None, None)  # for images of domain a, b
+    keeps_labels: bool = False  # translations should keep their source labels
+    domain_judge: str | None = None  # classes (domain a, domain b)
+    paired: bool = False  # testB_paired/ holds the true a2b translation of every testA image
+
+
+def _check_judge(name: object, where: str) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in list_judges():
+        raise UsageError(f"{where} names judge {name!r}, which is not installed (available: {', '.join(list_judges())})")
+    return name
+
+
+def read_dataset_info(root: Path) -> DatasetInfo:
+    """The dataset description of ``root``; checks the test folders and that every named judge exists."""
+    root = Path(root)
+    for folder in ("testA", "testB"):
+        if not (root / folder).is_dir():
+            raise UsageError(f"--data {root}: no {folder}/ folder (prepare a dataset with 'i2i data prepare')")
+    path = root / DATASET_INFO
+    if not path.is_file():
+        return DatasetInfo(root, paired=(root / PAIRED_DIR).is_dir())
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        judges = raw.get("class_judges") or {}
+        info = DatasetInfo(
+            root=root,
+            recipe=raw.get("recipe"),
+            domains=(str(raw["domains"][0]), str(raw["domains"][1])),
+            class_judges=(
+                _check_judge(judges.get("a"), f"{path}: class_judges.a"),
+                _check_judge(judges.get("b"), f"{path}: class_judges.b"),
+            ),
+            keeps_labels=bool(raw.get("keeps_labels", False)),
+            domain_judge=_check_judge(raw.get("domain_judge"), f"{path}: domain_judge"),
+            paired=bool(raw.get("paired", False)),
+        )
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise UsageError(f"{path}: not a valid dataset description ({type(e).__name__}: {e})") from None
+    if info.paired and not (root / PAIRED_DIR).is_dir():
+        raise UsageError(f"{path}: says paired, but {root / PAIRED_DIR} is missing")
+    return info
+
+
+@dataclass(frozen=True)
+class Split:
+    """One test folder: relative names, images (C, H, W) in [-1, 1], labels (N,) when known."""
+
+    names: list[str]
+    images: list[torch.Tensor]
+    labels: torch.Tensor | None
+
+
+def _read_labels(csv_path: Path, names: list[str]) -> torch.Tensor | None:
+    if not csv_path.is_file():
+        return None
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as f:
+            table = {row["filename"]: int(row["label"]) for row in csv.DictReader(f)}
+    except (KeyError, ValueError) as e:
+        raise InputError(f"{csv_path}: needs filename,label rows ({type(e).__name__}: {e})") from None
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise InputError(f"{csv_path}: no label for {missing[0]}")
+    return torch.tensor([table[n] for n in names])
+
+
+def load_split(root: Path, folder: str, channels: int, limit: int | None = None, seed: int = 0) -> Split:
+    """The images of ``root/folder`` (sorted by name), with ``folder_labels.csv`` if present.
+
+    ``limit`` keeps a seeded random subset of that many, still in name order: prepared folders are
+    often sorted by class, so the first N files would not be a fair sample.
+    """
+    pairs = list_images([str(root / folder)], recursive=False)
+    if not pairs:
+        raise UsageError(f"{root / folder}: no images")
+    if limit is not None and limit < len(pairs):
+        keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:limit]
+        pairs = [pairs[i] for i in sorted(keep.tolist())]
+    names = [rel.as_posix() for _, rel in pairs]
+    images = [to_tensor(read_image(path, channels=channels).image) for path, _ in pairs]
+    return Split(names, images, _read_labels(root / f"{folder}_labels.csv", names))
+
+
+def image_channels(folder: Path) -> int:
+    """1 when the folder's first image is greyscale, else 3."""
+    pairs = list_images([str(folder)], recursive=False)
+    if not pairs:
+        raise UsageError(f"{folder}: no images")
+    with Image.open(pairs[0][0]) as img:
+        return 1 if img.mode in ("1", "L", "I;16", "I", "F") else 3
+
+
+# --------------------------------------------------------------------------- subjects
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Something to evaluate: a translate function, its channel counts, optionally a style sampler."""
+
+    name: str
+    directions: tuple[Direction, ...]
+    channels: Callable[[Direction], tuple[int, int]]  # (input, output) channels
+    translate: Translator
+    sample_styles: StyleSampler | None = None
+    no_styles: str = "no style codes"  # why diversity does not apply
+
+
+def _in_batches(
+    images: list[torch.Tensor], batch_size: int, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> list[torch.Tensor]:
+    """Apply ``fn`` to (B, C, H, W) stacks of consecutive equal-size images; one output per image."""
+    out: list[torch.Tensor] = []
+    start = 0
+    while start < len(images):
+        end = start + 1
+        while end < len(images) and end - start < batch_size and images[end].shape == images[start].shape:
+            end += 1
+        out += list(fn(torch.stack(images[start:end])))
+        start = end
+    return out
+
+
+def _styled(model: LoadedModel, x: torch.Tensor, direction: Direction, styles: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) inputs with one style each (B, S, 1, 1) -> (B, C', H, W) on the CPU."""
+    net = model.net
+    padded, padding = pad_for_network(x.to(model.device), net.stride, net.min_size)
+    return padding.crop(net.translate(padded, direction, styles.to(model.device))).float().cpu()
+
+
+def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0) -> Subject:
+    """A loaded model as a subject; models with style codes translate with seeded random styles."""
+    from i2icli.inference import translate_tensors
+    from i2icli.registry import METHODS, Capability
+
+    spec = METHODS.get(model.config.method)
+    if spec is None or Capability.SAMPLE_STYLES not in spec.capabilities:
+
+        def translate(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
+            return translate_tensors(model, images, direction, batch_size=batch_size)
+
+        why = f"{name} is a {model.config.method} model (no style codes)"
+        return Subject(name, model.directions, model.channels, translate, None, why)
+
+    net = model.net
+
+    @torch.inference_mode()
+    def translate_styled(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(seed)  # the same styles on every call: results repeat
+        return _in_batches(images, batch_size, lambda x: _styled(model, x, direction, net.random_style(len(x), gen)))
+
+    @torch.inference_mode()
+    def sample(x: torch.Tensor, direction: Direction, k: int, gen: torch.Generator) -> torch.Tensor:
+        n = len(x)
+        repeated = x.repeat_interleave(k, dim=0)  # (N * K, C, H, W): input i at rows i*K .. i*K + K-1
+        out = _styled(model, repeated, direction, net.random_style(n * k, gen))
+        return out.view(n, k, *out.shape[1:])  # (N, K, C', H, W)
+
+    return Subject(name, model.directions, model.channels, translate_styled, sample)
+
+
+def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(C, H, W) -> (channels, H, W): grey repeated to RGB, or RGB to BT.601 luma."""
+    if x.shape[0] == channels:
+        return x
+    if channels == 3:
+        return x.expand(3, -1, -1).clone()
+    luma = torch.tensor((0.299, 0.587, 0.114), dtype=x.dtype).view(3, 1, 1)
+    return (x * luma).sum(dim=0, keepdim=True)
+
+
+def do_nothing_subject(data: Path) -> Subject:
+    """The baseline that returns every input unchanged (channels converted where the domains differ)."""
+    ch_a, ch_b = image_channels(Path(data) / "testA"), image_channels(Path(data) / "testB")
+
+    def channels(direction: Direction) -> tuple[int, int]:
+        return (ch_a, ch_b) if direction == "a2b" else (ch_b, ch_a)
+
+    def translate(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
+        return [_convert_channels(x, channels(direction)[1]) for x in images]
+
+    return Subject("do-nothing", DIRECTIONS, channels, translate, None, "the do-nothing baseline has no styles")
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Choices for ``evaluate``; the defaults score the whole test split."""
+
+    directions: tuple[Direction, ...] | None = None  # None: every direction the subject has
+    limit: int | None = None  # score a seeded random N test images of each folder
+    inception: Path | None = None  # pt_inception-2015-12-05 weights: adds fid-/kid-inception
+    styles: int = 8  # K styles sampled per input for diversity
+    diversity_inputs: int = 50  # inputs (and groups of real images) diversity averages over
+    seed: int = 0
+    batch_size: int = 64
+    pixel_threshold: int = PIXEL_THRESHOLD
+
+
+@dataclass(frozen=True)
+class DirectionReport:
+    """The figures for one direction; ``reference`` holds context that does not depend on the subject."""
+
+    direction: Direction
+    source: str
+    target: str
+    n: int  # test images translated
+    metrics: dict[str, float]
+    reference: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # "metric: why not"
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """``evaluate``'s result; ``to_dict`` is the ``--json`` output."""
+
+    subject: str
+    data: str
+    dataset: str | None
+    directions: list[DirectionReport]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _features(judge: Judge, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Judge features (N, D); judges resize to 28 px and turn RGB grey, so image sizes may differ."""
+    return torch.stack(_in_batches(list(images), 500, lambda x: extract_features(judge, x)))
+
+
+def _predict(judge: Judge, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Predicted class indices (N,)."""
+    return torch.stack(_in_batches(list(images), 500, lambda x: predict(judge, x)))
+
+
+def _distribution_metrics(real: torch.Tensor, fake: torch.Tensor, tag: str) -> dict[str, float]:
+    """FID and KID between feature sets (N, D) and (M, D), keyed ``fid-<tag>`` / ``kid-<tag>``."""
+    from scipy.linalg import LinAlgWarning  # scipy is optional ([bench]); only FID needs it
+
+    if min(len(real), len(fake)) < 2:
+        raise UsageError(f"FID/KID-{tag} need at least 2 real and 2 translated images")
+    size = min(KID_MAX_SUBSET, len(real), len(fake))
+    kid_mean, _ = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=size)
+    with warnings.catch_warnings():
+        # Fewer images than feature dimensions make the covariances singular; scipy warns, and
+        # frechet_distance already falls back to a regularised root when the result is not finite.
+        warnings.simplefilter("ignore", LinAlgWarning)
+        fid = metrics.fid_from_features(real, fake)
+    return {f"fid-{tag}": fid, f"kid-{tag}": kid_mean}
+
+
+def _inception_features(path: Path, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Inception pool features (N, 2048); the extractor takes [0, 1] and resizes to 299 px itself."""
+    from i2icli.eval.inception import load_fid_inception
+
+    net = load_fid_inception(path)
+    with torch.inference_mode():
+        return torch.stack(_in_batches(list(images), 16, lambda x: net((x + 1) / 2)))
+
+
+def paired_metrics(fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], threshold: int) -> dict[str, float]:
+    """PSNR / SSIM / L1 / pixel accuracy per image pair (C, H, W), averaged; SSIM only for sides >= 11 px."""
+    per_image: dict[str, list[float]] = {k: [] for k in PAIRED_METRICS}
+    for fake, truth in zip(fakes, truths, strict=True):
+        a, b = fake[None], truth[None]  # (1, C, H, W)
+        per_image["psnr"].append(metrics.psnr(a, b))
+        per_image["l1"].append(metrics.l1(a, b))
+        per_image["pixel-acc"].append(metrics.pixel_accuracy(a, b, threshold))
+        if min(a.shape[-2:]) >= 11:
+            per_image["ssim"].append(metrics.ssim(a, b))
+    return {k: sum(v) / len(v) for k, v in per_image.items() if v}
+
+
+def _sizes_match(fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], names: Sequence[str], where: Path) -> None:
+    for fake, truth, name in zip(fakes, truths, names, strict=True):
+        if fake.shape != truth.shape:
+            raise InputError(f"{where / name}: size {tuple(truth.shape)} differs from the output's {tuple(fake.shape)}")
+
+
+def _diversity(
+    subject: Subject, judge: Judge, sources: Split, real: Split, direction: Direction, opts: EvalOptions
+) -> tuple[float, float]:
+    """(diversity of sampled outputs, the same figure for random groups of real target images)."""
+    assert subject.sample_styles is not None
+    k, n = opts.styles, min(opts.diversity_inputs, len(sources.images))
+    gen = torch.Generator().manual_seed(opts.seed)
+    feats = []
+    for img in sources.images[:n]:
+        samples = subject.sample_styles(img[None], direction, k, gen)[0]  # (K, C, H, W)
+        feats.append(_features(judge, list(samples)))  # (K, D)
+    order = torch.randperm(len(real.images), generator=gen)
+    groups = [order[i : i + k] for i in range(0, min(len(order) - k + 1, n * k), k)]  # n disjoint groups of K
+    if not groups:
+        raise UsageError(f"diversity needs at least {k} real target images, found {len(real.images)}")
+    real_feats = _features(judge, real.images)  # (N_real, D)
+    return metrics.diversity(feats), metrics.diversity([real_feats[g] for g in groups])
+
+
+def _evaluate_direction(subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions) -> DirectionReport:
+    src_i, tgt_i = (0, 1) if direction == "a2b" else (1, 0)
+    src_folder, tgt_folder = ("testA", "testB") if direction == "a2b" else ("testB", "testA")
+    c_in, c_out = subject.channels(direction)
+    sources = load_split(info.root, src_folder, c_in, opts.limit, opts.seed)
+    real = load_split(info.root, tgt_folder, c_out, opts.limit, opts.seed)
+    fakes = subject.translate(sources.images, direction)
+    found: dict[str, float] = {}
+    reference: dict[str, float] = {}
+    skipped: list[str] = []
+
+    class_judge = info.class_judges[tgt_i]
+    judge = load_judge(class_judge) if class_judge else None
+    if judge is None:
+        skipped.append(f"class-kept, fid/kid: no class judge for domain {info.domains[tgt_i]!r}")
+    else:
+        real_labels = real.labels
+        if not info.keeps_labels:
+            skipped.append("class-kept: this dataset's labels name the domain, so translations should change them")
+        elif sources.labels is None or real_labels is None:
+            skipped.append(f"class-kept: no {src_folder}_labels.csv / {tgt_folder}_labels.csv")
+        else:
+            found["class-kept"] = float((_predict(judge, fakes) == sources.labels).double().mean())
+            reference["real-class-acc"] = float((_predict(judge, real.images) == real_labels).double().mean())
+        found |= _distribution_metrics(_features(judge, real.images), _features(judge, fakes), class_judge)
+
+    if info.domain_judge:
+        domain = load_judge(info.domain_judge)
+        found["looks-like-target"] = float((_predict(domain, fakes) == tgt_i).double().mean())
+    else:
+        skipped.append("looks-like-target: no domain judge for this dataset")
+
+    if direction == "a2b" and info.paired:
+        truths = load_split(info.root, PAIRED_DIR, c_out, None)
+        index = {name: i for i, name in enumerate(truths.names)}
+        missing = [n for n in sources.names if n not in index]
+        if missing:
+            raise InputError(f"{info.root / PAIRED_DIR / missing[0]}: no ground truth for testA/{missing[0]}")
+        matched = [truths.images[index[n]] for n in sources.names]
+        _sizes_match(fakes, matched, sources.names, info.root / PAIRED_DIR)
+        found |= paired_metrics(fakes, matched, opts.pixel_threshold)
+    elif info.paired:
+        skipped.append("psnr/ssim/l1/pixel-acc: ground truth exists for a2b only")
+
+    feature_judge = judge or (load_judge(info.domain_judge) if info.domain_judge else None)
+    if subject.sample_styles is None:
+        skipped.append(f"diversity: {subject.no_styles}")
+    elif feature_judge is None:
+        skipped.append("diversity: no judge to give features for this dataset")
+    else:
+        found["diversity"], reference["real-diversity"] = _diversity(subject, feature_judge, sources, real, direction, opts)
+
+    if opts.inception is not None:
+        real_f = _inception_features(opts.inception, real.images)
+        found |= _distribution_metrics(real_f, _inception_features(opts.inception, fakes), "inception")
+
+    return DirectionReport(direction, info.domains[src_i], info.domains[tgt_i], len(fakes), found, reference, skipped)
+
+
+def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -> ModelReport:
+    """Translate the test split of ``data`` with ``subject`` and report every metric that applies."""
+    opts = options or EvalOptions()
+    info = read_dataset_info(Path(data))
+    directions = opts.directions or subject.directions
+    for d in directions:
+        if d not in subject.directions:
+            raise UsageError(f"--direction {d}: {subject.name} only has {', '.join(subject.directions)}")
+    if opts.limit is not None and opts.limit < 2:
+        raise UsageError(f"--limit {opts.limit}: must be at least 2 (FID and KID need two images)")
+    reports = [_evaluate_direction(subject, info, d, opts) for d in directions]
+    return ModelReport(subject.name, str(info.root), info.recipe, reports)
+
+
+def evaluate_model(model: LoadedModel, data: Path, options: EvalOptions | None = None, *, name: str = "model") -> ModelReport:
+    """``evaluate`` for a loaded model (see ``i2icli.api.load_model``)."""
+    opts = options or EvalOptions()
+    return evaluate(model_subject(model, name, batch_size=opts.batch_size, seed=opts.seed), data, opts)
+
+
+# --------------------------------------------------------------------------- two folders
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """``evaluate_folders``'s result: image counts, pairs matched by name, and the metrics."""
+
+    real: str
+    fake: str
+    n_real: int
+    n_fake: int
+    n_paired: int  # 0 when no paired metric was asked for
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_folder(folder: Path, flag: str) -> dict[str, torch.Tensor]:
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: not a folder")
+    pairs = list_images([str(folder)], recursive=True)
+    if not pairs:
+        raise UsageError(f"{flag} {folder}: no images")
+    # RGB throughout: judges and Inception turn it grey themselves, and paired metrics need one layout.
+    return {rel.as_posix(): to_tensor(read_image(path, channels=3).image) for path, rel in pairs}
+
+
+def evaluate_folders(
+    real: Path, fake: Path, names: Sequence[str], *, inception: Path | None = None, pixel_threshold: int = PIXEL_THRESHOLD
+) -> FolderReport:
+    """Compare a folder of translations with a folder of real images.
+
+    ``names`` come from ``parse_metrics``. Distribution metrics use every image of each folder;
+    paired metrics match files by relative path (every fake needs a real image of the same name
+    and size).
+    """
+    real_images, fake_images = _read_folder(Path(real), "--real"), _read_folder(Path(fake), "--fake")
+    found: dict[str, float] = {}
+    judged = {n.partition("-")[2] for n in names if n.partition("-")[2] in list_judges()}
+    for judge_name in sorted(judged):
+        judge = load_judge(judge_name)
+        scores = _distribution_metrics(
+            _features(judge, list(real_images.values())), _features(judge, list(fake_images.values())), judge_name
+        )
+        found |= {k: v for k, v in scores.items() if k in names}
+    if any(n.endswith("-inception") for n in names):
+        if inception is None:
+            raise UsageError("fid-/kid-inception need --inception PATH")
+        scores = _distribution_metrics(
+            _inception_features(inception, list(real_images.values())),
+            _inception_features(inception, list(fake_images.values())),
+            "inception",
+        )
+        found |= {k: v for k, v in scores.items() if k in names}
+    n_paired = 0
+    if any(n in PAIRED_METRICS for n in names):
+        missing = [n for n in fake_images if n not in real_images]
+        if missing:
+            raise UsageError(f"--fake {Path(fake) / missing[0]}: no image of that name in --real {real} (paired metrics match by name)")
+        fakes = list(fake_images.values())
+        truths = [real_images[n] for n in fake_images]
+        _sizes_match(fakes, truths, list(fake_images), Path(real))
+        scores = paired_metrics(fakes, truths, pixel_threshold)
+        if "ssim" in names and "ssim" not in scores:
+            raise UsageError("--metrics ssim: images must be at least 11 pixels on each side")
+        found |= {k: v for k, v in scores.items() if k in names}
+        n_paired = len(fakes)
+    ordered = {n: found[n] for n in names}
+    return FolderReport(str(real), str(fake), len(real_images), len(fake_images), n_paired, ordered)
