@@ -34,9 +34,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
+    import torch
+    from PIL import Image
+
+    from i2icli.eval.report import Subject
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -116,16 +122,17 @@ def _small_fashion(out: Path, n_train: int, n_test: int) -> None:
     write_dataset_info(RECIPES["fashion-sneaker-boot"], out)
 
 
-# Budget: 1000 steps of batch 8 for every method. The costliest planned method is MUNIT cpu-small:
-# measured 0.40-0.45 s per step at 28-32 px on this shared 2-core machine (CycleGAN cpu-small
-# 0.27-0.30 s), so a MUNIT cell needs about 8 minutes, leaving room under the 15-minute cap for a
-# busier machine and for evaluation (under a minute).
+# Budget: 800 steps of batch 8 for every method. The costliest planned method is MUNIT cpu-small:
+# measured 0.45-0.78 s per step at 28-32 px with 1 torch thread on this 2-core machine while other
+# jobs ran (CycleGAN cpu-small 0.27-0.49 s), so a MUNIT cell takes 6-11 minutes, under the
+# 15-minute cap with evaluation (under a minute). On a busy machine 2 threads were 5x slower than
+# 1 (they wait on each other), hence --threads.
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        Benchmark("mnist-uci-digits", 28, 1, 1000, 8, ("class-kept", "looks-like-target", "fid"), _small_digits),
-        Benchmark("synthetic-colored-digits", 32, 3, 1000, 8, ("psnr", "ssim", "pixel-acc"), _small_synthetic),
-        Benchmark("fashion-sneaker-boot", 28, 1, 1000, 8, ("looks-like-target", "fid"), _small_fashion,
+        Benchmark("mnist-uci-digits", 28, 1, 800, 8, ("class-kept", "looks-like-target", "fid"), _small_digits),
+        Benchmark("synthetic-colored-digits", 32, 3, 800, 8, ("psnr", "ssim", "pixel-acc"), _small_synthetic),
+        Benchmark("fashion-sneaker-boot", 28, 1, 800, 8, ("looks-like-target", "fid"), _small_fashion,
                   needs="the Debian package dataset-fashion-mnist"),
     )
 }
@@ -229,7 +236,9 @@ def prepare_data(bench: Benchmark, root: Path, small: bool) -> Path:
     return out
 
 
-def train(plan: MethodPlan, bench: Benchmark, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]) -> tuple[Path, float]:
+def train(
+    plan: MethodPlan, bench: Benchmark, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]
+) -> tuple[Path, float]:
     """Train (or resume) one cell; returns the exported model folder and this session's seconds."""
     import torch
 
@@ -262,14 +271,14 @@ def train(plan: MethodPlan, bench: Benchmark, data: Path, run_dir: Path, steps: 
     return exported, time.perf_counter() - start
 
 
-def _strip(images: Sequence[Any]) -> Any:
+def _strip(images: Sequence[torch.Tensor]) -> torch.Tensor:
     """(C, H, W) images -> one column image (C, N*H, W)."""
     import torch
 
     return torch.cat(list(images), dim=1)
 
 
-def write_sample_strips(subject: Any, bench: Benchmark, data: Path, figures: Path) -> None:
+def write_sample_strips(subject: Subject, bench: Benchmark, data: Path, figures: Path) -> None:
     """Save the subject's translations of SAMPLE_ROWS fixed test inputs (and those inputs, and the
     ground truth where it exists) as column images under ``figures/cells/<benchmark>/<direction>/``."""
     from i2icli.eval.report import PAIRED_DIR, load_split, read_dataset_info
@@ -286,7 +295,8 @@ def write_sample_strips(subject: Any, bench: Benchmark, data: Path, figures: Pat
             truths = load_split(data, PAIRED_DIR, c_out)
             truth = dict(zip(truths.names, truths.images))
             to_pil(_strip([truth[n] for n in inputs.names])).save(folder / "truth.png")
-        to_pil(_strip(subject.translate(inputs.images, direction))).save(folder / f"{subject.name}.png")
+        if subject.name != DO_NOTHING:  # its column would repeat the inputs
+            to_pil(_strip(subject.translate(inputs.images, direction))).save(folder / f"{subject.name}.png")
 
 
 def run_cell(
@@ -295,6 +305,7 @@ def run_cell(
     """Train (unless do-nothing), evaluate on the test split, save sample strips; the cell's record."""
     from i2icli.api import load_model
     from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
+    from i2icli.train.loop import latest_checkpoint
 
     load_before = os.getloadavg()[0]
     train_seconds, resumed = 0.0, False
@@ -302,8 +313,6 @@ def run_cell(
         subject = do_nothing_subject(data)
     else:
         run_dir = work / "runs" / f"{plan.name}-{bench.name}-{steps}"
-        from i2icli.train.loop import latest_checkpoint
-
         resumed = latest_checkpoint(run_dir) is not None
         model_dir, train_seconds = train(plan, bench, data, run_dir, steps, log)
         subject = model_subject(load_model(str(model_dir / "model.safetensors"), device="cpu"), plan.name, seed=SEED)
@@ -378,9 +387,17 @@ def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) 
 
 
 def _headline_key(metrics: Record, kind: str) -> str | None:
+    """The metric key a headline names: "fid" / "kid" stand for the judge-named key of a direction."""
     if kind in ("fid", "kid"):
         return next((k for k in metrics if k.startswith(f"{kind}-") and k != f"{kind}-inception"), None)
     return kind if kind in metrics else None
+
+
+def _is_better(key: str, value: float, other: float) -> bool:
+    from i2icli.eval.report import metric_info
+
+    better = metric_info(key).better
+    return (better == "higher" and value > other) or (better == "lower" and value < other)
 
 
 def beats(cell: Record, floor: Record) -> list[str]:
@@ -390,10 +407,7 @@ def beats(cell: Record, floor: Record) -> list[str]:
     won = []
     for mine, base in zip(cell["directions"], floor["directions"], strict=True):
         for key, value in mine["metrics"].items():
-            better = metric_info(key).better
-            if key in base["metrics"] and (
-                (better == "higher" and value > base["metrics"][key]) or (better == "lower" and value < base["metrics"][key])
-            ):
+            if key in base["metrics"] and _is_better(key, value, base["metrics"][key]):
                 won.append(f"{mine['direction']} {metric_info(key).label}")
     return won
 
@@ -401,6 +415,34 @@ def beats(cell: Record, floor: Record) -> list[str]:
 def _method_order(results: Record) -> list[str]:
     seen = list(dict.fromkeys(c["method"] for c in results["cells"].values()))
     return sorted(seen, key=lambda m: (m != DO_NOTHING, m))
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(cells: Sequence[str]) -> list[str]:
+    return [_row(cells), "|" + "---|" * len(cells)]
+
+
+def _label(key: str) -> str:
+    """A metric's column title with its direction arrow."""
+    from i2icli.eval.report import metric_info
+
+    info = metric_info(key)
+    return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
+
+
+def _value(metrics: Record, key: str) -> str:
+    from i2icli.eval.report import format_metric
+
+    return format_metric(key, metrics[key]) if key in metrics else "–"
+
+
+def _cells_of(results: Record, bench: Benchmark) -> list[Record]:
+    """The benchmark's finished cells, do-nothing first."""
+    keys = [cell_key(m, bench.name) for m in _method_order(results)]
+    return [results["cells"][k] for k in keys if k in results["cells"]]
 
 
 _EXPLAINED = """\
@@ -418,8 +460,9 @@ here on the shipped data (`i2icli/eval/judges`); nothing downloaded.
 - **FID-<judge>** / **KID-<judge>** ↓: Fréchet / kernel distance between translations and real
   target test images, on that judge's 128-d penultimate features (not Inception FID, and not
   comparable with published FIDs).
-- **PSNR** ↑, **SSIM** ↑, **L1** ↓, **pixel acc** ↑ (share of pixels within 16 levels in every
-  channel): against the known true translation (`testB_paired`, a2b of the synthetic set only).
+- **PSNR** ↑, **SSIM** ↑, **L1** ↓, **pixel acc** ↑ (share of pixels whose channels all differ by
+  less than 16 levels): against the known true translation (`testB_paired`, a2b of the synthetic
+  set only).
 - **diversity** ↑ (style models only): mean pairwise judge-feature distance between 8 styles
   sampled for one input, beside the same figure for groups of 8 real target images.
 - **do-nothing**: each input returned unchanged, the floor a trained method has to beat.
@@ -428,107 +471,92 @@ here on the shipped data (`i2icli/eval/judges`); nothing downloaded.
 
 def render_results(results: Record) -> str:
     """RESULTS.md, generated from the results JSON alone (so a test can regenerate and compare)."""
-    from i2icli.eval.report import format_metric, metric_info
-
-    cells = results["cells"]
-    methods = _method_order(results)
-    lines = ["# Quality benchmark", "",
-             "Generated by `python benchmarks/quality.py` from `benchmarks/results/quality.json`; do not edit by hand.",
-             "", _EXPLAINED]  # fmt: skip
-    lines += ["## Summary", "", "| benchmark | direction | metric | " + " | ".join(methods) + " |",
-              "|---|---|---|" + "---|" * len(methods)]  # fmt: skip
+    lines = [
+        "# Quality benchmark", "",
+        "Generated by `python benchmarks/quality.py` from `benchmarks/results/quality.json`; do not edit by hand.", "",
+        _EXPLAINED, *_summary(results), *_how_section(results),
+    ]  # fmt: skip
     for bench in BENCHMARKS.values():
-        here = {m: cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells}
-        if not here:
-            continue
-        first = next(iter(here.values()))
-        for i, d in enumerate(first["directions"]):
-            for kind in bench.headline:
-                key = _headline_key(d["metrics"], kind)
-                if key is None:
-                    continue
-                info = metric_info(key)
-                arrow = "↑" if info.better == "higher" else "↓"
-                values = []
-                for m in methods:
-                    metrics = here[m]["directions"][i]["metrics"] if m in here else {}
-                    values.append(format_metric(key, metrics[key]) if key in metrics else "–")
-                lines.append(f"| {bench.name} | {d['source']} → {d['target']} | {info.label} {arrow} | " + " | ".join(values) + " |")
-    lines.append("")
-    lines += _how_section(results)
-    for bench in BENCHMARKS.values():
-        lines += _benchmark_section(bench, cells, methods, format_metric, metric_info)
+        lines += _benchmark_section(bench, _cells_of(results, bench))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary(results: Record) -> list[str]:
+    """One row per (benchmark, direction, headline metric), one column per method."""
+    methods = _method_order(results)
+    lines = ["## Summary", "", *_header(["benchmark", "direction", "metric", *methods])]
+    for bench in BENCHMARKS.values():
+        here = {c["method"]: c for c in _cells_of(results, bench)}
+        for i, d in enumerate(next(iter(here.values()))["directions"] if here else []):
+            for key in filter(None, (_headline_key(d["metrics"], kind) for kind in bench.headline)):
+                values = [_value(here[m]["directions"][i]["metrics"], key) if m in here else "–" for m in methods]
+                lines.append(_row([bench.name, f"{d['source']} → {d['target']}", _label(key), *values]))
+    return [*lines, ""]
 
 
 def _how_section(results: Record) -> list[str]:
     cells = list(results["cells"].values())
-    machines = sorted({f"{c['machine']['cpu']}, {c['machine']['cores']} cores, {c['machine']['threads']} torch threads, "
-                       f"torch {c['machine']['torch']}, Python {c['machine']['python']}" for c in cells})  # fmt: skip
+    machines = sorted(
+        "{cpu}, {cores} cores, torch threads {threads}, torch {torch}, Python {python}".format(**c["machine"])
+        for c in cells
+    )
     dates = sorted(c["finished"] for c in cells)
-    lines = ["## How they were made", "",
-             "```",
-             "pip install -e '.[bench]'",
-             "python benchmarks/quality.py --methods do-nothing,cyclegan   # the cells below; finished cells are skipped",
-             "python benchmarks/quality.py --cells cyclegan:mnist-uci-digits   # one cell",
-             "```", ""]  # fmt: skip
-    lines += [f"- Machine: {m}." for m in machines]
-    if dates:
-        lines.append(f"- Date: {dates[0]} to {dates[-1]}." if dates[0] != dates[-1] else f"- Date: {dates[0]}.")
-    lines.append("- Budgets: " + "; ".join(f"{b.name} {b.steps} steps x batch {b.batch_size}" + (f" ({b.needs})" if b.needs else "")
-                                            for b in BENCHMARKS.values()) + ", seed 0, the same for every method.")  # fmt: skip
-    lines.append("- The machine was shared with other jobs while these ran (1-minute load averages are in the JSON), "
-                 "so training times are upper bounds.")  # fmt: skip
-    return [*lines, ""]
+    budgets = [f"{b.name} {b.steps} steps x batch {b.batch_size}" for b in BENCHMARKS.values()]
+    lines = [
+        "## How they were made", "",
+        "```",
+        "pip install -e '.[bench]'",
+        "python benchmarks/quality.py --methods do-nothing,cyclegan  # missing cells only; finished ones are kept",
+        "python benchmarks/quality.py --cells cyclegan:mnist-uci-digits  # one cell",
+        "```", "",
+        *(f"- Machine: {m}." for m in dict.fromkeys(machines)),
+        f"- Dates: {dates[0]} to {dates[-1]}." if dates else "- No cells yet.",
+        f"- Budgets: {'; '.join(budgets)}; seed 0; the same for every method on a benchmark.",
+        "- The machine was shared with other jobs during these runs (1-minute load averages are in the JSON),",
+        "  so training times are upper bounds.", "",
+    ]  # fmt: skip
+    return lines
 
 
-def _benchmark_section(
-    bench: Benchmark, cells: Record, methods: list[str], format_metric: Callable[[str, float], str],
-    metric_info: Callable[[str], Any],
-) -> list[str]:  # fmt: skip
-    here = [cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells]
+def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
+    """Per benchmark: the cells' budgets and times, then one metric table per direction."""
+    from i2icli.eval.report import format_metric, metric_info
+
     needs = f" (needs {bench.needs})" if bench.needs else ""
     lines = [f"## {bench.name}{needs}", ""]
     if not here:
         return [*lines, "No cells run yet.", ""]
-    lines += ["| method | preset | steps x batch | train time | eval time |", "|---|---|---|---|---|"]
+    lines += _header(["method", "preset", "steps x batch", "train time", "eval time"])
     for c in here:
-        budget = f"{c['steps']} x {c['batch_size']}" if c["steps"] else "–"
-        train_time = f"{c['train_seconds'] / 60:.1f} min" + (" (resumed)" if c["resumed"] else "") if c["steps"] else "–"
-        lines.append(f"| {c['method']} | {c['preset'] or '–'} | {budget} | {train_time} | {c['eval_seconds']:.0f} s |")
+        trained = bool(c["steps"])
+        resumed = " (resumed)" if c["resumed"] else ""
+        lines.append(_row([
+            c["method"], c["preset"] or "–", f"{c['steps']} x {c['batch_size']}" if trained else "–",
+            f"{c['train_seconds'] / 60:.1f} min{resumed}" if trained else "–", f"{c['eval_seconds']:.0f} s",
+        ]))  # fmt: skip
     lines.append("")
     for i, d in enumerate(here[0]["directions"]):
-        keys = list(dict.fromkeys(k for c in here for k in c["directions"][i]["metrics"]))
-        refs = list(dict.fromkeys(k for c in here for k in c["directions"][i]["reference"]))
-        lines.append(f"### {d['source']} → {d['target']} ({d['direction']}, {d['n']} test images)")
-        lines.append("")
+        per_cell = [c["directions"][i] for c in here]
+        keys = list(dict.fromkeys(k for x in per_cell for k in x["metrics"]))
+        lines += [f"### {d['source']} → {d['target']} ({d['direction']}, {d['n']} test images)", ""]
         if not keys:
             lines += [f"No metric applies: {'; '.join(d['skipped'])}.", ""]
             continue
-        labels = [f"{metric_info(k).label} {'↑' if metric_info(k).better == 'higher' else '↓'}" for k in keys]
-        lines += ["| method | " + " | ".join(labels) + " |", "|---|" + "---|" * len(keys)]
-        for c in here:
-            m = c["directions"][i]["metrics"]
-            lines.append(f"| {c['method']} | " + " | ".join(format_metric(k, m[k]) if k in m else "–" for k in keys) + " |")
-        for k in refs:
-            ref = here[0]["directions"][i]["reference"]
-            if k in ref:
-                lines += ["", f"Reference: {metric_info(k).label} = {format_metric(k, ref[k])}."]
+        lines += _header(["method", *map(_label, keys)])
+        lines += [_row([c["method"], *(_value(x["metrics"], k) for k in keys)]) for c, x in zip(here, per_cell)]
+        # Real-image references depend on the data (and the judge) only: the first cell that has one speaks for all.
+        refs = {k: v for x in reversed(per_cell) for k, v in x["reference"].items()}
+        lines += [f"\nReference: {metric_info(k).label} = {format_metric(k, v)}." for k, v in refs.items()]
         lines.append("")
-    floor = cells.get(cell_key(DO_NOTHING, bench.name))
-    if floor is not None:
-        for c in here:
-            if c["method"] != DO_NOTHING:
-                won = beats(c, floor)
-                lines.append(f"- {c['method']} beats do-nothing on {len(won)} metric(s)" + (f": {', '.join(won)}." if won else "."))
-        lines.append("")
-    lines += [f"Samples (rows: test inputs; columns: input, {'truth, ' if _has_truth(here) else ''}each method): "
-              f"[a2b](figures/samples-{bench.name}-a2b.png), [b2a](figures/samples-{bench.name}-b2a.png).", ""]  # fmt: skip
-    return lines
-
-
-def _has_truth(here: list[Record]) -> bool:
-    return any("psnr" in c["directions"][0]["metrics"] for c in here)
+    floor = next((c for c in here if c["method"] == DO_NOTHING), None)
+    for c in here if floor is not None else []:
+        if c is not floor:
+            won = beats(c, floor)
+            listed = f": {', '.join(won)}." if won else "."
+            lines.append(f"- {c['method']} beats do-nothing on {len(won)} metric(s){listed}")
+    truth = "truth, " if any("psnr" in c["directions"][0]["metrics"] for c in here) else ""
+    figures = f"[a2b](figures/samples-{bench.name}-a2b.png), [b2a](figures/samples-{bench.name}-b2a.png)"
+    return [*lines, "", f"Samples (rows: test inputs; columns: input, {truth}each method): {figures}.", ""]
 
 
 # --------------------------------------------------------------------------- figures
@@ -544,7 +572,7 @@ def render_figures(results: Record, figures: Path) -> None:
     _chart(results, figures / "quality.png")
 
 
-def _sample_grid(folder: Path, methods: list[str]) -> Any:
+def _sample_grid(folder: Path, methods: list[str]) -> Image.Image | None:
     """Columns input | truth | methods..., each scaled 3x, with a name above; None if nothing is saved."""
     from PIL import Image, ImageDraw
 
@@ -564,7 +592,7 @@ def _sample_grid(folder: Path, methods: list[str]) -> Any:
 
 
 def _chart(results: Record, path: Path) -> None:
-    """One panel per (benchmark, headline metric): bars per method, grouped by direction."""
+    """One panel per (benchmark, headline metric): one bar per method for each direction it applies to."""
     try:
         import matplotlib
 
@@ -573,35 +601,36 @@ def _chart(results: Record, path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no chart (pip install matplotlib)", file=sys.stderr)
         return
-    from i2icli.eval.report import metric_info
-
-    cells, methods = results["cells"], _method_order(results)
-    panels = []
+    panels = []  # (title, direction names, keys per direction, cells)
     for bench in BENCHMARKS.values():
-        here = {m: cells[cell_key(m, bench.name)] for m in methods if cell_key(m, bench.name) in cells}
+        here = _cells_of(results, bench)
         for kind in bench.headline if here else ():
-            panels.append((bench, kind, here))
+            dirs = [(i, _headline_key(d["metrics"], kind)) for i, d in enumerate(here[0]["directions"])]
+            dirs = [(i, key) for i, key in dirs if key is not None]
+            labels = sorted({_label(key) for _, key in dirs})
+            # FID keys differ by direction (each is named after its target's judge).
+            title = labels[0] if len(labels) == 1 else f"{kind.upper()}-<target judge> ↓"
+            if dirs:
+                panels.append((f"{bench.name}\n{title}", here, dirs))
     if not panels:
         return
     cols = 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    for ax, (bench, kind, here) in zip(axes.flat, panels):
-        first = next(iter(here.values()))["directions"]
-        dirs = [i for i, d in enumerate(first) if _headline_key(d["metrics"], kind)]
-        width = 0.8 / max(len(here), 1)
-        for j, (method, cell) in enumerate(here.items()):
-            values = [cell["directions"][i]["metrics"].get(_headline_key(first[i]["metrics"], kind) or "", np.nan) for i in dirs]
-            ax.bar(np.arange(len(dirs)) + j * width, values, width, label=method)
-        ax.set_xticks(np.arange(len(dirs)) + width * (len(here) - 1) / 2)
-        ax.set_xticklabels([f"{first[i]['source']}→{first[i]['target']}" for i in dirs], fontsize=8)
-        key = _headline_key(first[dirs[0]]["metrics"], kind) if dirs else kind
-        info = metric_info(key) if key else None
-        label = f"{info.label} {'↑' if info.better == 'higher' else '↓'}" if info else kind
-        ax.set_title(f"{bench.name}\n{label}", fontsize=9)
-        ax.legend(fontsize=7)
+    for ax, (title, here, dirs) in zip(axes.flat, panels):
+        width = 0.8 / len(here)
+        x = np.arange(len(dirs))
+        for j, cell in enumerate(here):
+            values = [cell["directions"][i]["metrics"].get(key, np.nan) for i, key in dirs]
+            ax.bar(x + j * width, values, width, label=cell["method"])
+        ax.set_xticks(x + width * (len(here) - 1) / 2)
+        names = [here[0]["directions"][i] for i, _ in dirs]
+        ax.set_xticklabels([f"{d['source']}→{d['target']}" for d in names], fontsize=8)
+        ax.set_title(title, fontsize=9)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", fontsize=9)  # one legend: every panel has the same methods
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

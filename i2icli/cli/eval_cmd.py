@@ -30,7 +30,8 @@ InceptionOpt = Annotated[
     typer.Option("--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception."),
 ]
 ThresholdOpt = Annotated[
-    int, typer.Option("--pixel-threshold", help="pixel-acc counts a pixel when every channel is within N levels.")
+    int,
+    typer.Option("--pixel-threshold", help="pixel-acc: a pixel counts when all channels differ by < N levels."),
 ]
 
 
@@ -71,7 +72,9 @@ def model(
         bool, typer.Option("--do-nothing", help="Score the baseline that returns each input unchanged instead.")
     ] = False,
     direction: Annotated[str, typer.Option("--direction", "-d", help="a2b, b2a or both.")] = "both",
-    limit: Annotated[int | None, typer.Option("--limit", help="Score a seeded random subset of N test images per folder.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Score a seeded random subset of N test images per folder.")
+    ] = None,
     styles: Annotated[int, typer.Option("--styles", help="Style models: samples per input for diversity.")] = 8,
     inception: InceptionOpt = None,
     pixel_threshold: ThresholdOpt = 16,
@@ -135,7 +138,8 @@ def _print_model_report(report: ModelReport) -> None:
     from i2icli.eval.report import format_metric, metric_info
 
     title = f"{report.subject} on {report.dataset or report.data}"
-    table = Table("metric", *(f"{d.source} -> {d.target} ({d.direction}, n={d.n})" for d in report.directions), title=title)
+    columns = [f"{d.source} -> {d.target} ({d.direction}, n={d.n})" for d in report.directions]
+    table = Table("metric", *columns, title=title)
     keys = list(dict.fromkeys(k for d in report.directions for k in d.metrics))
     for key in keys:
         info = metric_info(key)
@@ -148,6 +152,8 @@ def _print_model_report(report: ModelReport) -> None:
         table.add_row(f"[dim]{metric_info(key).label} (reference)[/dim]", *cells)
     console = Console(width=120)
     console.print(table)
+    if "pixel-acc" in keys:
+        console.print(f"[dim]pixel acc: pixels whose channels all differ by < {report.pixel_threshold} levels[/dim]")
     for d in report.directions:
         for note in d.skipped:
             console.print(f"[dim]{d.direction}: skipped {note}[/dim]", highlight=False)
@@ -161,9 +167,12 @@ def _print_folder_report(report: FolderReport) -> None:
 
     paired = f", {report.n_paired} pairs" if report.n_paired else ""
     console = Console(width=120)
-    console.print(f"{report.fake} ({report.n_fake} images) vs {report.real} ({report.n_real} images{paired})", highlight=False)
+    header = f"{report.fake} ({report.n_fake} images) vs {report.real} ({report.n_real} images{paired})"
+    console.print(header, highlight=False)
     table = Table("metric", "value")
     for key, value in report.metrics.items():
         info = metric_info(key)
         table.add_row(f"{info.label} {'↑' if info.better == 'higher' else '↓'}", format_metric(key, value))
     console.print(table)
+    if "pixel-acc" in report.metrics:
+        console.print(f"[dim]pixel acc: pixels whose channels all differ by < {report.pixel_threshold} levels[/dim]")

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from PIL import Image
@@ -34,26 +34,31 @@ from PIL import Image
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
-from i2icli.imageio import list_images, pad_for_network, read_image, to_tensor
+from i2icli.imageio import list_images, read_image, to_tensor
 from i2icli.methods.base import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
+    from i2icli.eval.inception import FIDInceptionFeatures
     from i2icli.inference import LoadedModel
 
 DATASET_INFO = "i2i-dataset.json"  # written by i2icli.data.recipes.prepare
 PAIRED_DIR = "testB_paired"
-# Pixel accuracy counts a pixel as right when every channel is within this many 8-bit levels.
+SPLITS = ("testA", "testB")  # the test folder of domain a, of domain b
+# Pixel accuracy counts a pixel as right when every channel differs by less than this many 8-bit levels.
 PIXEL_THRESHOLD = 16
 KID_SUBSETS = 100
 KID_MAX_SUBSET = 1000  # the usual KID subset size; smaller test sets use their own size
 
 # (C, H, W) images in [-1, 1] -> their translations, same order.
 Translator = Callable[[list[torch.Tensor], Direction], list[torch.Tensor]]
-# Inputs (N, C, H, W), direction, K, generator -> K translations per input (N, K, C, H, W).
-StyleSampler = Callable[[torch.Tensor, Direction, int, torch.Generator], torch.Tensor]
+# One input (C, H, W), direction, K, seed -> its translations with K styles drawn from the seed.
+StyleSampler = Callable[[torch.Tensor, Direction, int, int], list[torch.Tensor]]
 
 
 # --------------------------------------------------------------------------- metric names
+
+
+Better = Literal["higher", "lower", "reference"]  # reference: context for a score, not a score
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class MetricInfo:
     """How a metric is shown: its label and which way is better."""
 
     label: str
-    better: str  # "higher" | "lower" | "reference" (context, not a score)
+    better: Better
 
 
 _FIXED_METRICS: dict[str, MetricInfo] = {
@@ -70,11 +75,11 @@ _FIXED_METRICS: dict[str, MetricInfo] = {
     "psnr": MetricInfo("PSNR (dB)", "higher"),
     "ssim": MetricInfo("SSIM", "higher"),
     "l1": MetricInfo("L1", "lower"),
-    "pixel-acc": MetricInfo(f"pixel acc (Δ<{PIXEL_THRESHOLD})", "higher"),
+    "pixel-acc": MetricInfo("pixel acc", "higher"),  # the threshold is in the report
     "diversity": MetricInfo("diversity", "higher"),
     "fid-inception": MetricInfo("FID (Inception)", "lower"),
     "kid-inception": MetricInfo("KID (Inception)", "lower"),
-    "real-class-acc": MetricInfo("judge on real target", "reference"),
+    "real-class-acc": MetricInfo("class judge on real target images", "reference"),
     "real-diversity": MetricInfo("diversity of real images", "reference"),
 }
 PAIRED_METRICS = ("psnr", "ssim", "l1", "pixel-acc")
@@ -103,6 +108,8 @@ def format_metric(key: str, value: float) -> str:
         return f"{value:.2f}"
     if key in ("ssim", "l1"):
         return f"{value:.3f}"
+    if abs(value) >= 1000:  # judge-feature FID/KID run into the thousands; no exponent notation
+        return f"{value:.0f}"
     return f"{value:.4g}"
 
 
@@ -148,7 +155,8 @@ def _check_judge(name: object, where: str) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str) or name not in list_judges():
-        raise UsageError(f"{where} names judge {name!r}, which is not installed (available: {', '.join(list_judges())})")
+        available = ", ".join(list_judges())
+        raise UsageError(f"{where} names judge {name!r}, which is not installed (available: {available})")
     return name
 
 
@@ -262,20 +270,11 @@ def _in_batches(
     return out
 
 
-def _styled(model: LoadedModel, x: torch.Tensor, direction: Direction, styles: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) inputs with one style each (B, S, 1, 1) -> (B, C', H, W) on the CPU."""
-    net = model.net
-    padded, padding = pad_for_network(x.to(model.device), net.stride, net.min_size)
-    return padding.crop(net.translate(padded, direction, styles.to(model.device))).float().cpu()
-
-
 def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0) -> Subject:
-    """A loaded model as a subject; models with style codes translate with seeded random styles."""
+    """A loaded model as a subject; models with style codes translate with styles drawn from ``seed``."""
     from i2icli.inference import translate_tensors
-    from i2icli.registry import METHODS, Capability
 
-    spec = METHODS.get(model.config.method)
-    if spec is None or Capability.SAMPLE_STYLES not in spec.capabilities:
+    if not model.has_styles:
 
         def translate(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
             return translate_tensors(model, images, direction, batch_size=batch_size)
@@ -283,19 +282,15 @@ def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: 
         why = f"{name} is a {model.config.method} model (no style codes)"
         return Subject(name, model.directions, model.channels, translate, None, why)
 
-    net = model.net
+    from i2icli.styles import prior_styles, translate_with_styles
 
-    @torch.inference_mode()
     def translate_styled(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(seed)  # the same styles on every call: results repeat
-        return _in_batches(images, batch_size, lambda x: _styled(model, x, direction, net.random_style(len(x), gen)))
+        # One prior style per image, the same on every call, so scores repeat.
+        styles = list(prior_styles(model, len(images), seed))
+        return translate_tensors(model, images, direction, batch_size=batch_size, styles=styles)
 
-    @torch.inference_mode()
-    def sample(x: torch.Tensor, direction: Direction, k: int, gen: torch.Generator) -> torch.Tensor:
-        n = len(x)
-        repeated = x.repeat_interleave(k, dim=0)  # (N * K, C, H, W): input i at rows i*K .. i*K + K-1
-        out = _styled(model, repeated, direction, net.random_style(n * k, gen))
-        return out.view(n, k, *out.shape[1:])  # (N, K, C', H, W)
+    def sample(image: torch.Tensor, direction: Direction, k: int, style_seed: int) -> list[torch.Tensor]:
+        return translate_with_styles(model, image, prior_styles(model, k, style_seed), direction)
 
     return Subject(name, model.directions, model.channels, translate_styled, sample)
 
@@ -360,6 +355,7 @@ class ModelReport:
     subject: str
     data: str
     dataset: str | None
+    pixel_threshold: int  # pixel-acc: every channel differs by less than this many 8-bit levels
     directions: list[DirectionReport]
 
     def to_dict(self) -> dict[str, Any]:
@@ -376,29 +372,37 @@ def _predict(judge: Judge, images: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(_in_batches(list(images), 500, lambda x: predict(judge, x)))
 
 
-def _distribution_metrics(real: torch.Tensor, fake: torch.Tensor, tag: str) -> dict[str, float]:
-    """FID and KID between feature sets (N, D) and (M, D), keyed ``fid-<tag>`` / ``kid-<tag>``."""
-    from scipy.linalg import LinAlgWarning  # scipy is optional ([bench]); only FID needs it
-
+def _distribution_metrics(
+    real: torch.Tensor, fake: torch.Tensor, tag: str, kinds: Sequence[str] = ("fid", "kid")
+) -> dict[str, float]:
+    """FID and/or KID between feature sets (N, D) and (M, D), keyed ``fid-<tag>`` / ``kid-<tag>``."""
     if min(len(real), len(fake)) < 2:
         raise UsageError(f"FID/KID-{tag} need at least 2 real and 2 translated images")
-    size = min(KID_MAX_SUBSET, len(real), len(fake))
-    kid_mean, _ = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=size)
-    with warnings.catch_warnings():
-        # Fewer images than feature dimensions make the covariances singular; scipy warns, and
-        # frechet_distance already falls back to a regularised root when the result is not finite.
-        warnings.simplefilter("ignore", LinAlgWarning)
-        fid = metrics.fid_from_features(real, fake)
-    return {f"fid-{tag}": fid, f"kid-{tag}": kid_mean}
+    found = {}
+    if "fid" in kinds:
+        from scipy.linalg import LinAlgWarning  # scipy is needed by FID only
+
+        with warnings.catch_warnings():
+            # Fewer images than feature dimensions make the covariances singular; scipy warns, and
+            # frechet_distance already falls back to a regularised root when the result is not finite.
+            warnings.simplefilter("ignore", LinAlgWarning)
+            found[f"fid-{tag}"] = metrics.fid_from_features(real, fake)
+    if "kid" in kinds:
+        size = min(KID_MAX_SUBSET, len(real), len(fake))
+        found[f"kid-{tag}"] = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=size)[0]
+    return found
 
 
-def _inception_features(path: Path, images: Sequence[torch.Tensor]) -> torch.Tensor:
+def _inception_features(net: FIDInceptionFeatures, images: Sequence[torch.Tensor]) -> torch.Tensor:
     """Inception pool features (N, 2048); the extractor takes [0, 1] and resizes to 299 px itself."""
-    from i2icli.eval.inception import load_fid_inception
-
-    net = load_fid_inception(path)
     with torch.inference_mode():
         return torch.stack(_in_batches(list(images), 16, lambda x: net((x + 1) / 2)))
+
+
+def _load_inception(path: Path | None) -> FIDInceptionFeatures | None:
+    from i2icli.eval.inception import load_fid_inception
+
+    return None if path is None else load_fid_inception(path)
 
 
 def paired_metrics(fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], threshold: int) -> dict[str, float]:
@@ -414,7 +418,9 @@ def paired_metrics(fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor]
     return {k: sum(v) / len(v) for k, v in per_image.items() if v}
 
 
-def _sizes_match(fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], names: Sequence[str], where: Path) -> None:
+def _sizes_match(
+    fakes: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], names: Sequence[str], where: Path
+) -> None:
     for fake, truth, name in zip(fakes, truths, names, strict=True):
         if fake.shape != truth.shape:
             raise InputError(f"{where / name}: size {tuple(truth.shape)} differs from the output's {tuple(fake.shape)}")
@@ -426,12 +432,12 @@ def _diversity(
     """(diversity of sampled outputs, the same figure for random groups of real target images)."""
     assert subject.sample_styles is not None
     k, n = opts.styles, min(opts.diversity_inputs, len(sources.images))
-    gen = torch.Generator().manual_seed(opts.seed)
-    feats = []
-    for img in sources.images[:n]:
-        samples = subject.sample_styles(img[None], direction, k, gen)[0]  # (K, C, H, W)
-        feats.append(_features(judge, list(samples)))  # (K, D)
-    order = torch.randperm(len(real.images), generator=gen)
+    # Input i gets its own K styles (seed + i); each sample set becomes judge features (K, D).
+    feats = [
+        _features(judge, subject.sample_styles(img, direction, k, opts.seed + i))
+        for i, img in enumerate(sources.images[:n])
+    ]
+    order = torch.randperm(len(real.images), generator=torch.Generator().manual_seed(opts.seed))
     groups = [order[i : i + k] for i in range(0, min(len(order) - k + 1, n * k), k)]  # n disjoint groups of K
     if not groups:
         raise UsageError(f"diversity needs at least {k} real target images, found {len(real.images)}")
@@ -439,63 +445,101 @@ def _diversity(
     return metrics.diversity(feats), metrics.diversity([real_feats[g] for g in groups])
 
 
-def _evaluate_direction(subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions) -> DirectionReport:
-    src_i, tgt_i = (0, 1) if direction == "a2b" else (1, 0)
-    src_folder, tgt_folder = ("testA", "testB") if direction == "a2b" else ("testB", "testA")
-    c_in, c_out = subject.channels(direction)
-    sources = load_split(info.root, src_folder, c_in, opts.limit, opts.seed)
-    real = load_split(info.root, tgt_folder, c_out, opts.limit, opts.seed)
-    fakes = subject.translate(sources.images, direction)
-    found: dict[str, float] = {}
-    reference: dict[str, float] = {}
-    skipped: list[str] = []
+@dataclass
+class _Scores:
+    """What one direction has found so far (filled in by the ``_score_*`` helpers)."""
 
-    class_judge = info.class_judges[tgt_i]
-    judge = load_judge(class_judge) if class_judge else None
-    if judge is None:
-        skipped.append(f"class-kept, fid/kid: no class judge for domain {info.domains[tgt_i]!r}")
+    metrics: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """One direction's data: where it reads from, and the images it has."""
+
+    direction: Direction
+    source: int  # domain index: 0 = a, 1 = b
+    target: int
+    sources: Split
+    real: Split  # real target-domain test images
+    fakes: list[torch.Tensor]  # translations of ``sources``
+
+
+def _score_class(info: DatasetInfo, d: _Direction, out: _Scores) -> Judge | None:
+    """class-kept (and the judge's accuracy on real target images) and FID/KID on its features."""
+    name = info.class_judges[d.target]
+    if name is None:
+        out.skipped.append(f"class-kept, fid/kid: no class judge for domain {info.domains[d.target]!r}")
+        return None
+    judge = load_judge(name)
+    if not info.keeps_labels:
+        out.skipped.append("class-kept: this dataset's labels name the domain, so translations should change them")
+    elif d.sources.labels is None or d.real.labels is None:
+        out.skipped.append("class-kept: the test folders have no <folder>_labels.csv")
     else:
-        real_labels = real.labels
-        if not info.keeps_labels:
-            skipped.append("class-kept: this dataset's labels name the domain, so translations should change them")
-        elif sources.labels is None or real_labels is None:
-            skipped.append(f"class-kept: no {src_folder}_labels.csv / {tgt_folder}_labels.csv")
-        else:
-            found["class-kept"] = float((_predict(judge, fakes) == sources.labels).double().mean())
-            reference["real-class-acc"] = float((_predict(judge, real.images) == real_labels).double().mean())
-        found |= _distribution_metrics(_features(judge, real.images), _features(judge, fakes), class_judge)
+        out.metrics["class-kept"] = float((_predict(judge, d.fakes) == d.sources.labels).double().mean())
+        out.reference["real-class-acc"] = float((_predict(judge, d.real.images) == d.real.labels).double().mean())
+    out.metrics |= _distribution_metrics(_features(judge, d.real.images), _features(judge, d.fakes), name)
+    return judge
 
-    if info.domain_judge:
-        domain = load_judge(info.domain_judge)
-        found["looks-like-target"] = float((_predict(domain, fakes) == tgt_i).double().mean())
-    else:
-        skipped.append("looks-like-target: no domain judge for this dataset")
 
-    if direction == "a2b" and info.paired:
-        truths = load_split(info.root, PAIRED_DIR, c_out, None)
-        index = {name: i for i, name in enumerate(truths.names)}
-        missing = [n for n in sources.names if n not in index]
-        if missing:
-            raise InputError(f"{info.root / PAIRED_DIR / missing[0]}: no ground truth for testA/{missing[0]}")
-        matched = [truths.images[index[n]] for n in sources.names]
-        _sizes_match(fakes, matched, sources.names, info.root / PAIRED_DIR)
-        found |= paired_metrics(fakes, matched, opts.pixel_threshold)
-    elif info.paired:
-        skipped.append("psnr/ssim/l1/pixel-acc: ground truth exists for a2b only")
+def _score_domain(info: DatasetInfo, d: _Direction, out: _Scores) -> None:
+    if info.domain_judge is None:
+        out.skipped.append("looks-like-target: no domain judge for this dataset")
+        return
+    # The domain judge's classes are (domain a, domain b), so the target's index is its class.
+    predicted = _predict(load_judge(info.domain_judge), d.fakes)
+    out.metrics["looks-like-target"] = float((predicted == d.target).double().mean())
 
-    feature_judge = judge or (load_judge(info.domain_judge) if info.domain_judge else None)
+
+def _score_paired(info: DatasetInfo, d: _Direction, channels: int, threshold: int, out: _Scores) -> None:
+    if not info.paired:
+        return
+    if d.direction != "a2b":
+        out.skipped.append("psnr/ssim/l1/pixel-acc: ground truth exists for a2b only")
+        return
+    truths = load_split(info.root, PAIRED_DIR, channels)
+    index = {name: i for i, name in enumerate(truths.names)}
+    missing = [n for n in d.sources.names if n not in index]
+    if missing:
+        raise InputError(f"{info.root / PAIRED_DIR / missing[0]}: no ground truth for testA/{missing[0]}")
+    matched = [truths.images[index[n]] for n in d.sources.names]
+    _sizes_match(d.fakes, matched, d.sources.names, info.root / PAIRED_DIR)
+    out.metrics |= paired_metrics(d.fakes, matched, threshold)
+
+
+def _score_diversity(subject: Subject, judge: Judge | None, d: _Direction, opts: EvalOptions, out: _Scores) -> None:
     if subject.sample_styles is None:
-        skipped.append(f"diversity: {subject.no_styles}")
-    elif feature_judge is None:
-        skipped.append("diversity: no judge to give features for this dataset")
+        out.skipped.append(f"diversity: {subject.no_styles}")
+    elif judge is None:
+        out.skipped.append("diversity: no judge to give features for this dataset")
     else:
-        found["diversity"], reference["real-diversity"] = _diversity(subject, feature_judge, sources, real, direction, opts)
+        out.metrics["diversity"], out.reference["real-diversity"] = _diversity(
+            subject, judge, d.sources, d.real, d.direction, opts
+        )
 
-    if opts.inception is not None:
-        real_f = _inception_features(opts.inception, real.images)
-        found |= _distribution_metrics(real_f, _inception_features(opts.inception, fakes), "inception")
 
-    return DirectionReport(direction, info.domains[src_i], info.domains[tgt_i], len(fakes), found, reference, skipped)
+def _evaluate_direction(
+    subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions, inception: FIDInceptionFeatures | None
+) -> DirectionReport:
+    src, tgt = (0, 1) if direction == "a2b" else (1, 0)
+    c_in, c_out = subject.channels(direction)
+    sources = load_split(info.root, SPLITS[src], c_in, opts.limit, opts.seed)
+    real = load_split(info.root, SPLITS[tgt], c_out, opts.limit, opts.seed)
+    d = _Direction(direction, src, tgt, sources, real, subject.translate(sources.images, direction))
+    out = _Scores()
+    class_judge = _score_class(info, d, out)
+    _score_domain(info, d, out)
+    _score_paired(info, d, c_out, opts.pixel_threshold, out)
+    domain_judge = load_judge(info.domain_judge) if info.domain_judge else None
+    _score_diversity(subject, class_judge or domain_judge, d, opts, out)
+    if inception is not None:
+        real_f, fake_f = _inception_features(inception, real.images), _inception_features(inception, d.fakes)
+        out.metrics |= _distribution_metrics(real_f, fake_f, "inception")
+    return DirectionReport(
+        direction, info.domains[src], info.domains[tgt], len(d.fakes), out.metrics, out.reference, out.skipped
+    )
 
 
 def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -> ModelReport:
@@ -508,11 +552,14 @@ def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -
             raise UsageError(f"--direction {d}: {subject.name} only has {', '.join(subject.directions)}")
     if opts.limit is not None and opts.limit < 2:
         raise UsageError(f"--limit {opts.limit}: must be at least 2 (FID and KID need two images)")
-    reports = [_evaluate_direction(subject, info, d, opts) for d in directions]
-    return ModelReport(subject.name, str(info.root), info.recipe, reports)
+    inception = _load_inception(opts.inception)  # ~100 MB: loaded once for both directions
+    reports = [_evaluate_direction(subject, info, d, opts, inception) for d in directions]
+    return ModelReport(subject.name, str(info.root), info.recipe, opts.pixel_threshold, reports)
 
 
-def evaluate_model(model: LoadedModel, data: Path, options: EvalOptions | None = None, *, name: str = "model") -> ModelReport:
+def evaluate_model(
+    model: LoadedModel, data: Path, options: EvalOptions | None = None, *, name: str = "model"
+) -> ModelReport:
     """``evaluate`` for a loaded model (see ``i2icli.api.load_model``)."""
     opts = options or EvalOptions()
     return evaluate(model_subject(model, name, batch_size=opts.batch_size, seed=opts.seed), data, opts)
@@ -530,6 +577,7 @@ class FolderReport:
     n_real: int
     n_fake: int
     n_paired: int  # 0 when no paired metric was asked for
+    pixel_threshold: int
     metrics: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -547,7 +595,12 @@ def _read_folder(folder: Path, flag: str) -> dict[str, torch.Tensor]:
 
 
 def evaluate_folders(
-    real: Path, fake: Path, names: Sequence[str], *, inception: Path | None = None, pixel_threshold: int = PIXEL_THRESHOLD
+    real: Path,
+    fake: Path,
+    names: Sequence[str],
+    *,
+    inception: Path | None = None,
+    pixel_threshold: int = PIXEL_THRESHOLD,
 ) -> FolderReport:
     """Compare a folder of translations with a folder of real images.
 
@@ -556,29 +609,33 @@ def evaluate_folders(
     and size).
     """
     real_images, fake_images = _read_folder(Path(real), "--real"), _read_folder(Path(fake), "--fake")
+    reals, fakes = list(real_images.values()), list(fake_images.values())
     found: dict[str, float] = {}
-    judged = {n.partition("-")[2] for n in names if n.partition("-")[2] in list_judges()}
-    for judge_name in sorted(judged):
-        judge = load_judge(judge_name)
-        scores = _distribution_metrics(
-            _features(judge, list(real_images.values())), _features(judge, list(fake_images.values())), judge_name
-        )
-        found |= {k: v for k, v in scores.items() if k in names}
-    if any(n.endswith("-inception") for n in names):
-        if inception is None:
-            raise UsageError("fid-/kid-inception need --inception PATH")
-        scores = _distribution_metrics(
-            _inception_features(inception, list(real_images.values())),
-            _inception_features(inception, list(fake_images.values())),
-            "inception",
-        )
-        found |= {k: v for k, v in scores.items() if k in names}
+    # Group the distribution metrics by feature extractor: "fid-digits-uci" -> ("digits-uci", "fid").
+    wanted: dict[str, list[str]] = {}
+    for name in names:
+        kind, _, tag = name.partition("-")
+        if kind in ("fid", "kid") and (tag in list_judges() or tag == "inception"):
+            wanted.setdefault(tag, []).append(kind)
+    for tag, kinds in wanted.items():
+        if tag == "inception":
+            if inception is None:
+                raise UsageError("fid-/kid-inception need --inception PATH")
+            from i2icli.eval.inception import load_fid_inception
+
+            net = load_fid_inception(inception)
+            found |= _distribution_metrics(_inception_features(net, reals), _inception_features(net, fakes), tag, kinds)
+        else:
+            judge = load_judge(tag)
+            found |= _distribution_metrics(_features(judge, reals), _features(judge, fakes), tag, kinds)
     n_paired = 0
     if any(n in PAIRED_METRICS for n in names):
         missing = [n for n in fake_images if n not in real_images]
         if missing:
-            raise UsageError(f"--fake {Path(fake) / missing[0]}: no image of that name in --real {real} (paired metrics match by name)")
-        fakes = list(fake_images.values())
+            raise UsageError(
+                f"--fake {Path(fake) / missing[0]}: no image of that name in --real {real} "
+                "(paired metrics match by name)"
+            )
         truths = [real_images[n] for n in fake_images]
         _sizes_match(fakes, truths, list(fake_images), Path(real))
         scores = paired_metrics(fakes, truths, pixel_threshold)
@@ -587,4 +644,4 @@ def evaluate_folders(
         found |= {k: v for k, v in scores.items() if k in names}
         n_paired = len(fakes)
     ordered = {n: found[n] for n in names}
-    return FolderReport(str(real), str(fake), len(real_images), len(fake_images), n_paired, ordered)
+    return FolderReport(str(real), str(fake), len(real_images), len(fake_images), n_paired, pixel_threshold, ordered)

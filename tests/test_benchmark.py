@@ -1,0 +1,118 @@
+"""The quality benchmark: its --smoke run (the table's shape, resuming), and RESULTS.md against the JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import REPO
+
+from i2icli import registry
+
+
+def _load_quality() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quality", REPO / "benchmarks" / "quality.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quality"] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+quality = _load_quality()
+CYCLEGAN_BENCHMARKS = ("mnist-uci-digits", "synthetic-colored-digits", "fashion-sneaker-boot")
+
+
+def test_results_md_is_generated_from_the_results_json() -> None:
+    results = json.loads(quality.RESULTS.read_text(encoding="utf-8"))
+    assert quality.MARKDOWN.read_text(encoding="utf-8") == quality.render_results(results)
+
+
+def test_committed_results_fill_the_cyclegan_rows() -> None:
+    results = json.loads(quality.RESULTS.read_text(encoding="utf-8"))
+    plans = quality._method_plans()
+    cells = [(plans[m], quality.BENCHMARKS[b]) for b in CYCLEGAN_BENCHMARKS for m in ("do-nothing", "cyclegan")]
+    assert quality.check_shape(results, cells) == []
+    for bench in CYCLEGAN_BENCHMARKS:
+        cell = results["cells"][f"cyclegan:{bench}"]
+        assert cell["steps"] == quality.BENCHMARKS[bench].steps and cell["preset"] == "cpu-small"
+        assert cell["train_seconds"] < 15 * 60  # the per-cell cap
+        assert {"cpu", "cores", "threads", "torch"} <= set(cell["machine"])
+        # What was measured: CycleGAN beats the do-nothing row somewhere on every benchmark.
+        assert quality.beats(cell, results["cells"][f"do-nothing:{bench}"]), bench
+        assert (quality.FIGURES / f"samples-{bench}-a2b.png").is_file()
+    assert (quality.FIGURES / "quality.png").is_file()
+
+
+def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = time.process_time()
+    assert quality.main(["--smoke", "--work", str(tmp_path)]) == 0
+    assert time.process_time() - start < 60
+    results = json.loads((tmp_path / "quality.json").read_text())
+    plans = quality._method_plans()
+    available = [b for b in quality.BENCHMARKS.values() if b.unavailable() is None]
+    expected = {quality.cell_key(m, b.name) for m in plans for b in available}
+    assert set(results["cells"]) == expected
+    assert all(c["steps"] == quality.SMOKE_STEPS for c in results["cells"].values() if c["method"] != "do-nothing")
+    assert (tmp_path / "RESULTS.md").read_text() == quality.render_results(results)
+    for b in available:
+        for direction in ("a2b", "b2a"):
+            assert (tmp_path / "figures" / f"samples-{b.name}-{direction}.png").is_file()
+    capsys.readouterr()
+
+    assert quality.main(["--smoke", "--work", str(tmp_path)]) == 0
+    log = capsys.readouterr().out
+    assert "training" not in log and log.count("done earlier, skipped") == len(expected)
+    assert json.loads((tmp_path / "quality.json").read_text()) == results
+
+
+def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    plans = quality._method_plans()
+    assert list(plans) == ["do-nothing", "cyclegan", "munit"]
+    chosen = quality.select_cells(plans, "cyclegan,do-nothing", "mnist-uci-digits", None)
+    expected = [("cyclegan", "mnist-uci-digits"), ("do-nothing", "mnist-uci-digits")]
+    assert [(p.name, b.name) for p, b in chosen] == expected
+    chosen = quality.select_cells(plans, None, None, "munit:fashion-sneaker-boot")
+    assert [(p.name, b.name) for p, b in chosen] == [("munit", "fashion-sneaker-boot")]
+    with pytest.raises(SystemExit, match="unknown method 'unit'"):
+        quality.select_cells(plans, "unit", None, None)
+    # A method joins the table only when the registry has it.
+    monkeypatch.setattr(registry, "METHODS", {"cyclegan": registry.METHODS["cyclegan"]})
+    assert list(quality._method_plans()) == ["do-nothing", "cyclegan"]
+
+
+def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:
+    for bench in quality.BENCHMARKS.values():
+        overrides = quality._cyclegan_overrides(bench)
+        assert f"arch.channels_a={bench.channels}" in overrides and "data.flip=false" in overrides
+        assert f"data.crop_size={bench.size}" in quality._munit_overrides(bench)
+    assert quality.BENCHMARKS["fashion-sneaker-boot"].needs is not None
+
+
+def test_check_shape_names_what_is_missing() -> None:
+    plans = quality._method_plans()
+    bench = quality.BENCHMARKS["mnist-uci-digits"]
+
+    def cell(method: str, metrics: dict[str, float]) -> dict:
+        return {"method": method, "directions": [
+            {"direction": d, "n": 3, "metrics": metrics, "reference": {}, "skipped": []} for d in ("a2b", "b2a")
+        ]}  # fmt: skip
+
+    results = {"cells": {"do-nothing:mnist-uci-digits": cell("do-nothing", {"class-kept": 0.5, "l1": 0.2}),
+                         "cyclegan:mnist-uci-digits": cell("cyclegan", {"class-kept": 0.7})}}  # fmt: skip
+    cells = [(plans["do-nothing"], bench), (plans["cyclegan"], bench), (plans["munit"], bench)]
+    problems = quality.check_shape(results, cells)
+    assert problems == [
+        "cyclegan:mnist-uci-digits a2b: lacks ['l1'] that do-nothing has",
+        "cyclegan:mnist-uci-digits b2a: lacks ['l1'] that do-nothing has",
+        "munit:mnist-uci-digits: missing",
+    ]
+    won = quality.beats(results["cells"]["cyclegan:mnist-uci-digits"], results["cells"]["do-nothing:mnist-uci-digits"])
+    assert won == ["a2b class kept", "b2a class kept"]

@@ -1,0 +1,226 @@
+"""``i2i eval folders`` / ``i2i eval model`` on a small MNIST <-> UCI subset, and the metric definitions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, make_tiny_cyclegan, save_tiny
+from typer.testing import CliRunner
+
+from i2icli.checkpoint import ModelConfig, save_model
+from i2icli.cli.eval_cmd import app
+from i2icli.config import to_dict
+from i2icli.data import recipes
+from i2icli.data.shipped import load_mnist, load_uci
+from i2icli.eval.judges import accuracy, load_judge, predict
+from i2icli.eval.report import DATASET_INFO, EvalOptions, evaluate_model, load_split
+from i2icli.imageio import read_image, to_tensor
+
+runner = CliRunner()
+N_TEST = 24
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mnist-uci-digits in miniature: 8 train and 24 test images per domain, spread over the classes."""
+    root = tmp_path_factory.mktemp("digits")
+    for split, n in (("train", 8), ("test", N_TEST)):
+        for folder, (images, labels) in ((f"{split}A", load_mnist(split)), (f"{split}B", load_uci(split))):
+            pick = np.linspace(0, len(images) - 1, n).astype(int)
+            recipes.write_images(root, folder, images[pick], labels[pick])
+    recipes.write_dataset_info(recipes.RECIPES["mnist-uci-digits"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("m") / "tiny.safetensors"
+    return save_tiny(path, make_tiny_cyclegan(channels=1), ("mnist", "uci"))
+
+
+def _json(args: list[str]) -> dict:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _one_line_error(args: list[str], *fragments: str) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_eval_model_json_reports_every_metric_that_applies(digits: Path, tiny_digits_model: Path) -> None:
+    report = _json(["model", "--model", str(tiny_digits_model), "--data", str(digits), "--device", "cpu", "--json"])
+    assert report["subject"] == str(tiny_digits_model) and report["dataset"] == "mnist-uci-digits"
+    a2b, b2a = report["directions"]
+    assert (a2b["direction"], a2b["source"], a2b["target"], a2b["n"]) == ("a2b", "mnist", "uci", N_TEST)
+    assert (b2a["direction"], b2a["source"], b2a["target"], b2a["n"]) == ("b2a", "uci", "mnist", N_TEST)
+    # FID/KID are named after the target domain's judge; never a plain "fid".
+    assert set(a2b["metrics"]) == {"class-kept", "looks-like-target", "fid-digits-uci", "kid-digits-uci"}
+    assert set(b2a["metrics"]) == {"class-kept", "looks-like-target", "fid-digits-mnist", "kid-digits-mnist"}
+    for d in (a2b, b2a):
+        assert 0 <= d["metrics"]["class-kept"] <= 1 and 0 <= d["metrics"]["looks-like-target"] <= 1
+        assert d["reference"]["real-class-acc"] > 0.8  # the judges read real target digits well
+        assert any(s.startswith("diversity:") and "cyclegan" in s for s in d["skipped"])
+
+
+def test_do_nothing_scores_follow_the_definitions(digits: Path) -> None:
+    """class kept of unchanged inputs = the target judge on the sources, against the source labels."""
+    report = _json(["model", "--do-nothing", "--data", str(digits), "--json"])
+    for d, source, judge_name, target_index in (
+        (report["directions"][0], "testA", "digits-uci", 1),
+        (report["directions"][1], "testB", "digits-mnist", 0),
+    ):
+        split = load_split(digits, source, 1)
+        assert split.labels is not None
+        images = torch.stack(split.images)
+        assert d["metrics"]["class-kept"] == pytest.approx(accuracy(load_judge(judge_name), images, split.labels))
+        looks = float((predict(load_judge("domain-mnist-uci"), images) == target_index).double().mean())
+        assert d["metrics"]["looks-like-target"] == pytest.approx(looks)
+        assert looks < 0.2  # real MNIST does not look like UCI, nor the reverse
+
+
+def test_eval_model_table_and_direction(digits: Path, tiny_digits_model: Path) -> None:
+    args = ["model", "-m", str(tiny_digits_model), "--data", str(digits), "-d", "b2a", "--limit", "8"]
+    args += ["--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "uci -> mnist (b2a, n=8)" in result.stdout and "mnist -> uci" not in result.stdout
+    for label in ("class kept", "looks like target", "FID-digits-mnist", "KID-digits-mnist"):
+        assert label in result.stdout
+
+
+def test_style_models_report_diversity_beside_real_images(digits: Path, tmp_path: Path) -> None:
+    from i2icli.api import load_model
+    from i2icli.methods.munit import MunitArch, MunitModel
+
+    torch.manual_seed(0)
+    net = MunitModel(MunitArch(dim=4, n_res=1, mlp_dim=16, input_dim_a=1, input_dim_b=1)).eval()
+    config = ModelConfig(method="munit", arch=to_dict(net.arch), domains=("mnist", "uci"), image_size=28)
+    model = load_model(str(save_model(tmp_path / "munit.safetensors", net, config)), device="cpu")
+    opts = EvalOptions(directions=("a2b",), styles=3, diversity_inputs=4)
+    first = evaluate_model(model, digits, opts, name="munit").directions[0]
+    assert first.metrics["diversity"] > 0 and first.reference["real-diversity"] > 0
+    assert not any(s.startswith("diversity") for s in first.skipped)
+    assert evaluate_model(model, digits, opts, name="munit").directions[0].metrics == first.metrics  # seeded
+
+
+def test_eval_folders_json_and_paired_metrics(digits: Path) -> None:
+    args = ["folders", "--real", str(digits / "testB"), "--fake", str(digits / "testA"), "--json"]
+    cross = _json([*args, "--metrics", "fid-digits-uci,kid-digits-uci"])
+    assert (cross["n_real"], cross["n_fake"], cross["n_paired"]) == (N_TEST, N_TEST, 0)
+    assert list(cross["metrics"]) == ["fid-digits-uci", "kid-digits-uci"]
+    same = _json(["folders", "--real", str(digits / "testA"), "--fake", str(digits / "testA"), "--json",
+                  "--metrics", "fid-digits-uci,l1,pixel-acc,ssim"])  # fmt: skip
+    assert same["metrics"]["l1"] == 0 and same["metrics"]["pixel-acc"] == 1
+    assert same["metrics"]["ssim"] == pytest.approx(1)
+    assert same["metrics"]["fid-digits-uci"] < 1e-3 * cross["metrics"]["fid-digits-uci"]
+    assert same["n_paired"] == N_TEST
+
+
+def test_eval_folders_pairs_by_name(digits: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    shutil.copy(digits / "testA" / "00003.png", fake / "00003.png")
+    report = _json(["folders", "--real", str(digits / "testB"), "--fake", str(fake), "--metrics", "l1,psnr", "--json"])
+    a = to_tensor(read_image(digits / "testA" / "00003.png").image)[None]
+    b = to_tensor(read_image(digits / "testB" / "00003.png").image)[None]
+    assert report["n_paired"] == 1
+    assert report["metrics"]["l1"] == pytest.approx(float((a - b).abs().mean()))
+    (fake / "extra.png").write_bytes((fake / "00003.png").read_bytes())
+    _one_line_error(["folders", "--real", str(digits / "testB"), "--fake", str(fake), "--metrics", "l1"], "extra.png")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "fragments"),
+    [
+        ("fid-digits", ("unknown metric 'fid-digits'", "fid-digits-uci", "fid-digits-mnist")),
+        ("fid-nosuch-judge", ("unknown metric 'fid-nosuch-judge'",)),
+        ("psnr,FID", ("unknown metric 'FID'",)),
+        ("fid-inception", ("--inception PATH",)),
+        (",", ("at least one metric",)),
+    ],
+)
+def test_bad_metric_names_exit_2_with_one_line(digits: Path, metrics: str, fragments: tuple[str, ...]) -> None:
+    args = ["folders", "--real", str(digits / "testB"), "--fake", str(digits / "testA"), "--metrics", metrics]
+    _one_line_error(args, *fragments)
+
+
+def test_missing_judge_in_the_dataset_description_exits_2(digits: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(digits, root)
+    info = json.loads((root / DATASET_INFO).read_text())
+    info["class_judges"]["a"] = "digits-nope"
+    (root / DATASET_INFO).write_text(json.dumps(info))
+    _one_line_error(["model", "--do-nothing", "--data", str(root)], DATASET_INFO, "class_judges.a", "digits-nope")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ([], "pass --model"),
+        (["--do-nothing", "--model", "x.safetensors"], "exclude each other"),
+        (["--do-nothing", "--direction", "sideways"], "--direction"),
+        (["--do-nothing", "--limit", "1"], "--limit 1"),
+        (["--do-nothing", "--styles", "1"], "--styles 1"),
+    ],
+)
+def test_model_usage_errors_exit_2(digits: Path, extra: list[str], fragment: str) -> None:
+    _one_line_error(["model", "--data", str(digits), *extra], fragment)
+
+
+def test_model_on_a_folder_without_the_layout_exits_2(tmp_path: Path) -> None:
+    _one_line_error(["model", "--do-nothing", "--data", str(tmp_path)], "no testA/ folder", "i2i data prepare")
+
+
+def test_recipes_describe_how_to_judge_their_data(digits: Path) -> None:
+    info = json.loads((digits / DATASET_INFO).read_text())
+    assert info == {
+        "format_version": 1, "recipe": "mnist-uci-digits", "domains": ["mnist", "uci"],
+        "class_judges": {"a": "digits-mnist", "b": "digits-uci"}, "keeps_labels": True,
+        "domain_judge": "domain-mnist-uci", "paired": False,
+    }  # fmt: skip
+    synthetic = recipes.dataset_info(recipes.RECIPES["synthetic-colored-digits"])
+    assert synthetic["paired"] is True and synthetic["class_judges"] == {"a": None, "b": None}
+    fashion = recipes.dataset_info(recipes.RECIPES["fashion-sneaker-boot"])
+    assert fashion["keeps_labels"] is False and fashion["domain_judge"] == "domain-fashion-sneaker-boot"
+
+
+def test_eval_module_does_not_import_torch() -> None:
+    code = "import sys, i2icli.cli.eval_cmd; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_inception_kid_from_a_user_weights_file(digits: Path, tmp_path: Path) -> None:
+    """The --inception path end to end, with a randomly initialised network of the right layout."""
+    from safetensors.torch import save_file
+
+    from i2icli.eval.inception import build_fid_inception
+
+    weights = tmp_path / "pt_inception.safetensors"
+    save_file({k: v.contiguous() for k, v in build_fid_inception().state_dict().items()}, str(weights))
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    for folder, source in ((real, "testB"), (fake, "testA")):
+        folder.mkdir()
+        for name in ("00000.png", "00001.png", "00002.png"):
+            shutil.copy(digits / source / name, folder / name)
+    args = ["folders", "--real", str(real), "--fake", str(fake), "--metrics", "kid-inception", "--json"]
+    _one_line_error(args[:-1], "--inception PATH")
+    report = _json([*args, "--inception", str(weights)])
+    assert list(report["metrics"]) == ["kid-inception"] and np.isfinite(report["metrics"]["kid-inception"])
