@@ -30,3 +30,10 @@ def test_python_api_snippet_runs() -> None:
     out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "('mnist', 'uci') (28, 28)"
+
+
+def test_readme_benchmark_table_is_the_generated_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    generated = results.split("## Summary", 1)[1].split("## How they were made", 1)[0].strip()
+    assert generated in readme
