@@ -126,28 +126,12 @@ def sample_styles(
 def _sample(
     files: list[tuple[Path, Path]], ref: str, n: int, seed: int, direction: str, to: str | None, out_dir: Path, device: str
 ) -> int:
-    from i2icli.imageio import to_pil
-    from i2icli.styles import grid_image, prior_styles, translate_with_styles
+    from i2icli.styles import prior_styles
 
     loaded, chosen = _load(ref, device, direction, to)
-    c_in, _ = loaded.channels(chosen)
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
-    rows: list[list[Image.Image | None]] = []
-    failures = 0
-    for src, rel in files:
-        try:
-            x = _read(src, c_in)
-        except I2IError as e:
-            failures += 1
-            err(f"error: {e}")
-            continue
-        outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
-        for k, image in enumerate(outputs):
-            _write(Path(f"{_out_stem(out_dir, rel)}_s{k}.png"), image)
-        rows.append([to_pil(x), *outputs])
-    if rows:
-        _write(out_dir / GRID_NAME, grid_image(rows))
-    return failures
+    names = [f"s{k}" for k in range(n)]
+    return _style_rows(loaded, chosen, files, styles, names, out_dir, header=None)
 
 
 # --------------------------------------------------------------------------- exemplar
@@ -183,10 +167,10 @@ def _exemplar(
     files: list[tuple[Path, Path]], refs: list[Path], ref: str, direction: str, to: str | None, out_dir: Path, device: str
 ) -> int:
     from i2icli.imageio import to_pil
-    from i2icli.styles import encode_styles, grid_image, translate_with_styles
+    from i2icli.styles import encode_styles
 
     loaded, chosen = _load(ref, device, direction, to)
-    c_in, c_out = loaded.channels(chosen)
+    _, c_out = loaded.channels(chosen)
     failures = 0
     good_refs: list[tuple[Path, Tensor]] = []
     for path in refs:  # references are target-domain images
@@ -198,21 +182,9 @@ def _exemplar(
     if not good_refs:
         return failures
     styles = encode_styles(loaded, [t for _, t in good_refs], chosen)  # (R, S, 1, 1)
-    rows: list[list[Image.Image | None]] = [[None, *(to_pil(t) for _, t in good_refs)]]
-    for src, rel in files:
-        try:
-            x = _read(src, c_in)
-        except I2IError as e:
-            failures += 1
-            err(f"error: {e}")
-            continue
-        outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
-        for (ref_path, _), image in zip(good_refs, outputs):
-            _write(Path(f"{_out_stem(out_dir, rel)}_{ref_path.stem}.png"), image)
-        rows.append([to_pil(x), *outputs])
-    if len(rows) > 1:
-        _write(out_dir / GRID_NAME, grid_image(rows))
-    return failures
+    header = [None, *(to_pil(t) for _, t in good_refs)]
+    names = [ref_path.stem for ref_path, _ in good_refs]
+    return failures + _style_rows(loaded, chosen, files, styles, names, out_dir, header=header)
 
 
 # --------------------------------------------------------------------------- interpolate
@@ -312,3 +284,30 @@ def _write_gif(path: Path, frames: list[Image.Image]) -> None:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as e:
         raise ImageWriteError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def _style_rows(
+    loaded, chosen, files, styles, names: list[str], out_dir: Path, *, header: list[Image.Image | None] | None
+) -> int:  # type: ignore[no-untyped-def]
+    """Translate every input with every style; write ``<stem>_<name>.png`` per style and the grid
+    (inputs as rows, styles as columns, an optional header row). Returns the number of bad inputs."""
+    from i2icli.imageio import to_pil
+    from i2icli.styles import grid_image, translate_with_styles
+
+    c_in, _ = loaded.channels(chosen)
+    rows: list[list[Image.Image | None]] = [header] if header is not None else []
+    failures = 0
+    for src, rel in files:
+        try:
+            x = _read(src, c_in)
+        except I2IError as e:
+            failures += 1
+            err(f"error: {e}")
+            continue
+        outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
+        for name, image in zip(names, outputs):
+            _write(Path(f"{_out_stem(out_dir, rel)}_{name}.png"), image)
+        rows.append([to_pil(x), *outputs])
+    if len(rows) > (header is not None):
+        _write(out_dir / GRID_NAME, grid_image(rows))
+    return failures
