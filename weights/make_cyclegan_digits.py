@@ -67,7 +67,7 @@ def train(work: Path, data: Path) -> Path:
 
 
 def export(model_dir: Path) -> Path:
-    from i2icli.checkpoint import load_model, read_config, save_model
+    from i2icli.checkpoint import load_model, save_model
 
     net, config = load_model(model_dir)
     out = HERE / NAME
