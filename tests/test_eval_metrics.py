@@ -40,6 +40,17 @@ def test_frechet_matches_eigendecomposition_closed_form():
     assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
 
 
+def test_frechet_matches_pytorch_fid_on_non_commuting_gaussians():
+    import pytorch_fid.fid_score as pytorch_fid  # in the test extra: a hard dependency of this check
+    rng = np.random.default_rng(7)
+    for d in (3, 16):
+        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        s1, s2 = _random_spd(rng, d), _random_spd(rng, d)
+        assert not np.allclose(s1 @ s2, s2 @ s1)
+        reference = pytorch_fid.calculate_frechet_distance(mu1, s1, mu2, s2)
+        assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-7)
+
+
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(400, 8, generator=gen)
