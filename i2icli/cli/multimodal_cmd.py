@@ -54,7 +54,7 @@ def _require(model_ref: str | None, capability: str, verb: str) -> str:
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
-        raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (none is embedded yet)")
+        raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
     config = read_config(fetch(resolve(ref)))
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
