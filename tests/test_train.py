@@ -194,3 +194,23 @@ def test_amp_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: 
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     assert all(abs(v) < 1e6 for r in records for k, v in r.items() if k.startswith("loss_"))
+
+
+def test_run_or_resume_trains_once_then_returns_the_model(domains: Path, tmp_path: Path) -> None:
+    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+
+    calls = []
+
+    def new_spec():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return build_spec(
+            method="cyclegan", preset="cpu-tiny", config_file=None, overrides=[],
+            data=DataSpec(str(domains / "trainA"), str(domains / "trainB")), batch_size=None, lr=None, max_steps=2,
+            loop_kwargs=dict(sample_every=0), init_from=None, steps_per_epoch=lambda bs: 1,
+        )  # fmt: skip
+
+    first = run_or_resume(tmp_path / "r", new_spec, torch.device("cpu"))
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    again = run_or_resume(tmp_path / "r", new_spec, torch.device("cpu"))
+    assert again == first and calls == [1]
+    assert (again / "model.safetensors").stat().st_mtime_ns == stamp

@@ -44,26 +44,19 @@ def prepare(work: Path) -> Path:
 
 
 def train(work: Path, data: Path) -> Path:
-    from i2icli.train.loop import latest_checkpoint
-    from i2icli.train.run import DataSpec, build_spec, read_spec, run
+    """Train (or continue) the run in WORK/run; returns its exported model folder."""
+    from i2icli.train.run import DataSpec, build_spec, run_or_resume
 
-    run_dir = work / "run"
-    if (run_dir / "model" / "model.safetensors").is_file():
-        return run_dir / "model"
-    if latest_checkpoint(run_dir) is not None:
-        spec, resume = read_spec(run_dir), True
-    else:
-        spec = build_spec(
+    def new_spec():  # type: ignore[no-untyped-def]
+        return build_spec(
             method="cyclegan", preset="cpu-small", config_file=None, overrides=OVERRIDES,
             data=DataSpec(str(data / "trainA"), str(data / "trainB"), ("mnist", "uci")),
             batch_size=None, lr=None, max_steps=STEPS,
             loop_kwargs=dict(seed=SEED, save_every=250, sample_every=250, log_every=50),
             init_from=None, steps_per_epoch=lambda bs: 0,
         )  # fmt: skip
-        resume = False
-    _, exported = run(spec, run_dir, torch.device("cpu"), resume=resume, on_step=lambda s, v: print(f"step {s}", v))
-    assert exported is not None, "interrupted; run the script again to continue"
-    return exported
+
+    return run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v))
 
 
 def export(model_dir: Path) -> Path:

@@ -68,28 +68,22 @@ def prepare(work: Path) -> Path:
 
 def train(work: Path, data: Path) -> Path:
     """Train (or continue) the run in WORK/run; returns its exported model folder."""
-    from i2icli.train.loop import latest_checkpoint
-    from i2icli.train.run import DataSpec, build_spec, read_spec, run
+    from i2icli.train.run import DataSpec, build_spec, run_or_resume
 
-    run_dir = work / "run"
-    if (run_dir / "model" / "model.safetensors").is_file():
-        return run_dir / "model"
-    if latest_checkpoint(run_dir) is not None:
-        spec, resume = read_spec(run_dir), True
-    else:
-        spec = build_spec(
+    def new_spec():  # type: ignore[no-untyped-def]
+        return build_spec(
             method="munit", preset="cpu-small", config_file=None, overrides=OVERRIDES,
             data=DataSpec(str(data / "trainA"), str(data / "trainB"), DOMAINS),
             batch_size=None, lr=None, max_steps=STEPS,
             loop_kwargs=dict(seed=SEED, save_every=250, sample_every=500, log_every=50),
             init_from=None, steps_per_epoch=lambda bs: 0,
         )  # fmt: skip
-        resume = False
+
     started = time.time()
-    result, exported = run(spec, run_dir, torch.device("cpu"), resume=resume, on_step=lambda s, v: print(f"step {s}", v))
-    _add_seconds(work, time.time() - started)
-    assert exported is not None, f"interrupted at step {result.step}; run the script again to continue"
-    return exported
+    try:
+        return run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v))
+    finally:
+        _add_seconds(work, time.time() - started)
 
 
 def _add_seconds(work: Path, seconds: float) -> None:

@@ -210,6 +210,25 @@ def run(
     return result, out
 
 
+def run_or_resume(
+    run_dir: Path,
+    new_spec: Callable[[], RunSpec],
+    device: torch.device,
+    *,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> Path:
+    """The exported model of the run in ``run_dir``: returned if finished, continued from its last
+    checkpoint if interrupted, else started from ``new_spec()``. Raises if interrupted again."""
+    if (run_dir / "model" / "model.safetensors").is_file():
+        return run_dir / "model"
+    resume = latest_checkpoint(run_dir) is not None
+    spec = read_spec(run_dir) if resume else new_spec()
+    result, exported = run(spec, run_dir, device, resume=resume, on_step=on_step)
+    if exported is None:
+        raise UsageError(f"{run_dir}: interrupted at step {result.step}; run again to continue")
+    return exported
+
+
 def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     """Fine-tune start: copy a resolvable model's weights into ``model`` (same method and arch)."""
     from i2icli.registry import fetch, resolve
