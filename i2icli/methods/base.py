@@ -1,17 +1,76 @@
-"""The contract between a method module, the registry, inference and the training loop."""
+"""The method contract: what a method module provides, and what every method config and model has.
+
+A method module (``i2icli/methods/<name>.py``) declares, and nothing outside it needs to know more:
+
+    INFO     ``MethodInfo``: name, summary, paper, capabilities, method-specific train options,
+             converter help (torch-free; see ``info.py``)
+    METHOD   ``Method``: the arch and config dataclasses, the model and objective builders, the
+             presets, the tiny test presets and an optional converter for official checkpoints
+
+Every config has ``arch`` (with ``channels_a``/``channels_b``), ``data`` (a ``Preprocess``) and
+``optim`` (an ``Optim``). The objective builder receives the training data, so a method can fit
+statistics on it before the first step (DistanceGAN's distance statistics, TransGaGa's PCA bases
+at a stage boundary).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol
+from pathlib import Path
+from typing import Any, Callable, Generic, Literal, Mapping, Protocol, Sequence, TypeVar
 
 import torch
 from torch import nn
 
-from i2icli.train.objective import Objective
+from i2icli.data.transforms import Preprocess
+from i2icli.methods.info import MethodInfo
+from i2icli.train.objective import Batch, Objective
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS: tuple[Direction, Direction] = ("a2b", "b2a")
+Domain = Literal["a", "b"]
+
+
+def split_direction(direction: Direction) -> tuple[Domain, Domain]:
+    """(source, target) domain of a direction: ``"a2b"`` -> (``"a"``, ``"b"``)."""
+    return ("a", "b") if direction == "a2b" else ("b", "a")
+
+
+@dataclass(frozen=True)
+class Optim:
+    """Adam settings shared by every phase of a method (each method states its paper's values)."""
+
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        return (self.beta1, self.beta2)
+
+
+class MethodArch(Protocol):
+    """The fields every ``arch`` dataclass has (stored in every checkpoint)."""
+
+    @property
+    def channels_a(self) -> int: ...
+
+    @property
+    def channels_b(self) -> int: ...
+
+
+class MethodConfig(Protocol):
+    """The fields every method config has; the rest (loss weights, discriminators) is its own."""
+
+    @property
+    def arch(self) -> MethodArch: ...
+
+    @property
+    def data(self) -> Preprocess: ...
+
+    @property
+    def optim(self) -> Optim: ...
 
 
 class Translator(Protocol):
@@ -30,6 +89,25 @@ class Translator(Protocol):
         ...
 
 
+class TrainingData(Protocol):
+    """The training data as an objective builder and stage hooks see it."""
+
+    @property
+    def files_a(self) -> list[Path]: ...
+
+    @property
+    def files_b(self) -> list[Path]: ...
+
+    def __getitem__(self, step: int) -> Batch:
+        """The batch of ``step``: ``{"a": (B, C, H, W), "b": ..., "index_a": (B,), "index_b": (B,)}``."""
+        ...
+
+    def sample(self, domain: Domain, n: int, seed: int) -> torch.Tensor:
+        """Up to ``n`` distinct images of ``domain`` (all of them when fewer), preprocessed as in
+        training with augmentation drawn from ``seed``: (min(n, N), C, H, W). Bounded by ``n``."""
+        ...
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named training recipe: a full method config plus the loop defaults that go with it."""
@@ -43,13 +121,35 @@ class Preset:
 
 
 @dataclass(frozen=True)
-class MethodImpl:
-    """A method's classes and factories; ``registry.METHODS`` points at these through lazy loaders."""
+class Converted:
+    """An official checkpoint turned into ours: the inferred arch, the model state dict, one line."""
 
-    name: str
-    arch_cls: type  # dataclass stored as ``arch`` in checkpoints
-    config_cls: type  # training config dataclass (``arch`` plus losses, optimiser, data)
-    build_model: Callable[[Any], nn.Module]  # arch -> inference model (a Translator)
-    build_objective: Callable[[Any, nn.Module, int], Objective]  # (config, model, seed) -> objective
-    presets: dict[str, Preset]
+    arch: Any
+    state: dict[str, torch.Tensor]
+    summary: str  # e.g. "a2b, b2a; ngf 64, 9 blocks"
+
+
+ArchT = TypeVar("ArchT")
+ConfigT = TypeVar("ConfigT")
+
+
+@dataclass(frozen=True)
+class Method(Generic[ArchT, ConfigT]):
+    """Everything the registry, the training run, the CLI and the generic tests need from a method."""
+
+    info: MethodInfo
+    arch_cls: type[ArchT]  # dataclass stored as ``arch`` in checkpoints
+    config_cls: type[ConfigT]  # training config: ``arch``, ``data``, ``optim`` and the method's own fields
+    build_model: Callable[[ArchT], nn.Module]  # arch -> inference model (a ``Translator``)
+    # (config, model, training data, seed) -> objective; raise ValueError for a config it cannot train
+    build_objective: Callable[[ConfigT, nn.Module, TrainingData, int], Objective]
+    presets: Mapping[str, Preset]
+    # Tiny configs the generic suite (tests/test_methods.py) runs, one per architecture variant.
+    test_presets: Mapping[str, Preset]
     default_preset: str = "paper"
+    # Official files -> ``Converted``; ``INFO.convert_help`` says which files. None: no converter.
+    convert: Callable[[Sequence[Path]], Converted] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name

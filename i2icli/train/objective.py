@@ -42,9 +42,36 @@ class Phase:
     betas: tuple[float, float]
     weight_decay: float = 0.0
     interval: int = 1
+    stages: tuple[str, ...] | None = None  # the stages it runs in (None: every stage)
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for m in self.modules for p in m.parameters()]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A training stage: from step ``start`` on (until the next stage), only phases listing this
+    stage's name in ``Phase.stages`` run. ``enter(data)`` runs once, just before step ``start``
+    (e.g. freeze a part by leaving it out of the later phases, fit PCA bases on the data). Its
+    effects must live in module buffers or ``extra_state`` so that a resumed run has them without
+    running ``enter`` again; the loop records entered stages in each checkpoint."""
+
+    name: str
+    start: int
+    enter: Callable[[Any], None] | None = None  # receives the ``TrainingData``
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A score the loop computes every ``--val-every`` steps on held-back images.
+
+    ``score(a, b)`` gets (N, C, H, W) tensors of held-back domain-A and domain-B images (already
+    on the device, in eval mode, under ``no_grad``) and returns one number.
+    """
+
+    name: str
+    score: Callable[[torch.Tensor, torch.Tensor], float]
+    higher_is_better: bool
 
 
 class Objective(Protocol):
@@ -71,3 +98,21 @@ class Objective(Protocol):
     def samples(self, batch: Batch) -> list[torch.Tensor]:
         """Rows of images (each (B, C, H, W) in [-1, 1]) for the periodic sample grid."""
         ...
+
+    def stages(self) -> list[Stage]:
+        """Training stages by step range ([] for single-stage methods; see ``SingleStage``)."""
+        ...
+
+    def validation(self) -> Validation | None:
+        """The score ``--val-every`` tracks, or None when the method has none."""
+        ...
+
+
+class SingleStage:
+    """Defaults for objectives with one stage and no validation score (mix in and override)."""
+
+    def stages(self) -> list[Stage]:
+        return []
+
+    def validation(self) -> Validation | None:
+        return None
