@@ -9,7 +9,9 @@ process. There is no iterator state to save in a checkpoint; the step is enough.
 Random streams, each seeded by ``mix_seed`` over a tuple:
 - ``(seed, EPOCH, epoch)``: the permutation of A for that epoch;
 - ``(seed, B, step)``: the B indices of the step's batch;
-- ``(seed, AUG, step, slot, domain)``: crop and flip of one image (domain 0 = A, 1 = B).
+- ``(seed, AUG, step, slot, domain)``: crop and flip of one image (domain 0 = A, 1 = B);
+- ``(seed, SAMPLE, sample_seed, domain)``: the files ``sample`` picks;
+- ``(seed, SAMPLE_AUG, sample_seed, domain, k)``: crop and flip of the k-th sampled image.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,7 +39,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 # Tags that keep the random streams apart even when their other parts coincide.
-_STREAM_EPOCH, _STREAM_B, _STREAM_AUG = 1, 2, 3
+_STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG = 1, 2, 3, 4, 5
 
 
 class SkippedImageWarning(UserWarning):
@@ -124,7 +126,9 @@ class _Domain:
 class UnpairedImages(Dataset[dict[str, Any]]):
     """Two folders of unpaired images; ``ds[step]`` is the whole batch of one training step.
 
-    Returns ``{"a": (B, C, H, W), "b": (B, C, H, W), "step": step}`` in [-1, 1]. Unreadable files
+    Returns ``{"a": (B, C, H, W), "b": (B, C, H, W), "index_a": (B,), "index_b": (B,), "step"}``:
+    images in [-1, 1] and, as int64, the index into ``files_a`` / ``files_b`` of the file each slot
+    was actually read from (after any substitution of an unreadable file). Unreadable files
     are left out with a ``SkippedImageWarning`` naming each and are recorded in ``skipped`` as
     ``(file, reason)``. A file that passed the check but fails to decode during training is
     replaced by the next readable index (wrapping around) and recorded; in a worker process that
@@ -246,47 +250,92 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         b = torch.randint(len(self._b.files), (self.batch_size,), generator=gen_b).tolist()
         return a, b
 
-    def _image(self, domain: _Domain, index: int) -> tuple[Path, Image.Image]:
-        """The image at ``index``, or the next readable one when it cannot be decoded."""
+    def _image(self, domain: _Domain, index: int) -> tuple[int, Image.Image]:
+        """Index and image of file ``index``, or of the next readable one when it cannot be read."""
         count = len(domain.files)
         for offset in range(count):
             j = (index + offset) % count
-            path = domain.files[j]
-            if domain.images is not None:
-                return path, domain.images[j]
-            if path in self._bad:
-                continue
-            try:
-                return path, decode_image(path, self.channels)
-            except _DECODE_ERRORS as err:
-                self._skip(path, _reason(err))
+            image = self._try_image(domain, j)
+            if image is not None:
+                return j, image
         raise InputError(f"no readable images left in {domain.folder}")
+
+    def _try_image(self, domain: _Domain, index: int) -> Image.Image | None:
+        """File ``index`` decoded, or None (recorded as skipped) when it cannot be read."""
+        if domain.images is not None:
+            return domain.images[index]
+        path = domain.files[index]
+        if path in self._bad:
+            return None
+        try:
+            return decode_image(path, self.channels)
+        except _DECODE_ERRORS as err:
+            self._skip(path, _reason(err))
+            return None
+
+    def _stack(
+        self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Stack (C, H, W) tensors to (B, C, H, W); differing sizes (mode ``none``) are an error."""
+        first = tensors[0]
+        for index, x in zip(indices, tensors):
+            if x.shape != first.shape:
+                raise UsageError(
+                    f"preprocess mode {self.pre.mode!r} gave images of different sizes in one "
+                    f"batch ({domain.files[indices[0]]}: {tuple(first.shape)}, "
+                    f"{domain.files[index]}: {tuple(x.shape)}); use batch_size 1 or a cropping mode"
+                )
+        return torch.stack(tensors)  # (B, C, H, W)
 
     def _batch(
         self, domain: _Domain, indices: list[int], step: int, domain_id: int
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (B, C, H, W) images of one domain's batch and the (B,) file indices really used."""
         loaded = [self._image(domain, i) for i in indices]
+        used = [j for j, _ in loaded]
         tensors = [
             apply_preprocess(img, self.pre, seeded(self.seed, _STREAM_AUG, step, slot, domain_id))
             for slot, (_, img) in enumerate(loaded)
         ]  # each (C, H, W)
-        first_path, first = loaded[0][0], tensors[0]
-        for (path, _), x in zip(loaded, tensors):
-            if x.shape != first.shape:
-                raise UsageError(
-                    f"preprocess mode {self.pre.mode!r} gave images of different sizes in one "
-                    f"batch ({first_path}: {tuple(first.shape)}, {path}: {tuple(x.shape)}); "
-                    "use batch_size 1 or a cropping mode"
-                )
-        return torch.stack(tensors)  # (B, C, H, W)
+        return self._stack(domain, used, tensors), torch.tensor(used, dtype=torch.int64)
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         index_a, index_b = self.indices(step)
-        return {
-            "a": self._batch(self._a, index_a, step, 0),
-            "b": self._batch(self._b, index_b, step, 1),
-            "step": step,
-        }
+        a, used_a = self._batch(self._a, index_a, step, 0)
+        b, used_b = self._batch(self._b, index_b, step, 1)
+        return {"a": a, "b": b, "index_a": used_a, "index_b": used_b, "step": step}
+
+    def sample(self, domain: Literal["a", "b"], n: int, seed: int) -> torch.Tensor:
+        """Up to ``n`` distinct images of one domain, preprocessed and augmented as in training.
+
+        Returns ``(min(n, N), C, H, W)`` for the ``N`` readable files. Which files, and their
+        crops and flips, depend only on (dataset seed, ``seed``, domain), never on a training step.
+        Work is bounded: files are decoded in a seeded random order until ``n`` have been read, so
+        at most ``n`` plus the unreadable ones met on the way (each skipped with a warning).
+        """
+        if domain not in ("a", "b"):
+            raise UsageError(f"domain must be 'a' or 'b', got {domain!r}")
+        if n < 1:
+            raise UsageError(f"sample size n must be at least 1, got {n}")
+        domain_id = 0 if domain == "a" else 1
+        data = self._a if domain == "a" else self._b
+        order = torch.randperm(
+            len(data.files), generator=seeded(self.seed, _STREAM_SAMPLE, seed, domain_id)
+        )
+        used: list[int] = []
+        tensors: list[torch.Tensor] = []  # each (C, H, W)
+        for index in order.tolist():
+            image = self._try_image(data, index)
+            if image is None:
+                continue
+            gen = seeded(self.seed, _STREAM_SAMPLE_AUG, seed, domain_id, len(tensors))
+            tensors.append(apply_preprocess(image, self.pre, gen))
+            used.append(index)
+            if len(tensors) == n:
+                break
+        if not tensors:
+            raise InputError(f"no readable images left in {data.folder}")
+        return self._stack(data, used, tensors)  # (min(n, N), C, H, W)
 
 
 # ---- folders and loader ---------------------------------------------------------------------
