@@ -23,6 +23,9 @@ from i2icli.data.unpaired import (
     seeded,
 )
 from i2icli.errors import InputError, UsageError
+from i2icli.imageio import LoadedImage, list_images, read_image
+from i2icli.inference import prepare_input
+from test_imageio import _linear_rgb_icc
 
 SMALL = Preprocess(mode="resize_and_crop", load_size=12, crop_size=8)
 
@@ -197,13 +200,13 @@ def test_sample_decodes_at_most_n_plus_the_skipped_files(tmp_path, monkeypatch):
     for i in broken:  # broken after the listing check, so only decoding finds out
         ds.files_a[i].write_bytes(b"garbage")
     calls: list[Path] = []
-    real = unpaired.decode_image
+    real = unpaired.read_image
 
-    def counting(path: Path, channels: int) -> Image.Image:
+    def counting(path: Path, **kwargs: object) -> LoadedImage:
         calls.append(path)
-        return real(path, channels)
+        return real(path, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(unpaired, "decode_image", counting)
+    monkeypatch.setattr(unpaired, "read_image", counting)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         x = ds.sample("a", 6, seed=0)
@@ -338,6 +341,66 @@ def test_crop_mode_allows_crop_larger_than_load_size():
 def test_grayscale_has_one_channel(domains):
     batch = _dataset(domains, channels=1)[0]
     assert batch["a"].shape == (2, 1, 8, 8) and batch["b"].shape == (2, 1, 8, 8)
+
+
+def _awkward_files(folder: Path) -> list[Path]:
+    """Files whose decoding needs care: CMYK, 16-bit, palette with transparency, EXIF, ICC."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    rgb = Image.fromarray(rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8))
+    rgb.convert("CMYK").save(folder / "print.jpg", quality=95)
+    deep = rng.integers(0, 65536, size=(8, 12), dtype=np.uint16)
+    Image.fromarray(deep).save(folder / "deep.png")  # mode I;16
+    palette = rgb.quantize(16)
+    palette.save(folder / "palette.png", transparency=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated: the 12x8 file is an 8x12 picture
+    rgb.save(folder / "phone.jpg", exif=exif, quality=90)
+    grey = Image.fromarray(np.full((8, 12, 3), 128, dtype=np.uint8))
+    grey.save(folder / "linear.png", icc_profile=_linear_rgb_icc())  # linear light: sRGB ~188
+    return sorted(folder.iterdir())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_sees_the_pixels_translate_sees(tmp_path, channels):
+    files = _awkward_files(tmp_path / "awkward")
+    ds = _dataset((files[0].parent, files[0].parent), pre=PLAIN, channels=channels, batch_size=1)
+    assert ds.files_a == files and ds.skipped == []
+    seen = {}
+    for step in range(len(files)):  # one epoch: every A file once
+        batch = ds[step]
+        seen[int(batch["index_a"][0])] = batch["a"][0]  # (C, H, W)
+    assert sorted(seen) == list(range(len(files)))
+    for index, image in seen.items():
+        translate = prepare_input(read_image(files[index], channels=channels).image, channels)
+        assert torch.equal(image, translate), files[index].name
+    upright = seen[files.index(files[0].parent / "phone.jpg")]
+    assert upright.shape == (channels, 12, 8)  # the EXIF file stands upright
+
+
+def test_naive_decoding_would_fail_the_pixel_test(tmp_path):
+    """Negative control: ignoring the ICC profile (the old training decoder) gives other pixels."""
+    linear = next(f for f in _awkward_files(tmp_path / "awkward") if f.name == "linear.png")
+    with Image.open(linear) as img:
+        naive = transforms.test_transform(img.convert("RGB"), PLAIN)
+    translate = prepare_input(read_image(linear).image, 3)
+    assert not torch.equal(naive, translate)
+    assert translate.mean() > naive.mean() + 0.3  # 128 -> ~188 of 255
+
+
+def test_training_lists_the_files_translate_lists(tmp_path):
+    folder = tmp_path / "A"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for name in ("x.png", "sub/y.gif", "sub/z.tiff", ".dot.png", ".hidden/w.png", "sub-1.png"):
+        _pattern(8, 8, 0).save(folder / name)
+    (folder / "notes.txt").write_text("not an image\n")
+    ds = _dataset((folder, folder))
+    expected = [path for path, _ in list_images([str(folder)], recursive=True)]
+    assert ds.files_a == expected
+    assert [p.relative_to(folder).as_posix() for p in ds.files_a] == [
+        "sub-1.png", "sub/y.gif", "sub/z.tiff", "x.png"
+    ]  # hidden files skipped, .gif read; sorted by POSIX text, so "sub-1" before "sub/"
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -6,6 +6,10 @@ from a ``torch.Generator`` seeded by a mix of the run seed and the step, so ``ds
 same batch however and wherever it is requested: out of order, after a resume, or in a worker
 process. There is no iterator state to save in a checkpoint; the step is enough.
 
+Files are listed and decoded by ``i2icli.imageio`` (``list_images``, ``read_image``), the code
+``translate`` uses, so training sees the pixels inference would: EXIF-upright, ICC-converted to
+sRGB, 16-bit scaled, palette and alpha handled alike (alpha dropped).
+
 Random streams, each seeded by ``mix_seed`` over a tuple:
 - ``(seed, EPOCH, epoch)``: the permutation of A for that epoch;
 - ``(seed, B, step)``: the B indices of the step's batch;
@@ -24,19 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from i2icli.data.transforms import Preprocess, apply_preprocess
 from i2icli.errors import InputError, UsageError
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
-
-# What PIL raises on files it cannot identify, truncated data or bad headers (some plugins still
-# raise SyntaxError or EOFError), and on images above its decompression-bomb limit.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+from i2icli.imageio import check_image, list_images, read_image
 
 # Tags that keep the random streams apart even when their other parts coincide.
 _STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG = 1, 2, 3, 4, 5
@@ -73,44 +71,11 @@ def seeded(*parts: int) -> torch.Generator:
 # ---- files ----------------------------------------------------------------------------------
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, by extension), sorted by relative path."""
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    # Sort by the relative POSIX path so the order, and thus every index, is the same on any OS.
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def _reason(err: BaseException) -> str:
-    return str(err) or type(err).__name__
-
-
-def check_image(path: Path) -> str | None:
-    """Cheap validity check (open + verify the header); the reason it fails, or None if it passes.
-
-    ``verify`` does not decode every pixel, so a truncated file may still fail later; the
-    dataset handles that case too.
-    """
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except _DECODE_ERRORS as err:
-        return _reason(err)
-    return None
-
-
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """16/32-bit integer greyscale -> 8-bit L; PIL's own convert would clip these to white."""
-    if img.mode != "I" and not img.mode.startswith("I;16"):
-        return img
-    values = np.asarray(img, dtype=np.float64) / 257.0  # 65535 -> 255
-    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
-
-
-def decode_image(path: Path, channels: int) -> Image.Image:
-    """Decode ``path`` upright (EXIF orientation applied) as L (1 channel) or RGB (3 channels)."""
-    with Image.open(path) as img:
-        upright = ImageOps.exif_transpose(img)
-        return _to_8bit(upright).convert("L" if channels == 1 else "RGB")
+def _reason(err: InputError, path: Path) -> str:
+    """The problem ``read_image`` or ``check_image`` reported, without the leading file name."""
+    message = str(err)
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 # ---- dataset --------------------------------------------------------------------------------
@@ -173,12 +138,14 @@ class UnpairedImages(Dataset[dict[str, Any]]):
             raise InputError(f"image folder {folder} does not exist")
         skipped_before = len(self.skipped)
         files: list[Path] = []
-        for path in list_images(folder):
-            reason = check_image(path)
-            if reason is None:
-                files.append(path)
-            else:
-                self._skip(path, reason)
+        # The lister and the header check are translate's, so both commands accept the same files.
+        for path, _ in list_images([str(folder)], recursive=True):
+            try:
+                check_image(path)
+            except InputError as err:
+                self._skip(path, _reason(err, path))
+                continue
+            files.append(path)
         images = None
         if preload:
             files, images = self._decode_all(files)
@@ -193,9 +160,9 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         images: list[Image.Image] = []
         for path in files:
             try:
-                images.append(decode_image(path, self.channels))
-            except _DECODE_ERRORS as err:
-                self._skip(path, _reason(err))
+                images.append(self._read(path))
+            except InputError as err:
+                self._skip(path, _reason(err, path))
                 continue
             kept.append(path)
         return kept, images
@@ -268,10 +235,14 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         if path in self._bad:
             return None
         try:
-            return decode_image(path, self.channels)
-        except _DECODE_ERRORS as err:
-            self._skip(path, _reason(err))
+            return self._read(path)
+        except InputError as err:
+            self._skip(path, _reason(err, path))
             return None
+
+    def _read(self, path: Path) -> Image.Image:
+        """Decode as ``translate`` does (EXIF, ICC -> sRGB, 16-bit, palette); alpha dropped."""
+        return read_image(path, channels=self.channels).image
 
     def _stack(
         self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]
