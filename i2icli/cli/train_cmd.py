@@ -144,9 +144,10 @@ def _train(
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
-            from i2icli.data.unpaired import list_images
+            from i2icli.imageio import list_images
 
-            return -(-max(len(list_images(dir_a)), len(list_images(dir_b))) // bs)
+            sizes = (len(list_images([str(d)], recursive=True)) for d in (dir_a, dir_b))
+            return -(-max(sizes) // bs)
 
         spec = build_spec(
             method=method, preset=preset, config_file=config, overrides=overrides or [],
