@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from i2icli.data.transforms import Preprocess
+from i2icli.errors import UsageError
 from i2icli.methods.info import MethodInfo
 from i2icli.train.objective import Batch, Objective
 
@@ -31,9 +32,13 @@ DIRECTIONS: tuple[Direction, Direction] = ("a2b", "b2a")
 Domain = Literal["a", "b"]
 
 
-def split_direction(direction: Direction) -> tuple[Domain, Domain]:
+def split_direction(direction: str) -> tuple[Domain, Domain]:
     """(source, target) domain of a direction: ``"a2b"`` -> (``"a"``, ``"b"``)."""
-    return ("a", "b") if direction == "a2b" else ("b", "a")
+    if direction == "a2b":
+        return "a", "b"
+    if direction == "b2a":
+        return "b", "a"
+    raise UsageError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class Method(Generic[ArchT, ConfigT]):
     presets: Mapping[str, Preset]
     # Tiny configs the generic suite (tests/test_methods.py) runs, one per architecture variant.
     test_presets: Mapping[str, Preset]
+    # A logged scalar that training must lower (the generic suite checks it falls on a fixed batch).
+    main_loss: str
     default_preset: str = "paper"
     # Official files -> ``Converted``; ``INFO.convert_help`` says which files. None: no converter.
     convert: Callable[[Sequence[Path]], Converted] | None = None
