@@ -280,3 +280,15 @@ def test_mismatched_pair_is_refused(tmp_path: Path) -> None:
     torch.save({"model.0.weight": torch.zeros(4, 3, 7, 7), "extra": torch.zeros(1)}, tmp_path / "c.pth")
     with pytest.raises(CheckpointError):
         METHOD.convert([tmp_path / "c.pth"])  # type: ignore[misc]
+
+
+def test_too_few_images_for_statistics_are_refused_before_training() -> None:
+    cfg = METHOD.test_presets["pairwise"].config
+    data = TensorData(_images(2), _images(8), 2)
+    with pytest.raises(ValueError, match="domain a has 2 images; the pairwise distance statistics need 3"):
+        METHOD.build_objective(cfg, METHOD.build_model(cfg.arch), data, 0)
+    # Identical images pass the count but have no spread: one clear line when the statistics are fitted.
+    same = TensorData(_images(1).expand(4, -1, -1, -1), _images(4), 2)
+    objective = METHOD.build_objective(cfg, METHOD.build_model(cfg.arch), same, 0)
+    with pytest.raises(UsageError, match="domain a: the pairwise distances have zero spread"):
+        objective.stages()[0].enter(same)

@@ -263,6 +263,11 @@ class DistanceGANObjective:
                     f"batch size {batch}: the pairwise distance loss compares images within a batch and needs "
                     "at least 2 (the official minimum; 4-8 is better), or use distance=self"
                 )
+        if cfg.lambda_distance > 0 and cfg.normalise:
+            need = 3 if cfg.distance == "pairwise" else 2
+            for domain, files in (("a", data.files_a), ("b", data.files_b)):
+                if len(files) < need:
+                    raise ValueError(f"domain {domain} has {len(files)} images; the {cfg.distance} distance statistics need {need}")
         smallest = patch_min_size(cfg.n_layers_d)
         if cfg.data.crops and cfg.data.crop_size < smallest:
             raise ValueError(
@@ -271,7 +276,6 @@ class DistanceGANObjective:
             )
         self.cfg = cfg
         self.model = model
-        self.seed = seed
         self.distance_stats = DistanceStats()
         # D judging the target domain of each trained direction: dis_b for a2b, dis_a for b2a.
         self.dis_b = PatchDiscriminator(cfg.arch.channels_b, ndf=cfg.ndf, n_layers=cfg.n_layers_d) if "a2b" in dirs else None
@@ -286,7 +290,10 @@ class DistanceGANObjective:
         n, s = self.cfg.stat_images, self.cfg.stat_seed
         device = self.distance_stats.dist_mean_a.device
         a, b = data.sample("a", n, s).to(device), data.sample("b", n, s + 1).to(device)
-        self.distance_stats.fit(a, b, self.cfg.distance)
+        try:
+            self.distance_stats.fit(a, b, self.cfg.distance)
+        except ValueError as e:  # e.g. all images alike: a data problem, reported as one line
+            raise UsageError(str(e)) from None
 
     def stages(self) -> list[Stage]:
         return [Stage("fit-statistics", 0, self.fit_statistics)]
