@@ -355,7 +355,11 @@ class DistanceGANObjective:
             terms["cyc_a"] = c.lambda_cycle * l1(self.model.gen_ba(fakes["a2b"]), batch["a"])
             terms["cyc_b"] = c.lambda_cycle * l1(self.model.gen_ab(fakes["b2a"]), batch["b"])
         loss = torch.stack(list(terms.values())).sum()
-        return StepOutput(loss, terms, {f"fake_{d}": y.detach() for d, y in fakes.items()})
+        scalars = dict(terms)
+        dist = [v for k, v in terms.items() if k.startswith("dist_")]
+        if dist:  # the method's own loss over whichever directions are trained (the main loss)
+            scalars["dist"] = torch.stack(dist).sum()
+        return StepOutput(loss, scalars, {f"fake_{d}": y.detach() for d, y in fakes.items()})
 
     def discriminator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
         terms = {}
@@ -450,5 +454,6 @@ METHOD = Method(
     build_objective=DistanceGANObjective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="dist",
     convert=_convert,
 )

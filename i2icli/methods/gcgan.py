@@ -395,5 +395,6 @@ METHOD = Method(
     build_objective=GcGANObjective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="geo_ab",
     convert=_convert,
 )
