@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_rgb
 from objective_steps import TensorData, run_steps
 from torch import nn
+from typer.testing import CliRunner
 
+from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.distancegan import (
@@ -27,6 +30,7 @@ from i2icli.methods.distancegan import (
 )
 
 ATOL = 1e-5  # never loosen
+runner = CliRunner()
 
 
 def _images(n: int = 8, c: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
@@ -292,3 +296,46 @@ def test_too_few_images_for_statistics_are_refused_before_training() -> None:
     objective = METHOD.build_objective(cfg, METHOD.build_model(cfg.arch), same, 0)
     with pytest.raises(UsageError, match="domain a: the pairwise distances have zero spread"):
         objective.stages()[0].enter(same)
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+
+
+def _folders(root: Path, n: int = 4) -> list[str]:
+    for domain in ("A", "B"):
+        for i in range(n):
+            write_rgb(root / f"train{domain}" / f"{i}.png", (20, 20), seed=i + (50 if domain == "B" else 0))
+    return ["--domain-a", str(root / "trainA"), "--domain-b", str(root / "trainB")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "1"], "batch size 1: the pairwise distance loss compares images within a batch"),
+        (["--set", "distance=diagonal"], "distance"),
+        (["--set", "lambda_cycle=10", "--set", "arch.directions=[\"a2b\"]"], "lambda_cycle > 0 needs both generators"),
+    ],
+)
+def test_bad_input_on_the_command_line_is_one_line_exit_2_no_run_folder(tmp_path: Path, args: list[str], message: str) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", *_folders(tmp_path), "--method", "distancegan", "--preset", "cpu-tiny", *args, "--run-dir", str(run_dir)]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not run_dir.exists()
+
+
+def test_one_sided_run_trains_fits_statistics_and_translates_one_way(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", *_folders(tmp_path), "--method", "distancegan", "--preset", "cpu-tiny", "--set", "distance=self"]
+    args += ["--set", 'arch.directions=["a2b"]', "--max-steps", "2", "--sample-every", "0", "--run-dir", str(run_dir), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    checkpoint = torch.load(sorted((run_dir / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    stats = checkpoint["modules"]["distance_stats"]
+    assert bool(stats["fitted"]) and float(stats["dist_std_a"]) > 0 and float(stats["dist_std_b"]) > 0
+    image = str(tmp_path / "trainA" / "0.png")
+    assert runner.invoke(app, ["translate", image, "-m", str(run_dir / "model"), "-o", str(tmp_path / "o")]).exit_code == 0
+    result = runner.invoke(app, ["translate", image, "-m", str(run_dir / "model"), "-d", "b2a", "-o", str(tmp_path / "o2")])
+    assert result.exit_code == 2 and "b2a" in result.output

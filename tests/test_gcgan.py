@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES
+from conftest import FIXTURES, write_rgb
 from objective_steps import TensorData, run_steps
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Optim
@@ -28,6 +30,7 @@ from i2icli.methods.gcgan import (
 from i2icli.train.schedule import linear_decay
 
 CG = FIXTURES / "cyclegan"
+runner = CliRunner()
 ATOL = 1e-5  # never loosen
 
 
@@ -286,3 +289,43 @@ def test_dropout_generator_is_refused(tmp_path: Path) -> None:
     torch.save(_manifest_state("cyclegan_keys_full_dropout.json", 0), tmp_path / "g.pth")
     with pytest.raises(CheckpointError, match="dropout"):
         METHOD.convert([tmp_path / "g.pth"])  # type: ignore[misc]
+
+
+# --- the CLI -------------------------------------------------------------------------------------
+
+
+def _folders(root: Path, n: int = 3) -> list[str]:
+    for domain in ("A", "B"):
+        for i in range(n):
+            write_rgb(root / f"train{domain}" / f"{i}.png", (20, 20), seed=i + (50 if domain == "B" else 0))
+    return ["--domain-a", str(root / "trainA"), "--domain-b", str(root / "trainB")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "gcgan", "--geometry", "hflip"], "geometry: 'hflip' is not one of 'rot', 'vflip'"),
+        (["--method", "gcgan", "--set", "geometry=shear"], "geometry"),
+        (["--method", "cyclegan", "--geometry", "vflip"], "--geometry: not an option of --method cyclegan"),
+        (["--method", "distancegan", "--geometry", "rot"], "--geometry: not an option of --method distancegan"),
+    ],
+)
+def test_bad_geometry_on_the_command_line_is_one_line_exit_2_no_run_folder(tmp_path: Path, args: list[str], message: str) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", *_folders(tmp_path), *args, "--preset", "cpu-tiny", "--run-dir", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not run_dir.exists()
+
+
+def test_trains_and_translates_through_the_cli(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", *_folders(tmp_path), "--method", "gcgan", "--geometry", "vflip", "--preset", "cpu-tiny"]
+    result = runner.invoke(app, [*args, "--max-steps", "2", "--sample-every", "0", "--run-dir", str(run_dir), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "run.json").read_text())["spec"]["config"]["geometry"] == "vflip"
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["translate", str(tmp_path / "trainA" / "0.png"), "-m", str(run_dir / "model"), "-o", str(out)])
+    assert result.exit_code == 0 and (out / "0.png").is_file()
+    result = runner.invoke(app, ["translate", str(tmp_path / "trainA" / "0.png"), "-m", str(run_dir / "model"), "-d", "b2a", "-o", str(out)])
+    assert result.exit_code == 2 and "b2a" in result.output
