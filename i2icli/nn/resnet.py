@@ -2,7 +2,7 @@
 
 Layouts follow the official CycleGAN code so that its checkpoints map 1:1 onto these modules:
 the generator is one ``nn.Sequential`` named ``model`` whose indices are the official key prefixes
-(``model.1`` first conv, ``model.10..`` residual blocks, ...; METHODS.md §1.3-1.4).
+(``model.1`` first conv, ``model.10..`` residual blocks, ...; official CycleGAN models/networks.py).
 """
 
 from __future__ import annotations
