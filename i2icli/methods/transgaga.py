@@ -321,7 +321,7 @@ class LandmarkPCA(nn.Module):
 
     Buffers (fixed shapes, in the checkpoint): ``mean`` (2K,), ``basis`` (2K, P) orthonormal
     columns, ``scale`` (P,) component standard deviations, ``active`` (P,) 1 for the kept
-    components, ``fitted`` () 1 after ``fit``. Inactive coordinates are always 0.
+    components, ``fitted`` (1,) 1 after ``fit``. Inactive coordinates are always 0.
     """
 
     mean: Tensor
@@ -336,7 +336,7 @@ class LandmarkPCA(nn.Module):
         self.register_buffer("basis", torch.eye(2 * n_landmarks)[:, :dim].clone())
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("active", torch.ones(dim))
-        self.register_buffer("fitted", torch.zeros(()))
+        self.register_buffer("fitted", torch.zeros(1))  # (1,): 0-d tensors do not fit the checkpoint digest
 
     @property
     def is_fitted(self) -> bool:
@@ -620,7 +620,7 @@ class _Calibration(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("con_w", torch.full((), -1.0))
+        self.register_buffer("con_w", torch.full((1,), -1.0))
 
 
 def _min_score_map(size: int, dis: MsDisArch) -> int:
@@ -630,6 +630,14 @@ def _min_score_map(size: int, dis: MsDisArch) -> int:
     for _ in range(dis.n_layer):
         size //= 2
     return size
+
+
+def _trainable(modules: tuple[nn.Module, ...]) -> None:
+    """Make this phase's modules trainable. The loop (f4c0b50) sets ``requires_grad`` phase by
+    phase over *all* phases, so a module shared with a later-listed phase of another stage (the
+    decoders are in ``ae``, ``ae_pca`` and ``gen``) would stay frozen; the phase lists its own."""
+    for m in modules:
+        m.requires_grad_(True)
 
 
 def _to_channels(x: Tensor, c: int) -> Tensor:
@@ -780,7 +788,7 @@ class TransGaGaObjective:
     def con_w(self) -> float:
         if self.cfg.con_w is not None:
             return self.cfg.con_w
-        return max(0.0, float(self.calib.con_w))
+        return max(0.0, float(self.calib.con_w.item()))
 
     # -- pieces of the losses
 
@@ -847,6 +855,7 @@ class TransGaGaObjective:
     # -- phase losses
 
     def disentangle_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        _trainable(self._autoencoder_parts(True))
         c, scalars, total = self.cfg, {}, []
         sep_w = self._sep_w(batch)
         for d in ("a", "b"):
@@ -859,6 +868,7 @@ class TransGaGaObjective:
         return StepOutput(torch.stack(total).sum(), scalars)
 
     def pca_stage_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        _trainable(self._autoencoder_parts(False))
         c, scalars, total = self.cfg, {}, []
         for d in ("a", "b"):
             dom, x = self.model.domain(d), batch[d]
@@ -953,6 +963,9 @@ def _cpu_config(size: int, k: int, dim: int, steps: tuple[int, int], pca_dim: in
     return TransGaGaConfig(
         arch=arch,
         data=Preprocess(mode="resize_and_crop", load_size=size, crop_size=size, flip=False),
+        # lr 1e-3, not 1e-4: at 1e-4 small estimators keep near-uniform heatmaps for hundreds of
+        # steps (tests/test_transgaga.py measures it on 16 px discs).
+        optim=Optim(lr=1e-3, beta1=0.5, beta2=0.999),
         dis=MsDisArch(dim=dim, n_layer=2, num_scales=2),
         vec_dis_dim=tf_dim,
         steps_disentangle=steps[0],
@@ -974,14 +987,14 @@ PRESETS = {
     ),
     "cpu-small": Preset(
         "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2, K 10, width 16, code 8, PCA <= 12, 1500 + 200 + 1300 steps, batch 8",
+        "CPU-sized (labelled, not the paper's): 32^2, K 10, width 16, code 8, PCA <= 12, lr 1e-3, 1500 + 200 + 1300 steps, batch 8",
         _cpu_config(32, 10, 16, (1500, 200), 12, 64, 1),
         batch_size=8,
         max_steps=3000,
     ),
     "cpu-tiny": Preset(
         "cpu-tiny",
-        "smoke runs (labelled, not the paper's): 32^2, K 6, width 8, code 8, PCA <= 8, 40 + 10 + 50 steps, batch 4",
+        "smoke runs (labelled, not the paper's): 32^2, K 6, width 8, code 8, PCA <= 8, lr 1e-3, 40 + 10 + 50 steps, batch 4",
         _cpu_config(32, 6, 8, (40, 10), 8, 32, 1),
         batch_size=4,
         max_steps=100,
