@@ -304,3 +304,84 @@ def test_stages_enter_once_and_resume_is_bit_identical(tmp_path: Path) -> None:
     for name, module in resumed.training_modules().items():
         for key, value in module.state_dict().items():
             assert torch.equal(value, full_state[name][key]), f"{name}.{key}"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def tg_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny RGB TransGaGa with fitted PCAs, saved as a checkpoint (domains 'disc' and 'ring')."""
+    torch.manual_seed(0)
+    model = TransGaGaModel(TINY.arch).eval()
+    model.dom_a.pca.fit(_landmark_sets(50, TINY.arch.n_landmarks, 2), 0.99)
+    model.dom_b.pca.fit(_landmark_sets(50, TINY.arch.n_landmarks, 3), 0.99)
+    config = ModelConfig(method="transgaga", arch=to_dict(TINY.arch), domains=("disc", "ring"), image_size=16)
+    return save_model(tmp_path_factory.mktemp("tg") / "transgaga.safetensors", model, config)
+
+
+def _cli(*argv: str) -> object:
+    from typer.testing import CliRunner
+
+    from i2icli.cli.app import app
+
+    return CliRunner().invoke(app, [*argv, "--device", "cpu"])
+
+
+def _png(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    import numpy as np
+
+    return torch.from_numpy(np.asarray(Image.open(path)).copy())
+
+
+def test_cli_translate_is_deterministic_and_saves_landmarks(tg_file: Path, tmp_path: Path) -> None:
+    from conftest import write_rgb
+    from PIL import Image
+
+    files = [write_rgb(tmp_path / "in" / f"{n}.png", (20, 24), seed=i) for i, n in enumerate("xy")]
+    out = tmp_path / "out"
+    result = _cli("translate", *map(str, files), "--model", str(tg_file), "-o", str(out), "--save-landmarks")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["x.png", "x_heatmaps.png", "x_landmarks.png", "y.png", "y_heatmaps.png", "y_landmarks.png"]
+    assert Image.open(out / "x.png").size == (20, 24)
+    assert Image.open(out / "x_landmarks.png").size == (80, 96)  # the input upscaled 4x with dots
+    k = TINY.arch.n_landmarks
+    assert Image.open(out / "x_heatmaps.png").size == (k * 20 + (k - 1), 24)  # K tiles in a row
+    # No style is drawn: the appearance transformer gives the same output for any seed.
+    again = tmp_path / "again"
+    assert _cli("translate", *map(str, files), "--model", str(tg_file), "-o", str(again), "--seed", "7").exit_code == 0  # type: ignore[attr-defined]
+    assert torch.equal(_png(out / "x.png"), _png(again / "x.png"))
+
+
+def test_cli_save_landmarks_refuses_models_without_landmarks(tiny_model_file: Path, tmp_path: Path) -> None:
+    from conftest import write_rgb
+
+    img = write_rgb(tmp_path / "img.png", (16, 16))
+    result = _cli("translate", str(img), "--model", str(tiny_model_file), "-o", str(tmp_path / "o"), "--save-landmarks")
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "has no landmarks" in result.output and len(result.output.strip().splitlines()) == 1  # type: ignore[attr-defined]
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_sample_exemplar_and_interpolate(tg_file: Path, tmp_path: Path) -> None:
+    from conftest import write_rgb
+
+    one, two = write_rgb(tmp_path / "one.png", (16, 16), seed=1), write_rgb(tmp_path / "two.png", (24, 16), seed=2)
+    ref = write_rgb(tmp_path / "ref.png", (16, 16), seed=3)
+    out = tmp_path / "s"
+    assert _cli("sample", str(one), "--n", "2", "--model", str(tg_file), "-o", str(out)).exit_code == 0  # type: ignore[attr-defined]
+    assert not torch.equal(_png(out / "one_s0.png"), _png(out / "one_s1.png"))  # two appearance codes
+    out = tmp_path / "e"
+    assert _cli("exemplar", str(one), "--style", str(ref), "--model", str(tg_file), "-o", str(out)).exit_code == 0  # type: ignore[attr-defined]
+    assert (out / "one_ref.png").is_file()
+    out = tmp_path / "i"
+    result = _cli("interpolate", str(one), "--steps", "3", "--model", str(tg_file), "-o", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert sorted(p.name for p in out.iterdir()) == ["one_f0.png", "one_f1.png", "one_f2.png", "one_strip.png"]
+    out = tmp_path / "g"  # two inputs: a walk in landmark (whitened PCA) space
+    result = _cli("interpolate", str(one), str(two), "--steps", "3", "--model", str(tg_file), "-o", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert not torch.equal(_png(out / "one-two_f0.png"), _png(out / "one-two_f2.png"))
