@@ -1035,5 +1035,6 @@ METHOD = Method(
     build_objective=TransGaGaObjective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="rec_a",  # logged in every stage (L1 reconstruction of domain a)
     convert=None,
 )
