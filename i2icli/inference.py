@@ -90,12 +90,12 @@ def translate_tensors(
 
     Consecutive images of equal size share a batch of up to ``batch_size``; the result does not
     depend on the batch size (instance norm is per image). Style-based models (``needs_style``)
-    need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.styles``).
+    need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.multimodal``).
     """
     if styles is not None and not model.has_styles:
         raise UsageError(f"a {model.config.method} model has no style codes; drop the styles")
     if styles is None and model.needs_style:
-        raise UsageError(f"a {model.config.method} model needs one style per image (see i2icli.styles)")
+        raise UsageError(f"a {model.config.method} model needs one style per image (see i2icli.multimodal)")
     if styles is not None and len(styles) != len(images):
         raise ValueError(f"got {len(styles)} styles for {len(images)} images")
     out: list[torch.Tensor] = []
@@ -130,7 +130,7 @@ def translate(
 ) -> list[Image.Image]:
     """Translate PIL images with ``model`` at their native resolution; returns PIL images.
 
-    Style-based models need ``styles``, one per image (e.g. ``i2icli.styles.named_style``).
+    Style-based models need ``styles``, one per image (e.g. ``i2icli.multimodal.named_style``).
     """
     direction = model.check_direction(direction)
     c_in, _ = model.channels(direction)

@@ -67,7 +67,7 @@ def overlay_image(image: Tensor, points: Tensor, *, scale: int = 4) -> Image.Ima
 
 def heatmap_image(heatmaps: Tensor, *, columns: int = 10, gap: int = 1) -> Image.Image:
     """The K heatmaps as a grid of gray tiles, each scaled to its own maximum (white)."""
-    from i2icli.styles import grid_image
+    from i2icli.multimodal import grid_image
 
     tiles = [to_pil(h[None] / h.max().clamp_min(1e-12) * 2 - 1) for h in heatmaps]
     rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]

@@ -122,7 +122,7 @@ def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Calla
         if style_ref is not None:
             raise UsageError(f"--style: a {loaded.config.method} model cannot take a style (it has no style codes)")
         return None
-    from i2icli.styles import encode_styles, named_style
+    from i2icli.multimodal import encode_styles, named_style
 
     if style_ref is None:
         if not loaded.needs_style:

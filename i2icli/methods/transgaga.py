@@ -103,7 +103,7 @@ from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.style import (
+from i2icli.nn.adain import (
     MLP,
     Conv2dBlock,
     ContentEncoder,
@@ -430,7 +430,7 @@ class TransGaGaModel(nn.Module):
 
     ``translate(x, direction)`` follows §7.8; the multimodal commands use ``encode_content``
     (landmarks in both domains' PCA spaces), ``encode_style`` (appearance code),
-    ``decode`` and ``random_style`` (the StyleNet protocol of ``i2icli/styles.py``).
+    ``decode`` and ``random_style`` (the StyleNet protocol of ``i2icli/multimodal.py``).
     A style is optional in ``translate``: without one the appearance transformer supplies it.
     """
 
