@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icli.checkpoint import ModelConfig, load_model, save_model
+from i2icli.checkpoint import ModelConfig, load_checkpoint, save_model
 from i2icli.config import to_dict
 from i2icli.errors import UsageError
 from i2icli.methods.transgaga import (
@@ -146,7 +146,7 @@ def test_pca_bases_survive_save_and_load(tmp_path: Path) -> None:
     model = TransGaGaModel(TINY.arch)
     model.dom_b.pca.fit(_landmark_sets(100, TINY.arch.n_landmarks, 1), 0.99)
     path = save_model(tmp_path / "m", model, ModelConfig(method="transgaga", arch=to_dict(TINY.arch), image_size=16))
-    loaded, _ = load_model(path)
+    loaded, _ = load_checkpoint(path)
     for name in ("mean", "basis", "scale", "active", "fitted"):
         assert torch.equal(getattr(loaded.dom_b.pca, name), getattr(model.dom_b.pca, name)), name
     assert loaded.dom_b.pca.is_fitted and not loaded.dom_a.pca.is_fitted
