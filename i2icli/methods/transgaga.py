@@ -632,14 +632,6 @@ def _min_score_map(size: int, dis: MsDisArch) -> int:
     return size
 
 
-def _trainable(modules: tuple[nn.Module, ...]) -> None:
-    """Make this phase's modules trainable. The loop (f4c0b50) sets ``requires_grad`` phase by
-    phase over *all* phases, so a module shared with a later-listed phase of another stage (the
-    decoders are in ``ae``, ``ae_pca`` and ``gen``) would stay frozen; the phase lists its own."""
-    for m in modules:
-        m.requires_grad_(True)
-
-
 def _to_channels(x: Tensor, c: int) -> Tensor:
     if x.shape[1] == c:
         return x
@@ -855,7 +847,6 @@ class TransGaGaObjective:
     # -- phase losses
 
     def disentangle_loss(self, batch: Batch, carry: Carry) -> StepOutput:
-        _trainable(self._autoencoder_parts(True))
         c, scalars, total = self.cfg, {}, []
         sep_w = self._sep_w(batch)
         for d in ("a", "b"):
@@ -868,7 +859,6 @@ class TransGaGaObjective:
         return StepOutput(torch.stack(total).sum(), scalars)
 
     def pca_stage_loss(self, batch: Batch, carry: Carry) -> StepOutput:
-        _trainable(self._autoencoder_parts(False))
         c, scalars, total = self.cfg, {}, []
         for d in ("a", "b"):
             dom, x = self.model.domain(d), batch[d]
