@@ -23,6 +23,7 @@ Needs ``pip install -e '.[bench]'`` (shipped data) and matplotlib for the chart.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -147,13 +148,22 @@ class MethodPlan:
     overrides: Callable[[Benchmark], list[str]]
 
 
-def _whole_image_overrides(b: Benchmark) -> list[str]:
-    # Every method trains on whole images: a crop of the whole image is the image itself (no flip:
-    # digits must not mirror). The same overrides for every method, so no per-method branch here.
-    return [
-        f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}", "data.mode=crop", "data.flip=false",
-        f"data.crop_size={b.size}", f"data.load_size={b.size}",
-    ]  # fmt: skip
+def _whole_image_overrides(method: str, b: Benchmark) -> list[str]:
+    """Every method trains on whole images (no flip: digits must not mirror), the same overrides for
+    every method. A network whose stride does not divide the image side (e.g. a U-Net with three
+    downsamplings at 28 px) trains on the image resized up to the next multiple of its stride;
+    translate then pads at evaluation (reflect), as for any image."""
+    from i2icli.config import apply_overrides
+    from i2icli.methods import load_method
+
+    method_impl = load_method(method)
+    channels = [f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}"]
+    arch = apply_overrides(method_impl.presets[BENCH_PRESET].config, channels).arch
+    model = method_impl.build_model(arch)
+    side = max(-(-b.size // model.stride) * model.stride, model.min_size)
+    # A crop of the whole (possibly resized) image is the image itself.
+    mode = "crop" if side == b.size else "resize_and_crop"
+    return [*channels, f"data.mode={mode}", "data.flip=false", f"data.crop_size={side}", f"data.load_size={side}"]
 
 
 BENCH_PRESET = "cpu-small"  # every method's labelled CPU preset at the shared step budget
@@ -163,7 +173,7 @@ def _method_plans() -> dict[str, MethodPlan]:
     from i2icli.methods import METHOD_MODULES
 
     plans = [MethodPlan(DO_NOTHING, None, lambda b: [])]
-    plans += [MethodPlan(name, BENCH_PRESET, _whole_image_overrides) for name in METHOD_MODULES]
+    plans += [MethodPlan(name, BENCH_PRESET, functools.partial(_whole_image_overrides, name)) for name in METHOD_MODULES]
     return {p.name: p for p in plans}
 
 
