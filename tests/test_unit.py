@@ -1,0 +1,251 @@
+"""UNIT: official-checkpoint parity, the shared latent space, the KL term, labels files.
+
+Fixtures (tests/fixtures/unit/, see its README.md): official ``VAEGen`` weights (dim 8) and the
+outputs the official code computes from them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from i2icli.convert.unit import convert_files, convert_unit
+from i2icli.errors import CheckpointError, UsageError
+from i2icli.methods.unit import (
+    METHOD,
+    UnitArch,
+    UnitConfig,
+    UnitModel,
+    gaussian_kl,
+    labels_for_files,
+    read_labels,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "unit"
+ATOL = 1e-5  # fixture README: observed float noise <= 4e-6; never loosen
+
+
+def assert_close(actual: Tensor, expected: Tensor) -> None:
+    torch.testing.assert_close(actual, expected, atol=ATOL, rtol=0.0)
+
+
+@pytest.fixture(scope="module")
+def official() -> UnitModel:
+    converted = convert_files([FIXTURES / "unit_gen_tiny.pt"])
+    net = UnitModel(converted.arch)
+    net.load_state_dict(converted.state, strict=True)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def io() -> dict[str, Tensor]:
+    return load_file(str(FIXTURES / "unit_tiny_io.safetensors"))
+
+
+# --------------------------------------------------------------------------- converter parity
+
+
+def test_converter_infers_the_tiny_config() -> None:
+    arch = convert_files([FIXTURES / "unit_gen_tiny.pt"]).arch
+    meta = json.loads((FIXTURES / "unit_keys_tiny.json").read_text())["meta"]["params"]
+    assert (arch.variant, arch.dim, arch.n_downsample, arch.n_res) == ("master", meta["dim"], meta["n_downsample"], meta["n_res"])
+    assert (arch.channels_a, arch.channels_b) == (3, 3)
+
+
+def test_master_keys_match_the_official_manifests() -> None:
+    for name, dim, n_res in (("unit_keys_tiny.json", 8, 2), ("unit_keys_full.json", 64, 4)):
+        manifest = json.loads((FIXTURES / name).read_text())["keys"]
+        official = {k["key"]: tuple(k["shape"]) for k in manifest}
+        with torch.device("meta"):
+            ours = UnitModel(UnitArch(variant="master", dim=dim, n_res=n_res, n_shared=0)).state_dict()
+        assert {k[len("gen_a.") :]: tuple(v.shape) for k, v in ours.items() if k.startswith("gen_a.")} == official
+
+
+def test_parity_latent_code(official: UnitModel, io: dict[str, Tensor]) -> None:
+    with torch.no_grad():
+        assert_close(official.encode_latent(io["x"], "a"), io["hidden_a"])
+        assert_close(official.encode_latent(io["x"], "b"), io["hidden_b"])
+
+
+def test_parity_reconstructions_and_translations(official: UnitModel, io: dict[str, Tensor]) -> None:
+    x = io["x"]
+    with torch.no_grad():
+        h_a, h_b = official.encode_latent(x, "a"), official.encode_latent(x, "b")
+        assert_close(official.decode_latent(h_a, "a"), io["recon_a"])
+        assert_close(official.decode_latent(h_b, "b"), io["recon_b"])
+        assert_close(official.translate(x, "a2b"), io["a2b"])
+        assert_close(official.translate(x, "b2a"), io["b2a"])
+        # The training path: the code plus the official noise.
+        assert_close(official.decode_latent(h_a + io["noise_a"], "a"), io["recon_a_noisy"])
+        assert_close(official.decode_latent(h_a + io["noise_a"], "b"), io["a2b_noisy"])
+
+
+def test_converter_drops_stale_instance_norm_statistics(io: dict[str, Tensor]) -> None:
+    obj = torch.load(FIXTURES / "unit_gen_tiny.pt", map_location="cpu", weights_only=True)
+    for state in obj.values():  # what a PyTorch-0.3/0.4 file carries for each IN of the encoder
+        state["enc.model.1.norm.running_mean"] = torch.full((16,), 5.0)
+        state["enc.model.1.norm.running_var"] = torch.full((16,), 9.0)
+        state["enc.model.1.norm.num_batches_tracked"] = torch.tensor(3)
+    arch, state = convert_unit(obj)
+    net = UnitModel(arch)
+    net.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        assert_close(net.eval().translate(io["x"], "a2b"), io["a2b"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda o: o.pop("b"), "missing top-level key 'b'"),
+        (lambda o: o.update(gen=o["a"]), "unexpected top-level key 'gen'"),
+        (lambda o: o["a"].update({"enc.extra.weight": torch.zeros(1)}), "unexpected key 'enc.extra.weight'"),
+        (lambda o: o["b"].pop("dec.model.5.conv.bias"), "missing key 'dec.model.5.conv.bias' of generator 'b'"),
+    ],
+)
+def test_converter_rejects_other_files(edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    obj = torch.load(FIXTURES / "unit_gen_tiny.pt", map_location="cpu", weights_only=True)
+    edit(obj)
+    with pytest.raises(CheckpointError, match=message):
+        convert_unit(obj)
+
+
+def test_convert_files_names_an_unreadable_file(tmp_path: Path) -> None:
+    bad = tmp_path / "gen.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="gen.pt: not a readable PyTorch checkpoint"):
+        convert_files([bad])
+
+
+# --------------------------------------------------------------------------- shared latent space
+
+
+def _paper_model(seed: int = 0) -> UnitModel:
+    torch.manual_seed(seed)
+    return UnitModel(METHOD.test_presets["paper"].config.arch).eval()
+
+
+def _train_a_reconstruction(model: UnitModel, x: Tensor) -> None:
+    """One SGD step on domain A's reconstruction only (encoder a -> decoder a)."""
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model.train()
+    (model.decode_latent(model.encode_latent(x, "a"), "a") - x).abs().mean().backward()
+    opt.step()
+    model.eval()
+
+
+def _recon_b(model: UnitModel, x: Tensor) -> Tensor:
+    with torch.no_grad():
+        return model.decode_latent(model.encode_latent(x, "b"), "b")
+
+
+def test_shared_layers_are_one_set_of_tensors() -> None:
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    model = _paper_model()
+    before = _recon_b(model, x)
+    _train_a_reconstruction(model, x)
+    # B's private layers got no gradient from A's path ...
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith(("enc_b.", "dec_b.")))
+    assert all(p.grad is not None for p in model.enc_shared.parameters())
+    # ... yet B's own reconstruction changed: the shared blocks are the same tensors.
+    assert (_recon_b(model, x) - before).abs().max() > 1e-4
+    # Negative control: master shares nothing, so training A leaves B's output exactly as it was.
+    torch.manual_seed(0)
+    master = UnitModel(METHOD.test_presets["master"].config.arch).eval()
+    before = _recon_b(master, x)
+    _train_a_reconstruction(master, x)
+    assert torch.equal(_recon_b(master, x), before)
+
+
+def test_shared_module_is_the_same_object_for_both_domains() -> None:
+    model = _paper_model()
+    state = model.state_dict()
+    assert not any(k.startswith(("enc_a.", "enc_b.")) and "shared" in k for k in state)
+    # Paths through either domain see the same parameter objects.
+    shared = {id(p) for p in model.enc_shared.parameters()} | {id(p) for p in model.dec_shared.parameters()}
+    gen_params = [id(p) for m in model.generators() for p in m.parameters()]
+    assert shared <= set(gen_params) and len(gen_params) == len(set(gen_params))
+
+
+@pytest.mark.parametrize("variant", ["paper", "master", "da32"])
+def test_no_noise_at_inference(variant: str) -> None:
+    torch.manual_seed(0)
+    model = UnitModel(METHOD.test_presets[variant].config.arch).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        first = model.translate(x, "a2b")
+        torch.manual_seed(123)  # a different global RNG state must not matter either
+        second = model.translate(x, "a2b")
+    assert torch.equal(first, second)
+
+
+def test_kl_equals_hand_formula() -> None:
+    mu = torch.tensor([[[[1.0, -2.0]], [[0.5, 0.0]]]])  # (1, 2, 1, 2)
+    assert gaussian_kl(mu).item() == pytest.approx((1 + 4 + 0.25 + 0) / 4)
+    sigma = torch.tensor([[[[1.0, 2.0]], [[0.5, 1.0]]]])
+    hand = sum(m * m + s * s - 2 * torch.log(torch.tensor(s)).item() - 1 for m, s in zip([1.0, -2.0, 0.5, 0.0], [1.0, 2.0, 0.5, 1.0]))
+    assert gaussian_kl(mu, sigma).item() == pytest.approx(hand, rel=1e-5)
+    zero = torch.zeros(3, 4, 2, 2)
+    assert gaussian_kl(zero).item() == 0.0
+    assert gaussian_kl(zero, torch.ones_like(zero)).item() == pytest.approx(0.0, abs=1e-6)
+    assert gaussian_kl(zero, torch.full_like(zero, 2.0)).item() > 0  # negative control: a wider posterior costs
+
+
+def test_da32_model_classifies_and_ships_its_class_head() -> None:
+    torch.manual_seed(0)
+    model = UnitModel(METHOD.test_presets["da32"].config.arch).eval()
+    assert any(k.startswith("classifier.class_head.") for k in model.state_dict())
+    logits = model.classify(torch.rand(3, 3, 32, 32), "b")
+    assert logits.shape == (3, 10)
+    with pytest.raises(UsageError, match="no class head"):
+        _paper_model().classify(torch.rand(1, 3, 16, 16), "b")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _images(folder: Path, names: list[str]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        (folder / n).write_bytes(b"")
+    return [folder / n for n in names]
+
+
+def test_labels_csv_and_folder_layout(tmp_path: Path) -> None:
+    files = _images(tmp_path / "a", ["x0.png", "x1.png", "x2.png"])
+    csv = tmp_path / "a" / "labels.csv"
+    csv.write_text("filename,label\nx0.png,1\nx1.png,0\n")
+    labels = read_labels(csv, 2)
+    assert labels == {"x0.png": 1, "x1.png": 0}
+    assert labels_for_files(labels, files, str(csv)).tolist() == [1, 0, -1]
+    _images(tmp_path / "classes" / "0", ["p.png"])
+    _images(tmp_path / "classes" / "1", ["q.png", "r.png"])
+    assert read_labels(tmp_path / "classes", 2) == {"p.png": 0, "q.png": 1, "r.png": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("x0.png,1\nghost.png,0\n", r"row 2: ghost.png does not exist"),
+        ("x0.png,1\nx1.png,1\n", r"class 0 has no labelled image"),
+        ("x0.png,1\nx1.png,seven\n", r"row 2: label 'seven' is not a whole number"),
+        ("x0.png,1\nx1.png,0,extra\n", r"row 2: expected 'filename,label'"),
+        ("x0.png,1\nx1.png,2\n", r"row 2: label 2 is outside 0..1"),
+    ],
+)
+def test_bad_labels_file_is_one_usage_line(tmp_path: Path, body: str, message: str) -> None:
+    _images(tmp_path, ["x0.png", "x1.png"])
+    csv = tmp_path / "labels.csv"
+    csv.write_text(body)
+    with pytest.raises(UsageError, match=message) as info:
+        read_labels(csv, 2)
+    assert str(csv) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_labels_for_an_arch_without_class_head_is_refused() -> None:
+    with pytest.raises(UsageError, match="arch paper has no class head"):
+        UnitConfig(labels_a="labels.csv")
