@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from i2icli.inference import LoadedModel
 
 from i2icli.convert.unit import convert_files, convert_unit
 from i2icli.errors import CheckpointError, UsageError
@@ -249,3 +253,42 @@ def test_bad_labels_file_is_one_usage_line(tmp_path: Path, body: str, message: s
 def test_labels_for_an_arch_without_class_head_is_refused() -> None:
     with pytest.raises(UsageError, match="arch paper has no class head"):
         UnitConfig(labels_a="labels.csv")
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+def _loaded(variant: str = "paper") -> LoadedModel:
+    from i2icli.checkpoint import ModelConfig
+    from i2icli.config import to_dict
+    from i2icli.inference import LoadedModel
+
+    torch.manual_seed(0)
+    net = UnitModel(METHOD.test_presets[variant].config.arch).eval()
+    return LoadedModel(net=net, config=ModelConfig(method="unit", arch=to_dict(net.arch)), path=Path("unit.safetensors"), device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("variant", "mode", "direction"), [("paper", "lerp", "a2b"), ("master", "slerp", "b2a"), ("da32", "lerp", "a2b")])
+def test_interpolation_endpoints_equal_the_translations(variant: str, mode: str, direction: str) -> None:
+    from i2icli.inference import translate_tensors
+    from i2icli.styles import interpolate
+
+    loaded = _loaded(variant)
+    first, second = torch.rand(3, 20, 28) * 2 - 1, torch.rand(3, 20, 28) * 2 - 1  # padded to the stride inside
+    frames = interpolate(loaded, [first, second], None, steps=5, mode=mode, direction=direction)  # type: ignore[arg-type]
+    assert len(frames) == 5 and frames[0].shape == (3, 20, 28)
+    ends = translate_tensors(loaded, [first, second], direction)  # type: ignore[arg-type]
+    assert torch.equal(frames[0], ends[0]) and torch.equal(frames[-1], ends[1])
+    assert not torch.equal(frames[2], frames[0]) and not torch.equal(frames[2], frames[-1])
+
+
+def test_interpolation_of_a_latent_model_needs_two_inputs_and_no_styles() -> None:
+    from i2icli.styles import interpolate
+
+    loaded, x = _loaded(), torch.rand(3, 16, 16)
+    with pytest.raises(UsageError, match="walks between two inputs' latent codes; got 1"):
+        interpolate(loaded, [x], None, steps=3)
+    with pytest.raises(UsageError, match="no style codes"):
+        interpolate(loaded, [x, x], torch.zeros(1, 8, 1, 1), steps=3)
+    with pytest.raises(UsageError, match="same size"):
+        interpolate(loaded, [x, torch.rand(3, 16, 20)], None, steps=3)
