@@ -26,9 +26,9 @@ from i2icli.methods.unit import (
     UnitConfig,
     UnitModel,
     gaussian_kl,
-    labels_for_files,
-    read_labels,
+    read_domain_a_labels,
 )
+from i2icli.data.labels import read_labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "unit"
 ATOL = 1e-5  # fixture README: observed float noise <= 4e-6; never loosen
@@ -223,12 +223,13 @@ def test_labels_csv_and_folder_layout(tmp_path: Path) -> None:
     files = _images(tmp_path / "a", ["x0.png", "x1.png", "x2.png"])
     csv = tmp_path / "a" / "labels.csv"
     csv.write_text("filename,label\nx0.png,1\nx1.png,0\n")
-    labels = read_labels(csv, 2)
-    assert labels == {"x0.png": 1, "x1.png": 0}
-    assert labels_for_files(labels, files, str(csv)).tolist() == [1, 0, -1]
-    _images(tmp_path / "classes" / "0", ["p.png"])
-    _images(tmp_path / "classes" / "1", ["q.png", "r.png"])
-    assert read_labels(tmp_path / "classes", 2) == {"p.png": 0, "q.png": 1, "r.png": 1}
+    assert read_labels(csv, 2) == {files[0]: 1, files[1]: 0}
+    assert read_domain_a_labels(str(csv), 2, files).tolist() == [1, 0, -1]
+    p = _images(tmp_path / "classes" / "0", ["p.png"])
+    q = _images(tmp_path / "classes" / "1", ["q.png", "r.png"])
+    assert read_labels(tmp_path / "classes", 2) == {p[0]: 0, q[0]: 1, q[1]: 1}
+    with pytest.raises(UsageError, match="none of the 2 training images has a label"):
+        read_domain_a_labels(str(csv), 2, [tmp_path / "other.png", tmp_path / "x2.png"])
 
 
 @pytest.mark.parametrize(
@@ -246,8 +247,8 @@ def test_bad_labels_file_is_one_usage_line(tmp_path: Path, body: str, message: s
     csv = tmp_path / "labels.csv"
     csv.write_text(body)
     with pytest.raises(UsageError, match=message) as info:
-        read_labels(csv, 2)
-    assert str(csv) in str(info.value) and "\n" not in str(info.value)
+        read_labels(csv, 2, option="--labels-a")
+    assert f"--labels-a {csv}" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_labels_for_an_arch_without_class_head_is_refused() -> None:
@@ -292,3 +293,66 @@ def test_interpolation_of_a_latent_model_needs_two_inputs_and_no_styles() -> Non
         interpolate(loaded, [x, x], torch.zeros(1, 8, 1, 1), steps=3)
     with pytest.raises(UsageError, match="same size"):
         interpolate(loaded, [x, torch.rand(3, 16, 20)], None, steps=3)
+
+
+# --------------------------------------------------------------------------- eval adapt
+
+
+def test_confusion_matrix_and_scores_by_hand() -> None:
+    from i2icli.eval.adapt import confusion_matrix, scores
+
+    m = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 4)
+    assert m == [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    accuracy, per_class = scores(m)
+    assert accuracy == pytest.approx(4 / 6)
+    assert per_class == [0.5, 1.0, pytest.approx(2 / 3), None]
+
+
+def _constant_classifier(label: int) -> UnitModel:
+    """A da32 model whose class head always answers ``label`` (zero weights, one positive bias)."""
+    torch.manual_seed(0)
+    net = UnitModel(METHOD.test_presets["da32"].config.arch).eval()
+    with torch.no_grad():
+        net.classifier.class_head.weight.zero_()
+        net.classifier.class_head.bias.zero_()
+        net.classifier.class_head.bias[label] = 1.0
+    return net
+
+
+def _labelled_digits(root: Path, labels: dict[str, int]) -> Path:
+    from PIL import Image
+
+    for i, (name, label) in enumerate(labels.items()):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (28, 28), (i * 40, 0, 0)).save(root / str(label) / name)
+    return root
+
+
+def test_eval_adapt_gives_the_hand_computed_accuracy(tmp_path: Path) -> None:
+    from i2icli.checkpoint import ModelConfig
+    from i2icli.config import to_dict
+    from i2icli.eval.adapt import confusion_png, evaluate_adaptation
+    from i2icli.inference import LoadedModel
+
+    net = _constant_classifier(3)
+    config = ModelConfig(method="unit", arch=to_dict(net.arch), image_size=32)
+    loaded = LoadedModel(net=net, config=config, path=tmp_path / "m.safetensors", device=torch.device("cpu"))
+    data = _labelled_digits(tmp_path / "digits", {"p.png": 3, "q.png": 3, "r.png": 1, "s.png": 0})
+    report = evaluate_adaptation(loaded, data, domain="b", batch_size=3)
+    assert (report.n, report.accuracy) == (4, 0.5)
+    expected = [[0] * 10 for _ in range(10)]
+    expected[3][3], expected[1][3], expected[0][3] = 2, 1, 1
+    assert report.confusion == expected
+    assert report.per_class[:4] == [0.0, 0.0, None, 1.0]
+    assert confusion_png(report).size == (28 * 11, 28 * 11)
+    # Negative control: a head answering 1 scores the one image of class 1 instead.
+    other = LoadedModel(net=_constant_classifier(1), config=config, path=loaded.path, device=loaded.device)
+    assert evaluate_adaptation(other, data).accuracy == 0.25
+
+
+def test_eval_adapt_refuses_a_model_without_class_head(tmp_path: Path) -> None:
+    from i2icli.eval.adapt import evaluate_adaptation
+
+    loaded = _loaded("paper")
+    with pytest.raises(UsageError, match="has no class head"):
+        evaluate_adaptation(loaded, _labelled_digits(tmp_path / "d", {"p.png": 0}))

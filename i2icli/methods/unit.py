@@ -49,7 +49,6 @@ Three architectures, chosen by ``arch.variant``:
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -58,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2icli.data.labels import labels_for_files, read_labels
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
@@ -357,6 +357,11 @@ class UnitModel(nn.Module):
         source, target = split_direction(direction)
         return self.decode_latent(self.encode_latent(x, source), target)
 
+    @property
+    def n_classes(self) -> int:
+        """Classes of the class head (0: none)."""
+        return self.arch.n_classes
+
     def classify(self, x: Tensor, domain: Domain) -> Tensor:
         """da32: class logits (B, n_classes) of images of ``domain`` (domain-specific first layer,
         shared trunk, class head); images of at least ``DA_MIN_TRAIN_SIZE`` pixels a side."""
@@ -389,65 +394,10 @@ def sum_squared(a: Tensor, b: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- labels
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def read_labels(path: str | Path, n_classes: int) -> dict[str, int]:
-    """Labels of domain-A images: ``{file name or relative path: class}``.
-
-    ``path`` is a CSV with rows ``filename,label`` (an optional ``filename,label`` header) or a
-    folder with one sub-folder per class named 0..n_classes-1 holding that class's images. Names
-    are matched against training files by relative path, then by file name. Every class must
-    occur. Problems raise ``UsageError`` naming the file and row.
-    """
-    p = Path(path)
-    labels: dict[str, int] = {}
-    if p.is_dir():
-        for sub in sorted(d for d in p.iterdir() if d.is_dir()):
-            label = _parse_label(sub.name, n_classes, f"--labels-a {p}: folder {sub.name!r}")
-            for f in sorted(sub.rglob("*")):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    labels[f.name] = label
-    elif p.is_file():
-        with p.open(newline="", encoding="utf-8") as fh:
-            for row_no, row in enumerate(csv.reader(fh), start=1):
-                if not row or not "".join(row).strip():
-                    continue
-                where = f"--labels-a {p}: row {row_no}"
-                if len(row) != 2:
-                    raise UsageError(f"{where}: expected 'filename,label', got {len(row)} fields")
-                name, value = row[0].strip(), row[1].strip()
-                if row_no == 1 and (name.lower(), value.lower()) == ("filename", "label"):
-                    continue
-                labels[name] = _parse_label(value, n_classes, where)
-                if not (p.parent / name).is_file():
-                    raise UsageError(f"{where}: {name} does not exist (names are relative to the CSV's folder)")
-    else:
-        raise UsageError(f"--labels-a {p}: no such file or folder")
-    if not labels:
-        raise UsageError(f"--labels-a {p}: no labelled images")
-    missing = sorted(set(range(n_classes)) - set(labels.values()))
-    if missing:
-        raise UsageError(f"--labels-a {p}: class {missing[0]} has no labelled image (need all of 0..{n_classes - 1})")
-    return labels
-
-
-def _parse_label(text: str, n_classes: int, where: str) -> int:
-    try:
-        label = int(text)
-    except ValueError:
-        raise UsageError(f"{where}: label {text!r} is not a whole number") from None
-    if not 0 <= label < n_classes:
-        raise UsageError(f"{where}: label {label} is outside 0..{n_classes - 1}")
-    return label
-
-
-def labels_for_files(labels: dict[str, int], files: Sequence[Path], source: str) -> Tensor:
-    """Class of each training file (-1: unlabelled), matched by file name: (N,) long."""
-    out = torch.tensor([labels.get(f.name, -1) for f in files], dtype=torch.long)
-    if not (out >= 0).any():
-        raise UsageError(f"--labels-a {source}: none of the {len(files)} domain-A training images has a label")
-    return out
+def read_domain_a_labels(path: str, n_classes: int, files: Sequence[Path]) -> Tensor:
+    """The ``--labels-a`` file matched to the domain-A training files: (N,) long, -1 = unlabelled."""
+    labels = read_labels(path, n_classes, option="--labels-a")
+    return torch.tensor(labels_for_files(labels, files, path, option="--labels-a"), dtype=torch.long)
 
 
 # --------------------------------------------------------------------------- config and objective
@@ -516,7 +466,7 @@ class UnitObjective(SingleStage):
             raise UsageError(f"data.crop_size {size}: the da32 discriminator needs crops of >= {DA_MIN_TRAIN_SIZE} pixels")
         self.labels: Tensor | None = None
         if cfg.labels_a:
-            self.labels = labels_for_files(read_labels(cfg.labels_a, arch.n_classes), data.files_a, cfg.labels_a)
+            self.labels = read_domain_a_labels(cfg.labels_a, arch.n_classes, data.files_a)
         if arch.variant == "master":
             if size // 2**arch.dis_layers < 1:
                 raise UsageError(f"arch.dis_layers {arch.dis_layers} is too deep for {size}-pixel crops")
