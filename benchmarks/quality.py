@@ -158,7 +158,7 @@ def _cyclegan_overrides(b: Benchmark) -> list[str]:
 def _munit_overrides(b: Benchmark) -> list[str]:
     # MUNIT trains on crops; a crop of the whole image is the image itself.
     return [
-        f"arch.input_dim_a={b.channels}", f"arch.input_dim_b={b.channels}", "data.mode=crop", "data.flip=false",
+        f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}", "data.mode=crop", "data.flip=false",
         f"data.crop_size={b.size}", f"data.load_size={b.size}",
     ]  # fmt: skip
 

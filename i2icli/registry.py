@@ -15,73 +15,42 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Literal
 
 from i2icli.errors import ResolveError
+from i2icli.methods import METHOD_MODULES, load_method
+from i2icli.methods.info import Capability, MethodInfo, read_info
 
 if TYPE_CHECKING:
-    from i2icli.methods.base import MethodImpl
+    from i2icli.methods.base import Method
+
+__all__ = ["Capability", "METHODS", "PRETRAINED", "MethodSpec", "Pretrained", "resolve", "fetch", "method_spec"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
-class Capability(str, Enum):
-    TRANSLATE = "translate"
-    BIDIRECTIONAL = "bidirectional"
-    SAMPLE_STYLES = "sample-styles"
-    INTERPOLATE = "interpolate"
-    EXEMPLAR = "exemplar"
-
-
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method: what it can do (checked before anything is loaded) and a lazy loader for its code."""
+    """A method: its torch-free ``MethodInfo`` (checked before anything is loaded) and a lazy loader."""
 
-    name: str
-    summary: str
-    paper: str
-    capabilities: frozenset[Capability]
-    load: Callable[[], MethodImpl]  # imports the method module (and torch) only when called
+    info: MethodInfo
 
+    @property
+    def name(self) -> str:
+        return self.info.name
 
-def _load_cyclegan() -> MethodImpl:
-    from i2icli.methods.cyclegan import IMPL
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.info.caps
 
-    return IMPL
-
-
-def _load_munit() -> MethodImpl:
-    from i2icli.methods.munit import IMPL
-
-    return IMPL
+    def load(self) -> Method:
+        """Import the method module (and torch)."""
+        return load_method(self.info.name)
 
 
-METHODS: dict[str, MethodSpec] = {
-    "cyclegan": MethodSpec(
-        name="cyclegan",
-        summary="two ResNet generators, PatchGAN discriminators, cycle + identity losses",
-        paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
-        capabilities=frozenset({Capability.TRANSLATE, Capability.BIDIRECTIONAL}),
-        load=_load_cyclegan,
-    ),
-    "munit": MethodSpec(
-        name="munit",
-        summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
-        paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
-        capabilities=frozenset(
-            {
-                Capability.TRANSLATE,
-                Capability.BIDIRECTIONAL,
-                Capability.SAMPLE_STYLES,
-                Capability.INTERPOLATE,
-                Capability.EXEMPLAR,
-            }
-        ),
-        load=_load_munit,
-    ),
-}
+# Derived from the one list of method modules; each description is written once, in its module.
+METHODS: dict[str, MethodSpec] = {name: MethodSpec(read_info(name)) for name in METHOD_MODULES}
 
 
 @dataclass(frozen=True)
@@ -123,7 +92,7 @@ PRETRAINED: dict[str, Pretrained] = {
         license="MIT (weights); data: Fashion-MNIST (Zalando Research), MIT",
         source="weights/make_munit_fashion.py (preset cpu-small, seed 0)",
         local="munit-fashion/model.safetensors",
-        sha256="0accd2276d6d1cd6abe6a128d1bf42a8a16e63aeb5a397dc325a05f78d36a0a9",
+        sha256="9e538658013d4543af09660502b749ef35b25a022abf87715362c78cfd147c4f",
     ),
 }
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from i2icli.errors import UsageError
 from i2icli.imageio import Padding, pad_for_network
 from i2icli.inference import LoadedModel
-from i2icli.methods.base import DIRECTIONS, Direction
+from i2icli.methods.base import Direction, split_direction
 
 Mode = Literal["lerp", "slerp"]
 
@@ -59,14 +59,6 @@ def _net(model: LoadedModel) -> StyleNet:
     return model.net  # type: ignore[return-value]
 
 
-def _domains(direction: Direction) -> tuple[str, str]:
-    """(source, target) domain of a direction: ``"a2b"`` -> (``"a"``, ``"b"``)."""
-    if direction not in DIRECTIONS:
-        raise UsageError(f"--direction {direction!r}: use a2b or b2a")
-    source, _, target = direction.partition("2")
-    return source, target
-
-
 # --------------------------------------------------------------------------- styles
 
 
@@ -100,7 +92,7 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
     edge-padded up to it; any other size is encoded as it is.
     """
     net = _net(model)
-    _, target = _domains(direction)
+    _, target = split_direction(direction)
     styles = []
     with torch.inference_mode():
         for ref in refs:
@@ -131,7 +123,7 @@ def translate_with_styles(
     model: LoadedModel, image: Tensor, styles: Tensor, direction: Direction, *, batch_size: int = 8
 ) -> list[Tensor]:
     """One image translated with each of ``styles`` (K, S, 1, 1): K images, content encoded once."""
-    source, target = _domains(direction)
+    source, target = split_direction(direction)
     content, padding = _content(model, image, source)
     out: list[Tensor] = []
     for chunk in styles.split(batch_size):
@@ -210,7 +202,7 @@ def interpolate(
     styles (2, S, 1, 1), style models only: the image translated along the path from style A to B.
     Each frame is decoded on its own, so the end frames equal plain translations bit for bit.
     """
-    source, target = _domains(direction)
+    source, target = split_direction(direction)
     if not model.has_styles:
         return _latent_walk(model, images, styles, steps=steps, mode=mode, source=source, target=target)
     if styles is None:

@@ -124,7 +124,7 @@ def test_unknown_config_key_is_an_error() -> None:
     with pytest.raises(ConfigError, match="unknown config key 'lambda_cycle'"):
         apply_overrides(CycleGANConfig(), ["lambda_cycle=3"])
     with pytest.raises(ConfigError, match="expected a number"):
-        apply_overrides(CycleGANConfig(), ["lr=fast"])
+        apply_overrides(CycleGANConfig(), ["optim.lr=fast"])
     cfg = apply_overrides(CycleGANConfig(), ["arch.n_blocks=6", "gan_mode=hinge"])
     assert cfg.arch.n_blocks == 6 and cfg.gan_mode == "hinge"
     with pytest.raises(ConfigError, match="is not one of"):

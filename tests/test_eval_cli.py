@@ -108,7 +108,7 @@ def test_style_models_report_diversity_beside_real_images(digits: Path, tmp_path
     from i2icli.methods.munit import MunitArch, MunitModel
 
     torch.manual_seed(0)
-    net = MunitModel(MunitArch(dim=4, n_res=1, mlp_dim=16, input_dim_a=1, input_dim_b=1)).eval()
+    net = MunitModel(MunitArch(dim=4, n_res=1, mlp_dim=16, channels_a=1, channels_b=1)).eval()
     config = ModelConfig(method="munit", arch=to_dict(net.arch), domains=("mnist", "uci"), image_size=28)
     model = load_model(str(save_model(tmp_path / "munit.safetensors", net, config)), device="cpu")
     opts = EvalOptions(directions=("a2b",), styles=3, diversity_inputs=4)

@@ -46,7 +46,7 @@ def test_registry_entry_is_the_pinned_small_default() -> None:
     assert entry.sha256 is not None and path.stat().st_size <= MAX_BYTES
     config = read_config(path)
     assert config.method == "munit" and config.domains == ("sneaker", "boot")
-    assert (config.arch["input_dim_a"], config.arch["input_dim_b"]) == (1, 1)
+    assert (config.arch["channels_a"], config.arch["channels_b"]) == (1, 1)
 
 
 def test_examples_are_distinct_gray_28px_sneakers() -> None:

@@ -123,7 +123,7 @@ def test_reconstruction_chains_encode_and_decode(model: MunitModel, io: dict[str
 def test_inferred_tiny_arch() -> None:
     arch, _ = load_official_munit(FIXTURES / "munit_gen_tiny.pt")
     params = _manifest("munit_keys_tiny.json")["meta"]["params"]
-    expected = MunitArch(**params, input_dim_a=3, input_dim_b=3)
+    expected = MunitArch(**params, channels_a=3, channels_b=3)
     assert arch == expected
 
 
@@ -241,7 +241,7 @@ def test_full_checkpoint_converts_with_official_config(full_checkpoint: dict) ->
     assert arch == MunitArch()  # our defaults are the official edges2shoes / summer2winter config
     inferred = (arch.dim, arch.style_dim, arch.n_downsample, arch.n_res, arch.mlp_dim)
     assert inferred == (64, 8, 2, 4, 256)
-    assert (arch.input_dim_a, arch.input_dim_b) == (3, 3)
+    assert (arch.channels_a, arch.channels_b) == (3, 3)
 
     manifest = _manifest("munit_keys_full.json")["keys"]
     dummies = [k["key"] for k in manifest if k["key"].endswith(("running_mean", "running_var"))]
@@ -393,7 +393,7 @@ def test_bad_domain_is_a_usage_error(model: MunitModel, io: dict[str, Tensor]) -
 
 
 def test_channel_counts_per_domain() -> None:
-    arch = MunitArch(dim=4, mlp_dim=8, n_res=1, input_dim_a=1, input_dim_b=3)
+    arch = MunitArch(dim=4, mlp_dim=8, n_res=1, channels_a=1, channels_b=3)
     net = MunitModel(arch).eval()
     x = torch.rand(1, 1, 16, 16) * 2 - 1
     style = net.random_style(1, torch.Generator().manual_seed(0))

@@ -20,8 +20,9 @@ from i2icli.config import apply_overrides, from_dict
 from i2icli.data import transforms
 from i2icli.errors import UsageError
 from i2icli.losses import l1
+from i2icli.methods.base import Optim
 from i2icli.methods.munit import (
-    IMPL,
+    METHOD,
     PRESETS,
     MunitArch,
     MunitConfig,
@@ -88,7 +89,7 @@ def _spec(root: Path, steps: int, *overrides: str, batch_size: int = 2):  # type
 @pytest.fixture(scope="module")
 def trained(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[MunitConfig, Path]:
     """A 60-step cpu-tiny run (batch 2) on the shapes set; returns its config and run folder."""
-    spec = _spec(shapes, TRAIN_STEPS, f"lr={TEST_LR}")
+    spec = _spec(shapes, TRAIN_STEPS, f"optim.lr={TEST_LR}")
     run_dir = tmp_path_factory.mktemp("run")
     result, exported = run(spec, run_dir, torch.device("cpu"), log=lambda line: None)
     assert result.step == TRAIN_STEPS and exported == run_dir / "model"
@@ -99,7 +100,7 @@ def _initial_model(cfg: MunitConfig) -> MunitModel:
     # run() seeds the global RNG with the run seed (0), then builds the model and the objective.
     torch.manual_seed(0)
     model = MunitModel(cfg.arch)
-    MunitObjective(cfg, model, 0)
+    MunitObjective(cfg, model, None, 0)
     return model.eval()
 
 
@@ -175,19 +176,19 @@ def test_paper_preset_is_the_official_config() -> None:
     cfg = preset.config
     assert (preset.batch_size, preset.max_steps) == (1, 1_000_000)
     assert (cfg.gan_w, cfg.recon_x_w, cfg.recon_c_w, cfg.recon_s_w, cfg.recon_x_cyc_w, cfg.vgg_w) == (1, 10, 1, 1, 0, 0)
-    assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.weight_decay) == (1e-4, 0.5, 0.999, 1e-4)
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay) == (1e-4, 0.5, 0.999, 1e-4)
     assert (cfg.lr_policy, cfg.step_size, cfg.gamma, cfg.init) == ("step", 100_000, 0.5, "kaiming")
     assert cfg.arch == MunitArch() and cfg.arch.dis == MsDisArch()
     assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.flip) == (256, 256, True)
     assert dis_scales(cfg.data.crop_size, cfg.arch.dis) == 3
-    assert IMPL.default_preset == "paper" and set(PRESETS) == {"paper", "cpu-small", "cpu-tiny"}
+    assert METHOD.default_preset == "paper" and set(PRESETS) == {"paper", "cpu-small", "cpu-tiny"}
     assert {Capability.SAMPLE_STYLES, Capability.INTERPOLATE, Capability.EXEMPLAR} <= METHODS["munit"].capabilities
 
 
 def _tiny(**changes: object) -> MunitObjective:
     cfg = replace(PRESETS["cpu-tiny"].config, **changes)
     torch.manual_seed(0)
-    return MunitObjective(cfg, MunitModel(cfg.arch), seed=0)
+    return MunitObjective(cfg, MunitModel(cfg.arch), None, seed=0)
 
 
 def _batch(n: int = 2) -> dict[str, torch.Tensor]:
@@ -196,7 +197,7 @@ def _batch(n: int = 2) -> dict[str, torch.Tensor]:
 
 
 def test_phases_discriminators_first_with_official_optimiser() -> None:
-    objective = _tiny(lr=1e-4)
+    objective = _tiny(optim=Optim(lr=1e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4))
     phases = objective.phases()
     assert [p.name for p in phases] == ["dis", "gen"]
     assert all((p.lr, p.betas, p.weight_decay, p.interval) == (1e-4, (0.5, 0.999), 1e-4, 1) for p in phases)
@@ -294,7 +295,7 @@ def test_score_map_side_matches_the_network() -> None:
 def test_objective_refuses_crops_the_networks_cannot_take(overrides: dict, message: str) -> None:
     cfg = apply_overrides(PRESETS["cpu-tiny"].config, overrides)
     with pytest.raises(UsageError, match=message):
-        MunitObjective(cfg, MunitModel(cfg.arch), seed=0)
+        MunitObjective(cfg, MunitModel(cfg.arch), None, seed=0)
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ REPO = HERE.parent
 NAME = "munit-fashion"
 RECIPE = "fashion-sneaker-boot"
 DOMAINS = ("sneaker", "boot")
-OVERRIDES = ["arch.input_dim_a=1", "arch.input_dim_b=1", "lr_policy=constant"]
+OVERRIDES = ["arch.channels_a=1", "arch.channels_b=1", "lr_policy=constant"]
 STEPS = 4000
 SEED = 0
 N_STYLES = 8  # styles per input for the diversity figure (and the CLI test)

@@ -33,7 +33,7 @@ def list_models(
         table.add_row(p.name, p.method, " <-> ".join(p.domains), str(p.image_size), where)
     methods = Table("method", "capabilities", "paper", title="methods")
     for m in METHODS.values():
-        methods.add_row(m.name, ", ".join(sorted(c.value for c in m.capabilities)), m.paper)
+        methods.add_row(m.name, ", ".join(sorted(c.value for c in m.capabilities)), m.info.paper)
     console = Console(width=130)
     console.print(table)
     console.print(methods)

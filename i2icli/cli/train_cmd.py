@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
 from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.errors import UsageError
+from i2icli.methods import METHOD_MODULES
+from i2icli.methods.info import read_info
 
 
 def train(
-    method: Annotated[str, typer.Option("--method", help="cyclegan or munit (see `i2i models list`).")] = "cyclegan",
+    method: Annotated[str, typer.Option("--method", help=f"{', '.join(METHOD_MODULES)} (see `i2i models list`).")] = "cyclegan",
     dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
     domain_b: Annotated[Path | None, typer.Option("--domain-b", help="Folder of domain B images.")] = None,
@@ -29,9 +32,6 @@ def train(
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<method>-<time>).")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
-    vgg_weights: Annotated[
-        Path | None, typer.Option("--vgg-weights", help="MUNIT: torchvision VGG16 state dict; turns on the perceptual loss.")
-    ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA or CPU).")] = False,
@@ -43,16 +43,78 @@ def train(
     preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
     quiet: QuietOpt = False,
+    **method_options: str | None,
 ) -> None:
     """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
     with handle_errors():
         _train(**locals())
 
 
+def _method_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per method-specific flag (``MethodInfo.options``), read without torch."""
+    owners: dict[str, list[str]] = {}
+    helps: dict[str, str] = {}
+    for name in METHOD_MODULES:
+        for opt in read_info(name).options:
+            owners.setdefault(opt.flag, []).append(name)
+            helps.setdefault(opt.flag, opt.help)
+    return [
+        inspect.Parameter(
+            _param_name(flag),
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Optional[str], typer.Option(flag, help=f"{'/'.join(who)} only: {helps[flag]}.", show_default=False)
+            ],
+        )
+        for flag, who in owners.items()
+    ]
+
+
+def _param_name(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+# Typer reads the signature: the generic options above plus every method's own flags.
+_hints = get_type_hints(train, include_extras=True)
+_generic = [
+    p.replace(annotation=_hints[p.name])
+    for p in inspect.signature(train).parameters.values()
+    if p.kind is not inspect.Parameter.VAR_KEYWORD
+]
+train.__signature__ = inspect.Signature([*_generic, *_method_parameters()])  # type: ignore[attr-defined]
+
+
+def method_overrides(method: str, given: dict[str, str | None]) -> dict[str, Any]:
+    """Method-specific flags -> config field values; a flag of another method is a usage error."""
+    from i2icli.registry import method_spec
+
+    own = {_param_name(o.flag): o for o in method_spec(method).info.options} if method in METHOD_MODULES else {}
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name not in own:
+            raise UsageError(f"{flag}: not an option of --method {method}")
+        opt = own[name]
+        try:
+            values[opt.field] = {"int": int, "float": float, "bool": _as_bool}.get(opt.kind, str)(value)
+        except ValueError:
+            raise UsageError(f"{flag} {value!r}: expected {opt.kind}") from None
+    return values
+
+
+def _as_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(text)
+    return text.lower() in ("true", "1")
+
+
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, vgg_weights, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
-    preload, tensorboard, quiet,
+    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
+    preload, tensorboard, quiet, method_options,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -65,6 +127,9 @@ def _train(
 
     dev = pick_device(device)
     if resume is not None:
+        given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
+        if given:
+            raise UsageError(f"{given[0]}: a resumed run keeps its recorded config (see run.json)")
         if not (resume / "run.json").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
         spec, folder = resume_spec(resume, max_steps), resume
@@ -83,10 +148,9 @@ def _train(
 
             return -(-max(len(list_images(dir_a)), len(list_images(dir_b))) // bs)
 
-        if vgg_weights is not None:
-            overrides = [*(overrides or []), f"vgg_weights={vgg_weights}"]
         spec = build_spec(
-            method=method, preset=preset, config_file=config, overrides=overrides or [], data=data,
+            method=method, preset=preset, config_file=config, overrides=overrides or [],
+            method_options=method_overrides(method, method_options), data=data,
             batch_size=batch_size, lr=lr, max_steps=max_steps, loop_kwargs=loop_kwargs, init_from=init_from,
             steps_per_epoch=steps_per_epoch,
         )  # fmt: skip

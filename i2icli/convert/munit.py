@@ -85,8 +85,8 @@ def convert_munit(obj: Any) -> tuple[MunitArch, dict[str, Tensor]]:
 
 def infer_munit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor]) -> MunitArch:
     """Read dim, style_dim, n_downsample, n_res, mlp_dim and channel counts from weight shapes."""
-    dim, input_dim_a = _shape(state_a, "a", "enc_content.model.0.conv.weight")[:2]
-    input_dim_b = _shape(state_b, "b", "enc_content.model.0.conv.weight")[1]
+    dim, channels_a = _shape(state_a, "a", "enc_content.model.0.conv.weight")[:2]
+    channels_b = _shape(state_b, "b", "enc_content.model.0.conv.weight")[1]
     # Style encoder: first conv, STYLE_ENCODER_DOWNSAMPLE convs, pooling, then the 1x1 output conv.
     style_dim = _shape(state_a, "a", f"enc_style.model.{STYLE_ENCODER_DOWNSAMPLE + 2}.weight")[0]
     mlp_dim = _shape(state_a, "a", "mlp.model.0.fc.weight")[0]
@@ -103,8 +103,8 @@ def infer_munit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor
         n_downsample=n_downsample,
         n_res=n_res,
         mlp_dim=mlp_dim,
-        input_dim_a=input_dim_a,
-        input_dim_b=input_dim_b,
+        channels_a=channels_a,
+        channels_b=channels_b,
     )
 
 

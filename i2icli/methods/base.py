@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from i2icli.data.transforms import Preprocess
+from i2icli.errors import UsageError
 from i2icli.methods.info import MethodInfo
 from i2icli.train.objective import Batch, Objective
 
@@ -31,9 +32,13 @@ DIRECTIONS: tuple[Direction, Direction] = ("a2b", "b2a")
 Domain = Literal["a", "b"]
 
 
-def split_direction(direction: Direction) -> tuple[Domain, Domain]:
+def split_direction(direction: str) -> tuple[Domain, Domain]:
     """(source, target) domain of a direction: ``"a2b"`` -> (``"a"``, ``"b"``)."""
-    return ("a", "b") if direction == "a2b" else ("b", "a")
+    if direction == "a2b":
+        return "a", "b"
+    if direction == "b2a":
+        return "b", "a"
+    raise UsageError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,29 @@ with the LSGAN loss halved.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import nn
 
 from i2icli.data.transforms import Preprocess
+from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import DIRECTIONS, Direction, MethodImpl, Preset
+from i2icli.methods.base import DIRECTIONS, Converted, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
-from i2icli.train.objective import Batch, Carry, Phase, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
 from i2icli.train.pool import ImagePool
 from i2icli.train.schedule import constant, linear_decay
+
+INFO = MethodInfo(
+    name="cyclegan",
+    summary="two ResNet generators, PatchGAN discriminators, cycle + identity losses",
+    paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
+    capabilities=("translate", "bidirectional"),
+    convert_help="the official a->b generator (latest_net_G_A.pth), optionally the b->a one (latest_net_G_B.pth)",
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +67,7 @@ class CycleGANConfig:
     lambda_b: float = 10.0  # cycle weight for b -> a -> b
     lambda_identity: float = 0.5  # relative to lambda_a / lambda_b; 0 disables
     pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    optim: Optim = field(default_factory=lambda: Optim(lr=2e-4, beta1=0.5, beta2=0.999))
     lr_policy: Literal["linear", "constant"] = "linear"  # linear: constant, then linear decay to ~0 over the second half
     init_std: float = 0.02
 
@@ -97,10 +106,10 @@ def _gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-class CycleGANObjective:
+class CycleGANObjective(SingleStage):
     """Discriminators, pools and the two phases of a CycleGAN step."""
 
-    def __init__(self, cfg: CycleGANConfig, model: CycleGANModel, seed: int) -> None:
+    def __init__(self, cfg: CycleGANConfig, model: CycleGANModel, data: TrainingData, seed: int) -> None:
         if model.gen_ab is None or model.gen_ba is None:
             raise ValueError("CycleGAN training needs both generators (arch.directions = ['a2b', 'b2a'])")
         if cfg.lambda_identity > 0 and cfg.arch.channels_a != cfg.arch.channels_b:
@@ -121,10 +130,10 @@ class CycleGANObjective:
         self.pool_b = ImagePool(cfg.pool_size)
 
     def phases(self) -> list[Phase]:
-        c, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
+        o = self.cfg.optim
         return [
-            Phase("gen", (self.model.gen_ab, self.model.gen_ba), self.generator_loss, c.lr, betas),
-            Phase("dis", (self.dis_a, self.dis_b), self.discriminator_loss, c.lr, betas),
+            Phase("gen", (self.model.gen_ab, self.model.gen_ba), self.generator_loss, o.lr, o.betas, o.weight_decay),
+            Phase("dis", (self.dis_a, self.dis_b), self.discriminator_loss, o.lr, o.betas, o.weight_decay),
         ]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
@@ -211,11 +220,32 @@ PRESETS = {
     ),
 }
 
-IMPL = MethodImpl(
-    name="cyclegan",
+# The generic suite (tests/test_methods.py): 16^2 crops of 20^2, ngf 4, one block, 2-layer D.
+TEST_PRESETS = {
+    "tiny": Preset(
+        "tiny", "generic-suite config", replace(_cpu_config(4, 1, 16), pool_size=2, n_layers_d=2), batch_size=2, max_steps=4
+    ),
+}
+
+
+def convert_official(files: Sequence[Path]) -> Converted:
+    """Official ``latest_net_G_A.pth`` [+ ``latest_net_G_B.pth``] -> our two-generator model."""
+    from i2icli.convert.cyclegan import convert_cyclegan
+
+    if not 1 <= len(files) <= 2:
+        raise UsageError(f"cyclegan: expected the a->b generator and optionally the b->a one, got {len(files)} files")
+    model = convert_cyclegan(files[0], files[1] if len(files) == 2 else None)
+    summary = f"{', '.join(model.directions)}; ngf {model.arch.ngf}, {model.arch.n_blocks} blocks"
+    return Converted(model.arch, model.state_dict(), summary)
+
+
+METHOD = Method(
+    info=INFO,
     arch_cls=CycleGANArch,
     config_cls=CycleGANConfig,
     build_model=CycleGANModel,
     build_objective=CycleGANObjective,
     presets=PRESETS,
+    test_presets=TEST_PRESETS,
+    convert=convert_official,
 )

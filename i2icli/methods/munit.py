@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,18 @@ from torch import Tensor, nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import DIRECTIONS, Direction, MethodImpl, Preset
+from i2icli.methods.base import (
+    DIRECTIONS,
+    Converted,
+    Direction,
+    Domain,
+    Method,
+    Optim,
+    Preset,
+    TrainingData,
+    split_direction,
+)
+from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.style import (
     MLP,
     Activation,
@@ -60,10 +71,25 @@ from i2icli.nn.style import (
     init_weights,
 )
 from i2icli.nn.vgg import VggInput, VggFeatures, load_vgg16_features, vgg_loss
-from i2icli.train.objective import Batch, Carry, Phase, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
 from i2icli.train.schedule import step_decay
 
-Domain = Literal["a", "b"]
+INFO = MethodInfo(
+    name="munit",
+    summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
+    paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
+    capabilities=("translate", "bidirectional", "sample-styles", "interpolate", "exemplar"),
+    options=(
+        MethodOption(
+            flag="--vgg-weights",
+            field="vgg_weights",
+            help="torchvision VGG16 state dict; turns on the domain-invariant perceptual loss",
+            kind="path",
+        ),
+    ),
+    convert_help="the official gen_*.pt (or a released file such as edges2shoes.pt) holding both generators {'a','b'}",
+)
+
 
 # The style encoder always halves the image this many times before pooling (official constant).
 STYLE_ENCODER_DOWNSAMPLE = 4
@@ -82,19 +108,9 @@ class MunitArch:
     activ: Activation = "relu"
     pad_type: PadType = "reflect"
     mlp_dim: int = 256  # hidden width of the style -> AdaIN MLP
-    input_dim_a: int = 3  # image channels of domain a
-    input_dim_b: int = 3  # image channels of domain b
+    channels_a: int = 3  # image channels of domain a (official input_dim_a)
+    channels_b: int = 3  # image channels of domain b (official input_dim_b)
     dis: MsDisArch = field(default_factory=MsDisArch)
-
-    # The training run and the CLI read channel counts under these names (CycleGAN's); the official
-    # names above stay the stored fields.
-    @property
-    def channels_a(self) -> int:
-        return self.input_dim_a
-
-    @property
-    def channels_b(self) -> int:
-        return self.input_dim_b
 
 
 class AdaINDecoder(nn.Module):
@@ -202,12 +218,12 @@ class MunitModel(nn.Module):
         # Reflection padding needs >= 2 pixels wherever it runs: at the content code (residual
         # blocks) and before the style encoder's last stride-2 conv.
         self.min_size = max(2 ** (arch.n_downsample + 1), 2**STYLE_ENCODER_DOWNSAMPLE)
-        self.gen_a = AdaINGenerator(arch.input_dim_a, arch)
-        self.gen_b = AdaINGenerator(arch.input_dim_b, arch)
+        self.gen_a = AdaINGenerator(arch.channels_a, arch)
+        self.gen_b = AdaINGenerator(arch.channels_b, arch)
 
     def channels(self, direction: Direction) -> tuple[int, int]:
         """(input channels, output channels) for ``direction``."""
-        a, b = self.arch.input_dim_a, self.arch.input_dim_b
+        a, b = self.arch.channels_a, self.arch.channels_b
         return (a, b) if split_direction(direction)[0] == "a" else (b, a)
 
     def generator(self, domain: Domain) -> AdaINGenerator:
@@ -259,15 +275,6 @@ class MunitModel(nn.Module):
         return styles.to(device=ref.device if device is None else device, dtype=ref.dtype)
 
 
-def split_direction(direction: Direction) -> tuple[Domain, Domain]:
-    """``"a2b"`` -> (``"a"``, ``"b"``): the source and target domains of a direction."""
-    if direction == "a2b":
-        return "a", "b"
-    if direction == "b2a":
-        return "b", "a"
-    raise UsageError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
-
-
 # --------------------------------------------------------------------------- training
 
 # Weight of the perceptual loss when a VGG16 file is given but ``vgg_w`` is left at 0: the
@@ -301,10 +308,8 @@ class MunitConfig:
     vgg_w: float = 0.0  # domain-invariant perceptual loss; 0 with vgg_weights set means VGG_W_WHEN_ENABLED
     vgg_weights: str = ""  # VGG16 weights file (torchvision layout or the official conv1_1.. names)
     vgg_input: VggInput = "caffe"  # caffe: BGR 0..255 minus mean (official weights); torchvision: RGB mean/std
-    lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 1e-4  # Adam's L2 term, for generators and discriminators alike
+    # Adam with an L2 term (weight_decay) for generators and discriminators alike.
+    optim: Optim = field(default_factory=lambda: Optim(lr=1e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4))
     lr_policy: Literal["step", "constant"] = "step"
     step_size: int = 100_000  # lr x gamma every step_size iterations
     gamma: float = 0.5
@@ -393,22 +398,22 @@ def _gen_adv_loss(dis: MultiScaleDiscriminator, fake: Tensor, mode: GanMode) -> 
     return torch.stack([gan_g_loss(f, mode) for f in dis(fake)]).sum()
 
 
-class MunitObjective:
+class MunitObjective(SingleStage):
     """Discriminators (and the optional frozen VGG16) plus the two phases of a MUNIT step.
 
     Logged scalars are the unweighted terms (as the official logger writes them): ``recon_x_*``,
     ``recon_c_*``, ``recon_s_*``, ``gan_*`` (and ``cyc_x_*``, ``vgg_*`` when on), ``d_a``, ``d_b``.
     """
 
-    def __init__(self, cfg: MunitConfig, model: MunitModel, seed: int) -> None:
+    def __init__(self, cfg: MunitConfig, model: MunitModel, data: TrainingData, seed: int) -> None:
         _check_crop(cfg, model)
         scales = dis_scales(cfg.data.crop_size, cfg.arch.dis)
         self.cfg = cfg
         self.model = model
         self.seed = seed  # only for the fixed styles of the sample grids
         dis_arch = replace(cfg.arch.dis, num_scales=scales)
-        self.dis_a = MultiScaleDiscriminator(cfg.arch.input_dim_a, dis_arch)
-        self.dis_b = MultiScaleDiscriminator(cfg.arch.input_dim_b, dis_arch)
+        self.dis_a = MultiScaleDiscriminator(cfg.arch.channels_a, dis_arch)
+        self.dis_b = MultiScaleDiscriminator(cfg.arch.channels_b, dis_arch)
         # Official: kaiming on everything, then the discriminators re-initialised with N(0, 0.02).
         init_weights(model, cfg.init)
         init_weights(self.dis_a, "normal")
@@ -418,12 +423,12 @@ class MunitObjective:
         )
 
     def phases(self) -> list[Phase]:
-        c, betas = self.cfg, (self.cfg.beta1, self.cfg.beta2)
+        o = self.cfg.optim
         gens, dis = (self.model.gen_a, self.model.gen_b), (self.dis_a, self.dis_b)
         # Discriminators first, then generators: the official update order.
         return [
-            Phase("dis", dis, self.discriminator_loss, c.lr, betas, c.weight_decay),
-            Phase("gen", gens, self.generator_loss, c.lr, betas, c.weight_decay),
+            Phase("dis", dis, self.discriminator_loss, o.lr, o.betas, o.weight_decay),
+            Phase("gen", gens, self.generator_loss, o.lr, o.betas, o.weight_decay),
         ]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
@@ -544,11 +549,35 @@ PRESETS = {
     ),
 }
 
-IMPL = MethodImpl(
-    name="munit",
+# The generic suite (tests/test_methods.py): 16^2, dim 4, one res block, one-scale 2-layer D.
+TEST_PRESETS = {
+    "tiny": Preset(
+        "tiny",
+        "generic-suite config",
+        replace(_cpu_config(16, 4, 1, 16, 4, 100_000), lr_policy="constant"),
+        batch_size=2,
+        max_steps=4,
+    ),
+}
+
+
+def convert_official(files: Sequence[Path]) -> Converted:
+    """Official ``gen_*.pt`` (both generators) -> our model state."""
+    from i2icli.convert.munit import load_official_munit
+
+    if len(files) != 1:
+        raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
+    arch, state = load_official_munit(files[0])
+    return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
+
+
+METHOD = Method(
+    info=INFO,
     arch_cls=MunitArch,
     config_cls=MunitConfig,
     build_model=MunitModel,
     build_objective=MunitObjective,
     presets=PRESETS,
+    test_presets=TEST_PRESETS,
+    convert=convert_official,
 )

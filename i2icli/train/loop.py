@@ -23,7 +23,7 @@ import torch
 from i2icli.checkpoint import atomic_write_bytes
 from i2icli.data.unpaired import make_loader
 from i2icli.errors import I2IError
-from i2icli.train.objective import Batch, Objective, Phase
+from i2icli.train.objective import Batch, Objective, Phase, Stage
 
 
 class StepData(Protocol):
@@ -42,6 +42,7 @@ class LoopOptions:
     log_every: int = 10  # scalars to metrics.jsonl every N steps
     amp: bool = False  # bf16 autocast (CUDA or CPU); fp32 otherwise
     tensorboard: bool = False
+    val_every: int = 0  # validation score every N steps on held-back images (0: never)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,22 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass(frozen=True)
+class Best:
+    """The best validation score so far and the step it was reached at."""
+
+    step: int
+    score: float
+
+
 def save_training_state(
-    path: Path, step: int, objective: Objective, optimizers: dict[str, torch.optim.Optimizer]
+    path: Path,
+    step: int,
+    objective: Objective,
+    optimizers: dict[str, torch.optim.Optimizer],
+    *,
+    entered: list[str],
+    best: Best | None,
 ) -> None:
     """Everything needed to resume, written atomically (temp file, fsync, rename)."""
     import io
@@ -89,6 +104,8 @@ def save_training_state(
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
         "extra": objective.extra_state(),
         "rng": _rng_state(),
+        "stages_entered": list(entered),
+        "best": None if best is None else {"step": best.step, "score": best.score},
     }
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -135,6 +152,30 @@ def _save_grid(path: Path, rows: list[torch.Tensor]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def check_stages(stages: list[Stage]) -> None:
+    """Stages start at step 0, in increasing order, with unique names."""
+    if not stages:
+        return
+    starts = [s.start for s in stages]
+    if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+        raise ValueError(f"stages must start at step 0 and increase, got {starts}")
+    if len({s.name for s in stages}) != len(stages):
+        raise ValueError(f"stage names must be unique: {[s.name for s in stages]}")
+
+
+def stage_at(stages: list[Stage], step: int) -> Stage | None:
+    """The stage that ``step`` (0-indexed) belongs to."""
+    current = None
+    for stage in stages:
+        if stage.start <= step:
+            current = stage
+    return current
+
+
+def _runs_in(phase: Phase, stage: Stage | None) -> bool:
+    return phase.stages is None or (stage is not None and stage.name in phase.stages)
+
+
 def _set_trainable(phases: list[Phase], active: Phase) -> None:
     for phase in phases:
         for p in phase.parameters():
@@ -156,13 +197,24 @@ def train(
     restore_rng: bool = True,
     num_workers: int = 0,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_best: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``objective`` on ``data`` up to ``opts.max_steps`` steps, checkpointing into ``run_dir``.
 
     ``restore_rng=False`` resumes without the saved RNG states (only useful to show they matter).
     ``on_step(step, scalars)`` is called after each logged step (progress display).
+    ``held_out``: (A, B) images for the validation score every ``opts.val_every`` steps;
+    ``on_best(step, score)`` is called when it improves (the run exports ``model-best/``).
     """
     phases = objective.phases()
+    stages = objective.stages()
+    check_stages(stages)
+    validation = objective.validation()
+    if opts.val_every and (validation is None or held_out is None):
+        raise I2IError("--val-every needs a validation score and held-back images")
+    entered: list[str] = []
+    best: Best | None = None
     optimizers = {
         p.name: torch.optim.Adam(p.parameters(), lr=p.lr, betas=p.betas, weight_decay=p.weight_decay) for p in phases
     }
@@ -180,6 +232,9 @@ def train(
         if restore_rng:
             _set_rng_state(state["rng"])
         start = int(state["step"])
+        entered = list(state.get("stages_entered", []))
+        if state.get("best") is not None:
+            best = Best(int(state["best"]["step"]), float(state["best"]["score"]))
 
     writer = _tensorboard(run_dir) if opts.tensorboard else None
     metrics = (run_dir / "metrics.jsonl").open("a")
@@ -191,12 +246,19 @@ def train(
     try:
         with _stop_on_signals() as flag:
             for step, raw in zip(range(start, opts.max_steps), make_loader(data, start, opts.max_steps, num_workers)):
+                stage = stage_at(stages, step)
+                if stage is not None and stage.name not in entered:
+                    # Runs once per stage, before its first step; a resumed run has its effects
+                    # in the restored state and does not run it again.
+                    if stage.enter is not None:
+                        stage.enter(data)
+                    entered.append(stage.name)
                 batch = _to_device(raw, device)
                 carry: dict[str, torch.Tensor] = {}
                 scalars: dict[str, torch.Tensor] = {}
                 factor = objective.lr_factor(step, opts.max_steps)
                 for phase in phases:
-                    if step % phase.interval:
+                    if step % phase.interval or not _runs_in(phase, stage):
                         continue
                     _set_trainable(phases, phase)
                     opt = optimizers[phase.name]
@@ -211,6 +273,14 @@ def train(
                     scalars |= {k: v.detach() for k, v in out.scalars.items()}
                     scalars[f"loss_{phase.name}"] = out.loss.detach()
                 done = step + 1
+                if opts.val_every and done % opts.val_every == 0 and validation is not None and held_out is not None:
+                    score = _validate(objective, validation.score, held_out)
+                    scalars[f"val_{validation.name}"] = torch.tensor(score)
+                    improved = best is None or (score > best.score if validation.higher_is_better else score < best.score)
+                    if improved:
+                        best = Best(done, score)
+                        if on_best is not None:
+                            on_best(done, score)
                 if done % opts.log_every == 0 or done == opts.max_steps or flag["stop"]:
                     values = {k: float(v) for k, v in scalars.items()}
                     bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -229,7 +299,7 @@ def train(
                 stop = flag["stop"]
                 if stop or done == opts.max_steps or (opts.save_every and done % opts.save_every == 0):
                     last_ckpt = checkpoint_path(run_dir, done)
-                    save_training_state(last_ckpt, done, objective, optimizers)
+                    save_training_state(last_ckpt, done, objective, optimizers, entered=entered, best=best)
                     _prune(run_dir, opts.keep_last)
                 if stop:
                     return TrainResult(done, True, last_ckpt)
@@ -240,17 +310,31 @@ def train(
             writer.close()
 
 
-def _samples(objective: Objective, batch: Batch) -> list[torch.Tensor]:
-    # Eval mode so that dropout (if any) does not consume the global RNG and perturb training.
+@contextmanager
+def _eval_mode(objective: Objective) -> Iterator[None]:
+    """Eval mode for every training module (dropout then draws nothing from the global RNG, so
+    sample grids and validation do not perturb training); the previous modes are restored after."""
     modules = list(objective.training_modules().values())
     modes = [m.training for m in modules]
     for m in modules:
         m.eval()
     try:
-        return objective.samples(batch)
+        yield
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
+
+
+def _validate(
+    objective: Objective, score: Callable[[torch.Tensor, torch.Tensor], float], held_out: tuple[torch.Tensor, torch.Tensor]
+) -> float:
+    with _eval_mode(objective), torch.no_grad():
+        return float(score(*held_out))
+
+
+def _samples(objective: Objective, batch: Batch) -> list[torch.Tensor]:
+    with _eval_mode(objective):
+        return objective.samples(batch)
 
 
 def _prune(run_dir: Path, keep_last: int) -> None:

@@ -28,6 +28,7 @@ from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_model, save_
 from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
+from i2icli.methods import load_method
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
 
 
@@ -60,6 +61,7 @@ def build_spec(
     config_file: Path | None,
     overrides: list[str],
     data: DataSpec,
+    method_options: dict[str, Any] | None = None,
     batch_size: int | None,
     lr: float | None,
     max_steps: int | None,
@@ -67,12 +69,12 @@ def build_spec(
     init_from: str | None,
     steps_per_epoch: Callable[[int], int],
 ) -> RunSpec:
-    """Preset -> ``--config`` file -> ``--set`` overrides -> explicit flags, each later one winning."""
-    from i2icli.registry import METHODS
+    """Preset -> ``--config`` file -> ``--set`` overrides -> method flags -> explicit flags, each later one winning."""
+    from i2icli.methods import METHOD_MODULES, load_method
 
-    if method not in METHODS:
-        raise UsageError(f"--method {method!r}: unknown method (available: {', '.join(METHODS)})")
-    impl = METHODS[method].load()
+    if method not in METHOD_MODULES:
+        raise UsageError(f"--method {method!r}: unknown method (available: {', '.join(METHOD_MODULES)})")
+    impl = load_method(method)
     name = preset or impl.default_preset
     if name not in impl.presets:
         raise UsageError(f"--preset {name!r}: unknown for {method} (available: {', '.join(impl.presets)})")
@@ -87,8 +89,10 @@ def build_spec(
             cfg = apply_overrides(cfg, file_data)
         if overrides:
             cfg = apply_overrides(cfg, overrides)
+        if method_options:
+            cfg = apply_overrides(cfg, method_options)
         if lr is not None:
-            cfg = apply_overrides(cfg, {"lr": lr})
+            cfg = apply_overrides(cfg, {"optim": {"lr": lr}})
     except (ConfigError, UsageError) as e:
         raise UsageError(str(e)) from None
     bs = batch_size or chosen.batch_size
@@ -134,7 +138,7 @@ def read_spec(run_dir: Path) -> RunSpec:
 def open_data(spec: RunSpec, channels: int) -> Any:
     from i2icli.data.unpaired import UnpairedImages
 
-    cfg = from_dict(_impl(spec).config_cls, spec.config)
+    cfg = from_dict(load_method(spec.method).config_cls, spec.config)
     return UnpairedImages(
         Path(spec.data.dir_a),
         Path(spec.data.dir_b),
@@ -144,12 +148,6 @@ def open_data(spec: RunSpec, channels: int) -> Any:
         spec.batch_size,
         preload=spec.data.preload,
     )
-
-
-def _impl(spec: RunSpec) -> Any:
-    from i2icli.registry import METHODS
-
-    return METHODS[spec.method].load()
 
 
 def run(
@@ -163,7 +161,7 @@ def run(
     log: Callable[[str], None] = print,
 ) -> tuple[TrainResult, Path | None]:
     """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted)."""
-    impl = _impl(spec)
+    impl = load_method(spec.method)
     cfg = from_dict(impl.config_cls, spec.config)
     arch = cfg.arch
     if arch.channels_a != arch.channels_b:
@@ -178,7 +176,7 @@ def run(
         data = open_data(spec, arch.channels_a)
     model = impl.build_model(arch)
     try:
-        objective = impl.build_objective(cfg, model, spec.loop.seed)
+        objective = impl.build_objective(cfg, model, data, spec.loop.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if spec.init_from and not resume:
