@@ -356,3 +356,54 @@ def test_eval_adapt_refuses_a_model_without_class_head(tmp_path: Path) -> None:
     loaded = _loaded("paper")
     with pytest.raises(UsageError, match="has no class head"):
         evaluate_adaptation(loaded, _labelled_digits(tmp_path / "d", {"p.png": 0}))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _cli(argv: list[str]):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from i2icli.cli.app import app
+
+    return CliRunner().invoke(app, argv)
+
+
+def test_cli_convert_interpolate_and_refusals(tmp_path: Path, io: dict[str, Tensor]) -> None:
+    from i2icli.imageio import to_pil
+
+    out = tmp_path / "unit_tiny"
+    result = _cli(["convert", "--from", "unit", str(FIXTURES / "unit_gen_tiny.pt"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    first, second = tmp_path / "x0.png", tmp_path / "x1.png"
+    to_pil(io["x"][0]).save(first)
+    to_pil(io["x"][1]).save(second)
+    frames = tmp_path / "frames"
+    argv = ["interpolate", str(first), str(second), "--model", str(out), "--steps", "3", "--gif", "-o", str(frames), "--device", "cpu"]
+    result = _cli(argv)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in frames.iterdir()) == ["x0-x1.gif", "x0-x1_f0.png", "x0-x1_f1.png", "x0-x1_f2.png", "x0-x1_strip.png"]
+    for argv in (
+        ["sample-styles", str(first), "--model", str(out), "-o", str(tmp_path / "s")],
+        ["exemplar", str(first), "--style", str(second), "--model", str(out), "-o", str(tmp_path / "e")],
+    ):
+        result = _cli(argv)
+        assert result.exit_code == 2 and "a unit model cannot" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / argv[-1]).exists()
+
+
+def test_cli_eval_adapt_text_json_and_png(tmp_path: Path) -> None:
+    from i2icli.checkpoint import ModelConfig, save_model
+    from i2icli.config import to_dict
+
+    net = _constant_classifier(3)
+    model = save_model(tmp_path / "m", net, ModelConfig(method="unit", arch=to_dict(net.arch), image_size=32))
+    data = _labelled_digits(tmp_path / "digits", {"p.png": 3, "q.png": 3, "r.png": 1, "s.png": 0})
+    result = _cli(["eval", "adapt", "--model", str(model), "--data", str(data), "--png", str(tmp_path / "cm.png"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy: 0.5000" in result.output and (tmp_path / "cm.png").is_file()
+    result = _cli(["eval", "adapt", "--model", str(model), "--data", str(data), "--json", "--device", "cpu"])
+    report = json.loads(result.output)
+    assert report["accuracy"] == 0.5 and report["confusion"][1][3] == 1 and report["per_class"][3] == 1.0
+    result = _cli(["eval", "adapt", "--model", str(model), "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "--data" in result.output

@@ -76,7 +76,7 @@ INFO = MethodInfo(
         MethodOption(
             flag="--labels-a",
             field="labels_a",
-            help="Class labels of the domain-A images (CSV filename,label or a folder per class); arch da32 only.",
+            help="Class labels of the domain-A images (CSV filename,label or a folder per class); arch da32 only",
             kind="path",
         ),
     ),
