@@ -147,32 +147,24 @@ class MethodPlan:
     overrides: Callable[[Benchmark], list[str]]
 
 
-def _cyclegan_overrides(b: Benchmark) -> list[str]:
-    # mode "none" keeps the whole image (the size is already a multiple of 4).
-    return [
-        f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}", "data.mode=none", "data.flip=false",
-        f"data.crop_size={b.size}", f"data.load_size={b.size}",
-    ]  # fmt: skip
-
-
-def _munit_overrides(b: Benchmark) -> list[str]:
-    # MUNIT trains on crops; a crop of the whole image is the image itself.
+def _whole_image_overrides(b: Benchmark) -> list[str]:
+    # Every method trains on whole images: a crop of the whole image is the image itself (no flip:
+    # digits must not mirror). The same overrides for every method, so no per-method branch here.
     return [
         f"arch.channels_a={b.channels}", f"arch.channels_b={b.channels}", "data.mode=crop", "data.flip=false",
         f"data.crop_size={b.size}", f"data.load_size={b.size}",
     ]  # fmt: skip
 
 
-def _method_plans() -> dict[str, MethodPlan]:
-    from i2icli.registry import METHODS
+BENCH_PRESET = "cpu-small"  # every method's labelled CPU preset at the shared step budget
 
-    plans = [
-        MethodPlan(DO_NOTHING, None, lambda b: []),
-        MethodPlan("cyclegan", "cpu-small", _cyclegan_overrides),
-        MethodPlan("munit", "cpu-small", _munit_overrides),
-    ]
-    # A method joins the table only once the registry has it.
-    return {p.name: p for p in plans if p.name == DO_NOTHING or p.name in METHODS}
+
+def _method_plans() -> dict[str, MethodPlan]:
+    from i2icli.methods import METHOD_MODULES
+
+    plans = [MethodPlan(DO_NOTHING, None, lambda b: [])]
+    plans += [MethodPlan(name, BENCH_PRESET, _whole_image_overrides) for name in METHOD_MODULES]
+    return {p.name: p for p in plans}
 
 
 def cell_key(method: str, benchmark: str) -> str:

@@ -107,14 +107,25 @@ def _decode(data: bytes, label: str) -> Image.Image:
     """Open and fully decode ``data``, so truncation surfaces here rather than mid-training."""
     if not data:
         raise InputError(f"{label}: not an image (empty file)")
+    img = _open(io.BytesIO(data), label)
+    try:
+        img.load()
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"{label}: truncated or corrupt image data") from exc
+    return img
+
+
+def _open(fp: BinaryIO, label: str) -> Image.Image:
+    """Identify an image from its header (our raster formats only) and refuse oversized ones."""
     Image.init()  # registers all plugins, so the availability filter below sees them
     formats = [f for f in _DECODE_FORMATS if f in Image.OPEN]
     limit = Image.MAX_IMAGE_PIXELS  # None disables the check, as in Pillow
     too_large = f"{label}: image too large (over {limit} pixels; possibly a decompression bomb)"
     try:
-        img = Image.open(io.BytesIO(data), formats=formats)
+        img = Image.open(fp, formats=formats)
     except UnidentifiedImageError as exc:
-        raise InputError(f"{label}: not an image ({_describe_non_image(data)})") from exc
+        fp.seek(0)
+        raise InputError(f"{label}: not an image ({_describe_non_image(fp.read(4096))})") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own check: over twice the limit
         raise InputError(too_large) from exc
     except _DECODE_ERRORS as exc:
@@ -123,11 +134,33 @@ def _decode(data: bytes, label: str) -> Image.Image:
     # Pillow only warns between the limit and twice it; refuse before decoding anything.
     if limit is not None and width * height > limit:
         raise InputError(too_large)
+    return img
+
+
+def check_image(path: str | Path) -> None:
+    """Cheap validity check of a file ``read_image`` would decode: header and, where the format
+    allows, chunk checksums (``verify``), without decoding every pixel.
+
+    Raises the ``InputError`` that ``read_image`` would for a file that is missing, empty, not an
+    image, oversized or corrupt in its header. A file may still pass and fail to decode later.
+    """
+    label = str(path)
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{label}: no such file")
     try:
-        img.load()
+        with path.open("rb") as fh:
+            if not fh.read(1):
+                raise InputError(f"{label}: not an image (empty file)")
+            fh.seek(0)
+            with _open(fh, label) as img:
+                img.verify()
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+        raise InputError(f"{label}: truncated or corrupt image data") from exc
     except _DECODE_ERRORS as exc:
         raise InputError(f"{label}: truncated or corrupt image data") from exc
-    return img
 
 
 def _describe_non_image(data: bytes) -> str:
@@ -366,12 +399,13 @@ def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     and is relative to its own name. A glob (``*``, ``?``, ``[``; ``**`` needs ``recursive``) yields
     matching image-extension files, relative to the pattern's folder part before the first wildcard.
     Raises ``UsageError`` for a path that does not exist or a pattern that matches nothing.
+    The order is that of the paths' POSIX text, the same on every OS (training indexes files by it).
     """
     pairs: dict[Path, tuple[Path, Path]] = {}
     for entry in inputs:
         for path, relative in _expand(entry, recursive):
             pairs.setdefault(path.resolve(), (path, relative))
-    return sorted(pairs.values())
+    return sorted(pairs.values(), key=lambda pair: (pair[0].as_posix(), pair[1].as_posix()))
 
 
 def _expand(entry: str, recursive: bool) -> Iterator[tuple[Path, Path]]:

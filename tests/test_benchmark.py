@@ -12,7 +12,8 @@ from types import ModuleType
 import pytest
 from conftest import REPO
 
-from i2icli import registry
+import i2icli.methods
+from i2icli.methods import METHOD_MODULES
 
 
 def _load_quality() -> ModuleType:
@@ -75,24 +76,25 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
 
 def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     plans = quality._method_plans()
-    assert list(plans) == ["do-nothing", "cyclegan", "munit"]
+    assert list(plans) == ["do-nothing", *METHOD_MODULES]
     chosen = quality.select_cells(plans, "cyclegan,do-nothing", "mnist-uci-digits", None)
     expected = [("cyclegan", "mnist-uci-digits"), ("do-nothing", "mnist-uci-digits")]
     assert [(p.name, b.name) for p, b in chosen] == expected
     chosen = quality.select_cells(plans, None, None, "munit:fashion-sneaker-boot")
     assert [(p.name, b.name) for p, b in chosen] == [("munit", "fashion-sneaker-boot")]
-    with pytest.raises(SystemExit, match="unknown method 'unit'"):
-        quality.select_cells(plans, "unit", None, None)
-    # A method joins the table only when the registry has it.
-    monkeypatch.setattr(registry, "METHODS", {"cyclegan": registry.METHODS["cyclegan"]})
+    with pytest.raises(SystemExit, match="unknown method 'pix2pix'"):
+        quality.select_cells(plans, "pix2pix", None, None)
+    # The table follows the one list of method modules.
+    monkeypatch.setattr(i2icli.methods, "METHOD_MODULES", ("cyclegan",))
     assert list(quality._method_plans()) == ["do-nothing", "cyclegan"]
 
 
 def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:
     for bench in quality.BENCHMARKS.values():
-        overrides = quality._cyclegan_overrides(bench)
+        overrides = quality._whole_image_overrides(bench)
         assert f"arch.channels_a={bench.channels}" in overrides and "data.flip=false" in overrides
-        assert f"data.crop_size={bench.size}" in quality._munit_overrides(bench)
+        assert f"data.crop_size={bench.size}" in overrides
+        assert len({quality._method_plans()[m].preset for m in METHOD_MODULES}) == 1
     assert quality.BENCHMARKS["fashion-sneaker-boot"].needs is not None
 
 

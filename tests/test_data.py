@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from i2icli.data import transforms
 from i2icli.data.transforms import Preprocess, apply_preprocess, output_size
+from i2icli.data import unpaired
 from i2icli.data.unpaired import (
     SkippedImageWarning,
     UnpairedImages,
@@ -21,6 +23,9 @@ from i2icli.data.unpaired import (
     seeded,
 )
 from i2icli.errors import InputError, UsageError
+from i2icli.imageio import LoadedImage, list_images, read_image
+from i2icli.inference import prepare_input
+from test_imageio import _linear_rgb_icc
 
 SMALL = Preprocess(mode="resize_and_crop", load_size=12, crop_size=8)
 
@@ -52,7 +57,8 @@ def _dataset(dirs: tuple[Path, Path], **kw: object) -> UnpairedImages:
 
 
 def _equal(x: dict, y: dict) -> bool:
-    return x["step"] == y["step"] and torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"])
+    keys = ("a", "b", "index_a", "index_b")
+    return x["step"] == y["step"] and all(torch.equal(x[k], y[k]) for k in keys)
 
 
 # ---- determinism ----------------------------------------------------------------------------
@@ -110,6 +116,113 @@ def test_mix_seed_separates_nearby_tuples():
     tuples = [(s, a, b) for s in range(6) for a in range(6) for b in range(6)] + [(), (0,), (0, 0)]
     assert len({mix_seed(*t) for t in tuples}) == len(tuples)
     assert torch.equal(torch.rand(3, generator=seeded(1, 2)), torch.rand(3, generator=seeded(1, 2)))
+
+
+# ---- file indices and sampling --------------------------------------------------------------
+
+PLAIN = Preprocess(mode="none", flip=False)  # no resize, crop or flip: a tensor identifies its file
+
+
+def _plain(path: Path) -> torch.Tensor:
+    with Image.open(path) as img:
+        return transforms.test_transform(img.convert("RGB"), PLAIN)  # (C, H, W)
+
+
+def _which(x: torch.Tensor, files: list[Path]) -> int:
+    """Index of the file whose plain-preprocessed pixels equal ``x``."""
+    matches = [i for i, f in enumerate(files) if torch.equal(_plain(f), x)]
+    assert len(matches) == 1
+    return matches[0]
+
+
+def test_batches_carry_the_file_index_of_each_slot(domains):
+    ds = _dataset(domains, pre=PLAIN, batch_size=3)  # |A| = 7, |B| = 4: differing image sizes
+    for step in (0, 1, 5):
+        batch = ds[step]
+        planned_a, planned_b = ds.indices(step)
+        assert batch["index_a"].dtype == torch.int64 and batch["index_a"].shape == (3,)
+        assert batch["index_a"].tolist() == planned_a and batch["index_b"].tolist() == planned_b
+        for slot in range(3):
+            assert _which(batch["a"][slot], ds.files_a) == planned_a[slot]
+            assert _which(batch["b"][slot], ds.files_b) == planned_b[slot]
+
+
+def test_sample_gives_distinct_training_images(domains):
+    ds = _dataset(domains, pre=PLAIN)
+    x = ds.sample("a", 5, seed=3)
+    assert x.shape == (5, 3, 12, 16) and x.dtype == torch.float32
+    picked = [_which(img, ds.files_a) for img in x]
+    assert len(set(picked)) == 5
+    assert ds.sample("b", 2, seed=3).shape == (2, 3, 16, 12)  # B images are 12 wide, 16 high
+
+
+def test_sample_returns_every_image_when_n_exceeds_the_domain(domains):
+    ds = _dataset(domains, pre=PLAIN)
+    x = ds.sample("b", 50, seed=0)
+    assert x.shape == (4, 3, 16, 12)
+    assert sorted(_which(img, ds.files_b) for img in x) == [0, 1, 2, 3]
+
+
+def test_sample_depends_on_its_seed_only(domains):
+    ds = _dataset(domains)  # random crops and flips on
+    first = ds.sample("a", 3, seed=7)
+    ds[4], ds[9]  # training batches in between change nothing
+    assert torch.equal(ds.sample("a", 3, seed=7), first)
+    assert torch.equal(_dataset(domains).sample("a", 3, seed=7), first)
+    assert not torch.equal(ds.sample("a", 3, seed=8), first)
+    assert not torch.equal(_dataset(domains, seed=1).sample("a", 3, seed=7), first)
+    # The dataset seed takes part in the choice of files, not only in the augmentation.
+    picks = set()
+    for run_seed in range(6):
+        plain = _dataset(domains, pre=PLAIN, seed=run_seed)
+        picks.add(tuple(_which(img, plain.files_a) for img in plain.sample("a", 3, seed=7)))
+    assert len(picks) > 1
+
+
+def test_sample_augments_like_training(domains):
+    flips = Preprocess(mode="none", flip=True)
+    ds = _dataset(domains, pre=flips)
+    plain = [_plain(f) for f in ds.files_a]
+    flipped = 0
+    for seed in range(12):
+        for img in ds.sample("a", 7, seed=seed):
+            if any(torch.equal(img, p) for p in plain):
+                continue
+            assert any(torch.equal(img, p.flip(-1)) for p in plain)
+            flipped += 1
+    assert 14 <= flipped <= 70  # 84 draws, each flipped with probability 1/2
+
+
+def test_sample_decodes_at_most_n_plus_the_skipped_files(tmp_path, monkeypatch):
+    folder = _folder(tmp_path / "A", 40)
+    ds = _dataset((folder, folder), pre=PLAIN)
+    broken = set(range(0, 40, 2))
+    for i in broken:  # broken after the listing check, so only decoding finds out
+        ds.files_a[i].write_bytes(b"garbage")
+    calls: list[Path] = []
+    real = unpaired.read_image
+
+    def counting(path: Path, **kwargs: object) -> LoadedImage:
+        calls.append(path)
+        return real(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(unpaired, "read_image", counting)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x = ds.sample("a", 6, seed=0)
+    skipped = [w for w in caught if issubclass(w.category, SkippedImageWarning)]
+    assert x.shape[0] == 6 and 1 <= len(skipped) < 20
+    assert len(calls) == 6 + len(skipped) and len(set(calls)) == len(calls)
+    good = [f for i, f in enumerate(ds.files_a) if i not in broken]
+    assert len({_which(img, good) for img in x}) == 6
+
+
+def test_sample_rejects_bad_arguments(domains):
+    ds = _dataset(domains)
+    with pytest.raises(UsageError, match="domain"):
+        ds.sample("c", 2, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="at least 1"):
+        ds.sample("a", 0, seed=0)
 
 
 # ---- epochs ---------------------------------------------------------------------------------
@@ -230,6 +343,66 @@ def test_grayscale_has_one_channel(domains):
     assert batch["a"].shape == (2, 1, 8, 8) and batch["b"].shape == (2, 1, 8, 8)
 
 
+def _awkward_files(folder: Path) -> list[Path]:
+    """Files whose decoding needs care: CMYK, 16-bit, palette with transparency, EXIF, ICC."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    rgb = Image.fromarray(rng.integers(0, 256, size=(8, 12, 3), dtype=np.uint8))
+    rgb.convert("CMYK").save(folder / "print.jpg", quality=95)
+    deep = rng.integers(0, 65536, size=(8, 12), dtype=np.uint16)
+    Image.fromarray(deep).save(folder / "deep.png")  # mode I;16
+    palette = rgb.quantize(16)
+    palette.save(folder / "palette.png", transparency=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated: the 12x8 file is an 8x12 picture
+    rgb.save(folder / "phone.jpg", exif=exif, quality=90)
+    grey = Image.fromarray(np.full((8, 12, 3), 128, dtype=np.uint8))
+    grey.save(folder / "linear.png", icc_profile=_linear_rgb_icc())  # linear light: sRGB ~188
+    return sorted(folder.iterdir())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_training_sees_the_pixels_translate_sees(tmp_path, channels):
+    files = _awkward_files(tmp_path / "awkward")
+    ds = _dataset((files[0].parent, files[0].parent), pre=PLAIN, channels=channels, batch_size=1)
+    assert ds.files_a == files and ds.skipped == []
+    seen = {}
+    for step in range(len(files)):  # one epoch: every A file once
+        batch = ds[step]
+        seen[int(batch["index_a"][0])] = batch["a"][0]  # (C, H, W)
+    assert sorted(seen) == list(range(len(files)))
+    for index, image in seen.items():
+        translate = prepare_input(read_image(files[index], channels=channels).image, channels)
+        assert torch.equal(image, translate), files[index].name
+    upright = seen[files.index(files[0].parent / "phone.jpg")]
+    assert upright.shape == (channels, 12, 8)  # the EXIF file stands upright
+
+
+def test_naive_decoding_would_fail_the_pixel_test(tmp_path):
+    """Negative control: ignoring the ICC profile (the old training decoder) gives other pixels."""
+    linear = next(f for f in _awkward_files(tmp_path / "awkward") if f.name == "linear.png")
+    with Image.open(linear) as img:
+        naive = transforms.test_transform(img.convert("RGB"), PLAIN)
+    translate = prepare_input(read_image(linear).image, 3)
+    assert not torch.equal(naive, translate)
+    assert translate.mean() > naive.mean() + 0.3  # 128 -> ~188 of 255
+
+
+def test_training_lists_the_files_translate_lists(tmp_path):
+    folder = tmp_path / "A"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for name in ("x.png", "sub/y.gif", "sub/z.tiff", ".dot.png", ".hidden/w.png", "sub-1.png"):
+        _pattern(8, 8, 0).save(folder / name)
+    (folder / "notes.txt").write_text("not an image\n")
+    ds = _dataset((folder, folder))
+    expected = [path for path, _ in list_images([str(folder)], recursive=True)]
+    assert ds.files_a == expected
+    assert [p.relative_to(folder).as_posix() for p in ds.files_a] == [
+        "sub-1.png", "sub/y.gif", "sub/z.tiff", "x.png"
+    ]  # hidden files skipped, .gif read; sorted by POSIX text, so "sub-1" before "sub/"
+
+
 def test_exif_orientation_is_applied(tmp_path):
     folder = tmp_path / "A"
     folder.mkdir()
@@ -286,6 +459,7 @@ def test_file_that_breaks_during_training_is_replaced_by_the_next(tmp_path):
     with Image.open(ds.files_a[2]) as img:
         expected = transforms.test_transform(img.convert("RGB"), ds.pre)
     assert torch.equal(batch["a"][0], expected)
+    assert batch["index_a"].tolist() == [2]  # the file really read, not the planned 1
     assert [p.name for p, _ in ds.skipped] == ["img001.png"]
     assert torch.equal(ds[step]["a"], batch["a"])  # the same substitute again, no new record
     assert len(ds.skipped) == 1

@@ -11,12 +11,12 @@ import typer
 
 from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.errors import UsageError
-from i2icli.methods import METHOD_MODULES
+from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
 
 
 def train(
-    method: Annotated[str, typer.Option("--method", help=f"{', '.join(METHOD_MODULES)} (see `i2i models list`).")] = "cyclegan",
+    method: Annotated[str, typer.Option("--method", help=f"{', '.join(METHOD_MODULES)} (see `i2i models list`).")] = DEFAULT_METHOD,
     dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
     domain_b: Annotated[Path | None, typer.Option("--domain-b", help="Folder of domain B images.")] = None,
@@ -144,9 +144,10 @@ def _train(
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
-            from i2icli.data.unpaired import list_images
+            from i2icli.imageio import list_images
 
-            return -(-max(len(list_images(dir_a)), len(list_images(dir_b))) // bs)
+            sizes = (len(list_images([str(d)], recursive=True)) for d in (dir_a, dir_b))
+            return -(-max(sizes) // bs)
 
         spec = build_spec(
             method=method, preset=preset, config_file=config, overrides=overrides or [],

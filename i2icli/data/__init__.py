@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from i2icli.data.transforms import Preprocess, apply_preprocess, output_size, test_transform
 from i2icli.data.unpaired import (
-    IMAGE_EXTENSIONS,
     SkippedImageWarning,
     UnpairedImages,
     make_loader,
@@ -14,7 +13,6 @@ from i2icli.data.unpaired import (
 )
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "Preprocess",
     "SkippedImageWarning",
     "UnpairedImages",

@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-import numpy as np
 import torch
 from PIL import Image
 
 from i2icli.errors import UsageError
+from i2icli.imageio import to_tensor
 
 Mode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 
@@ -118,18 +118,6 @@ def _resize(img: Image.Image, pre: Preprocess) -> Image.Image:
     return img.resize(target, Image.Resampling.BICUBIC)
 
 
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL image (mode L or RGB; others are converted to RGB) -> float32 (C, H, W) in [-1, 1]."""
-    if img.mode not in ("L", "RGB"):
-        img = img.convert("RGB")
-    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W) or (H, W, C)
-    if pixels.ndim == 2:
-        pixels = pixels.unsqueeze(-1)
-    x = pixels.permute(2, 0, 1).to(torch.float32) / 255.0  # (C, H, W) in [0, 1]
-    # Same arithmetic as torchvision ToTensor + Normalize(0.5, 0.5), so values match upstream.
-    return (x - 0.5) / 0.5
-
-
 def apply_preprocess(img: Image.Image, pre: Preprocess, gen: torch.Generator) -> torch.Tensor:
     """Training transform: resize, random crop, random flip -> (C, H, W) in [-1, 1].
 
@@ -143,7 +131,7 @@ def apply_preprocess(img: Image.Image, pre: Preprocess, gen: torch.Generator) ->
         top = int(torch.randint(height - size + 1, (1,), generator=gen))
         left = int(torch.randint(width - size + 1, (1,), generator=gen))
         img = img.crop((left, top, left + size, top + size))
-    x = _to_tensor(img)  # (C, H, W)
+    x = to_tensor(img)  # (C, H, W)
     if pre.flip and bool(torch.rand((), generator=gen) < 0.5):
         x = torch.flip(x, dims=(-1,))
     return x
@@ -157,5 +145,5 @@ def test_transform(img: Image.Image, pre: Preprocess) -> torch.Tensor:
         size = pre.crop_size
         top, left = (height - size) // 2, (width - size) // 2
         img = img.crop((left, top, left + size, top + size))
-    return _to_tensor(img)
+    return to_tensor(img)
 

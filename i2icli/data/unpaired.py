@@ -6,10 +6,16 @@ from a ``torch.Generator`` seeded by a mix of the run seed and the step, so ``ds
 same batch however and wherever it is requested: out of order, after a resume, or in a worker
 process. There is no iterator state to save in a checkpoint; the step is enough.
 
+Files are listed and decoded by ``i2icli.imageio`` (``list_images``, ``read_image``), the code
+``translate`` uses, so training sees the pixels inference would: EXIF-upright, ICC-converted to
+sRGB, 16-bit scaled, palette and alpha handled alike (alpha dropped).
+
 Random streams, each seeded by ``mix_seed`` over a tuple:
 - ``(seed, EPOCH, epoch)``: the permutation of A for that epoch;
 - ``(seed, B, step)``: the B indices of the step's batch;
-- ``(seed, AUG, step, slot, domain)``: crop and flip of one image (domain 0 = A, 1 = B).
+- ``(seed, AUG, step, slot, domain)``: crop and flip of one image (domain 0 = A, 1 = B);
+- ``(seed, SAMPLE, sample_seed, domain)``: the files ``sample`` picks;
+- ``(seed, SAMPLE_AUG, sample_seed, domain, k)``: crop and flip of the k-th sampled image.
 """
 
 from __future__ import annotations
@@ -20,24 +26,18 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from i2icli.data.transforms import Preprocess, apply_preprocess
 from i2icli.errors import InputError, UsageError
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
-
-# What PIL raises on files it cannot identify, truncated data or bad headers (some plugins still
-# raise SyntaxError or EOFError), and on images above its decompression-bomb limit.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+from i2icli.imageio import check_image, list_images, read_image
 
 # Tags that keep the random streams apart even when their other parts coincide.
-_STREAM_EPOCH, _STREAM_B, _STREAM_AUG = 1, 2, 3
+_STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG = 1, 2, 3, 4, 5
 
 
 class SkippedImageWarning(UserWarning):
@@ -71,44 +71,11 @@ def seeded(*parts: int) -> torch.Generator:
 # ---- files ----------------------------------------------------------------------------------
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, by extension), sorted by relative path."""
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    # Sort by the relative POSIX path so the order, and thus every index, is the same on any OS.
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def _reason(err: BaseException) -> str:
-    return str(err) or type(err).__name__
-
-
-def check_image(path: Path) -> str | None:
-    """Cheap validity check (open + verify the header); the reason it fails, or None if it passes.
-
-    ``verify`` does not decode every pixel, so a truncated file may still fail later; the
-    dataset handles that case too.
-    """
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except _DECODE_ERRORS as err:
-        return _reason(err)
-    return None
-
-
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """16/32-bit integer greyscale -> 8-bit L; PIL's own convert would clip these to white."""
-    if img.mode != "I" and not img.mode.startswith("I;16"):
-        return img
-    values = np.asarray(img, dtype=np.float64) / 257.0  # 65535 -> 255
-    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8))
-
-
-def decode_image(path: Path, channels: int) -> Image.Image:
-    """Decode ``path`` upright (EXIF orientation applied) as L (1 channel) or RGB (3 channels)."""
-    with Image.open(path) as img:
-        upright = ImageOps.exif_transpose(img)
-        return _to_8bit(upright).convert("L" if channels == 1 else "RGB")
+def _reason(err: InputError, path: Path) -> str:
+    """The problem ``read_image`` or ``check_image`` reported, without the leading file name."""
+    message = str(err)
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
 
 
 # ---- dataset --------------------------------------------------------------------------------
@@ -124,7 +91,9 @@ class _Domain:
 class UnpairedImages(Dataset[dict[str, Any]]):
     """Two folders of unpaired images; ``ds[step]`` is the whole batch of one training step.
 
-    Returns ``{"a": (B, C, H, W), "b": (B, C, H, W), "step": step}`` in [-1, 1]. Unreadable files
+    Returns ``{"a": (B, C, H, W), "b": (B, C, H, W), "index_a": (B,), "index_b": (B,), "step"}``:
+    images in [-1, 1] and, as int64, the index into ``files_a`` / ``files_b`` of the file each slot
+    was actually read from (after any substitution of an unreadable file). Unreadable files
     are left out with a ``SkippedImageWarning`` naming each and are recorded in ``skipped`` as
     ``(file, reason)``. A file that passed the check but fails to decode during training is
     replaced by the next readable index (wrapping around) and recorded; in a worker process that
@@ -169,12 +138,14 @@ class UnpairedImages(Dataset[dict[str, Any]]):
             raise InputError(f"image folder {folder} does not exist")
         skipped_before = len(self.skipped)
         files: list[Path] = []
-        for path in list_images(folder):
-            reason = check_image(path)
-            if reason is None:
-                files.append(path)
-            else:
-                self._skip(path, reason)
+        # The lister and the header check are translate's, so both commands accept the same files.
+        for path, _ in list_images([str(folder)], recursive=True):
+            try:
+                check_image(path)
+            except InputError as err:
+                self._skip(path, _reason(err, path))
+                continue
+            files.append(path)
         images = None
         if preload:
             files, images = self._decode_all(files)
@@ -189,9 +160,9 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         images: list[Image.Image] = []
         for path in files:
             try:
-                images.append(decode_image(path, self.channels))
-            except _DECODE_ERRORS as err:
-                self._skip(path, _reason(err))
+                images.append(self._read(path))
+            except InputError as err:
+                self._skip(path, _reason(err, path))
                 continue
             kept.append(path)
         return kept, images
@@ -246,47 +217,96 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         b = torch.randint(len(self._b.files), (self.batch_size,), generator=gen_b).tolist()
         return a, b
 
-    def _image(self, domain: _Domain, index: int) -> tuple[Path, Image.Image]:
-        """The image at ``index``, or the next readable one when it cannot be decoded."""
+    def _image(self, domain: _Domain, index: int) -> tuple[int, Image.Image]:
+        """Index and image of file ``index``, or of the next readable one when it cannot be read."""
         count = len(domain.files)
         for offset in range(count):
             j = (index + offset) % count
-            path = domain.files[j]
-            if domain.images is not None:
-                return path, domain.images[j]
-            if path in self._bad:
-                continue
-            try:
-                return path, decode_image(path, self.channels)
-            except _DECODE_ERRORS as err:
-                self._skip(path, _reason(err))
+            image = self._try_image(domain, j)
+            if image is not None:
+                return j, image
         raise InputError(f"no readable images left in {domain.folder}")
+
+    def _try_image(self, domain: _Domain, index: int) -> Image.Image | None:
+        """File ``index`` decoded, or None (recorded as skipped) when it cannot be read."""
+        if domain.images is not None:
+            return domain.images[index]
+        path = domain.files[index]
+        if path in self._bad:
+            return None
+        try:
+            return self._read(path)
+        except InputError as err:
+            self._skip(path, _reason(err, path))
+            return None
+
+    def _read(self, path: Path) -> Image.Image:
+        """Decode as ``translate`` does (EXIF, ICC -> sRGB, 16-bit, palette); alpha dropped."""
+        return read_image(path, channels=self.channels).image
+
+    def _stack(
+        self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Stack (C, H, W) tensors to (B, C, H, W); differing sizes (mode ``none``) are an error."""
+        first = tensors[0]
+        for index, x in zip(indices, tensors):
+            if x.shape != first.shape:
+                raise UsageError(
+                    f"preprocess mode {self.pre.mode!r} gave images of different sizes in one "
+                    f"batch ({domain.files[indices[0]]}: {tuple(first.shape)}, "
+                    f"{domain.files[index]}: {tuple(x.shape)}); use batch_size 1 or a cropping mode"
+                )
+        return torch.stack(tensors)  # (B, C, H, W)
 
     def _batch(
         self, domain: _Domain, indices: list[int], step: int, domain_id: int
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (B, C, H, W) images of one domain's batch and the (B,) file indices really used."""
         loaded = [self._image(domain, i) for i in indices]
+        used = [j for j, _ in loaded]
         tensors = [
             apply_preprocess(img, self.pre, seeded(self.seed, _STREAM_AUG, step, slot, domain_id))
             for slot, (_, img) in enumerate(loaded)
         ]  # each (C, H, W)
-        first_path, first = loaded[0][0], tensors[0]
-        for (path, _), x in zip(loaded, tensors):
-            if x.shape != first.shape:
-                raise UsageError(
-                    f"preprocess mode {self.pre.mode!r} gave images of different sizes in one "
-                    f"batch ({first_path}: {tuple(first.shape)}, {path}: {tuple(x.shape)}); "
-                    "use batch_size 1 or a cropping mode"
-                )
-        return torch.stack(tensors)  # (B, C, H, W)
+        return self._stack(domain, used, tensors), torch.tensor(used, dtype=torch.int64)
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         index_a, index_b = self.indices(step)
-        return {
-            "a": self._batch(self._a, index_a, step, 0),
-            "b": self._batch(self._b, index_b, step, 1),
-            "step": step,
-        }
+        a, used_a = self._batch(self._a, index_a, step, 0)
+        b, used_b = self._batch(self._b, index_b, step, 1)
+        return {"a": a, "b": b, "index_a": used_a, "index_b": used_b, "step": step}
+
+    def sample(self, domain: Literal["a", "b"], n: int, seed: int) -> torch.Tensor:
+        """Up to ``n`` distinct images of one domain, preprocessed and augmented as in training.
+
+        Returns ``(min(n, N), C, H, W)`` for the ``N`` readable files. Which files, and their
+        crops and flips, depend only on (dataset seed, ``seed``, domain), never on a training step.
+        Work is bounded: files are decoded in a seeded random order until ``n`` have been read, so
+        at most ``n`` plus the unreadable ones met on the way (each skipped with a warning).
+        """
+        if domain not in ("a", "b"):
+            raise UsageError(f"domain must be 'a' or 'b', got {domain!r}")
+        if n < 1:
+            raise UsageError(f"sample size n must be at least 1, got {n}")
+        domain_id = 0 if domain == "a" else 1
+        data = self._a if domain == "a" else self._b
+        order = torch.randperm(
+            len(data.files), generator=seeded(self.seed, _STREAM_SAMPLE, seed, domain_id)
+        )
+        used: list[int] = []
+        tensors: list[torch.Tensor] = []  # each (C, H, W)
+        for index in order.tolist():
+            image = self._try_image(data, index)
+            if image is None:
+                continue
+            gen = seeded(self.seed, _STREAM_SAMPLE_AUG, seed, domain_id, len(tensors))
+            tensors.append(apply_preprocess(image, self.pre, gen))
+            used.append(index)
+            if len(tensors) == n:
+                break
+        if not tensors:
+            raise InputError(f"no readable images left in {data.folder}")
+        return self._stack(data, used, tensors)  # (min(n, N), C, H, W)
 
 
 # ---- folders and loader ---------------------------------------------------------------------

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from i2icli.methods.base import Method
 
 METHOD_MODULES: tuple[str, ...] = ("cyclegan", "munit", "unit")
+DEFAULT_METHOD = "cyclegan"  # `i2i train` without --method
 
 
 def load_method(name: str) -> Method:

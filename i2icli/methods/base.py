@@ -151,6 +151,8 @@ class Method(Generic[ArchT, ConfigT]):
     presets: Mapping[str, Preset]
     # Tiny configs the generic suite (tests/test_methods.py) runs, one per architecture variant.
     test_presets: Mapping[str, Preset]
+    # A logged scalar that training must lower (the generic suite checks it falls on a fixed batch).
+    main_loss: str
     default_preset: str = "paper"
     # Official files -> ``Converted``; ``INFO.convert_help`` says which files. None: no converter.
     convert: Callable[[Sequence[Path]], Converted] | None = None

@@ -247,5 +247,6 @@ METHOD = Method(
     build_objective=CycleGANObjective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="cyc_a",
     convert=convert_official,
 )

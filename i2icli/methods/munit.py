@@ -579,5 +579,6 @@ METHOD = Method(
     build_objective=MunitObjective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="recon_x_a",
     convert=convert_official,
 )
