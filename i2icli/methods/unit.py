@@ -692,8 +692,8 @@ TEST_PRESETS = {
     ),
     "master": Preset(
         "master",
-        "tiny master network: 16^2, dim 4, 1 res block, 2-scale 2-layer LSGAN D",
-        _master_config(UnitArch(variant="master", dim=4, n_res=1, dis_dim=4, dis_layers=2, dis_scales=2), _digits(16)),
+        "tiny master network: 16^2, dim 8, 1 res block, 2-scale 2-layer LSGAN D",
+        _master_config(UnitArch(variant="master", dim=8, n_res=1, dis_dim=4, dis_layers=2, dis_scales=2), _digits(16)),
         batch_size=2,
         max_steps=4,
     ),
@@ -721,5 +721,6 @@ METHOD = Method(
     build_objective=build_objective,
     presets=PRESETS,
     test_presets=TEST_PRESETS,
+    main_loss="recon_a",
     convert=_convert,
 )
