@@ -124,7 +124,7 @@ def adapt(
     accuracy and the confusion matrix."""
     with handle_errors():
         if model_ref is None:
-            raise UsageError("pass --model M (a model with a class head, e.g. UNIT trained with --arch da32)")
+            raise UsageError("pass --model M (a model with a class head, e.g. UNIT trained with --preset da32)")
         if domain not in ("a", "b"):
             raise UsageError(f"--domain {domain!r}: use a or b")
         if batch_size < 1:

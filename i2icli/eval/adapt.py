@@ -73,7 +73,7 @@ def classifier(model: LoadedModel) -> Classifier:
     """The model's network as a ``Classifier``, or a ``UsageError`` saying it has no class head."""
     net = model.net
     if not isinstance(net, Classifier) or net.n_classes < 1:
-        raise UsageError(f"{model.path}: a {model.config.method} model has no class head (train UNIT with --arch da32)")
+        raise UsageError(f"{model.path}: a {model.config.method} model has no class head (train UNIT with --preset da32)")
     return net
 
 

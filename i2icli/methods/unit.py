@@ -434,7 +434,7 @@ class UnitConfig:
             raise UsageError(f"step_size {self.step_size}: must be at least 1")
         if self.labels_a and self.arch.variant != "da32":
             raise UsageError(
-                f"--labels-a {self.labels_a}: arch {self.arch.variant} has no class head; labels need --arch da32"
+                f"--labels-a {self.labels_a}: arch {self.arch.variant} has no class head; labels need arch da32 (--preset da32)"
             )
 
 
