@@ -272,9 +272,45 @@ def test_unknown_method_and_a_foreign_method_flag_are_refused_before_any_run_fol
     )
     result = runner.invoke(app, [*base, "--method", "cyclegan", foreign[0], "x"])
     assert result.exit_code == 2 and f"{foreign[0]}: not an option of --method cyclegan" in result.output
-    result = runner.invoke(app, [*base, "--method", "cyclegan", "--preset", "cpu-tiny", "--val-every", "1"])
-    assert result.exit_code == 2 and "--val-every" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_val_every_without_a_validation_score_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from i2icli.methods.cyclegan import CycleGANObjective
+
+    monkeypatch.setattr(CycleGANObjective, "validation", lambda self: None)
+    preset = load_method("cyclegan").test_presets["tiny"]
+    data = _write_domains(tmp_path / "data", preset, n=4)
+    args = ["train", "--domain-a", data.dir_a, "--domain-b", data.dir_b, "--run-dir", str(tmp_path / "run")]
+    result = runner.invoke(app, [*args, "--preset", "cpu-tiny", "--val-every", "1"])
+    assert result.exit_code == 2 and "--val-every: cyclegan has no validation score" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("with_test_folders", [False, True])
+def test_val_every_keeps_the_best_model_and_records_it(tmp_path: Path, with_test_folders: bool) -> None:
+    preset = load_method("cyclegan").test_presets["tiny"]
+    data = _write_domains(tmp_path / "data", preset, n=10)
+    if with_test_folders:
+        for d in "AB":
+            for i in range(3):
+                write_rgb(tmp_path / "data" / f"test{d}" / f"t{i}.png", (20, 20), seed=50 + i)
+    spec = _spec("cyclegan", "tiny", preset, data, 6)
+    spec = dataclasses.replace(spec, loop=dataclasses.replace(spec.loop, val_every=2))
+    run(spec, tmp_path / "run", torch.device("cpu"), log=lambda s: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    scores = {r["step"]: r["val_cycle_l1"] for r in records if "val_cycle_l1" in r}
+    assert sorted(scores) == [2, 4, 6]
+    best_step = min(scores, key=lambda k: scores[k])
+    best = json.loads((tmp_path / "run" / "run.json").read_text())["best"]
+    assert best["step"] == best_step and best["val_cycle_l1"] == pytest.approx(scores[best_step])
+    _, config = load_model(tmp_path / "run" / "model-best")
+    assert config.training["steps"] == best_step
+    report = json.loads((tmp_path / "run" / "data.json").read_text())
+    if with_test_folders:
+        assert report["images_a"] == 10 and "testA" in report["validation"]
+    else:  # one of ten files per domain held back from training
+        assert report["images_a"] == 9 and "held back" in report["validation"]
 
 
 def test_method_dataclass_fields_are_typed_configs() -> None:

@@ -39,6 +39,13 @@ def train(
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
     log_every: Annotated[int, typer.Option("--log-every", help="Log scalars every N steps.")] = 10,
+    val_every: Annotated[
+        int,
+        typer.Option(
+            "--val-every",
+            help="Validation score every N steps on testA/testB (or a held-back tenth); best model kept in model-best/.",
+        ),
+    ] = 0,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
     preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
@@ -113,14 +120,14 @@ def _as_bool(text: str) -> bool:
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, num_workers,
+    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every, num_workers,
     preload, tensorboard, quiet, method_options,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
-    if min(save_every, sample_every, log_every, keep_last, num_workers) < 0 or log_every == 0:
-        raise UsageError("--save-every/--sample-every/--keep-last/--num-workers must be >= 0, --log-every >= 1")
+    if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
+        raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
 
     from i2icli.device import pick_device
     from i2icli.train.run import DataSpec, build_spec, resume_spec, run
@@ -140,7 +147,7 @@ def _train(
         data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
-            log_every=log_every, amp=amp, tensorboard=tensorboard,
+            log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every,
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:

@@ -32,12 +32,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from i2icli.data.transforms import Preprocess, apply_preprocess
+from i2icli.data.transforms import Preprocess, apply_preprocess, test_transform
 from i2icli.errors import InputError, UsageError
 from i2icli.imageio import check_image, list_images, read_image
 
 # Tags that keep the random streams apart even when their other parts coincide.
-_STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG = 1, 2, 3, 4, 5
+_STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG, _STREAM_HOLDOUT = 1, 2, 3, 4, 5, 6
+# Validation (``--val-every``) holds back this fraction of each training folder, within bounds.
+HOLDOUT_FRACTION, HOLDOUT_MAX = 0.1, 64
 
 
 class SkippedImageWarning(UserWarning):
@@ -110,6 +112,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         batch_size: int,
         *,
         preload: bool = False,
+        holdout: bool = False,
     ) -> None:
         if channels not in (1, 3):
             raise UsageError(f"channels must be 1 or 3, got {channels}")
@@ -121,8 +124,10 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         self.batch_size = batch_size
         self.skipped: list[tuple[Path, str]] = []
         self._bad: set[Path] = set()
-        self._a = self._open_domain(Path(dir_a), preload)
-        self._b = self._open_domain(Path(dir_b), preload)
+        # With ``holdout``, a seeded tenth of each folder (1..64 files) is kept out of training.
+        self.held_out_files: dict[str, list[Path]] = {"a": [], "b": []}
+        self._a = self._open_domain(Path(dir_a), preload, 0 if not holdout else 1)
+        self._b = self._open_domain(Path(dir_b), preload, 0 if not holdout else 2)
         self._perm: tuple[int, torch.Tensor] | None = None  # (epoch, permutation of A) cache
 
     # -- listing
@@ -133,7 +138,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         message = f"skipping unreadable image {path}: {reason}"
         warnings.warn(message, SkippedImageWarning, stacklevel=2)
 
-    def _open_domain(self, folder: Path, preload: bool) -> _Domain:
+    def _open_domain(self, folder: Path, preload: bool, holdout_id: int) -> _Domain:
         if not folder.is_dir():
             raise InputError(f"image folder {folder} does not exist")
         skipped_before = len(self.skipped)
@@ -146,6 +151,8 @@ class UnpairedImages(Dataset[dict[str, Any]]):
                 self._skip(path, _reason(err, path))
                 continue
             files.append(path)
+        if holdout_id:
+            files = self._hold_back(folder, files, holdout_id)
         images = None
         if preload:
             files, images = self._decode_all(files)
@@ -154,6 +161,16 @@ class UnpairedImages(Dataset[dict[str, Any]]):
             note = f" ({unreadable} unreadable files skipped)" if unreadable else ""
             raise InputError(f"no readable images in {folder}{note}")
         return _Domain(folder, files, images)
+
+    def _hold_back(self, folder: Path, files: list[Path], holdout_id: int) -> list[Path]:
+        """Move a seeded ``HOLDOUT_FRACTION`` of ``files`` (1..``HOLDOUT_MAX``) to ``held_out_files``."""
+        if len(files) < 2:
+            raise UsageError(f"{folder}: validation needs at least 2 images to hold one back (has {len(files)})")
+        count = min(HOLDOUT_MAX, max(1, int(len(files) * HOLDOUT_FRACTION)))
+        order = torch.randperm(len(files), generator=seeded(self.seed, _STREAM_HOLDOUT, holdout_id)).tolist()
+        held = set(order[:count])
+        self.held_out_files["ab"[holdout_id - 1]] = [files[i] for i in sorted(held)]
+        return [f for i, f in enumerate(files) if i not in held]
 
     def _decode_all(self, files: list[Path]) -> tuple[list[Path], list[Image.Image]]:
         kept: list[Path] = []
@@ -307,6 +324,20 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         if not tensors:
             raise InputError(f"no readable images left in {data.folder}")
         return self._stack(data, used, tensors)  # (min(n, N), C, H, W)
+
+
+def evaluation_images(files: list[Path], pre: Preprocess, channels: int, limit: int = HOLDOUT_MAX) -> torch.Tensor:
+    """Up to ``limit`` of ``files`` decoded as ``translate`` does and given the deterministic test
+    transform (training resize, centre crop, no flip): (N, C, H, W). Unreadable files are skipped."""
+    tensors = []
+    for path in files[:limit]:
+        try:
+            tensors.append(test_transform(read_image(path, channels=channels).image, pre))
+        except InputError:
+            continue
+    if not tensors:
+        raise InputError(f"no readable validation images among {len(files)} files")
+    return torch.stack(tensors)
 
 
 # ---- folders and loader ---------------------------------------------------------------------

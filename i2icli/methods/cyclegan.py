@@ -29,7 +29,7 @@ from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Converted, Direction, Method, Optim, Preset, TrainingData
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.pool import ImagePool
 from i2icli.train.schedule import constant, linear_decay
 
@@ -170,6 +170,15 @@ class CycleGANObjective(SingleStage):
         d_b = 0.5 * gan_d_loss(self.dis_b(batch["b"]), self.dis_b(fake_b), mode)
         d_a = 0.5 * gan_d_loss(self.dis_a(batch["a"]), self.dis_a(fake_a), mode)
         return StepOutput(d_a + d_b, {"d_a": d_a, "d_b": d_b})
+
+    def validation(self) -> Validation:
+        """Mean cycle L1 over both directions on held-back images (lower is better)."""
+
+        def cycle_l1(x_a: torch.Tensor, x_b: torch.Tensor) -> float:
+            gen_ab, gen_ba = self.model.gen_ab, self.model.gen_ba
+            return float((l1(gen_ba(gen_ab(x_a)), x_a) + l1(gen_ab(gen_ba(x_b)), x_b)) / 2)
+
+        return Validation("cycle_l1", cycle_l1, higher_is_better=False)
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}

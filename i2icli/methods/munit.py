@@ -71,7 +71,7 @@ from i2icli.nn.style import (
     init_weights,
 )
 from i2icli.nn.vgg import VggInput, VggFeatures, load_vgg16_features, vgg_loss
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
 INFO = MethodInfo(
@@ -490,6 +490,17 @@ class MunitObjective(SingleStage):
             terms["vgg_b"] = (c.effective_vgg_w, vgg_loss(vgg, x_ab, x_a))
         loss = torch.stack([w * v for w, v in terms.values()]).sum()
         return StepOutput(loss, {name: v for name, (_, v) in terms.items()})
+
+    def validation(self) -> Validation:
+        """Mean within-domain reconstruction L1 (own content + own style) on held-back images (lower is better)."""
+
+        def recon_l1(x_a: Tensor, x_b: Tensor) -> float:
+            m = self.model
+            rec_a = m.gen_a.decode(*m.gen_a.encode(x_a))
+            rec_b = m.gen_b.decode(*m.gen_b.encode(x_b))
+            return float((l1(rec_a, x_a) + l1(rec_b, x_b)) / 2)
+
+        return Validation("recon_l1", recon_l1, higher_is_better=False)
 
     def extra_state(self) -> dict[str, Any]:
         return {}  # no pools or private RNGs: the loop's saved global RNG covers the random styles

@@ -135,7 +135,17 @@ def read_spec(run_dir: Path) -> RunSpec:
         raise UsageError(f"--resume {run_dir}: not a run folder ({path}: {e})") from None
 
 
+def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
+    """``testA``/``testB`` beside ``trainA``/``trainB``, when both exist: the validation images."""
+    a, b = Path(spec.data.dir_a), Path(spec.data.dir_b)
+    if (a.name, b.name) != ("trainA", "trainB"):
+        return None
+    test_a, test_b = a.parent / "testA", b.parent / "testB"
+    return (test_a, test_b) if test_a.is_dir() and test_b.is_dir() else None
+
+
 def open_data(spec: RunSpec, channels: int) -> Any:
+    """The training data; with ``--val-every`` and no test folders, a held-back part of each folder."""
     from i2icli.data.unpaired import UnpairedImages
 
     cfg = from_dict(load_method(spec.method).config_cls, spec.config)
@@ -147,7 +157,46 @@ def open_data(spec: RunSpec, channels: int) -> Any:
         spec.loop.seed,
         spec.batch_size,
         preload=spec.data.preload,
+        holdout=bool(spec.loop.val_every) and _test_folders(spec) is None,
     )
+
+
+def _validation_images(spec: RunSpec, data: Any, cfg: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
+    """(A, B) validation images and where they come from (test folders or the held-back files)."""
+    from i2icli.data.unpaired import evaluation_images
+    from i2icli.imageio import list_images
+
+    folders = _test_folders(spec)
+    if folders is not None:
+        files = [[p for p, _ in list_images([str(f)], recursive=True)] for f in folders]
+        source = f"{folders[0]}, {folders[1]}"
+    else:
+        files = [data.held_out_files["a"], data.held_out_files["b"]]
+        source = "held back from the training folders"
+    a, b = (evaluation_images(f, cfg.data, c) for f, c in zip(files, (cfg.arch.channels_a, cfg.arch.channels_b)))
+    return (a, b), f"{len(a)} + {len(b)} images, {source}"
+
+
+def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: int, **extra: Any) -> Path:
+    config = ModelConfig(
+        method=spec.method,
+        arch=to_dict(cfg.arch),
+        domains=spec.data.domains,
+        image_size=cfg.data.crop_size,
+        training={"preset": spec.preset, "steps": step, "seed": spec.loop.seed, "batch_size": spec.batch_size, **extra},
+    )
+    was_training = model.training
+    save_model(out, model.eval(), config)
+    model.train(was_training)
+    return out
+
+
+def _record(run_dir: Path, key: str, value: Any) -> None:
+    """Add ``key`` to run.json (atomically), e.g. the best validation checkpoint."""
+    path = run_dir / "run.json"
+    data = json.loads(path.read_text())
+    data[key] = value
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode())
 
 
 def run(
@@ -160,7 +209,12 @@ def run(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[TrainResult, Path | None]:
-    """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted)."""
+    """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted).
+
+    With ``loop.val_every``, the objective's validation score is computed on ``testA``/``testB``
+    (when beside the training folders) or on a held-back tenth of each folder, and the best model
+    so far is exported to ``model-best/`` and recorded in run.json under ``best``.
+    """
     impl = load_method(spec.method)
     cfg = from_dict(impl.config_cls, spec.config)
     arch = cfg.arch
@@ -179,6 +233,13 @@ def run(
         objective = impl.build_objective(cfg, model, data, spec.loop.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    validation = objective.validation()
+    held_out = None
+    if spec.loop.val_every:
+        if validation is None:
+            raise UsageError(f"--val-every: {spec.method} has no validation score")
+        held_out, described = _validation_images(spec, data, cfg)
+        held_out = (held_out[0].to(device), held_out[1].to(device))
     if spec.init_from and not resume:
         _init_from(model, spec.init_from, spec.method)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -187,25 +248,26 @@ def run(
     for path, reason in data.skipped:
         log(f"warning: skipping unreadable image {path}: {reason}")
     report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
+    if held_out is not None:
+        report["validation"] = described
     atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     for m in objective.training_modules().values():
         m.to(device).train()
+
+    def on_best(step: int, score: float) -> None:
+        assert validation is not None
+        name = f"val_{validation.name}"
+        _export(model, run_dir / "model-best", spec, cfg, step, **{name: score})
+        better = "higher" if validation.higher_is_better else "lower"
+        _record(run_dir, "best", {"step": step, name: score, "better": better, "folder": "model-best"})
+
     result = train(
         objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
-        num_workers=spec.data.num_workers, on_step=on_step,
+        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best,
     )
     if result.interrupted:
         return result, None
-    config = ModelConfig(
-        method=spec.method,
-        arch=to_dict(arch),
-        domains=spec.data.domains,
-        image_size=cfg.data.crop_size,
-        training={"preset": spec.preset, "steps": result.step, "seed": spec.loop.seed, "batch_size": spec.batch_size},
-    )
-    out = run_dir / "model"
-    save_model(out, model.eval(), config)
-    return result, out
+    return result, _export(model, run_dir / "model", spec, cfg, result.step)
 
 
 def run_or_resume(
