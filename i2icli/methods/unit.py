@@ -64,7 +64,7 @@ from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.style import Conv2dBlock, ContentEncoder, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
 INFO = MethodInfo(
@@ -595,6 +595,17 @@ class UnitObjective(SingleStage):
         }
         loss = torch.stack([w * v for w, v in terms.values()]).sum()
         return StepOutput(loss, {name: v for name, (_, v) in terms.items()})
+
+    def validation(self) -> Validation:
+        """Mean within-domain reconstruction L1 from the posterior means on held-back images (lower is better)."""
+
+        def recon_l1(x_a: Tensor, x_b: Tensor) -> float:
+            m = self.model
+            rec_a = m.decode_latent(m.encode_latent(x_a, "a"), "a")
+            rec_b = m.decode_latent(m.encode_latent(x_b, "b"), "b")
+            return float((l1(rec_a, x_a) + l1(rec_b, x_b)) / 2)
+
+        return Validation("recon_l1", recon_l1, higher_is_better=False)
 
     @torch.no_grad()
     def samples(self, batch: Batch) -> list[Tensor]:
