@@ -278,6 +278,8 @@ def write_sample_strips(subject: Subject, bench: Benchmark, data: Path, figures:
 
     info = read_dataset_info(data)
     for direction, source in (("a2b", "testA"), ("b2a", "testB")):
+        if direction not in subject.directions:  # one-sided models (GcGAN, one-way DistanceGAN)
+            continue
         c_in, c_out = subject.channels(direction)
         inputs = load_split(data, source, c_in, SAMPLE_ROWS, SEED)
         folder = figures / "cells" / bench.name / direction
@@ -360,19 +362,37 @@ def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) 
         if record is None:
             problems.append(f"{key}: missing")
             continue
-        dirs = {d["direction"]: d for d in record["directions"]}
-        if sorted(dirs) != ["a2b", "b2a"] or any(d["n"] < 1 for d in dirs.values()):
-            problems.append(f"{key}: needs both directions with images, got {sorted(dirs)}")
+        dirs = _dirs(record)
+        expected = ["a2b"] if _one_sided(plan.name) else ["a2b", "b2a"]
+        if sorted(dirs) != expected or any(d["n"] < 1 for d in dirs.values()):
+            problems.append(f"{key}: needs {' and '.join(expected)} with images, got {sorted(dirs)}")
             continue
         if not dirs["a2b"]["metrics"]:
             problems.append(f"{key}: a2b has no metrics")
         floor = results["cells"].get(cell_key(DO_NOTHING, bench.name))
         if floor is not None:
             for d in floor["directions"]:
+                if d["direction"] not in dirs:
+                    continue
                 missing = set(d["metrics"]) - set(dirs[d["direction"]]["metrics"])
                 if missing:
                     problems.append(f"{key} {d['direction']}: lacks {sorted(missing)} that do-nothing has")
     return problems
+
+
+def _dirs(cell: Record) -> dict[str, Record]:
+    """A cell's direction reports by name; a one-sided method's cell has only a2b."""
+    return {d["direction"]: d for d in cell["directions"]}
+
+
+def _one_sided(method: str) -> bool:
+    from i2icli.methods.info import read_info
+
+    return method != DO_NOTHING and read_info(method).one_sided
+
+
+def _direction_names(cells: Sequence[Record]) -> list[str]:
+    return [name for name in ("a2b", "b2a") if any(name in _dirs(c) for c in cells)]
 
 
 # --------------------------------------------------------------------------- RESULTS.md
@@ -397,7 +417,9 @@ def beats(cell: Record, floor: Record) -> list[str]:
     from i2icli.eval.report import metric_info
 
     won = []
-    for mine, base in zip(cell["directions"], floor["directions"], strict=True):
+    bases = _dirs(floor)
+    for mine in cell["directions"]:
+        base = bases[mine["direction"]]
         for key, value in mine["metrics"].items():
             if key in base["metrics"] and _is_better(key, value, base["metrics"][key]):
                 won.append(f"{mine['direction']} {metric_info(key).label}")
@@ -479,9 +501,13 @@ def _summary(results: Record) -> list[str]:
     lines = ["## Summary", "", *_header(["benchmark", "direction", "metric", *methods])]
     for bench in BENCHMARKS.values():
         here = {c["method"]: c for c in _cells_of(results, bench)}
-        for i, d in enumerate(next(iter(here.values()))["directions"] if here else []):
+        for name in _direction_names(list(here.values())):
+            d = next(_dirs(c)[name] for c in here.values() if name in _dirs(c))
             for key in filter(None, (_headline_key(d["metrics"], kind) for kind in bench.headline)):
-                values = [_value(here[m]["directions"][i]["metrics"], key) if m in here else "–" for m in methods]
+                values = [
+                    _value(_dirs(here[m])[name]["metrics"], key) if m in here and name in _dirs(here[m]) else "–"
+                    for m in methods
+                ]
                 lines.append(_row([bench.name, f"{d['source']} → {d['target']}", _label(key), *values]))
     return [*lines, ""]
 
@@ -527,15 +553,17 @@ def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
             f"{c['train_seconds'] / 60:.1f} min{resumed}" if trained else "–", f"{c['eval_seconds']:.0f} s",
         ]))  # fmt: skip
     lines.append("")
-    for i, d in enumerate(here[0]["directions"]):
-        per_cell = [c["directions"][i] for c in here]
+    for name in _direction_names(here):
+        with_it = [c for c in here if name in _dirs(c)]  # one-sided methods have no b2a row
+        per_cell = [_dirs(c)[name] for c in with_it]
+        d = per_cell[0]
         keys = list(dict.fromkeys(k for x in per_cell for k in x["metrics"]))
         lines += [f"### {d['source']} → {d['target']} ({d['direction']}, {d['n']} test images)", ""]
         if not keys:
             lines += [f"No metric applies: {'; '.join(d['skipped'])}.", ""]
             continue
         lines += _header(["method", *map(_label, keys)])
-        lines += [_row([c["method"], *(_value(x["metrics"], k) for k in keys)]) for c, x in zip(here, per_cell)]
+        lines += [_row([c["method"], *(_value(x["metrics"], k) for k in keys)]) for c, x in zip(with_it, per_cell)]
         # Real-image references depend on the data (and the judge) only: the first cell that has one speaks for all.
         refs = {k: v for x in reversed(per_cell) for k, v in x["reference"].items()}
         lines += [f"\nReference: {metric_info(k).label} = {format_metric(k, v)}." for k, v in refs.items()]
@@ -597,8 +625,9 @@ def _chart(results: Record, path: Path) -> None:
     for bench in BENCHMARKS.values():
         here = _cells_of(results, bench)
         for kind in bench.headline if here else ():
-            dirs = [(i, _headline_key(d["metrics"], kind)) for i, d in enumerate(here[0]["directions"])]
-            dirs = [(i, key) for i, key in dirs if key is not None]
+            first = {name: next(_dirs(c)[name] for c in here if name in _dirs(c)) for name in _direction_names(here)}
+            dirs = [(name, _headline_key(d["metrics"], kind)) for name, d in first.items()]
+            dirs = [(name, key) for name, key in dirs if key is not None]
             labels = sorted({_label(key) for _, key in dirs})
             # FID keys differ by direction (each is named after its target's judge).
             title = labels[0] if len(labels) == 1 else f"{kind.upper()}-<target judge> ↓"
@@ -615,10 +644,10 @@ def _chart(results: Record, path: Path) -> None:
         width = 0.8 / len(here)
         x = np.arange(len(dirs))
         for j, cell in enumerate(here):
-            values = [cell["directions"][i]["metrics"].get(key, np.nan) for i, key in dirs]
+            values = [_dirs(cell)[name]["metrics"].get(key, np.nan) if name in _dirs(cell) else np.nan for name, key in dirs]
             ax.bar(x + j * width, values, width, label=cell["method"])
         ax.set_xticks(x + width * (len(here) - 1) / 2)
-        names = [here[0]["directions"][i] for i, _ in dirs]
+        names = [next(_dirs(c)[name] for c in here if name in _dirs(c)) for name, _ in dirs]
         ax.set_xticklabels([f"{d['source']}→{d['target']}" for d in names], fontsize=8)
         ax.set_title(title, fontsize=9)
     handles, labels = axes.flat[0].get_legend_handles_labels()

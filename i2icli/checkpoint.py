@@ -169,7 +169,7 @@ def load_state_strict(module: nn.Module, tensors: dict[str, torch.Tensor], where
     module.load_state_dict(cast, strict=True)
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Build the model a checkpoint describes and load its weights strictly (fp32, eval mode)."""
     from i2icli.registry import method_spec
 

@@ -40,6 +40,12 @@ class LoadedModel:
         spec = METHODS.get(self.config.method)
         return spec is not None and Capability.SAMPLE_STYLES in spec.capabilities
 
+    @property
+    def needs_style(self) -> bool:
+        """Whether ``translate`` needs a style per image. A style model whose network declares
+        ``style_optional = True`` (TransGaGa: the appearance transformer supplies one) does not."""
+        return self.has_styles and not getattr(self.net, "style_optional", False)
+
     def direction_to(self, domain: str) -> Direction:
         """The direction whose output is ``domain`` (``--to winter``)."""
         a, b = self.config.domains
@@ -83,13 +89,13 @@ def translate_tensors(
     """(C, H, W) tensors in [-1, 1] -> translations in [-1, 1], each at its own native size.
 
     Consecutive images of equal size share a batch of up to ``batch_size``; the result does not
-    depend on the batch size (instance norm is per image). Style-based models (``has_styles``)
-    need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.styles``).
+    depend on the batch size (instance norm is per image). Style-based models (``needs_style``)
+    need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.multimodal``).
     """
     if styles is not None and not model.has_styles:
         raise UsageError(f"a {model.config.method} model has no style codes; drop the styles")
-    if styles is None and model.has_styles:
-        raise UsageError(f"a {model.config.method} model needs one style per image (see i2icli.styles)")
+    if styles is None and model.needs_style:
+        raise UsageError(f"a {model.config.method} model needs one style per image (see i2icli.multimodal)")
     if styles is not None and len(styles) != len(images):
         raise ValueError(f"got {len(styles)} styles for {len(images)} images")
     out: list[torch.Tensor] = []
@@ -124,7 +130,7 @@ def translate(
 ) -> list[Image.Image]:
     """Translate PIL images with ``model`` at their native resolution; returns PIL images.
 
-    Style-based models need ``styles``, one per image (e.g. ``i2icli.styles.named_style``).
+    Style-based models need ``styles``, one per image (e.g. ``i2icli.multimodal.named_style``).
     """
     direction = model.check_direction(direction)
     c_in, _ = model.channels(direction)

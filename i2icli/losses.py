@@ -1,4 +1,4 @@
-"""Loss functions: small, pure, and shared by the methods (METHODS.md §1.7)."""
+"""Loss functions: small, pure, and shared by the methods."""
 
 from __future__ import annotations
 

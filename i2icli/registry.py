@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -27,7 +28,22 @@ if TYPE_CHECKING:
 
 __all__ = ["Capability", "METHODS", "PRETRAINED", "MethodSpec", "Pretrained", "resolve", "fetch", "method_spec"]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# The embedded models: a built package carries the repository's weights/ folder as i2icli/_weights/
+# (setup.py maps it); an editable install or a source checkout reads weights/ where it is.
+_PACKAGED_WEIGHTS = "_weights"
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def weights_dir() -> Path:
+    """The folder holding the embedded weights: ``$I2I_WEIGHTS_DIR`` when set, else the installed
+    package's ``i2icli/_weights/``, else the source checkout's ``weights/``."""
+    override = os.environ.get("I2I_WEIGHTS_DIR")
+    if override:
+        return Path(override)
+    packaged = resources.files("i2icli").joinpath(_PACKAGED_WEIGHTS)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return _CHECKOUT_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class Pretrained:
     description: str
     license: str
     source: str  # where the weights come from (training script, paper, conversion)
-    local: str | None = None  # path relative to WEIGHTS_DIR
+    local: str | None = None  # path relative to weights_dir()
     repo_id: str | None = None
     revision: str | None = None  # a pinned commit for Hub weights
     filename: str = "model.safetensors"
@@ -157,12 +173,9 @@ def resolve(ref: str) -> Resolved:
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
         raise ResolveError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
     if entry.local is not None:
-        weights = Path(os.environ.get("I2I_WEIGHTS_DIR", WEIGHTS_DIR))
-        local = weights / entry.local
+        local = weights_dir() / entry.local
         if not local.is_file():
-            raise ResolveError(
-                f"{ref}: embedded weights {local} are missing (install from a source checkout with `pip install -e .`)"
-            )
+            raise ResolveError(f"{ref}: embedded weights {local} are missing (a partial install? reinstall i2icli)")
         return Resolved(ref, "embedded", path=local, sha256=entry.sha256)
     return Resolved(
         ref, "hub", repo_id=entry.repo_id, revision=entry.revision, filename=entry.filename, sha256=entry.sha256

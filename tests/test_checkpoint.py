@@ -12,17 +12,17 @@ import torch
 from conftest import REPO, make_tiny_cyclegan, save_tiny
 from safetensors import safe_open
 
-from i2icli.checkpoint import ModelConfig, load_model, read_config, save_model
+from i2icli.checkpoint import ModelConfig, load_checkpoint, read_config, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
 from i2icli.errors import CheckpointError
 from i2icli.methods.cyclegan import CycleGANConfig
 
 _RUN = """
 import sys, torch
-from i2icli.checkpoint import load_model
+from i2icli.checkpoint import load_checkpoint
 torch.manual_seed(5)
 x = torch.rand(2, 3, 20, 24) * 2 - 1
-model, _ = load_model(sys.argv[1])
+model, _ = load_checkpoint(sys.argv[1])
 with torch.no_grad():
     y = model.translate(x, "a2b")
 torch.save(y, sys.argv[2])
@@ -53,7 +53,7 @@ def test_flipped_byte_fails_the_load(tmp_path: Path) -> None:
     data[8 + header_len + 100] ^= 0x01  # a byte inside the tensor data
     ckpt.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256"):
-        load_model(ckpt)
+        load_checkpoint(ckpt)
 
 
 def test_flipped_header_byte_fails_the_load(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_flipped_header_byte_fails_the_load(tmp_path: Path) -> None:
     data[9] ^= 0xFF  # inside the JSON header
     ckpt.write_bytes(bytes(data))
     with pytest.raises(CheckpointError):
-        load_model(ckpt)
+        load_checkpoint(ckpt)
 
 
 def test_folder_layout_has_config_json(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_strict_loading_rejects_a_missing_key(tmp_path: Path) -> None:
     ckpt = save_tiny(tmp_path / "m.safetensors", make_tiny_cyclegan())
     _resave_without(ckpt, tmp_path / "missing.safetensors", "gen_ba.model.1.bias")
     with pytest.raises(CheckpointError, match=r"missing key 'gen_ba\.model\.1\.bias'.*|.*missing.safetensors.*") as e:
-        load_model(tmp_path / "missing.safetensors")
+        load_checkpoint(tmp_path / "missing.safetensors")
     assert "missing.safetensors" in str(e.value) and "gen_ba.model.1.bias" in str(e.value)
 
 
@@ -104,7 +104,7 @@ def test_shape_mismatch_names_key_and_file(tmp_path: Path) -> None:
     tensors["gen_ab.model.1.bias"] = torch.zeros(7)
     save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
     with pytest.raises(CheckpointError, match=r"bad\.safetensors: key 'gen_ab\.model\.1\.bias' has shape \(7,\)"):
-        load_model(tmp_path / "bad.safetensors")
+        load_checkpoint(tmp_path / "bad.safetensors")
 
 
 def test_fp16_storage_halves_size_and_loads_close(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_fp16_storage_halves_size_and_loads_close(tmp_path: Path) -> None:
     full = save_model(tmp_path / "f32.safetensors", model, config)
     half = save_model(tmp_path / "f16.safetensors", model, config, fp16=True)
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    loaded, _ = load_model(half)
+    loaded, _ = load_checkpoint(half)
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.rand(1, 3, 16, 16) * 2 - 1
     with torch.no_grad():
@@ -144,7 +144,7 @@ def test_checkpoint_with_unknown_config_field_is_refused(tmp_path: Path) -> None
     meta["i2i_config"] = json.dumps(cfg)
     save_file(tensors, str(tmp_path / "odd.safetensors"), metadata=meta)
     with pytest.raises(CheckpointError, match="odd.safetensors: arch: unknown config key 'wings'"):
-        load_model(tmp_path / "odd.safetensors")
+        load_checkpoint(tmp_path / "odd.safetensors")
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

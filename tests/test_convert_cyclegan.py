@@ -11,7 +11,7 @@ from conftest import FIXTURES
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import load_model, read_config
+from i2icli.checkpoint import load_checkpoint, read_config
 from i2icli.cli.app import app
 from i2icli.convert.cyclegan import convert_cyclegan
 from i2icli.errors import CheckpointError
@@ -24,7 +24,7 @@ def test_official_outputs_reproduced_within_1e5(tmp_path: Path) -> None:
     out = tmp_path / "small.safetensors"
     result = runner.invoke(app, ["convert", "--from", "cyclegan", str(CG / "cyclegan_G_small.pth"), "-o", str(out), "--domains", "horse", "zebra"])
     assert result.exit_code == 0, result.output
-    model, config = load_model(out)
+    model, config = load_checkpoint(out)
     assert config.domains == ("horse", "zebra")
     assert config.arch["ngf"] == 8 and config.arch["n_blocks"] == 3 and config.arch["directions"] == ["a2b"]
     io = load_file(str(CG / "cyclegan_small_io.safetensors"))

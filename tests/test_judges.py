@@ -185,13 +185,13 @@ def test_random_shift_moves_content_and_fills_background():
     assert torch.equal(train_judges.random_shift(x, 0, gen), x)
 
 
-def _tiny_recipe(floor: float) -> train_judges.Recipe:
+def _tiny_recipe(floor: float) -> train_judges.JudgeRecipe:
     def load(split: str) -> tuple[np.ndarray, np.ndarray]:
         # Two trivially separable classes: dark and bright images.
         labels = np.arange(64, dtype=np.int64) % 2
         return (labels[:, None, None] * 200 + 20).astype(np.uint8).repeat(28, 1).repeat(28, 2), labels
 
-    return train_judges.Recipe(
+    return train_judges.JudgeRecipe(
         kind="domain", classes=("dark", "bright"), data="tiny", test_data="tiny test", load=load,
         steps=30, floor=floor, batch_size=16,
     )

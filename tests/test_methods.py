@@ -21,7 +21,7 @@ import torch
 from conftest import write_rgb
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import ModelConfig, load_model, save_model
+from i2icli.checkpoint import ModelConfig, load_checkpoint, save_model
 from i2icli.cli.app import app
 from i2icli.config import to_dict
 from i2icli.errors import CheckpointError
@@ -146,7 +146,7 @@ def test_save_then_strict_load_round_trip_and_a_named_shape_mismatch(name: str, 
     model = method.build_model(preset.config.arch).eval()
     config = ModelConfig(method=name, arch=to_dict(preset.config.arch), domains=("left", "right"), image_size=_side(preset))
     path = save_model(tmp_path / "m.safetensors", model, config)
-    loaded, read = load_model(path)
+    loaded, read = load_checkpoint(path)
     assert read.method == name
     own = model.state_dict()
     assert loaded.state_dict().keys() == own.keys()
@@ -170,7 +170,7 @@ def test_save_then_strict_load_round_trip_and_a_named_shape_mismatch(name: str, 
 
     broken = save_model(tmp_path / "bad.safetensors", Holder(), config)
     with pytest.raises(CheckpointError, match=f"{key}.*shape"):
-        load_model(broken)
+        load_checkpoint(broken)
 
 
 # --------------------------------------------------------------------------- training
@@ -232,7 +232,7 @@ def test_export_translates_through_the_cli_and_refuses_what_it_cannot_do(
     _, exported = run(_spec(name, preset_name, preset, data, 2), tmp_path / "run", torch.device("cpu"), log=lambda s: None)
     assert exported is not None
     image = write_rgb(tmp_path / "in" / "x.png", (_side(preset) + 3, _side(preset) + 5))
-    net, _ = load_model(exported)
+    net, _ = load_checkpoint(exported)
     for direction in net.directions:
         out = tmp_path / f"out-{direction}"
         result = runner.invoke(
@@ -304,7 +304,7 @@ def test_val_every_keeps_the_best_model_and_records_it(tmp_path: Path, with_test
     best_step = min(scores, key=lambda k: scores[k])
     best = json.loads((tmp_path / "run" / "run.json").read_text())["best"]
     assert best["step"] == best_step and best["val_cycle_l1"] == pytest.approx(scores[best_step])
-    _, config = load_model(tmp_path / "run" / "model-best")
+    _, config = load_checkpoint(tmp_path / "run" / "model-best")
     assert config.training["steps"] == best_step
     report = json.loads((tmp_path / "run" / "data.json").read_text())
     if with_test_folders:

@@ -1,4 +1,4 @@
-"""Multimodal inference (MUNIT): the ``i2icli.styles`` library, the sample-styles / exemplar /
+"""Multimodal inference (MUNIT): the ``i2icli.multimodal`` library, the sample-styles / exemplar /
 interpolate commands, ``translate`` on a MUNIT model, and ``convert --from munit``."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from i2icli.errors import UsageError
 from i2icli.imageio import read_image, to_pil, to_tensor
 from i2icli.inference import LoadedModel, translate_tensors
 from i2icli.methods.munit import MunitArch, MunitModel
-from i2icli.nn.style import init_weights
-from i2icli.styles import (
+from i2icli.nn.adain import init_weights
+from i2icli.multimodal import (
     encode_styles,
     exemplar,
     grid_image,

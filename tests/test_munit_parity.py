@@ -24,7 +24,7 @@ from i2icli.config import ConfigError, from_dict, to_dict
 from i2icli.convert.munit import convert_munit, load_official_munit
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.munit import MunitArch, MunitModel
-from i2icli.nn.style import (
+from i2icli.nn.adain import (
     AdaptiveInstanceNorm2d,
     LayerNorm,
     MsDisArch,

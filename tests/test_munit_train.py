@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import load_model
+from i2icli.checkpoint import load_checkpoint
 from i2icli.cli.app import app
 from i2icli.config import apply_overrides, from_dict
 from i2icli.data import transforms
@@ -31,7 +31,7 @@ from i2icli.methods.munit import (
     dis_scales,
     score_map_side,
 )
-from i2icli.nn.style import MsDisArch
+from i2icli.nn.adain import MsDisArch
 from i2icli.nn.vgg import VggFeatures, load_vgg16_features, vgg_loss
 from i2icli.registry import METHODS, Capability
 from i2icli.train.loop import load_training_state
@@ -133,7 +133,7 @@ def test_reconstruction_losses_fall(trained: tuple[MunitConfig, Path], shapes: P
     # Observed here: x 0.85 -> 0.09, c 1.26 -> 0.35, s 0.92 -> 0.88. The style encoder is the slow
     # part (alone, against a frozen decoder, it needs hundreds of steps to reach 0.7).
     before = _losses(_initial_model(cfg), shapes, cfg)
-    after = _losses(load_model(run_dir / "model")[0], shapes, cfg)
+    after = _losses(load_checkpoint(run_dir / "model")[0], shapes, cfg)
     assert after["x"] < 0.3 * before["x"]
     assert after["c"] < 0.5 * before["c"]
     assert after["s"] < 0.98 * before["s"]
@@ -141,7 +141,7 @@ def test_reconstruction_losses_fall(trained: tuple[MunitConfig, Path], shapes: P
 
 def test_trained_model_outputs_differ_across_styles(trained: tuple[MunitConfig, Path], shapes: Path) -> None:
     cfg, run_dir = trained
-    model, config = load_model(run_dir / "model")
+    model, config = load_checkpoint(run_dir / "model")
     assert config.method == "munit" and config.image_size == 32
     x = transforms.test_transform(Image.open(shapes / "trainA" / "00.png"), cfg.data).unsqueeze(0)
     styles = model.random_style(8, torch.Generator().manual_seed(0))
@@ -277,7 +277,7 @@ def test_discriminator_scales_follow_the_crop_size(crop: int, n_layer: int, num_
 
 
 def test_score_map_side_matches_the_network() -> None:
-    from i2icli.nn.style import MultiScaleDiscriminator
+    from i2icli.nn.adain import MultiScaleDiscriminator
 
     dis = MultiScaleDiscriminator(3, MsDisArch(dim=2, n_layer=2, num_scales=3))
     maps = dis(torch.zeros(1, 3, 44, 44))

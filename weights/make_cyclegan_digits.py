@@ -60,9 +60,9 @@ def train(work: Path, data: Path) -> Path:
 
 
 def export(model_dir: Path) -> Path:
-    from i2icli.checkpoint import load_model, save_model
+    from i2icli.checkpoint import load_checkpoint, save_model
 
-    net, config = load_model(model_dir)
+    net, config = load_checkpoint(model_dir)
     out = HERE / NAME
     save_model(out, net, config, fp16=True)
     return out

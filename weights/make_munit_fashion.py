@@ -94,9 +94,9 @@ def _add_seconds(work: Path, seconds: float) -> None:
 
 
 def export(model_dir: Path) -> Path:
-    from i2icli.checkpoint import load_model, save_model
+    from i2icli.checkpoint import load_checkpoint, save_model
 
-    net, config = load_model(model_dir)
+    net, config = load_checkpoint(model_dir)
     out = HERE / NAME
     save_model(out, net, config, fp16=True)
     return out / "model.safetensors"
@@ -144,7 +144,7 @@ def examples(data: Path) -> None:
 
 def _styled(model: LoadedModel, images: torch.Tensor, direction: Direction, seed: int) -> torch.Tensor:
     """Each image (N, C, H, W) translated with its own N_STYLES prior styles: (N, N_STYLES, C, H, W)."""
-    from i2icli.styles import prior_styles, translate_with_styles
+    from i2icli.multimodal import prior_styles, translate_with_styles
 
     styles = prior_styles(model, len(images) * N_STYLES, seed).view(len(images), N_STYLES, -1, 1, 1)  # (N, K, S, 1, 1)
     return torch.stack([torch.stack(translate_with_styles(model, x, s, direction)) for x, s in zip(images, styles)])
@@ -164,7 +164,7 @@ def untrained(model: LoadedModel) -> LoadedModel:
 
     from i2icli.config import from_dict
     from i2icli.methods.munit import MunitArch, MunitModel
-    from i2icli.nn.style import init_weights
+    from i2icli.nn.adain import init_weights
 
     torch.manual_seed(SEED)
     net = MunitModel(from_dict(MunitArch, model.config.arch))

@@ -127,7 +127,7 @@ def sample_styles(
 def _sample(
     files: list[tuple[Path, Path]], ref: str, n: int, seed: int, direction: str, to: str | None, out_dir: Path, device: str
 ) -> int:
-    from i2icli.styles import prior_styles
+    from i2icli.multimodal import prior_styles
 
     loaded, chosen = _load(ref, device, direction, to)
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
@@ -168,7 +168,7 @@ def _exemplar(
     files: list[tuple[Path, Path]], refs: list[Path], ref: str, direction: str, to: str | None, out_dir: Path, device: str
 ) -> int:
     from i2icli.imageio import to_pil
-    from i2icli.styles import encode_styles
+    from i2icli.multimodal import encode_styles
 
     loaded, chosen = _load(ref, device, direction, to)
     _, c_out = loaded.channels(chosen)
@@ -241,7 +241,7 @@ def _interpolate(
     from PIL import Image as PILImage
 
     from i2icli.imageio import to_pil, to_tensor
-    from i2icli.styles import encode_styles, grid_image, interpolate, prior_styles
+    from i2icli.multimodal import encode_styles, grid_image, interpolate, prior_styles
 
     loaded, chosen = _load(ref, device, direction, to)
     c_in, c_out = loaded.channels(chosen)
@@ -299,7 +299,7 @@ def _style_rows(
     """Translate every input with every style; write ``<stem>_<name>.png`` per style and the grid
     (inputs as rows, styles as columns, an optional header row). Returns the number of bad inputs."""
     from i2icli.imageio import to_pil
-    from i2icli.styles import grid_image, translate_with_styles
+    from i2icli.multimodal import grid_image, translate_with_styles
 
     c_in, _ = loaded.channels(chosen)
     rows: list[list[Image.Image | None]] = [header] if header is not None else []

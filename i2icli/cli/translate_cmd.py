@@ -37,14 +37,17 @@ def translate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
     style: Annotated[
         Path | None,
-        typer.Option("--style", help="MUNIT: use the style of this target-domain image (default: a random style per input from --seed and its name)."),
+        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name)."),
     ] = None,
+    save_landmarks: Annotated[
+        bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
+    ] = False,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style,
+            skip_existing, quiet, as_json, style, save_landmarks,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -66,7 +69,7 @@ def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_js
 def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
-    skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None,
+    skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json)
@@ -90,6 +93,13 @@ def _translate(
     loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
     style_of = _style_source(loaded, chosen, style_ref, seed)
+    if save_landmarks:
+        from i2icli.landmarks import has_landmarks
+
+        if not has_landmarks(loaded):
+            raise UsageError(f"--save-landmarks: a {loaded.config.method} model has no landmarks")
+        if output == "-":
+            raise UsageError("--save-landmarks writes files beside the outputs; it cannot be combined with -o -")
 
     jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
     out_dir = None if output == "-" else Path(output)
@@ -101,8 +111,9 @@ def _translate(
                 raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
             seen[dest] = src
     return _run_jobs(
-        loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of
-    )
+        loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
+        save_landmarks,
+    )  # fmt: skip
 
 
 def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
@@ -111,9 +122,11 @@ def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Calla
         if style_ref is not None:
             raise UsageError(f"--style: a {loaded.config.method} model cannot take a style (it has no style codes)")
         return None
-    from i2icli.styles import encode_styles, named_style
+    from i2icli.multimodal import encode_styles, named_style
 
     if style_ref is None:
+        if not loaded.needs_style:
+            return None  # the model supplies its own style (TransGaGa's appearance transformer)
         return lambda rel: named_style(loaded, rel.as_posix(), seed)
     from i2icli.imageio import read_image, to_tensor
 
@@ -127,7 +140,8 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
 
 
 def _run_jobs(
-    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of
+    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
+    save_landmarks=False,
 ) -> int:  # type: ignore[no-untyped-def]
     """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
     from i2icli.imageio import read_image, to_pil, to_tensor, write_image
@@ -158,10 +172,15 @@ def _run_jobs(
         if pending and (len(pending) == batch_size or i == len(jobs) - 1):
             styles = None if style_of is None else [p[5] for p in pending]
             outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
-            for (src_p, dest_p, _, alpha_p, t0_p, _), y in zip(pending, outputs):
+            for (src_p, dest_p, x_p, alpha_p, t0_p, _), y in zip(pending, outputs):
                 result = to_pil(y)
                 try:
                     write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
+                    if save_landmarks and dest_p is not None:
+                        from i2icli.landmarks import save_landmarks as write_landmarks
+                        from i2icli.methods.base import split_direction
+
+                        write_landmarks(loaded, x_p, split_direction(direction)[0], dest_p.with_suffix(""))
                 except I2IError as e:
                     failures += 1
                     progress.print(f"error: {e}")

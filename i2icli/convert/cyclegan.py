@@ -1,7 +1,7 @@
 """Official CycleGAN generator files (``latest_net_G_A.pth``, released ``horse2zebra.pth``, ...) -> i2i.
 
 Each official file holds one ``ResnetGenerator`` state dict whose keys are ``model.<index>.*``
-(METHODS.md §2.7). Our ``ResnetGenerator`` keeps that layout, so conversion is a filter:
+(official CycleGAN models/base_model.py save_networks). Our ``ResnetGenerator`` keeps that layout, so conversion is a filter:
 strip a ``module.`` prefix, drop stale instance-norm running statistics of old releases, infer
 (ngf, blocks, dropout, channels) from the keys, and refuse any key the layout does not know.
 """

@@ -1,7 +1,7 @@
 """Official NVlabs/MUNIT generator checkpoints -> ``MunitArch`` + a ``MunitModel`` state dict.
 
 The official trainer saves ``gen_%08d.pt = {'a': gen_a.state_dict(), 'b': gen_b.state_dict()}``
-(METHODS.md §5.7); released files such as ``edges2shoes.pt`` use the same layout. Our module
+(official MUNIT trainer.py save); released files such as ``edges2shoes.pt`` use the same layout. Our module
 names copy the official ones, so a key maps by prefixing ``gen_a.`` / ``gen_b.``. The only keys
 dropped are normalisation statistics that never influence the output: the dummy AdaIN
 ``running_mean``/``running_var`` and the instance-norm running statistics of old (PyTorch 0.3/0.4)
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from i2icli.errors import CheckpointError
 from i2icli.methods.munit import STYLE_ENCODER_DOWNSAMPLE, MunitArch, MunitModel
-from i2icli.nn.style import AdaptiveInstanceNorm2d
+from i2icli.nn.adain import AdaptiveInstanceNorm2d
 
 DOMAINS = ("a", "b")
 _PREFIX = "official MUNIT checkpoint: "

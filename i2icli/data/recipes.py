@@ -43,7 +43,9 @@ from i2icli.errors import InputError, UsageError
 
 RecipeKind = Literal["offline", "download", "manual"]
 
-SPLITS: tuple[str, ...] = ("trainA", "trainB", "testA", "testB")
+TRAIN_SPLITS: tuple[str, str] = ("trainA", "trainB")  # the training folder of domain a, of domain b
+TEST_SPLITS: tuple[str, str] = ("testA", "testB")
+SPLITS: tuple[str, ...] = TRAIN_SPLITS + TEST_SPLITS
 PAIRED_DIR = "testB_paired"
 STAGING_NAME = ".i2i-staging"
 DOWNLOADS_NAME = ".i2i-downloads"

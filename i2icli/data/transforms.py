@@ -1,6 +1,6 @@
 """Training and test preprocessing for unpaired images, following the official CycleGAN choices.
 
-Modes (METHODS.md §2.5): ``resize_and_crop`` resizes to ``load_size``² and takes a random
+Modes (official CycleGAN data/base_dataset.py): ``resize_and_crop`` resizes to ``load_size``² and takes a random
 ``crop_size``² crop; ``crop`` only crops; ``scale_width`` resizes the width to ``load_size`` keeping
 the aspect ratio; ``scale_width_and_crop`` does that and then crops; ``none`` only rounds each side
 to a multiple of 4. A random horizontal flip follows when ``flip`` is on. Resizing is bicubic, and

@@ -1,6 +1,6 @@
 """Unpaired image folders for training, as a pure function of (seed, step).
 
-CycleGAN's "unaligned" sampling (METHODS.md §2.5): an epoch has ``max(|A|, |B|)`` samples; A is
+CycleGAN's "unaligned" sampling (official CycleGAN data/unaligned_dataset.py): an epoch has ``max(|A|, |B|)`` samples; A is
 read through a shuffled order, B is drawn uniformly at random. Here every random choice is taken
 from a ``torch.Generator`` seeded by a mix of the run seed and the step, so ``ds[step]`` is the
 same batch however and wherever it is requested: out of order, after a resume, or in a worker

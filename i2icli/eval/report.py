@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from PIL import Image
 
+from i2icli.data.recipes import TEST_SPLITS
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 DATASET_INFO = "i2i-dataset.json"  # written by i2icli.data.recipes.prepare
 PAIRED_DIR = "testB_paired"
-SPLITS = ("testA", "testB")  # the test folder of domain a, of domain b
 # Pixel accuracy counts a pixel as right when every channel differs by less than this many 8-bit levels.
 PIXEL_THRESHOLD = 16
 KID_SUBSETS = 100
@@ -282,7 +282,7 @@ def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: 
         why = f"{name} is a {model.config.method} model (no style codes)"
         return Subject(name, model.directions, model.channels, translate, None, why)
 
-    from i2icli.styles import prior_styles, translate_with_styles
+    from i2icli.multimodal import prior_styles, translate_with_styles
 
     def translate_styled(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
         # One prior style per image, the same on every call, so scores repeat.
@@ -525,8 +525,8 @@ def _evaluate_direction(
 ) -> DirectionReport:
     src, tgt = (0, 1) if direction == "a2b" else (1, 0)
     c_in, c_out = subject.channels(direction)
-    sources = load_split(info.root, SPLITS[src], c_in, opts.limit, opts.seed)
-    real = load_split(info.root, SPLITS[tgt], c_out, opts.limit, opts.seed)
+    sources = load_split(info.root, TEST_SPLITS[src], c_in, opts.limit, opts.seed)
+    real = load_split(info.root, TEST_SPLITS[tgt], c_out, opts.limit, opts.seed)
     d = _Direction(direction, src, tgt, sources, real, subject.translate(sources.images, direction))
     out = _Scores()
     class_judge = _score_class(info, d, out)

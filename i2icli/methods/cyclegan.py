@@ -1,7 +1,7 @@
 """CycleGAN: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
 Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593
 
-Paper symbols -> code names (METHODS.md §2):
+Paper symbols -> code names (paper §3; official models/cycle_gan_model.py):
 
     G: X -> Y        gen_ab     (official netG_A)
     F: Y -> X        gen_ba     (official netG_B)

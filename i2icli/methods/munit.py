@@ -6,7 +6,7 @@ Each domain has an autoencoder whose latent code splits into a spatial *content*
 across domains, and a small *style* vector with a N(0, I) prior. Translation keeps the content
 and decodes it with the other domain's decoder and a random or example-encoded style.
 
-Paper symbol -> code name (domain 1 = a, domain 2 = b; METHODS.md §5.2):
+Paper symbol -> code name (domain 1 = a, domain 2 = b; paper §3.1):
 
     x_1, x_2         images of domain a / b           ``x`` with ``domain="a"`` / ``"b"``
     E^c_1, E^c_2     content encoders                 ``gen_a.enc_content``, ``gen_b.enc_content``
@@ -23,7 +23,7 @@ Unlike the official code, AdaIN parameters are passed down the decoder as argume
 being assigned to module attributes, so a generator is re-entrant and each sample in a batch
 uses its own style.
 
-Training (``MunitObjective``, METHODS.md §5.4-5.5): each step updates the discriminators first
+Training (``MunitObjective``, paper §3.2 and official trainer.py): each step updates the discriminators first
 and then the generators, as the official trainer does; each phase draws its own random styles
 s_a, s_b ~ N(0, I) from the global torch RNG (saved in training checkpoints, so resuming is
 exact). Generator loss per direction: LSGAN (weight ``gan_w`` 1) + image reconstruction
@@ -57,7 +57,7 @@ from i2icli.methods.base import (
     split_direction,
 )
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.style import (
+from i2icli.nn.adain import (
     MLP,
     Activation,
     AdaINResBlocks,

@@ -1,4 +1,4 @@
-"""VGG16 features for MUNIT's domain-invariant perceptual loss (METHODS.md §1.10, §5.4).
+"""VGG16 features for MUNIT's domain-invariant perceptual loss (MUNIT paper §4; official MUNIT utils.py vgg_preprocess).
 
 Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732 (official loss: NVlabs/MUNIT
 ``trainer.compute_vgg_loss``). The extractor runs VGG16 up to relu5_3 *without* the max-pool

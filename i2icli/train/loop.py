@@ -177,9 +177,13 @@ def _runs_in(phase: Phase, stage: Stage | None) -> bool:
 
 
 def _set_trainable(phases: list[Phase], active: Phase) -> None:
+    """Only ``active``'s parameters need gradients; a module shared by several phases (e.g. across
+    stages) is trainable whenever one of them is active, so freeze everything first."""
     for phase in phases:
         for p in phase.parameters():
-            p.requires_grad_(phase is active)
+            p.requires_grad_(False)
+    for p in active.parameters():
+        p.requires_grad_(True)
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:

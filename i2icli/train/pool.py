@@ -1,4 +1,4 @@
-"""The history buffer of generated images shown to discriminators (Shrivastava et al.; METHODS.md §1.6)."""
+"""The history buffer of generated images shown to discriminators (Shrivastava et al., CVPR 2017 §2.3; official CycleGAN util/image_pool.py)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from i2icli import __version__
-from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_model, save_model
+from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
@@ -137,10 +137,12 @@ def read_spec(run_dir: Path) -> RunSpec:
 
 def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
     """``testA``/``testB`` beside ``trainA``/``trainB``, when both exist: the validation images."""
+    from i2icli.data.recipes import TEST_SPLITS, TRAIN_SPLITS
+
     a, b = Path(spec.data.dir_a), Path(spec.data.dir_b)
-    if (a.name, b.name) != ("trainA", "trainB"):
+    if (a.name, b.name) != TRAIN_SPLITS:
         return None
-    test_a, test_b = a.parent / "testA", b.parent / "testB"
+    test_a, test_b = a.parent / TEST_SPLITS[0], b.parent / TEST_SPLITS[1]
     return (test_a, test_b) if test_a.is_dir() and test_b.is_dir() else None
 
 
@@ -294,7 +296,7 @@ def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     from i2icli.registry import fetch, resolve
 
     path = fetch(resolve(ref))
-    source, config = load_model(path)
+    source, config = load_checkpoint(path)
     if config.method != method:
         raise UsageError(f"--init-from {ref}: a {config.method} checkpoint, not {method}")
     if source.state_dict().keys() != model.state_dict().keys() or any(

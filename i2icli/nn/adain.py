@@ -4,7 +4,7 @@ multi-scale discriminator.
 
 Module and attribute names follow NVlabs/MUNIT ``networks.py`` (``model``, ``conv``, ``norm``,
 ``fc``, ``cnns``) so that official state-dict keys map onto ours one to one. Layer facts are in
-METHODS.md §1.1, §1.2, §1.5 and §5.3. Paper: https://arxiv.org/abs/1804.04732
+the official MUNIT networks.py. Paper: https://arxiv.org/abs/1804.04732
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class LayerNorm(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps
-        # gamma ~ U(0, 1), beta = 0: the official initialisation (METHODS.md §1.1).
+        # gamma ~ U(0, 1), beta = 0: the official initialisation (MUNIT networks.py LayerNorm).
         self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
         self.beta = nn.Parameter(torch.zeros(num_features))
 
@@ -371,7 +371,7 @@ class MsDisArch:
 
 class MultiScaleDiscriminator(nn.Module):
     """``arch.num_scales`` independent conv discriminators on successively halved images
-    (METHODS.md §1.5). ``forward`` returns one raw score map per scale, finest first."""
+    (official MUNIT networks.py MsImageDis). ``forward`` returns one raw score map per scale, finest first."""
 
     def __init__(self, in_ch: int, arch: MsDisArch) -> None:
         super().__init__()
