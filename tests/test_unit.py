@@ -272,7 +272,7 @@ def _loaded(variant: str = "paper") -> LoadedModel:
 @pytest.mark.parametrize(("variant", "mode", "direction"), [("paper", "lerp", "a2b"), ("master", "slerp", "b2a"), ("da32", "lerp", "a2b")])
 def test_interpolation_endpoints_equal_the_translations(variant: str, mode: str, direction: str) -> None:
     from i2icli.inference import translate_tensors
-    from i2icli.styles import interpolate
+    from i2icli.multimodal import interpolate
 
     loaded = _loaded(variant)
     first, second = torch.rand(3, 20, 28) * 2 - 1, torch.rand(3, 20, 28) * 2 - 1  # padded to the stride inside
@@ -284,7 +284,7 @@ def test_interpolation_endpoints_equal_the_translations(variant: str, mode: str,
 
 
 def test_interpolation_of_a_latent_model_needs_two_inputs_and_no_styles() -> None:
-    from i2icli.styles import interpolate
+    from i2icli.multimodal import interpolate
 
     loaded, x = _loaded(), torch.rand(3, 16, 16)
     with pytest.raises(UsageError, match="walks between two inputs' latent codes; got 1"):
