@@ -301,20 +301,28 @@ def _style_rows(
     from i2icli.imageio import to_pil
     from i2icli.multimodal import grid_image, translate_with_styles
 
+    from i2icli.pipeline import Done, Failed, stream
+
     c_in, _ = loaded.channels(chosen)
     rows: list[list[Image.Image | None]] = [header] if header is not None else []
     failures = 0
-    for src, rel in files:
-        try:
-            x = _read(src, c_in)
-        except I2IError as e:
+
+    def compute(images: list[Tensor]) -> list[list[Tensor]]:  # one input at a time: its K translations
+        return [translate_with_styles(loaded, x, styles, chosen) for x in images]
+
+    def write(job: tuple[Path, Path], x: Tensor, outputs: list[Tensor]) -> list[Image.Image]:
+        pictures = [to_pil(y) for y in outputs]
+        for name, image in zip(names, pictures):
+            _write(Path(f"{_out_stem(out_dir, job[1])}_{name}.png"), image)
+        return [to_pil(x), *pictures]
+
+    # Decoding and writing overlap the network; events arrive in input order (one writer, batches of 1).
+    for event in stream(files, lambda job: _read(job[0], c_in), compute, write):
+        if isinstance(event, Failed):
             failures += 1
-            err(f"error: {e}")
-            continue
-        outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
-        for name, image in zip(names, outputs):
-            _write(Path(f"{_out_stem(out_dir, rel)}_{name}.png"), image)
-        rows.append([to_pil(x), *outputs])
+            err(f"error: {event.error}")
+        elif isinstance(event, Done):
+            rows.append(event.value)
     if len(rows) > (header is not None):
         _write(out_dir / GRID_NAME, grid_image(rows))
     return failures

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
 from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.speed import (
+    CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
+)  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -42,12 +44,19 @@ def translate(
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
+    precision: PrecisionOpt = "fp32",
+    tile: TileOpt = 0,
+    overlap: OverlapOpt = None,
+    memory_budget: MemoryBudgetOpt = None,
+    compile: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
+        speed = speed_options(precision, tile, overlap, memory_budget, compile, runtime)
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks,
+            skip_existing, quiet, as_json, style, save_landmarks, speed=speed,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -70,6 +79,7 @@ def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
+    speed: SpeedOptions = SpeedOptions(),
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json)
@@ -90,8 +100,9 @@ def _translate(
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
 
     torch.manual_seed(seed)
-    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
+    loaded = speed.load(model_ref or DEFAULT_TRANSLATE_MODEL, device, quiet)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
+    speed.check(loaded)
     style_of = _style_source(loaded, chosen, style_ref, seed)
     if save_landmarks:
         from i2icli.landmarks import has_landmarks
@@ -110,9 +121,10 @@ def _translate(
             if dest in seen:
                 raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
             seen[dest] = src
+    speed.calibrate(loaded, chosen, [job for job in jobs if job[0] != Path("-")], style_of, size)
     return _run_jobs(
         loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-        save_landmarks,
+        save_landmarks, tiling=speed.tiling,
     )  # fmt: skip
 
 
@@ -141,71 +153,44 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
 
 def _run_jobs(
     loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-    save_landmarks=False,
+    save_landmarks=False, tiling=None,
 ) -> int:  # type: ignore[no-untyped-def]
-    """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
-    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
-    from i2icli.inference import translate_tensors
+    """Translate ``jobs`` through the streaming pipeline; a bad file costs only its own output."""
+    from i2icli.pipeline import Done, Failed, Job, translate_files
+    from i2icli.tiling import TileOptions
 
-    c_in, _ = loaded.channels(direction)
+    after_write = None
+    if save_landmarks:
+        from i2icli.landmarks import save_landmarks as write_landmarks
+        from i2icli.methods.base import split_direction
+
+        def after_write(job, item):  # type: ignore[no-untyped-def]
+            write_landmarks(loaded, item.image, split_direction(direction)[0], job.dest.with_suffix(""))
+
+    def job(src: Path, rel: Path) -> Job:
+        if src == Path("-"):
+            return Job(src, rel, sys.stdout.buffer if out_dir is None else _output_path(out_dir, rel, suffix, fmt), sys.stdin.buffer.read())
+        return Job(src, rel, sys.stdout.buffer if out_dir is None else _output_path(out_dir, rel, suffix, fmt))
+
     failures = 0
     progress = _progress(len(jobs), quiet or as_json or out_dir is None)
-    pending = []  # (src, dest, tensor, alpha, t0, style) decoded and waiting for a batch
-    for i, (src, rel) in enumerate(jobs):
-        dest = None if out_dir is None else _output_path(out_dir, rel, suffix, fmt)
-        if dest is not None and skip_existing and dest.exists():
-            progress.advance()
-        else:
-            t0 = time.perf_counter()
-            try:
-                data = sys.stdin.buffer.read() if src == Path("-") else src
-                img = read_image(data, name="stdin" if src == Path("-") else None, channels=c_in)
-                image, alpha = img.image, img.alpha
-                if size is not None:
-                    image, alpha = _resize_short_side(image, alpha, size)
-                style = None if style_of is None else style_of(rel)
-                pending.append((src, dest, to_tensor(image), alpha, t0, style))
-            except I2IError as e:
-                failures += 1
-                progress.print(f"error: {e}")
-                progress.advance()
-        if pending and (len(pending) == batch_size or i == len(jobs) - 1):
-            styles = None if style_of is None else [p[5] for p in pending]
-            outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
-            for (src_p, dest_p, x_p, alpha_p, t0_p, _), y in zip(pending, outputs):
-                result = to_pil(y)
-                try:
-                    write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
-                    if save_landmarks and dest_p is not None:
-                        from i2icli.landmarks import save_landmarks as write_landmarks
-                        from i2icli.methods.base import split_direction
-
-                        write_landmarks(loaded, x_p, split_direction(direction)[0], dest_p.with_suffix(""))
-                except I2IError as e:
-                    failures += 1
-                    progress.print(f"error: {e}")
-                else:
-                    if as_json:
-                        seconds = round(time.perf_counter() - t0_p, 4)
-                        record = {"input": str(src_p), "output": str(dest_p), "size": list(result.size), "seconds": seconds}
-                        typer.echo(json.dumps(record))
-                progress.advance()
-            pending = []
+    events = translate_files(
+        loaded, direction, (job(src, rel) for src, rel in jobs), batch_size=batch_size, tiling=tiling or TileOptions(),
+        fmt=fmt, size=size, skip_existing=skip_existing, style_of=style_of, after_write=after_write,
+    )  # fmt: skip
+    for event in events:
+        if isinstance(event, Failed):
+            failures += 1
+            progress.print(f"error: {event.error}")
+        elif isinstance(event, Done) and as_json:
+            output = event.job.dest if isinstance(event.job.dest, Path) else None
+            record = {"input": str(event.job.src), "output": str(output), "size": list(event.value), "seconds": round(event.seconds, 4)}
+            typer.echo(json.dumps(record))
+        progress.advance()
     progress.close()
     if failures and not quiet:
         err(f"{failures} of {len(jobs)} inputs failed")
     return failures
-
-
-def _resize_short_side(image, alpha, size: int):  # type: ignore[no-untyped-def]
-    from PIL import Image
-
-    w, h = image.size
-    scale = size / min(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = image.resize(new, Image.Resampling.BICUBIC)
-    alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
-    return image, alpha
 
 
 class _Progress:
