@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OfflineOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -42,12 +42,13 @@ def translate(
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks,
+            skip_existing, quiet, as_json, style, save_landmarks, offline,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -70,6 +71,7 @@ def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
+    offline: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json)
@@ -90,7 +92,7 @@ def _translate(
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
 
     torch.manual_seed(seed)
-    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
+    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device, offline=offline)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
     style_of = _style_source(loaded, chosen, style_ref, seed)
     if save_landmarks:
