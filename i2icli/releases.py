@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from i2icli.errors import CheckpointError, I2IError, NotAvailableError, ResolveError
+from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError
 from i2icli.registry import Pretrained, Release
 
 CACHE_ENV = "I2I_CACHE_DIR"
@@ -152,8 +152,8 @@ def _download_and_install(entry: Pretrained, release: Release, url: str, *, prog
         download(url, dest, progress=progress)
     except ResolveError as err:  # no network, DNS, refused, HTTP error: nothing usable arrived
         raise NotAvailableError(
-            f"{entry.name} needs a one-time download of {release.filename} and it failed ({err}); connect to the"
-            f" network and run again, or fetch the file yourself and run `i2i convert --model {entry.name} FILE`"
+            f"{entry.name} needs a one-time download of {release.filename} and it failed ({err}); check the network"
+            f" and run again, or fetch the file yourself and run `i2i convert --model {entry.name} FILE`"
         ) from None
     path = install(entry, [dest], origin=url, downloaded=True)
     dest.unlink(missing_ok=True)  # the converted copy is cached; the lock file keeps the sha256
@@ -187,7 +187,13 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
     # A later copy must be the bytes recorded the first time, checked before any conversion; the
     # first is recorded only once it converts (a broken first download must not become the reference).
     verify = functools.partial(check_archive, file, sha256=None, lock_file=lock, origin=origin, name=release.filename)
-    digest = None if first else verify(quarantine=downloaded)
+    try:
+        digest = None if first else verify(quarantine=downloaded)
+    except InputError as err:
+        raise InputError(
+            f"{err}; the file differs from the first one seen. If you trust the new one:"
+            f" `i2i models rm {entry.name} --forget-sha256`"
+        ) from None
     final = model_dir(entry.name)
     stage = final.with_name(f".{entry.name}.{os.getpid()}.tmp")
     shutil.rmtree(stage, ignore_errors=True)

@@ -424,3 +424,8 @@ def test_push_failures_are_one_line(hub: MockHub, monkeypatch: pytest.MonkeyPatc
     not_published = runner.invoke(app, ["push", "munit-summer2winter", "--repo", "acme/s2w"])
     assert not_published.exit_code == 2 and "not yet published" in not_published.stderr
     assert [p for p in hub.paths_requested("POST")] == ["/api/repos/create"]  # only the refused first call
+
+
+def test_readme_registry_table_names_every_entry() -> None:
+    table = (REPO / "README.md").read_text().split("## Registry", 1)[1].split("## Python API", 1)[0]
+    assert all(f"`{name}`" in table for name in PRETRAINED)
