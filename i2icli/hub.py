@@ -106,6 +106,15 @@ def _hub_errors() -> ModuleType:
     return errors
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level failures of huggingface_hub's HTTP client (httpx2 since 2.0, httpx in 1.x)."""
+    try:
+        import httpx2 as client
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as client  # type: ignore[no-redef]
+    return (client.TransportError, OSError)
+
+
 def _is_offline() -> bool:
     """Whether huggingface_hub runs in offline mode (HF_HUB_OFFLINE, read by the library at import)."""
     from huggingface_hub import constants
@@ -269,5 +278,10 @@ def push_model(
         raise ResolveError(
             f"cannot push to Hub repo {repo_id!r}: the Hub answered HTTP {_http_status(err)};"
             " check that your token has write access"
+        ) from err
+    except _transport_errors() as err:
+        raise ResolveError(
+            f"cannot push to Hub repo {repo_id!r}: the Hub at {api.endpoint} could not be reached ({err});"
+            " check your connection, proxy and HF_ENDPOINT"
         ) from err
     return commit.commit_url

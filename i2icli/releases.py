@@ -73,7 +73,7 @@ def _say(message: str) -> None:
 
 
 def licence_line(entry: Pretrained) -> str:
-    """``licence: ...`` with the non-commercial warning where it applies."""
+    """``NAME: licence ...`` with its note (for NVIDIA's releases: non-commercial use only)."""
     note = f" ({entry.license_note})" if entry.license_note else ""
     return f"{entry.name}: licence {entry.license}{note}"
 

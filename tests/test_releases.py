@@ -67,6 +67,13 @@ def two_generator_file(path: Path, manifest: Path) -> Path:
     return path
 
 
+def closed_port_url() -> str:
+    """An http:// URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 def lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
@@ -231,9 +238,7 @@ def test_offline_without_cache_makes_no_request(server: FileServer, tmp_path: Pa
 
 def test_no_network_and_no_cache_fails_in_one_line_exit_2(tmp_path: Path) -> None:
     """The real registry URL, in a fresh process whose every HTTP request meets a closed port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = closed_port_url()
     image = write_rgb(tmp_path / "x.jpg", (32, 32))
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", MIRROR_ENV.lower())}
     env |= {"http_proxy": closed, "I2I_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -424,6 +429,10 @@ def test_push_failures_are_one_line(hub: MockHub, monkeypatch: pytest.MonkeyPatc
     not_published = runner.invoke(app, ["push", "munit-summer2winter", "--repo", "acme/s2w"])
     assert not_published.exit_code == 2 and "not yet published" in not_published.stderr
     assert [p for p in hub.paths_requested("POST")] == ["/api/repos/create"]  # only the refused first call
+    point_hf_at(monkeypatch, closed_port_url())
+    monkeypatch.setenv("HF_TOKEN", "hf_write")
+    unreachable = runner.invoke(app, ["push", "cyclegan-digits", "--repo", "acme/digits"])
+    assert unreachable.exit_code == 1 and len(lines(unreachable.stderr)) == 1 and "could not be reached" in unreachable.stderr
 
 
 def test_readme_registry_table_names_every_entry() -> None:
