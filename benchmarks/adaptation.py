@@ -34,10 +34,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from results_md import write_block
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "adaptation.json"
 MARKDOWN = HERE / "RESULTS.md"
-BEGIN, END = "<!-- adaptation:begin -->", "<!-- adaptation:end -->"
 SEED = 0
 SIZE = 32
 DIRECTIONS = {"mnist-uci": ("mnist", "uci"), "uci-mnist": ("uci", "mnist")}
@@ -189,7 +190,7 @@ def gap_closed(cells: Record, direction: str) -> float | None:
 def render(results: Record) -> str:
     m = results["machine"]
     lines = [
-        BEGIN, "## Domain adaptation (UNIT da32): MNIST-5k <-> UCI digits", "",
+        "## Domain adaptation (UNIT da32): MNIST-5k <-> UCI digits", "",
         f"Command: `python benchmarks/adaptation.py` ({results['steps']} steps, batch {results['batch']}, "
         f"gen width {DIM}, D width {DIS_DIM}, 32 px; CPU budget, not the paper's 200k steps).",
         f"Machine: {m['cpu']}, {m['threads']} thread(s); torch {m['torch']}.", "",
@@ -201,17 +202,12 @@ def render(results: Record) -> str:
         gap = gap_closed(results["cells"], direction)
         wall = sum(c["seconds"] for c in cells if c)
         lines.append(f"| {direction} | {' | '.join(acc)} | {'-' if gap is None else f'{gap:.2f}'} | {wall:.0f} |")
-    lines += ["", "Paper (MNIST->USPS / USPS->MNIST): 0.9597 / 0.9358, source-only about 0.82 / 0.70.", END]
+    lines += ["", "Paper (MNIST->USPS / USPS->MNIST): 0.9597 / 0.9358, source-only about 0.82 / 0.70."]
     return "\n".join(lines)
 
 
 def write_markdown(path: Path, block: str) -> None:
-    text = path.read_text() if path.is_file() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    write_block(path, "adaptation", block)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

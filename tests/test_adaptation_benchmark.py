@@ -24,10 +24,10 @@ def test_gap_closed_by_hand() -> None:
 def test_markdown_block_is_replaced_not_appended(tmp_path: Path) -> None:
     md = tmp_path / "RESULTS.md"
     md.write_text("# Results\n\nquality table\n")
-    adaptation.write_markdown(md, f"{adaptation.BEGIN}\nfirst\n{adaptation.END}")
-    adaptation.write_markdown(md, f"{adaptation.BEGIN}\nsecond\n{adaptation.END}")
+    adaptation.write_markdown(md, "first")
+    adaptation.write_markdown(md, "second")
     text = md.read_text()
-    assert "quality table" in text and "second" in text and "first" not in text and text.count(adaptation.BEGIN) == 1
+    assert "quality table" in text and "second" in text and "first" not in text and text.count("<!-- adaptation:begin -->") == 1
 
 
 def test_smoke_runs_every_cell() -> None:
