@@ -21,7 +21,7 @@ def test_help_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("False")
-    for command in ("translate", "train", "sample-styles", "sample", "interpolate", "exemplar", "convert", "models", "data", "eval"):
+    for command in ("translate", "train", "sample-styles", "sample", "interpolate", "exemplar", "convert", "push", "models", "data", "eval"):
         assert command in out.stdout
 
 
