@@ -190,8 +190,11 @@ def test_full_layout_download_resumes_converts_caches_and_never_repeats(tmp_path
         assert len(srv.log) == 1  # no request at all
     offline = translate(H2Z, image, tmp_path / "out3", "--offline")  # server gone: the cache is enough
     assert offline.exit_code == 0, offline.output
-    outputs = [(tmp_path / d / "horse.png").read_bytes() for d in ("out1", "out2", "out3")]
-    assert outputs[0] == outputs[1] == outputs[2]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hf_offline = translate(H2Z, image, tmp_path / "out4")
+    assert hf_offline.exit_code == 0, hf_offline.output
+    outputs = [(tmp_path / d / "horse.png").read_bytes() for d in ("out1", "out2", "out3", "out4")]
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
     assert outputs[0] != image.read_bytes()
 
 
