@@ -222,7 +222,7 @@ def download_model_file(
             filename=filename,
             revision=revision,
             endpoint=endpoint or constants.ENDPOINT,
-            offline=_is_offline(),
+            offline=offline or _is_offline(),
         )
         if explained is None:
             raise
