@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OutDirOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OfflineOpt, OutDirOpt, SeedOpt, err, handle_errors
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -47,20 +47,22 @@ def _files(inputs: list[str]) -> list[tuple[Path, Path]]:
     return files
 
 
-def _require(model_ref: str | None, capability: str, verb: str) -> str:
-    """The model reference to use, refusing a method without ``capability`` (reads only the config)."""
+def _require(model_ref: str | None, capability: str, verb: str, offline: bool) -> str:
+    """The local checkpoint to use (fetched once here), refusing a method without ``capability``
+    (reads only the config)."""
     from i2icli.checkpoint import read_config
     from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, METHODS, Capability, fetch, resolve
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
         raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
-    config = read_config(fetch(resolve(ref)))
+    path = fetch(resolve(ref), offline=offline)
+    config = read_config(path)
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
         why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
         raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
-    return ref
+    return str(path)
 
 
 def _load(ref: str, device: str, direction: str, to: str | None) -> tuple[LoadedModel, Direction]:
@@ -107,6 +109,7 @@ def sample_styles(
     to: ToOpt = None,
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate each input with N random styles from the prior (the same N for every input).
 
@@ -117,7 +120,7 @@ def sample_styles(
             raise UsageError(f"--n {n}: must be at least 1")
         _check_direction(direction)
         files = _files(inputs)
-        ref = _require(model, "sample-styles", "sample styles")
+        ref = _require(model, "sample-styles", "sample styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
         failures = _sample(files, ref, n, seed, direction, to, output, device)
     if failures:
@@ -146,6 +149,7 @@ def exemplar(
     to: ToOpt = None,
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate inputs with the style of each reference image (every input x every reference).
 
@@ -157,7 +161,7 @@ def exemplar(
             raise UsageError("exemplar needs at least one --style reference image")
         _check_direction(direction)
         files = _files(inputs)
-        ref = _require(model, "exemplar", "use exemplar styles")
+        ref = _require(model, "exemplar", "use exemplar styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
         failures = _exemplar(files, style, ref, direction, to, output, device)
     if failures:
@@ -205,6 +209,7 @@ def interpolate(
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
 ) -> None:
     """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
     (style models only): walk from style A to style B.
@@ -229,7 +234,7 @@ def interpolate(
             raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(model, "interpolate", "interpolate")
+        ref = _require(model, "interpolate", "interpolate", offline)
         _interpolate(files, ref, steps, mode, from_seed, to_seed, style_a, style_b, gif, direction, to, output, device)
 
 

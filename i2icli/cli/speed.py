@@ -59,7 +59,7 @@ class SpeedOptions:
         budget = DEFAULT_MEMORY_BUDGET if self.memory_budget_mb is None else self.memory_budget_mb << 20
         return TileOptions(self.tile, self.overlap, budget)
 
-    def load(self, ref: str, device: str, quiet: bool) -> LoadedModel:
+    def load(self, ref: str, device: str, quiet: bool, offline: bool = False) -> LoadedModel:
         """Load ``ref`` to run as asked; says on stderr what ``auto`` chose and why."""
         from i2icli.api import load_model
         from i2icli.device import pick_device
@@ -67,10 +67,12 @@ class SpeedOptions:
         from i2icli.registry import fetch, resolve as resolve_ref
 
         if self.precision == "auto" and self.runtime == "torch" and not quiet:
-            _, why = resolve("auto", pick_device(device), fetch(resolve_ref(ref)))
+            _, why = resolve("auto", pick_device(device), fetch(resolve_ref(ref), offline=offline))
             err(f"precision {why}")
         precision = self.precision if self.runtime == "torch" else "fp32"
-        return load_model(ref, device=device, precision=precision, compile=self.compile, engine=self.runtime)  # type: ignore[arg-type]
+        return load_model(
+            ref, device=device, offline=offline, precision=precision, compile=self.compile, engine=self.runtime,  # type: ignore[arg-type]
+        )
 
     def check(self, loaded: LoadedModel) -> None:
         if self.tile and not loaded.tileable:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OfflineOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.cli.speed import (
     CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
 )  # fmt: skip
@@ -44,6 +44,7 @@ def translate(
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
+    offline: OfflineOpt = False,
     precision: PrecisionOpt = "fp32",
     tile: TileOpt = 0,
     overlap: OverlapOpt = None,
@@ -56,7 +57,7 @@ def translate(
         speed = speed_options(precision, tile, overlap, memory_budget, compile, runtime)
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks, speed=speed,
+            skip_existing, quiet, as_json, style, save_landmarks, offline, speed=speed,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -79,7 +80,7 @@ def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
-    speed: SpeedOptions = SpeedOptions(),
+    offline: bool = False, speed: SpeedOptions = SpeedOptions(),
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json)
@@ -100,7 +101,7 @@ def _translate(
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
 
     torch.manual_seed(seed)
-    loaded = speed.load(model_ref or DEFAULT_TRANSLATE_MODEL, device, quiet)
+    loaded = speed.load(model_ref or DEFAULT_TRANSLATE_MODEL, device, quiet, offline)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
     speed.check(loaded)
     style_of = _style_source(loaded, chosen, style_ref, seed)

@@ -59,6 +59,7 @@ from torch import Tensor, nn
 
 from i2icli.data.labels import labels_for_files, read_labels
 from i2icli.data.transforms import Preprocess
+from i2icli.config import require
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
@@ -111,9 +112,8 @@ class UnitArch:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise UsageError(f"arch.variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
-        for name in ("channels_a", "channels_b", "dim", "n_downsample", "dis_dim", "dis_layers", "dis_scales"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"arch.{name} {getattr(self, name)}: must be at least 1")
+        positive = ("channels_a", "channels_b", "dim", "n_downsample", "dis_dim", "dis_layers", "dis_scales")
+        require(self, positive, lambda v: v >= 1, "must be at least 1", "arch.")
         if self.n_res < 0:
             raise UsageError(f"arch.n_res {self.n_res}: must be >= 0")
         if self.variant == "paper" and self.n_shared < 1:
@@ -427,9 +427,8 @@ class UnitConfig:
     labels_a: str = ""  # da32: class labels of domain A (CSV or folder per class)
 
     def __post_init__(self) -> None:
-        for name in ("gan_w", "kl_w", "recon_x_w", "kl_cyc_w", "cyc_w", "cls_w", "feat_w"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} {getattr(self, name)}: loss weights must be >= 0")
+        weights = ("gan_w", "kl_w", "recon_x_w", "kl_cyc_w", "cyc_w", "cls_w", "feat_w")
+        require(self, weights, lambda v: v >= 0, "loss weights must be >= 0")
         if self.step_size < 1:
             raise UsageError(f"step_size {self.step_size}: must be at least 1")
         if self.labels_a and self.arch.variant != "da32":
