@@ -146,3 +146,17 @@ def test_cli_int8_compiled(tmp_path: Path) -> None:
         a = to_tensor(read_image(path, channels=1).image)
         b = to_tensor(read_image(tmp_path / "int8" / rel, channels=1).image)
         assert psnr(a[None], b[None]) >= 30
+
+
+def test_train_amp_is_refused_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from conftest import write_rgb
+
+    monkeypatch.setattr(precision, "cpu_features", lambda: AVX2_ONLY)
+    for domain in "AB":
+        for i in range(2):
+            write_rgb(tmp_path / "data" / f"train{domain}" / f"{i}.png", (20, 20), seed=i)
+    run = tmp_path / "run"
+    args = ["train", "--dataroot", str(tmp_path / "data"), "--preset", "cpu-tiny", "--max-steps", "2", "--run-dir", str(run)]
+    result = runner.invoke(app, [*args, "--amp"])
+    assert result.exit_code == 2 and "--amp: this CPU" in result.stderr and "no native bf16" in result.stderr
+    assert not run.exists()

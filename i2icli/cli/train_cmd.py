@@ -34,7 +34,12 @@ def train(
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA or CPU).")] = False,
+    amp: Annotated[
+        bool, typer.Option("--amp", help="Mixed precision (CUDA; CPU only with native bf16: refused where it would be emulated).")
+    ] = False,
+    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="bf16 (default) or fp16 (with loss scaling).")] = "bf16",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last memory layout.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (slow first steps).")] = False,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
@@ -120,8 +125,8 @@ def _as_bool(text: str) -> bool:
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every, num_workers,
-    preload, tensorboard, quiet, method_options,
+    run_dir, resume, init_from, seed, device, amp, amp_dtype, channels_last, compile, save_every, keep_last, sample_every,
+    log_every, val_every, num_workers, preload, tensorboard, quiet, method_options,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -129,10 +134,35 @@ def _train(
     if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
         raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
 
+    if amp_dtype not in ("bf16", "fp16"):
+        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
+
     from i2icli.device import pick_device
-    from i2icli.train.run import DataSpec, build_spec, resume_spec, run
+    from i2icli.train.distributed import init_from_env
 
     dev = pick_device(device)
+    place, dev = init_from_env(dev)  # torchrun: join the data-parallel job (gloo on CPU, NCCL on GPUs)
+    try:
+        _train_on(
+            place, dev, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
+            batch_size, lr, run_dir, resume, init_from, seed, amp, amp_dtype, channels_last, compile, save_every,
+            keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, quiet, method_options,
+        )  # fmt: skip
+    finally:
+        from i2icli.train.distributed import shutdown
+
+        shutdown(place)
+
+
+def _train_on(
+    place, dev, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
+    run_dir, resume, init_from, seed, amp, amp_dtype, channels_last, compile, save_every, keep_last, sample_every,
+    log_every, val_every, num_workers, preload, tensorboard, quiet, method_options,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    from i2icli.precision import check_half_supported
+    from i2icli.train.run import DataSpec, build_spec, resume_spec, run
+
+    quiet = quiet or not place.writes  # one voice: rank 0's
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
         if given:
@@ -147,7 +177,8 @@ def _train(
         data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
-            log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every,
+            log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every, amp_dtype=amp_dtype,
+            channels_last=channels_last, compile=compile,
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
@@ -166,11 +197,19 @@ def _train(
             import time
 
             run_dir = Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if place.enabled:
+                from i2icli.train.distributed import gather
+
+                run_dir = Path(gather(str(run_dir))[0])  # rank 0's clock names the folder
         folder = run_dir
+    if spec.loop.amp:
+        check_half_supported(spec.loop.amp_dtype, dev, "--amp")
     if not quiet:
         err(f"training {spec.method} (preset {spec.preset}) for {spec.loop.max_steps} steps in {folder} on {dev}")
     on_step = None if quiet else _reporter(spec.loop.max_steps)
-    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step, log=err)
+    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step, log=err, place=place)
+    if not place.writes:
+        return
     if result.interrupted:
         err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
         return

@@ -3,7 +3,8 @@ data, model and objective, call the loop, and export the inference checkpoint at
 
 Run folder::
 
-    run.json             resolved config, loop options, data, package/torch versions, git commit, device
+    run.json             resolved config, loop options, data, package/torch versions, git commit, device,
+                         world_size (processes of a data-parallel run; 1 without torchrun)
     metrics.jsonl        scalars, one JSON object per logged step
     samples/step_*.png   sample grids
     checkpoints/step_*.pt  full training state (weights_only-loadable), the last ``keep_last`` kept
@@ -29,6 +30,7 @@ from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
 from i2icli.methods import load_method
+from i2icli.train.distributed import Dist
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
 
 
@@ -111,7 +113,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def spec_to_json(spec: RunSpec, device: torch.device) -> str:
+def spec_to_json(spec: RunSpec, device: torch.device, world_size: int = 1) -> str:
     return json.dumps(
         {
             "spec": to_dict(spec),
@@ -119,10 +121,19 @@ def spec_to_json(spec: RunSpec, device: torch.device) -> str:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(device),
+            "world_size": world_size,
             "git_commit": _git_commit(),
         },
         indent=2,
     )
+
+
+def recorded_world_size(run_dir: Path) -> int:
+    """The number of processes the run in ``run_dir`` was started with (1 for older runs)."""
+    try:
+        return int(json.loads((run_dir / "run.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise UsageError(f"--resume {run_dir}: not a run folder ({e})") from None
 
 
 def read_spec(run_dir: Path) -> RunSpec:
@@ -146,8 +157,10 @@ def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
     return (test_a, test_b) if test_a.is_dir() and test_b.is_dir() else None
 
 
-def open_data(spec: RunSpec, channels: int) -> Any:
-    """The training data; with ``--val-every`` and no test folders, a held-back part of each folder."""
+def open_data(spec: RunSpec, channels: int, place: Dist = Dist()) -> Any:
+    """The training data; with ``--val-every`` and no test folders, a held-back part of each folder.
+    In a data-parallel run each step's batch has ``batch_size`` images per process and this
+    process decodes only its own share."""
     from i2icli.data.unpaired import UnpairedImages
 
     cfg = from_dict(load_method(spec.method).config_cls, spec.config)
@@ -157,9 +170,10 @@ def open_data(spec: RunSpec, channels: int) -> Any:
         cfg.data,
         channels,
         spec.loop.seed,
-        spec.batch_size,
+        spec.batch_size * place.world,
         preload=spec.data.preload,
         holdout=bool(spec.loop.val_every) and _test_folders(spec) is None,
+        shard=(place.rank, place.world),
     )
 
 
@@ -210,8 +224,10 @@ def run(
     restore_rng: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
+    place: Dist = Dist(),
 ) -> tuple[TrainResult, Path | None]:
-    """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted).
+    """Run (or resume) training; returns the loop result and the exported model folder (None if
+    interrupted, and on every rank but 0 of a data-parallel run, which write nothing).
 
     With ``loop.val_every``, the objective's validation score is computed on ``testA``/``testB``
     (when beside the training folders) or on a held-back tenth of each folder, and the best model
@@ -224,17 +240,27 @@ def run(
         raise UsageError("training on domains with different channel counts is not supported yet")
     if not resume and latest_checkpoint(run_dir) is not None:
         raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+    if resume and recorded_world_size(run_dir) != place.world:
+        raise UsageError(
+            f"--resume {run_dir}: the run used {recorded_world_size(run_dir)} processes; resume it with the same number"
+        )
     # Everything that can refuse the run (data, config, weights files) happens before the run folder exists.
     torch.manual_seed(spec.loop.seed)
     with warnings.catch_warnings():
         # Unreadable files are reported below, one clean line each, and counted in data.json.
         warnings.simplefilter("ignore", SkippedImageWarning)
-        data = open_data(spec, arch.channels_a)
+        data = open_data(spec, arch.channels_a, place)
     model = impl.build_model(arch)
     try:
         objective = impl.build_objective(cfg, model, data, spec.loop.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if place.enabled:
+        from i2icli.data.unpaired import mix_seed
+
+        # Same initial weights everywhere (seeded above, broadcast by the loop); from here each
+        # rank draws its own noise (pools, random styles) for its own images.
+        torch.manual_seed(mix_seed(spec.loop.seed, place.rank))
     validation = objective.validation()
     held_out = None
     if spec.loop.val_every:
@@ -244,15 +270,16 @@ def run(
         held_out = (held_out[0].to(device), held_out[1].to(device))
     if spec.init_from and not resume:
         _init_from(model, spec.init_from, spec.method)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
-    for path, reason in data.skipped:
-        log(f"warning: skipping unreadable image {path}: {reason}")
-    report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
-    if held_out is not None:
-        report["validation"] = described
-    atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
+    if place.writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device, place.world).encode())
+        for path, reason in data.skipped:
+            log(f"warning: skipping unreadable image {path}: {reason}")
+        report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
+        if held_out is not None:
+            report["validation"] = described
+        atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     for m in objective.training_modules().values():
         m.to(device).train()
 
@@ -265,9 +292,9 @@ def run(
 
     result = train(
         objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
-        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best,
+        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best, place=place,
     )
-    if result.interrupted:
+    if result.interrupted or not place.writes:
         return result, None
     return result, _export(model, run_dir / "model", spec, cfg, result.step)
 
