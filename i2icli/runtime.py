@@ -17,8 +17,11 @@ run eagerly (in the model's half precision if it has one, else fp32).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import torch
@@ -181,7 +184,7 @@ def export_onnx(net: nn.Module, direction: str, with_style: bool, example: tuple
     module = DirectionModule(net.float(), direction, with_style).eval()
     args, shapes = _dynamic_example(example, with_style)
     names = ["image", "style"][: len(args)]
-    with torch.no_grad():
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
         program = torch.onnx.export(
             module, args, dynamo=True, input_names=names, output_names=["translated"], dynamic_shapes=shapes,
             opset_version=18, verbose=False,
@@ -214,3 +217,56 @@ def onnx_fn(
         return torch.from_numpy(session.run(None, feeds)[0]).to(x.device)
 
     return run
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """What ``export_onnx_file`` wrote and how closely onnxruntime reproduces PyTorch."""
+
+    path: Path
+    inputs: tuple[str, ...]  # "image" (B, C, H, W) [, "style" (B, S, 1, 1)]
+    max_abs_diff: float  # onnxruntime vs PyTorch fp32 over the parity inputs, outputs in [-1, 1]
+    checked: tuple[tuple[int, ...], ...]  # the input shapes compared
+
+
+def export_onnx_file(model: Any, direction: str, path: Path) -> OnnxExport:
+    """Write ``model``'s ``direction`` translation to ``path`` as ONNX (dynamic batch, height and
+    width; style models take the target-domain style as a second input) and measure parity with
+    PyTorch on two seeded batches of different sizes (the second not square)."""
+    from i2icli.checkpoint import atomic_write_bytes
+    from i2icli.config import to_dict
+
+    onnx = _require("onnx", "onnx", "ONNX export")
+    net = model.net
+    with_style = model.needs_style
+    c_in, _ = model.channels(direction)
+    side = -(-max(net.min_size, 32) // net.stride) * net.stride
+    gen = torch.Generator().manual_seed(0)
+
+    def inputs(batch: int, height: int, width: int) -> tuple[Tensor, Tensor | None]:
+        x = torch.rand(batch, c_in, height, width, generator=gen) * 2 - 1
+        style = net.random_style(batch, gen, "cpu") if with_style else None
+        return x, style
+
+    x, style = inputs(2, side, side)
+    data = export_onnx(net, direction, with_style, (x.to(model.device), None if style is None else style.to(model.device)))
+    proto = onnx.load_from_string(data)
+    meta = {"i2i_config": json.dumps(to_dict(model.config), sort_keys=True), "i2i_direction": direction, "i2i_inputs": ",".join(["image", "style"][: 1 + with_style])}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = proto.SerializeToString()
+    session = onnx_session(data)
+    worst = 0.0
+    shapes = []
+    for batch, height, width in ((2, side, side), (1, side + 2 * net.stride, side + net.stride)):
+        x, style = inputs(batch, height, width)
+        with torch.inference_mode():
+            args = (x.to(model.device),) if style is None else (x.to(model.device), style.to(model.device))
+            ref = net.translate(*args[:1], direction, *args[1:])
+        feeds = {"image": x.numpy()} | ({} if style is None else {"style": style.numpy()})
+        got = torch.from_numpy(session.run(None, feeds)[0])
+        worst = max(worst, float((got - ref.float().cpu()).abs().max()))
+        shapes.append(tuple(x.shape))
+    atomic_write_bytes(path, data)
+    return OnnxExport(path, tuple(meta["i2i_inputs"].split(",")), worst, tuple(shapes))

@@ -8,7 +8,7 @@ import typer
 
 from i2icli import __version__
 from i2icli.cli import (
-    convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
+    convert_cmd, data_cmd, eval_cmd, export_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
 )  # fmt: skip
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.command("sample", help="Alias of sample-styles.")(multimodal_cmd.sample_styl
 app.command("interpolate")(multimodal_cmd.interpolate)
 app.command("exemplar")(multimodal_cmd.exemplar)
 app.command("convert")(convert_cmd.convert)
+app.command("export")(export_cmd.export)
 app.command("push")(push_cmd.push)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
