@@ -184,7 +184,8 @@ def export_onnx(net: nn.Module, direction: str, with_style: bool, example: tuple
     module = DirectionModule(net.float(), direction, with_style).eval()
     args, shapes = _dynamic_example(example, with_style)
     names = ["image", "style"][: len(args)]
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
+    chatter = io.StringIO()  # the exporter prints progress, and graph dumps when it fails
+    with torch.no_grad(), contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
         program = torch.onnx.export(
             module, args, dynamo=True, input_names=names, output_names=["translated"], dynamic_shapes=shapes,
             opset_version=18, verbose=False,

@@ -94,7 +94,8 @@ def test_translate_runtime_onnx_matches_torch(tiny_model_file: Path, tmp_path: P
 )
 def test_every_method_exports_or_fails_in_one_line(name: str, preset: str, tmp_path: Path) -> None:
     path = _tiny(name, preset, tmp_path)
-    result = runner.invoke(app, ["export", "--model", str(path), str(tmp_path / "m.onnx")])
+    direction = load_model(str(path), device="cpu").directions[0]
+    result = runner.invoke(app, ["export", "--model", str(path), "--direction", direction, str(tmp_path / "m.onnx")])
     if (name, preset) in NOT_EXPORTABLE:
         assert result.exit_code == 1 and result.stderr.startswith(f"error: cannot export a {name} model to ONNX")
         assert result.stderr.count("\n") == 1
