@@ -64,9 +64,10 @@ class Sizes:
     side: int = 256  # (a)-(c) image side
     ngf: int = 64
     n_blocks: int = 9
-    images: int = 8  # per variant per round in (a)
-    repeats: int = 3
+    images: int = 4  # per variant per round in (a)
+    repeats: int = 4
     files: int = 200  # (c)
+    files_side: int = 128  # (c): a quarter of the 256^2 compute, so 4 passes over 200 files fit a 15-minute cell
     pipeline_repeats: int = 2
     train_steps: int = 10  # per round in (d)
     curve_steps: int = 200  # (d) loss curves
@@ -77,7 +78,7 @@ class Sizes:
     slow_variants: bool = True  # int8 and compile (minutes of compiling)
 
 
-SMOKE = Sizes(side=64, ngf=8, n_blocks=1, images=2, repeats=2, files=6, pipeline_repeats=1, train_steps=2,
+SMOKE = Sizes(side=64, ngf=8, n_blocks=1, images=2, repeats=2, files=6, files_side=64, pipeline_repeats=1, train_steps=2,
               curve_steps=4, big=(128,), tiled=(192,), page=112, matmul=256, slow_variants=False)  # fmt: skip
 
 
@@ -217,6 +218,8 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
     native = cpu_features().native_bf16
     variants: dict[str, tuple[Runtime, int]] = {
         "fp32, batch 1": (Runtime(), 1),
+        "fp32, channels_last, batch 1": (Runtime(channels_last=True), 1),
+        "fp32, batch 4": (Runtime(), 4),
         "fp32, channels_last, batch 4": (Runtime(channels_last=True), 4),
     }
     skipped: dict[str, str] = {}
@@ -257,14 +260,20 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
     flops = conv_flops(net, images[0][None], lambda x: net.translate(x, "a2b"))
     plain()  # warm-up
     rounds: list[dict[str, float]] = []
-    for _ in range(sizes.repeats):
-        row = {"plain eager fp32, batch 1": len(images) / timed(plain)}
-        for name, (runtime, batch) in variants.items():
-            model = models[name]
-            row[name] = len(images) / timed(lambda: translate_tensors(model, images, "a2b", batch_size=batch))
-        row["matmul fp32"] = matmul_rate(sizes.matmul, torch.float32)
-        if native:
-            row["matmul bf16"] = matmul_rate(sizes.matmul, torch.bfloat16)
+    names = ["plain eager fp32, batch 1", *variants]
+    for r in range(sizes.repeats):
+        row: dict[str, float] = {}
+        for i in range(len(names)):  # a different variant goes first in each round
+            name = names[(i + r) % len(names)]
+            if name == names[0]:
+                row[name] = len(images) / timed(plain)
+            else:
+                model, batch = models[name], variants[name][1]
+                row[name] = len(images) / timed(lambda: translate_tensors(model, images, "a2b", batch_size=batch))
+            if i == len(names) // 2:  # the peaks are measured amid the variants, under the same load
+                row["matmul fp32"] = matmul_rate(sizes.matmul, torch.float32)
+                if native:
+                    row["matmul bf16"] = matmul_rate(sizes.matmul, torch.bfloat16)
         rounds.append(row)
     out_rows = []
     for name in ["plain eager fp32, batch 1", *variants]:
@@ -272,7 +281,9 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
         ratios = [r[name] / r["plain eager fp32, batch 1"] for r in rounds]
         precision = "bf16" if name.startswith("bf16") else ("int8" if name.startswith("int8") else "fp32")
         peak_key = f"matmul {precision}"
-        fractions = [r[name] * flops / r[peak_key] for r in rounds] if peak_key in rounds[0] else []
+        # The peak is the best matmul rate seen in the run (a lower load never slows a matmul down).
+        peak = max(r[peak_key] for r in rounds) if peak_key in rounds[0] else None
+        fractions = [r[name] * flops / peak for r in rounds] if peak else []
         out_rows.append({
             "variant": name, "img_per_s": round(median(rates), 3), "vs_plain": round(median(ratios), 3),
             "ratios": [round(x, 3) for x in ratios], "setup_s": setup.get(name, 0.0),
@@ -283,7 +294,7 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
         "model": f"CycleGAN resnet_{sizes.n_blocks}blocks ngf {sizes.ngf}, {sizes.side}^2",
         "gflop_per_image": round(flops / 1e9, 2),
         "rows": out_rows,
-        "matmul_gflops": {k.split()[1]: round(median([r[k] for r in rounds]) / 1e9, 1) for k in rounds[0] if k.startswith("matmul")},
+        "matmul_gflops": {k.split()[1]: round(max(r[k] for r in rounds) / 1e9, 1) for k in rounds[0] if k.startswith("matmul")},
         "matmul_side": sizes.matmul,
         "skipped": skipped,
         "images_per_round": len(images),
@@ -302,10 +313,10 @@ def cell_c(sizes: Sizes, work: Path) -> Record:
     from i2icli.pipeline import Done, Job, translate_files
     from i2icli.precision import cpu_features
 
-    folder = work / f"jpeg-{sizes.files}-{sizes.side}"
+    folder = work / f"jpeg-{sizes.files}-{sizes.files_side}"
     if not folder.is_dir():
         folder.mkdir(parents=True)
-        for i, img in enumerate(photos(sizes.files, sizes.side)):
+        for i, img in enumerate(photos(sizes.files, sizes.files_side)):
             img.save(folder / f"{i:04d}.jpg", quality=90)
     path = save_generator(sizes, work / "paper-cyclegan-a2b.safetensors")
     precision = "bf16" if cpu_features().native_bf16 else "fp32"
@@ -334,7 +345,7 @@ def cell_c(sizes: Sizes, work: Path) -> Record:
             rates[fn.__name__] = fn(work / f"pipeline-out-{r}") if fn is pipeline else fn()
         rounds.append(rates)
     return {
-        "files": len(files), "side": sizes.side, "precision": precision, "batch": batch,
+        "files": len(files), "side": sizes.files_side, "precision": precision, "batch": batch,
         "pipeline_img_per_s": round(median([r["pipeline"] for r in rounds]), 3),
         "model_img_per_s": round(median([r["pure"] for r in rounds]), 3),
         "ratio": round(median([r["pipeline"] / r["pure"] for r in rounds]), 3),
@@ -605,7 +616,8 @@ def _render_a(r: Record) -> str:
 
 def _render_b(r: Record) -> str:
     peaks = ", ".join(f"{k} {v} GFLOP/s" for k, v in r["matmul_gflops"].items())
-    out = [f"**(b) fraction of the machine's matmul peak** (peak measured in the same rounds by a {r['matmul_side']}^2 matmul: {peaks})", "",
+    out = [f"**(b) fraction of the machine's matmul peak** (peak: the best {r['matmul_side']}^2 matmul rate measured amid the same rounds: {peaks}; "
+           "the fraction uses each variant's median rate)", "",
            "| variant | precision | achieved GFLOP/s | fraction of matmul peak |", "|---|---|---|---|"]  # fmt: skip
     for row in r["rows"]:
         frac = "-" if row["peak_fraction"] is None else f"{row['peak_fraction']:.0%}"
