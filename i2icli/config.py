@@ -27,7 +27,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [to_dict(v) if dataclasses.is_dataclass(v) else v for v in value]
         out[f.name] = value
     return out
 

@@ -16,6 +16,7 @@ from i2icli.methods.info import read_info
 
 
 def train(
+    ctx: typer.Context,
     method: Annotated[str, typer.Option("--method", help=f"{', '.join(METHOD_MODULES)} (see `i2i models list`).")] = DEFAULT_METHOD,
     dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
@@ -30,7 +31,19 @@ def train(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per domain per step.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (all phases).")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<method>-<time>).")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder (with --max-steps N: to a new total, recorded)."),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            help="With --resume --max-steps: replan (default: the lr goes on from where it is over the new total) "
+            "or keep (the original plan, its end held).",
+            show_default=False,
+        ),
+    ] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
@@ -54,7 +67,10 @@ def train(
 ) -> None:
     """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
     with handle_errors():
-        _train(**locals())
+        options = {k: v for k, v in locals().items() if k != "ctx"}
+        # What was typed: a resumed run refuses (or applies) options that were given, never ignores them.
+        typed = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+        _train(**options, typed=typed)
 
 
 def _method_parameters() -> list[inspect.Parameter]:
@@ -118,10 +134,14 @@ def _as_bool(text: str) -> bool:
     return text.lower() in ("true", "1")
 
 
+# Options of `i2i train --resume` that do not describe the run itself.
+_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet"})
+
+
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every, num_workers,
-    preload, tensorboard, quiet, method_options,
+    run_dir, resume, schedule, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every,
+    num_workers, preload, tensorboard, quiet, method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -129,8 +149,12 @@ def _train(
     if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
         raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
 
+    if schedule not in (None, "replan", "keep"):
+        raise UsageError(f"--schedule {schedule!r}: use replan or keep")
+    if schedule is not None and resume is None:
+        raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
     from i2icli.device import pick_device
-    from i2icli.train.run import DataSpec, build_spec, resume_spec, run
+    from i2icli.train.run import DataSpec, build_spec, plan_resume, run
 
     dev = pick_device(device)
     if resume is not None:
@@ -139,7 +163,20 @@ def _train(
             raise UsageError(f"{given[0]}: a resumed run keeps its recorded config (see run.json)")
         if not (resume / "run.json").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
-        spec, folder = resume_spec(resume, max_steps), resume
+        values = dict(
+            method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
+            preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
+            init_from=init_from, seed=seed, amp=amp, save_every=save_every, keep_last=keep_last,
+            sample_every=sample_every, log_every=log_every, val_every=val_every, num_workers=num_workers,
+            preload=preload, tensorboard=tensorboard,
+        )  # fmt: skip
+        plan = plan_resume(
+            resume, {k: v for k, v in values.items() if k in typed and k not in _NOT_RUN_OPTIONS},
+            max_steps=max_steps, schedule=schedule,
+        )  # fmt: skip
+        for note in plan.notes:
+            err(note)
+        spec, folder = plan.spec, resume
     else:
         from i2icli.data.unpaired import resolve_domains
 

@@ -24,6 +24,7 @@ from i2icli.checkpoint import atomic_write_bytes
 from i2icli.data.unpaired import make_loader
 from i2icli.errors import I2IError
 from i2icli.train.objective import Batch, Objective, Phase, Stage
+from i2icli.train.schedule import Extension, planned_factor
 
 
 class StepData(Protocol):
@@ -43,6 +44,7 @@ class LoopOptions:
     amp: bool = False  # bf16 autocast (CUDA or CPU); fp32 otherwise
     tensorboard: bool = False
     val_every: int = 0  # validation score every N steps on held-back images (0: never)
+    extensions: tuple[Extension, ...] = ()  # changes of max_steps made on resume (the lr plan follows them)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def train(
                 batch = _to_device(raw, device)
                 carry: dict[str, torch.Tensor] = {}
                 scalars: dict[str, torch.Tensor] = {}
-                factor = objective.lr_factor(step, opts.max_steps)
+                factor = planned_factor(objective.lr_factor, step, opts.max_steps, opts.extensions)
                 for phase in phases:
                     if step % phase.interval or not _runs_in(phase, stage):
                         continue
