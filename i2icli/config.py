@@ -146,6 +146,13 @@ def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
     return from_dict(type(cfg), data)
 
 
+def override_keys(overrides: dict[str, Any] | list[str]) -> set[str]:
+    """The dotted field names a nested dict or ``field=value`` strings set (``{"arch.ngf", ...}``)."""
+    if isinstance(overrides, dict):
+        return {k for k, _ in _flatten(overrides)}
+    return {".".join(parse_override(t)[0]) for t in overrides}
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for k, v in d.items():

@@ -391,6 +391,26 @@ def _reflect_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- listing inputs
 
 
+def images_are_gray(files: list[Path], limit: int = 64) -> bool:
+    """Whether the images (up to ``limit``, spread over the list) are all single-channel; headers only.
+
+    Gray with alpha counts as gray, palette images as colour. Unreadable files are skipped (training
+    names them later); a list with nothing readable is not gray.
+    """
+    step = max(1, len(files) // limit)
+    seen = False
+    for path in files[::step][:limit]:
+        try:
+            with Image.open(path) as img:
+                mode = img.mode
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue
+        if mode not in _GRAY_MODES and mode not in _WIDE_INT_MODES and mode != "F":
+            return False
+        seen = True
+    return seen
+
+
 def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     """Expand files, folders and globs into sorted, deduplicated (path, relative_path) pairs.
 

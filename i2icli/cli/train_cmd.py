@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_type_hints
+from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
@@ -13,6 +14,7 @@ from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
+from i2icli.progress import format_duration
 
 
 def train(
@@ -204,29 +206,76 @@ def _train(
 
             run_dir = Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
         folder = run_dir
+    channels = spec.config["arch"]["channels_a"]
+    kind = "gray images" if channels == 1 else "RGB images"
     if not quiet:
-        err(f"training {spec.method} (preset {spec.preset}) for {spec.loop.max_steps} steps in {folder} on {dev}")
-    on_step = None if quiet else _reporter(spec.loop.max_steps)
-    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step, log=err)
+        err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}")
+    display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
+    try:
+        result, exported = run(
+            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=err
+        )
+    finally:
+        display.close()
     if result.interrupted:
         err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
         return
     err(f"done: {result.step} steps; model exported to {exported}")
 
 
-def _reporter(max_steps: int):  # type: ignore[no-untyped-def]
-    """A compact live line on stderr: a rich status on a terminal, plain lines otherwise."""
-    terminal = sys.stderr.isatty()
+class _Silent:
+    """A stream that is not a terminal and drops what it gets (``--quiet``)."""
 
-    def report(step: int, scalars: dict[str, float]) -> None:
-        parts = " ".join(f"{k}={v:.3f}" for k, v in scalars.items() if k.startswith("loss_"))
-        line = f"step {step}/{max_steps} {parts}"
-        if terminal:
-            sys.stderr.write("\r\x1b[2K" + line)
-            if step == max_steps:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-        else:
-            err(line)
+    def isatty(self) -> bool:
+        return False
 
-    return report
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class TrainDisplay:
+    """A live line on a terminal: step, rate, ETA and the phases' losses; nothing when piped."""
+
+    def __init__(self, max_steps: int, *, stream: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.max_steps = max_steps
+        self.clock = clock
+        self.first: tuple[int, float] | None = None  # (step, time) of the first tick of this session
+        self.last_draw = -1.0
+        self.loss_text = ""
+        self.pending = False  # a line without its newline is on screen
+
+    def losses(self, step: int, scalars: dict[str, float]) -> None:
+        """Keep the main losses (one per phase, ``loss_<phase>``) for the next line."""
+        self.loss_text = "  ".join(f"{k[len('loss_'):]} {v:.3f}" for k, v in scalars.items() if k.startswith("loss_"))
+
+    def tick(self, step: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if self.first is None:
+            self.first = (step, now)
+        if now - self.last_draw < 0.1 and step != self.max_steps:
+            return
+        self.last_draw = now
+        parts = [f"step {step}/{self.max_steps}"]
+        done, elapsed = step - self.first[0], now - self.first[1]
+        if done > 0 and elapsed > 0:
+            rate = done / elapsed
+            parts.append(f"{rate:.2f} steps/s" if rate >= 1 else f"{1 / rate:.2f} s/step")
+            parts.append(f"ETA {format_duration((self.max_steps - step) / rate)}")
+        if self.loss_text:
+            parts.append(self.loss_text)
+        self.stream.write("\r\x1b[2K" + "  ".join(parts))
+        self.stream.flush()
+        self.pending = True
+
+    def close(self) -> None:
+        if self.pending:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.pending = False

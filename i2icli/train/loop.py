@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from i2icli.checkpoint import atomic_write_bytes
@@ -141,16 +141,30 @@ def _stop_on_signals() -> Iterator[dict[str, bool]]:
             signal.signal(sig, old)
 
 
-def _save_grid(path: Path, rows: list[torch.Tensor]) -> None:
-    """Rows of (B, 3, H, W) images in [-1, 1] -> one PNG, one row per tensor."""
+def _save_grid(path: Path, rows: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
+    """Rows of (B, 3, H, W) images in [-1, 1] -> one PNG, one row per tensor, each row's label
+    (the mapping's key) written in a column on its left."""
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageDraw, ImageFont
 
-    grid = torch.cat([torch.cat(list(r.detach().float().cpu()), dim=2) for r in rows], dim=1)  # (3, rows*H, B*W)
+    labelled = rows if isinstance(rows, Mapping) else {f"row {i + 1}": r for i, r in enumerate(rows)}
+    tensors = list(labelled.values())
+    grid = torch.cat([torch.cat(list(r.detach().float().cpu()), dim=2) for r in tensors], dim=1)  # (3, rows*H, B*W)
     pixels = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    images = Image.fromarray(pixels)
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(images)
+    margin = 4 + max(int(draw.textlength(label, font=font)) for label in labelled)
+    canvas = Image.new("RGB", (margin + images.width, images.height))
+    canvas.paste(images, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    top = 0
+    for label, row in labelled.items():
+        draw.text((2, top + 1), label, fill=(255, 255, 255), font=font)
+        top += row.shape[2]
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
+    canvas.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -205,11 +219,13 @@ def train(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_best: Callable[[int, float], None] | None = None,
+    on_tick: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``objective`` on ``data`` up to ``opts.max_steps`` steps, checkpointing into ``run_dir``.
 
     ``restore_rng=False`` resumes without the saved RNG states (only useful to show they matter).
-    ``on_step(step, scalars)`` is called after each logged step (progress display).
+    ``on_step(step, scalars)`` is called after each logged step, ``on_tick(step)`` after every
+    step (progress display, time estimates).
     ``held_out``: (A, B) images for the validation score every ``opts.val_every`` steps;
     ``on_best(step, score)`` is called when it improves (the run exports ``model-best/``).
     """
@@ -300,6 +316,8 @@ def train(
                             writer.add_scalar(k, v, done)
                     if on_step is not None:
                         on_step(done, values)
+                if on_tick is not None:
+                    on_tick(done)
                 if opts.sample_every and done % opts.sample_every == 0 and sample_batch is not None:
                     _save_grid(run_dir / "samples" / f"step_{done:08d}.png", _samples(objective, sample_batch))
                 stop = flag["stop"]
@@ -338,7 +356,7 @@ def _validate(
         return float(score(*held_out))
 
 
-def _samples(objective: Objective, batch: Batch) -> list[torch.Tensor]:
+def _samples(objective: Objective, batch: Batch) -> Mapping[str, torch.Tensor] | Sequence[torch.Tensor]:
     with _eval_mode(objective):
         return objective.samples(batch)
 

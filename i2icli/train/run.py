@@ -25,7 +25,7 @@ import torch
 
 from i2icli import __version__
 from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
-from i2icli.config import ConfigError, apply_overrides, from_dict, parse_override, to_dict
+from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
 from i2icli.methods import load_method
@@ -81,6 +81,7 @@ def build_spec(
         raise UsageError(f"--preset {name!r}: unknown for {method} (available: {', '.join(impl.presets)})")
     chosen = impl.presets[name]
     cfg = chosen.config
+    given: set[str] = set()  # config fields set by the user (not by the preset)
     try:
         if config_file is not None:
             try:
@@ -88,18 +89,34 @@ def build_spec(
             except (OSError, json.JSONDecodeError) as e:
                 raise UsageError(f"--config {config_file}: cannot read JSON ({e})") from None
             cfg = apply_overrides(cfg, file_data)
+            given |= override_keys(file_data)
         if overrides:
             cfg = apply_overrides(cfg, overrides)
+            given |= override_keys(overrides)
         if method_options:
             cfg = apply_overrides(cfg, method_options)
+            given |= override_keys(method_options)
         if lr is not None:
             cfg = apply_overrides(cfg, {"optim": {"lr": lr}})
+        if not given & {"arch.channels_a", "arch.channels_b"}:
+            channels = data_channels(data)
+            cfg = apply_overrides(cfg, {"arch": {"channels_a": channels, "channels_b": channels}})
     except (ConfigError, UsageError) as e:
         raise UsageError(str(e)) from None
     bs = batch_size or chosen.batch_size
     steps = max_steps or chosen.max_steps or chosen.epochs * steps_per_epoch(bs)
     loop = LoopOptions(max_steps=steps, **loop_kwargs)
     return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
+
+
+def data_channels(data: DataSpec) -> int:
+    """1 when both training folders hold only gray images, else 3 (a gray domain beside a colour
+    one is read as RGB: one model needs equal channel counts)."""
+    from i2icli.imageio import images_are_gray, list_images
+
+    folders = (data.dir_a, data.dir_b)
+    gray = all(images_are_gray([p for p, _ in list_images([d], recursive=True)]) for d in folders)
+    return 1 if gray else 3
 
 
 def _git_commit() -> str | None:
@@ -194,6 +211,44 @@ def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: in
     return out
 
 
+PAPER_PRESET = "paper"  # every method's official recipe (see ``Method.presets``)
+CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
+_ESTIMATE_AFTER = 3  # steps; the first one (allocation, warm-up) is not counted in the rate
+
+
+def _cpu_estimate(
+    spec: RunSpec, presets: Mapping[str, Any], device: torch.device, log: Callable[[str], None]
+) -> Callable[[int], None] | None:
+    """For the paper preset on a CPU: a tick that logs one line with the measured step time, how long
+    the run would take, and the CPU presets; None otherwise."""
+    if spec.preset != PAPER_PRESET or device.type != "cpu":
+        return None
+    import time
+
+    from i2icli.progress import format_duration
+
+    cpu_presets = [name for name in presets if name.startswith(CPU_PRESET_PREFIX)]
+    marks: dict[str, float] = {}
+
+    def tick(step: int) -> None:
+        if "first" not in marks:
+            marks["first"], marks["step"] = time.perf_counter(), step
+            return
+        counted = step - marks["step"]
+        if counted != _ESTIMATE_AFTER - 1 or "done" in marks:
+            return
+        marks["done"] = 1.0
+        per_step = (time.perf_counter() - marks["first"]) / counted
+        total = spec.loop.max_steps
+        hint = f"; the CPU presets are {', '.join(cpu_presets)} (--preset {cpu_presets[0]})" if cpu_presets else ""
+        log(
+            f"note: the paper preset on a CPU: {per_step:.2f} s/step measured, so {total} steps would take "
+            f"about {format_duration(per_step * total)} (the rest: {format_duration(per_step * (total - step))}){hint}"
+        )
+
+    return tick
+
+
 def _record(run_dir: Path, key: str, value: Any) -> None:
     """Add ``key`` to run.json (atomically), e.g. the best validation checkpoint."""
     path = run_dir / "run.json"
@@ -211,12 +266,15 @@ def run(
     restore_rng: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
+    on_tick: Callable[[int], None] | None = None,
 ) -> tuple[TrainResult, Path | None]:
     """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted).
 
     With ``loop.val_every``, the objective's validation score is computed on ``testA``/``testB``
     (when beside the training folders) or on a held-back tenth of each folder, and the best model
     so far is exported to ``model-best/`` and recorded in run.json under ``best``.
+    ``on_tick(step)`` is called after every step. The paper preset on a CPU logs, after a few
+    steps, how long the whole run would take at the measured rate and which presets fit a CPU.
     """
     impl = load_method(spec.method)
     cfg = from_dict(impl.config_cls, spec.config)
@@ -266,9 +324,16 @@ def run(
         better = "higher" if validation.higher_is_better else "lower"
         _record(run_dir, "best", {"step": step, name: score, "better": better, "folder": "model-best"})
 
+    ticks = [t for t in (on_tick, _cpu_estimate(spec, impl.presets, device, log)) if t is not None]
+
+    def tick(step: int) -> None:
+        for t in ticks:
+            t(step)
+
     result = train(
         objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
         num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best,
+        on_tick=tick if ticks else None,
     )
     if result.interrupted:
         return result, None
