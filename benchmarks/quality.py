@@ -49,6 +49,8 @@ REPO = HERE.parent
 RESULTS = HERE / "results" / "quality.json"
 MARKDOWN = HERE / "RESULTS.md"
 FIGURES = HERE / "figures"
+# Sections of the other benchmarks (threads.py, scale.py), each generated from its own JSON, appended.
+SECTIONS = HERE / "results" / "sections"
 RESULTS_VERSION = 1
 SEED = 0
 SAMPLE_ROWS = 8  # test inputs shown in each sample grid
@@ -492,7 +494,14 @@ def render_results(results: Record) -> str:
     ]  # fmt: skip
     for bench in BENCHMARKS.values():
         lines += _benchmark_section(bench, _cells_of(results, bench))
+    for section in sorted(SECTIONS.glob("*.md")):
+        lines += [section.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def refresh_markdown() -> None:
+    """Rewrite RESULTS.md from the committed JSON and sections (after another benchmark wrote its section)."""
+    MARKDOWN.write_text(render_results(load_results(RESULTS)), encoding="utf-8")
 
 
 def _summary(results: Record) -> list[str]:

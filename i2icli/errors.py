@@ -31,3 +31,10 @@ class ResolveError(I2IError):
     """A model reference cannot be resolved (unknown name, missing path, Hub failure)."""
 
     exit_code = 1
+
+
+class UnknownModelError(ResolveError):
+    """A model reference that names nothing usable (unknown registry name, missing path, a file that
+    is not a checkpoint): a usage error, exit code 2. Hub and network failures stay ``ResolveError``."""
+
+    exit_code = 2

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from i2icli.errors import ResolveError
+from i2icli.errors import ResolveError, UnknownModelError
 from i2icli.methods import METHOD_MODULES, load_method
 from i2icli.methods.info import Capability, MethodInfo, read_info
 
@@ -141,14 +141,14 @@ def _local(ref: str, path: Path) -> Resolved:
     if path.is_dir():
         inner = path / "model.safetensors"
         if not inner.is_file():
-            raise ResolveError(f"{ref}: folder has no model.safetensors")
+            raise UnknownModelError(f"{ref}: folder has no model.safetensors")
         return Resolved(ref, "local", path=inner)
     if path.suffix in (".pth", ".pt", ".ckpt"):
-        raise ResolveError(
+        raise UnknownModelError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
         )
     if path.suffix != ".safetensors":
-        raise ResolveError(f"{ref}: not a .safetensors checkpoint or a model folder")
+        raise UnknownModelError(f"{ref}: not a .safetensors checkpoint or a model folder")
     return Resolved(ref, "local", path=path)
 
 
@@ -166,12 +166,12 @@ def resolve(ref: str) -> Resolved:
     if path.exists():
         return _local(ref, path)
     if _looks_like_path(ref):
-        raise ResolveError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
+        raise UnknownModelError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
     entry = PRETRAINED.get(ref)
     if entry is None:
         close = difflib.get_close_matches(ref, list(PRETRAINED), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
-        raise ResolveError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
+        raise UnknownModelError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
     if entry.local is not None:
         local = weights_dir() / entry.local
         if not local.is_file():

@@ -46,7 +46,7 @@ def test_models_list_and_info(tiny_model_file: Path) -> None:
     config = json.loads(info.stdout)["config"]
     assert config["method"] == "cyclegan" and config["domains"] == ["day", "night"]
     missing = runner.invoke(app, ["models", "info", "nope"])
-    assert missing.exit_code == 1 and "unknown model 'nope'" in missing.output
+    assert missing.exit_code == 2 and "unknown model 'nope'" in missing.output
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,11 @@ import typer
 
 from i2icli import __version__
 from i2icli.cli import convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, train_cmd, translate_cmd
+from i2icli.cli.common import Group
 
 app = typer.Typer(
     name="i2i",
+    cls=Group,
     help="Train and apply unsupervised image-to-image translation models (CycleGAN, MUNIT, ...).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -56,4 +58,7 @@ app.add_typer(eval_cmd.app, name="eval")
 
 def main() -> None:
     """Console-script entry point."""
+    from i2icli.threads import prepare_process
+
+    prepare_process()  # before torch is imported: waiting threads sleep (see i2icli.threads)
     app()

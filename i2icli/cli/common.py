@@ -1,14 +1,18 @@
-"""Shared option aliases and error handling for the CLI modules (no torch import here)."""
+"""Shared option aliases, error handling and output reporting for the CLI modules (no torch import here)."""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated, Any, Iterator
 
 import typer
+from typer.core import TyperGroup
 
-from i2icli.errors import I2IError
+from i2icli.errors import I2IError, UsageError
 
 ModelOpt = Annotated[
     str | None,
@@ -17,8 +21,52 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when there is one), cpu, cuda or mps.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (results are deterministic on CPU).")]
 OutDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display and no summary line.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per output (or failed input) on stdout.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")]
+SizeOpt = Annotated[
+    str,
+    typer.Option(
+        "--size",
+        help="auto: resize inputs to the scale the model was trained at (its recorded preprocessing); "
+        "native: as they are; N: short side to N pixels.",
+    ),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: OMP_NUM_THREADS, else the CPUs available minus the current load).",
+        show_default=False,
+    ),
+]
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.")]
+
+
+class Group(TyperGroup):
+    """A command group whose help shows flags without a value type (``--gif``, not ``--gif <bool>``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _plain_flags(command.get_params(ctx))  # the parameter objects are the command's own
+        return command
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def check_output_folder(folder: Path) -> None:
+    """``-o`` of a command that writes a folder: an existing file there is a usage error."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"-o {folder}: is an existing file; this command writes a folder of images there")
 
 
 def err(message: str) -> None:
@@ -37,3 +85,84 @@ def handle_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err("interrupted")
         raise typer.Exit(130) from None
+
+
+def parse_direction(text: str, flag: str = "--direction") -> str:
+    """``a2b``/``b2a`` in any case, also written ``AtoB``/``BtoA``."""
+    normal = text.strip().lower().replace("to", "2")
+    if normal not in ("a2b", "b2a"):
+        raise UsageError(f"{flag} {text!r}: use a2b or b2a (also AtoB, BtoA)")
+    return normal
+
+
+def parse_size(text: str) -> int | str:
+    """``--size``: ``auto``, ``native`` or a positive number of pixels."""
+    if text in ("auto", "native"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(f"--size {text}: use auto, native or a number of pixels (at least 1)")
+
+
+class Report:
+    """What a command says about its work: ``--json`` lines on stdout, one ``error:`` line per failed
+    input on stderr, a progress bar on a terminal, and a one-line summary unless ``--quiet``/``--json``."""
+
+    def __init__(self, total: int, *, as_json: bool, quiet: bool, verb: str, bar: bool = True) -> None:
+        self.as_json, self.quiet, self.verb = as_json, quiet, verb
+        self.written = self.failures = 0
+        self.start = time.perf_counter()
+        self.notes: list[str] = []  # added to the summary line
+        self.notes_given: set[str] = set()  # one-time warnings already printed
+        self.bar = None
+        if bar and not (quiet or as_json) and stderr_is_terminal():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self.bar = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True, force_terminal=True), transient=True,
+            )  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(verb, total=total)
+
+    def wrote(self, source: str, dest: Path | None, size: tuple[int, int], seconds: float, **extra: Any) -> None:
+        """One output written (``dest`` None: stdout)."""
+        self.written += 1
+        if self.as_json:
+            record = {"input": source, "output": str(dest) if dest is not None else "-", **extra, "size": list(size),
+                      "seconds": round(seconds, 4)}  # fmt: skip
+            typer.echo(json.dumps(record))
+
+    def failed(self, source: str, message: str) -> None:
+        """An input (or reference) that could not be used: an error line, and a JSON line with ``--json``."""
+        self.failures += 1
+        self.line(f"error: {message}")
+        if self.as_json:
+            typer.echo(json.dumps({"input": source, "error": message}))
+
+    def line(self, text: str) -> None:
+        """A line on stderr that does not break the progress bar."""
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            err(text)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self, where: str) -> None:
+        """Stop the bar; the summary line (files written, failed inputs, seconds, notes) unless quiet."""
+        if self.bar is not None:
+            self.bar.stop()
+        if self.quiet or self.as_json:
+            return
+        seconds = time.perf_counter() - self.start
+        failed = f", {self.failures} failed" if self.failures else ""
+        notes = "".join(f"; {n}" for n in self.notes)
+        err(f"{self.verb}: {self.written} file(s) written to {where}{failed} in {seconds:.1f} s{notes}")
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

@@ -11,9 +11,12 @@ from typing import Annotated
 
 import typer
 
+from i2icli.cli.common import Group
+
 from i2icli.errors import I2IError
 
 app = typer.Typer(
+    cls=Group,
     help="Dataset recipes: offline sets built from shipped data, CycleGAN downloads, Cityscapes.",
     no_args_is_help=True,
 )

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, ModelOpt, SeedOpt, handle_errors
+from i2icli.cli.common import Group, DeviceOpt, ModelOpt, SeedOpt, ThreadsOpt, handle_errors
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
     from i2icli.eval.report import FolderReport, ModelReport
 
 app = typer.Typer(
+    cls=Group,
     help="Measure translations with judges trained here (class kept, looks like target, FID-<judge>), "
     "paired ground truth, and Inception FID from a weights file you supply.",
     no_args_is_help=True,
@@ -47,16 +48,21 @@ def folders(
     inception: InceptionOpt = None,
     pixel_threshold: ThresholdOpt = 16,
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Compare a folder of translations with a folder of real images."""
     with handle_errors():
         if pixel_threshold < 1:
             raise UsageError(f"--pixel-threshold {pixel_threshold}: must be at least 1")
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
         from i2icli.eval.report import evaluate_folders, parse_metrics
 
         names = parse_metrics(metrics, inception=inception)
+        apply_threads(threads)
         report = evaluate_folders(real, fake, names, inception=inception, pixel_threshold=pixel_threshold)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -82,15 +88,20 @@ def model(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Translate the test split of a dataset and report every metric that applies to the model and data."""
     with handle_errors():
         directions = _check_model_usage(model_ref, do_nothing, direction, limit, styles, batch_size, pixel_threshold)
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
         from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject, read_dataset_info
 
         read_dataset_info(data)  # a bad dataset or a missing judge is reported before the model loads
+        apply_threads(threads)
         opts = EvalOptions(
             directions=directions, limit=limit, inception=inception, styles=styles, seed=seed,
             batch_size=batch_size, pixel_threshold=pixel_threshold,

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from i2icli.cli.common import handle_errors
+from i2icli.cli.common import Group, handle_errors
 
-app = typer.Typer(help="The model registry: embedded defaults and published weights.", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="The model registry: embedded defaults and published weights.", no_args_is_help=True)
 
 
 @app.command("list")

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -65,6 +65,7 @@ def train(
     preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
     **method_options: str | None,
 ) -> None:
     """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
@@ -137,13 +138,13 @@ def _as_bool(text: str) -> bool:
 
 
 # Options of `i2i train --resume` that do not describe the run itself.
-_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet"})
+_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet", "threads"})
 
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
     run_dir, resume, schedule, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every,
-    num_workers, preload, tensorboard, quiet, method_options, typed,
+    num_workers, preload, tensorboard, quiet, threads, method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -156,8 +157,10 @@ def _train(
     if schedule is not None and resume is None:
         raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
     from i2icli.device import pick_device
+    from i2icli.threads import apply_threads
     from i2icli.train.run import DataSpec, build_spec, plan_resume, run
 
+    chosen_threads = apply_threads(threads)
     dev = pick_device(device)
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
@@ -213,7 +216,8 @@ def _train(
     display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
     try:
         result, exported = run(
-            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=err
+            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=err,
+            threads=chosen_threads,
         )
     finally:
         display.close()

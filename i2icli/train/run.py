@@ -29,6 +29,7 @@ from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import UsageError
 from i2icli.methods import load_method
+from i2icli.threads import ThreadChoice
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
 from i2icli.train.schedule import Extension
 
@@ -129,7 +130,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def spec_to_json(spec: RunSpec, device: torch.device) -> str:
+def spec_to_json(spec: RunSpec, device: torch.device, threads: ThreadChoice | None = None) -> str:
     return json.dumps(
         {
             "spec": to_dict(spec),
@@ -137,10 +138,20 @@ def spec_to_json(spec: RunSpec, device: torch.device) -> str:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(device),
+            "threads": dataclasses.asdict(threads or _current_threads()),
             "git_commit": _git_commit(),
         },
         indent=2,
     )
+
+
+def _current_threads() -> ThreadChoice:
+    """What a library caller left torch with (the command line passes its own choice)."""
+    import os
+
+    from i2icli.threads import available_cpus
+
+    return ThreadChoice(torch.get_num_threads(), "caller", available_cpus(), None, os.environ.get("OMP_WAIT_POLICY", ""))
 
 
 def read_spec(run_dir: Path) -> RunSpec:
@@ -267,13 +278,15 @@ def run(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
     on_tick: Callable[[int], None] | None = None,
+    threads: ThreadChoice | None = None,
 ) -> tuple[TrainResult, Path | None]:
     """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted).
 
     With ``loop.val_every``, the objective's validation score is computed on ``testA``/``testB``
     (when beside the training folders) or on a held-back tenth of each folder, and the best model
     so far is exported to ``model-best/`` and recorded in run.json under ``best``.
-    ``on_tick(step)`` is called after every step. The paper preset on a CPU logs, after a few
+    ``on_tick(step)`` is called after every step; ``threads`` (the command line's choice) is recorded
+    in run.json, at the start and at each resume. The paper preset on a CPU logs, after a few
     steps, how long the whole run would take at the measured rate and which presets fit a CPU.
     """
     impl = load_method(spec.method)
@@ -303,11 +316,21 @@ def run(
         held_out = (held_out[0].to(device), held_out[1].to(device))
     if spec.init_from and not resume:
         _init_from(model, spec.init_from, spec.method)
+    if spec.loop.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UsageError("--tensorboard needs the tensorboard package: pip install 'i2icli[tb]'")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
-    elif to_dict(spec) != to_dict(read_spec(run_dir)):
-        _record(run_dir, "spec", to_dict(spec))  # a longer run or changed progress options (plan_resume)
+        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device, threads).encode())
+    else:
+        if to_dict(spec) != to_dict(read_spec(run_dir)):
+            _record(run_dir, "spec", to_dict(spec))  # a longer run or changed progress options (plan_resume)
+        ckpt = latest_checkpoint(run_dir)
+        session = {"step": checkpoint_step(ckpt) if ckpt else 0, "device": str(device),
+                   "threads": dataclasses.asdict(threads or _current_threads())}  # fmt: skip
+        _record(run_dir, "resumed", [*json.loads((run_dir / "run.json").read_text()).get("resumed", []), session])
     for path, reason in data.skipped:
         log(f"warning: skipping unreadable image {path}: {reason}")
     report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
