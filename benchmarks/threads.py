@@ -12,7 +12,7 @@ subprocess whose environment is set before torch is imported (the OpenMP runtime
 
 "busy" runs every configuration again beside one process spinning on a core
 (``python -c "while True: pass"``), killed afterwards. Results go to
-``benchmarks/results/threads.json`` and, as a section, into ``benchmarks/RESULTS.md``.
+``benchmarks/results/threads.json`` and the ``threads`` block of ``benchmarks/RESULTS.md``.
 
     python benchmarks/threads.py            # ~10 min on a shared 2-core machine
     python benchmarks/threads.py --smoke    # 2 steps, no busy process, temp output (tests)
@@ -32,9 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from results_md import write_block
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "threads.json"
-SECTION = HERE / "results" / "sections" / "threads.md"
+MARKDOWN = HERE / "RESULTS.md"
 STEPS = 40
 SMOKE_STEPS = 2
 # name -> (environment changes, threads to set or None for torch's default, interop threads or None)
@@ -183,13 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     if not args.smoke and args.results is None:
-        SECTION.parent.mkdir(parents=True, exist_ok=True)
-        SECTION.write_text(render(results))
-        sys.path.insert(0, str(HERE))
-        import quality
-
-        quality.refresh_markdown()
-        print(f"wrote {path}, {SECTION} and {quality.MARKDOWN}")
+        write_block(MARKDOWN, "threads", render(results))
+        print(f"wrote {path} and the threads block of {MARKDOWN}")
     return 0
 
 

@@ -38,3 +38,10 @@ class UnknownModelError(ResolveError):
     is not a checkpoint): a usage error, exit code 2. Hub and network failures stay ``ResolveError``."""
 
     exit_code = 2
+
+
+class NotAvailableError(ResolveError):
+    """A known model whose weights are not here and cannot be fetched now (offline, no network, a
+    manual download, not yet published); the message says what to do. Exit code 2: nothing ran."""
+
+    exit_code = 2

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, OutDirOpt, QuietOpt, Report, SeedOpt, SizeOpt, ThreadsOpt,
-    check_output_folder, handle_errors, parse_direction, parse_size,
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, OfflineOpt, OutDirOpt, QuietOpt, Report, SeedOpt, SizeOpt,
+    ThreadsOpt, check_output_folder, handle_errors, parse_direction, parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -90,19 +90,22 @@ def _check_references(flag: str, paths: list[Path]) -> None:
             raise UsageError(f"{flag} {path}: no such file")
 
 
-def _require(model_ref: str | None, capability: str, verb: str) -> str:
-    """The model reference to use, refusing a method without ``capability`` (reads only the config)."""
+def _require(model_ref: str | None, capability: str, verb: str, offline: bool) -> str:
+    """The local checkpoint to use (fetched once here), refusing a method without ``capability``
+    (reads only the config)."""
     from i2icli.checkpoint import read_config
     from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, METHODS, Capability, fetch, resolve
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
         raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
-    config = read_config(fetch(resolve(ref)))
+    path = fetch(resolve(ref), offline=offline)
+    config = read_config(path)
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
-        raise UsageError(f"{ref}: a {config.method} model cannot {verb} (it has no style codes)")
-    return ref
+        why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
+        raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
+    return str(path)
 
 
 def _load(ref: str, opts: _Common) -> tuple[LoadedModel, Direction, InputScale]:
@@ -172,6 +175,7 @@ def sample_styles(
     to: ToOpt = None,
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
     size: SizeOpt = "native",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
@@ -187,7 +191,7 @@ def sample_styles(
             raise UsageError(f"--n {n}: must be at least 1")
         opts = _common(model, direction, to, output, device, size, batch_size, as_json, quiet, threads)
         files = _files(inputs)
-        ref = _require(model, "sample-styles", "sample styles")
+        ref = _require(model, "sample-styles", "sample styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
         failures = _sample(files, ref, n, seed, opts)
     if failures:
@@ -217,6 +221,7 @@ def exemplar(
     to: ToOpt = None,
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
     size: SizeOpt = "native",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
@@ -234,7 +239,7 @@ def exemplar(
         opts = _common(model, direction, to, output, device, size, batch_size, as_json, quiet, threads)
         _check_references("--style", style)
         files = _files(inputs)
-        ref = _require(model, "exemplar", "use exemplar styles")
+        ref = _require(model, "exemplar", "use exemplar styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
         failures = _exemplar(files, style, ref, opts)
     if failures:
@@ -281,13 +286,15 @@ def interpolate(
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
     size: SizeOpt = "native",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """One input: walk from style A to style B. Two inputs: walk between their contents in style A.
+    """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
+    (style models only): walk from style A to style B.
 
     Writes OUT/<name>_f<k>.png per frame, OUT/<name>_strip.png (the frames side by side) and, with
     --gif, OUT/<name>.gif. A second input of another size is resized to the first's size.
@@ -311,7 +318,7 @@ def interpolate(
             raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(model, "interpolate", "interpolate")
+        ref = _require(model, "interpolate", "interpolate", offline)
         failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, opts)
     if failures:
         raise typer.Exit(1)
@@ -353,10 +360,15 @@ def _interpolate(
         height, width = images[0].shape[1:]
         second = to_pil(images[1]).resize((width, height), PILImage.Resampling.BICUBIC)
         images[1] = to_tensor(second)
-    styles = [style(end_a, 0)]
-    if len(images) == 1:
-        styles.append(style(end_b, 1))
-    walk = interpolate(loaded, images, torch.cat(styles), steps=steps, mode=mode, direction=chosen)  # type: ignore[arg-type]
+    walk_styles = None  # a latent model (UNIT) walks between the two inputs' codes, no styles
+    if loaded.has_styles:
+        styles = [style(end_a, 0)]
+        if len(images) == 1:
+            styles.append(style(end_b, 1))
+        walk_styles = torch.cat(styles)
+    elif any(v is not None for v in (*end_a, *end_b)):
+        raise UsageError(f"a {loaded.config.method} model has no style codes: drop --from-seed/--to-seed/--style-a/--style-b")
+    walk = interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)  # type: ignore[arg-type]
     frames = [to_pil(f) for f in walk]
 
     stem = _out_stem(opts.output, files[0][1])

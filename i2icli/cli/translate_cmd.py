@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, QuietOpt, Report, SeedOpt, SizeOpt, ThreadsOpt, handle_errors,
-    parse_direction, parse_size,
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, OfflineOpt, QuietOpt, Report, SeedOpt, SizeOpt, ThreadsOpt,
+    handle_errors, parse_direction, parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -49,12 +49,13 @@ def translate(
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
     threads: ThreadsOpt = None,
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks, threads,
+            skip_existing, quiet, as_json, style, save_landmarks, threads, offline,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -115,6 +116,7 @@ def _translate(
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str | None, size_text: str,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
     threads: int | None = None,
+    offline: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, as_json, style_ref)
@@ -145,7 +147,7 @@ def _translate(
 
     apply_threads(threads)
     torch.manual_seed(seed)
-    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
+    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device, offline=offline)
     chosen = loaded.choose_direction(direction, to)
     scale = input_scale(loaded, size)
     style_of = _style_source(loaded, chosen, style_ref, seed, scale)

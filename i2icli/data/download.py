@@ -161,11 +161,18 @@ def _copy_body(
 
 
 def check_archive(
-    path: Path, *, sha256: str | None, lock_file: Path | None, origin: str, quarantine: bool = True
-) -> None:
-    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``path.name``.
+    path: Path,
+    *,
+    sha256: str | None,
+    lock_file: Path | None,
+    origin: str,
+    quarantine: bool = True,
+    name: str | None = None,
+) -> str:
+    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``name``
+    (default ``path.name``); returns the file's sha256.
 
-    The first archive of a name seen with ``lock_file`` records its hash and ``origin`` there.
+    The first file of a name seen with ``lock_file`` records its hash and ``origin`` there.
     On a mismatch raises ``InputError``; with ``quarantine`` the file is first renamed to ``.bad``.
     """
     expected = _normalise_hash(sha256, origin)
@@ -173,14 +180,30 @@ def check_archive(
     if expected is not None and actual != expected:
         _reject(path, against="--sha256", expected=expected, actual=actual, quarantine=quarantine)
     if lock_file is None:
-        return
+        return actual
+    key = name or path.name
     lock = _read_lock(lock_file)
-    recorded = lock.get(path.name, {}).get("sha256")
+    recorded = lock.get(key, {}).get("sha256")
     if recorded is None:
-        lock[path.name] = {"origin": origin, "sha256": actual}
+        lock[key] = {"origin": origin, "sha256": actual}
         _write_lock(lock_file, lock)
     elif recorded != actual:
         _reject(path, against=str(lock_file), expected=recorded, actual=actual, quarantine=quarantine)
+    return actual
+
+
+def recorded_sha256(lock_file: Path, name: str) -> str | None:
+    """The sha256 the lock file recorded for the first file called ``name``, or None."""
+    return _read_lock(lock_file).get(name, {}).get("sha256")
+
+
+def forget(lock_file: Path, name: str) -> bool:
+    """Drop the lock file's record of ``name`` (the next download records afresh); True if one existed."""
+    lock = _read_lock(lock_file)
+    if lock.pop(name, None) is None:
+        return False
+    _write_lock(lock_file, lock)
+    return True
 
 
 def _reject(path: Path, *, against: str, expected: str, actual: str, quarantine: bool) -> None:
