@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
 from i2icli.checkpoint import atomic_write_bytes
@@ -141,14 +141,13 @@ def _stop_on_signals() -> Iterator[dict[str, bool]]:
             signal.signal(sig, old)
 
 
-def _save_grid(path: Path, rows: Mapping[str, torch.Tensor] | Sequence[torch.Tensor]) -> None:
-    """Rows of (B, 3, H, W) images in [-1, 1] -> one PNG, one row per tensor, each row's label
-    (the mapping's key) written in a column on its left."""
+def _save_grid(path: Path, labelled: Mapping[str, torch.Tensor]) -> None:
+    """Rows of (B, 3, H, W) images in [-1, 1] by label -> one PNG, one row per tensor, each row's
+    label written in a column on its left."""
     import io
 
     from PIL import Image, ImageDraw, ImageFont
 
-    labelled = rows if isinstance(rows, Mapping) else {f"row {i + 1}": r for i, r in enumerate(rows)}
     tensors = list(labelled.values())
     grid = torch.cat([torch.cat(list(r.detach().float().cpu()), dim=2) for r in tensors], dim=1)  # (3, rows*H, B*W)
     pixels = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -356,7 +355,7 @@ def _validate(
         return float(score(*held_out))
 
 
-def _samples(objective: Objective, batch: Batch) -> Mapping[str, torch.Tensor] | Sequence[torch.Tensor]:
+def _samples(objective: Objective, batch: Batch) -> Mapping[str, torch.Tensor]:
     with _eval_mode(objective):
         return objective.samples(batch)
 
