@@ -125,7 +125,7 @@ def _open(fp: BinaryIO, label: str) -> Image.Image:
         img = Image.open(fp, formats=formats)
     except UnidentifiedImageError as exc:
         fp.seek(0)
-        raise InputError(f"{label}: not an image ({_describe_non_image(fp.read(4096))})") from exc
+        raise InputError(f"{label}: not an image ({describe_non_image(fp.read(4096))})") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own check: over twice the limit
         raise InputError(too_large) from exc
     except _DECODE_ERRORS as exc:
@@ -163,7 +163,7 @@ def check_image(path: str | Path) -> None:
         raise InputError(f"{label}: truncated or corrupt image data") from exc
 
 
-def _describe_non_image(data: bytes) -> str:
+def describe_non_image(data: bytes) -> str:
     """Say what a file that no image decoder accepts looks like, for the error message."""
     head = data[:4096]
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()

@@ -296,12 +296,37 @@ def _looks_like_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.startswith((".", "~")) or bool(Path(ref).suffix)
 
 
+RUN_FILE = "run.json"  # marks a training run folder (i2icli.train.run)
+
+
+def training_run_of(path: Path) -> Path | None:
+    """The run folder when ``path`` is a training checkpoint ``RUN/checkpoints/step_*.pt``."""
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and path.name.startswith("step_") and (run / RUN_FILE).is_file():
+        return run
+    return None
+
+
 def _local(ref: str, path: Path) -> Resolved:
     if path.is_dir():
         inner = path / "model.safetensors"
-        if not inner.is_file():
-            raise UnknownModelError(f"{ref}: folder has no model.safetensors")
-        return Resolved(ref, "local", path=inner)
+        if inner.is_file():
+            return Resolved(ref, "local", path=inner)
+        if (path / RUN_FILE).is_file():  # a training run: its exported model
+            if (path / "model" / "model.safetensors").is_file():
+                return Resolved(ref, "local", path=path / "model" / "model.safetensors")
+            raise UnknownModelError(
+                f"{ref}: a training run without an exported model yet; export its last checkpoint with "
+                f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
+            )
+        raise UnknownModelError(f"{ref}: folder has no model.safetensors")
+    run = training_run_of(path)
+    if run is not None:
+        step = int(path.stem.split("_")[-1])
+        raise UnknownModelError(
+            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
+            f"`i2i export-checkpoint {run} --step {step}`"
+        )
     if path.suffix in (".pth", ".pt", ".ckpt"):
         raise UnknownModelError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"

@@ -48,6 +48,7 @@ def root(
 
 app.command("translate")(translate_cmd.translate)
 app.command("train")(train_cmd.train)
+app.command("export-checkpoint")(train_cmd.export_checkpoint)
 app.command("sample-styles")(multimodal_cmd.sample_styles)
 app.command("sample", help="Alias of sample-styles.")(multimodal_cmd.sample_styles)
 app.command("interpolate")(multimodal_cmd.interpolate)

@@ -137,6 +137,22 @@ def _as_bool(text: str) -> bool:
     return text.lower() in ("true", "1")
 
 
+def export_checkpoint(
+    run: Annotated[Path, typer.Argument(help="A training run folder (holding run.json and checkpoints/).")],
+    step: Annotated[int | None, typer.Option("--step", help="The checkpoint's step (default: the last).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Model folder to write (default RUN/model-step_N).", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Export the model of a training checkpoint (checkpoints/step_N.pt) as a model folder that
+    translate and the other commands load."""
+    with handle_errors():
+        from i2icli.device import pick_device
+        from i2icli.train.run import export_checkpoint as export
+
+        written = export(run, step, output, pick_device(device))
+        err(f"wrote {written}")
+
+
 # Options of `i2i train --resume` that do not describe the run itself.
 _NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet", "threads"})
 

@@ -397,6 +397,38 @@ def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     model.load_state_dict(source.state_dict())
 
 
+def export_checkpoint(run_dir: Path, step: int | None, out: Path | None, device: torch.device) -> Path:
+    """Export the model of training checkpoint ``step`` (default: the last) of ``run_dir`` to ``out``
+    (default ``run_dir/model-step_N``), as training does at its end; returns the folder."""
+    from i2icli.train.loop import checkpoint_path, load_training_state
+
+    if not (run_dir / "run.json").is_file():
+        raise UsageError(f"{run_dir}: not a training run folder (no run.json)")
+    found = sorted(checkpoint_step(p) for p in (run_dir / "checkpoints").glob("step_*.pt"))
+    if not found:
+        raise UsageError(f"{run_dir}: no training checkpoints (checkpoints/step_*.pt)")
+    step = found[-1] if step is None else step
+    if step not in found:
+        raise UsageError(f"--step {step}: {run_dir} has checkpoints at steps {', '.join(map(str, found))}")
+    spec = read_spec(run_dir)
+    impl = load_method(spec.method)
+    cfg = from_dict(impl.config_cls, spec.config)
+    model = impl.build_model(cfg.arch)
+    # The objective owns the module names the checkpoint uses; building it needs the training data.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImageWarning)
+        data = open_data(spec, cfg.arch.channels_a)
+    try:
+        objective = impl.build_objective(cfg, model, data, spec.loop.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    state = load_training_state(checkpoint_path(run_dir, step), device)
+    for name, module in objective.training_modules().items():
+        module.to(device).load_state_dict(state["modules"][name])
+    objective.load_extra_state(state["extra"])
+    return _export(model, out or run_dir / f"model-step_{step}", spec, cfg, step)
+
+
 # ----------------------------------------------------------------------------- resuming
 
 # Options a resumed run may change: they decide how progress is saved, logged and loaded, not what
