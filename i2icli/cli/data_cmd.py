@@ -24,16 +24,20 @@ app = typer.Typer(
 
 @app.command("list")
 def list_recipes() -> None:
-    """Show every recipe: name, kind (offline, download, manual) and what it holds."""
+    """Show every recipe: name, kind (offline, download, manual), whether it can be prepared here
+    (or what it needs: a package extra, the Fashion-MNIST files, --from DIR) and what it holds."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from i2icli.data.recipes import RECIPES
 
-    table = Table("name", "kind", "description")
+    from i2icli.data.recipes import recipe_status
+
+    table = Table("name", "kind", "here", "description")
     for recipe in RECIPES.values():
-        table.add_row(recipe.name, recipe.kind, recipe.description)
-    Console(width=120).print(table)
+        table.add_row(recipe.name, recipe.kind, escape(recipe_status(recipe)), escape(recipe.description))
+    Console(width=150).print(table)
 
 
 @app.command("prepare")
@@ -43,7 +47,11 @@ def prepare_dataset(
     sha256: Annotated[str | None, typer.Option("--sha256", help="Expected sha256 of the downloaded archive.")] = None,
     source: Annotated[
         Path | None,
-        typer.Option("--from", help="Folder with manually downloaded archives (cityscapes), or a local archive."),
+        typer.Option(
+            "--from",
+            help="Folder with manually downloaded archives (cityscapes), a local archive (downloads), "
+            "or the folder of Fashion-MNIST's idx .gz files (fashion-*).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a dataset already prepared in OUT.")] = False,
 ) -> None:
