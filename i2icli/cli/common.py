@@ -167,5 +167,28 @@ class Report:
         err(f"{self.verb}: {self.written} file(s) written to {where}{failed} in {seconds:.1f} s{notes}")
 
 
+@contextmanager
+def stage_bar(enabled: bool = True) -> Iterator[Any]:
+    """A progress bar on stderr (when it is a terminal) fed ``(done, total, description)`` by a
+    library function's ``on_stage``; yields that callback (a no-op when piped or disabled)."""
+    if not (enabled and stderr_is_terminal()):
+        yield lambda done, total, description: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=Console(stderr=True, force_terminal=True), transient=True,
+    )  # fmt: skip
+    task = bar.add_task("starting", total=None)
+
+    def update(done: int, total: int, description: str) -> None:
+        bar.update(task, completed=done, total=total, description=description)
+
+    with bar:
+        yield update
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import Group, DeviceOpt, ModelOpt, SeedOpt, ThreadsOpt, handle_errors
+from i2icli.cli.common import DeviceOpt, Group, ModelOpt, SeedOpt, ThreadsOpt, handle_errors, stage_bar
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def model(
 
             loaded = load_model(model_ref, device=device)
             subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed)
-        report = evaluate(subject, data, opts)
+        with stage_bar(not as_json) as on_stage:
+            report = evaluate(subject, data, opts, on_stage=on_stage)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

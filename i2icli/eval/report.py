@@ -520,19 +520,27 @@ def _score_diversity(subject: Subject, judge: Judge | None, d: _Direction, opts:
         )
 
 
+# The stages ``evaluate`` reports per direction through ``on_stage``.
+STAGES_PER_DIRECTION = 3
+
+
 def _evaluate_direction(
-    subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions, inception: FIDInceptionFeatures | None
-) -> DirectionReport:
+    subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions, inception: FIDInceptionFeatures | None,
+    stage: Callable[[str], None],
+) -> DirectionReport:  # fmt: skip
     src, tgt = (0, 1) if direction == "a2b" else (1, 0)
     c_in, c_out = subject.channels(direction)
     sources = load_split(info.root, TEST_SPLITS[src], c_in, opts.limit, opts.seed)
     real = load_split(info.root, TEST_SPLITS[tgt], c_out, opts.limit, opts.seed)
+    stage(f"{direction}: translating {len(sources.images)} test images")
     d = _Direction(direction, src, tgt, sources, real, subject.translate(sources.images, direction))
     out = _Scores()
+    stage(f"{direction}: judging {len(d.fakes)} translations")
     class_judge = _score_class(info, d, out)
     _score_domain(info, d, out)
     _score_paired(info, d, c_out, opts.pixel_threshold, out)
     domain_judge = load_judge(info.domain_judge) if info.domain_judge else None
+    stage(f"{direction}: diversity{' and Inception features' if inception is not None else ''}")
     _score_diversity(subject, class_judge or domain_judge, d, opts, out)
     if inception is not None:
         real_f, fake_f = _inception_features(inception, real.images), _inception_features(inception, d.fakes)
@@ -542,8 +550,14 @@ def _evaluate_direction(
     )
 
 
-def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -> ModelReport:
-    """Translate the test split of ``data`` with ``subject`` and report every metric that applies."""
+def evaluate(
+    subject: Subject, data: Path, options: EvalOptions | None = None, *,
+    on_stage: Callable[[int, int, str], None] | None = None,
+) -> ModelReport:  # fmt: skip
+    """Translate the test split of ``data`` with ``subject`` and report every metric that applies.
+
+    ``on_stage(done, total, description)`` is called as each stage starts (progress display).
+    """
     opts = options or EvalOptions()
     info = read_dataset_info(Path(data))
     directions = opts.directions or subject.directions
@@ -553,7 +567,16 @@ def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -
     if opts.limit is not None and opts.limit < 2:
         raise UsageError(f"--limit {opts.limit}: must be at least 2 (FID and KID need two images)")
     inception = _load_inception(opts.inception)  # ~100 MB: loaded once for both directions
-    reports = [_evaluate_direction(subject, info, d, opts, inception) for d in directions]
+    total, done = STAGES_PER_DIRECTION * len(directions), [0]
+
+    def stage(description: str) -> None:
+        if on_stage is not None:
+            on_stage(done[0], total, description)
+        done[0] += 1
+
+    reports = [_evaluate_direction(subject, info, d, opts, inception, stage) for d in directions]
+    if on_stage is not None:
+        on_stage(total, total, "done")
     return ModelReport(subject.name, str(info.root), info.recipe, opts.pixel_threshold, reports)
 
 
