@@ -163,6 +163,14 @@ class InputScale:
         resized_alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
         return image.resize(new, Image.Resampling.BICUBIC), resized_alpha
 
+    def describe_outputs(self, restored: bool = False) -> str:
+        """Where outputs come from, for a command's summary line."""
+        if restored:
+            return f"translated at {self.reason}, resized back to each input's size"
+        if self.target is None:
+            return f"at {self.reason}"
+        return f"at {self.reason}; --size native keeps each input's size"
+
     def far_warning(self, name: str, size: tuple[int, int]) -> str:
         """The one-line warning for an input ``name`` of ``size`` that is ``far`` from the training scale."""
         w, h = self.size_for(size)

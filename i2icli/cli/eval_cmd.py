@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, Group, ModelOpt, SeedOpt, ThreadsOpt, handle_errors, stage_bar
+from i2icli.cli.common import (
+    DeviceOpt, Group, ModelOpt, SeedOpt, SizeOpt, ThreadsOpt, handle_errors, parse_size, stage_bar,
+)  # fmt: skip
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -90,10 +92,15 @@ def model(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,
+    size: SizeOpt = "auto",
 ) -> None:
-    """Translate the test split of a dataset and report every metric that applies to the model and data."""
+    """Translate the test split of a dataset and report every metric that applies to the model and data.
+
+    Test images are fed at the model's training scale (--size auto) and translations compared at the
+    test images' own size."""
     with handle_errors():
         directions = _check_model_usage(model_ref, do_nothing, direction, limit, styles, batch_size, pixel_threshold)
+        size_spec = parse_size(size)
         from i2icli.threads import apply_threads, choose_threads
 
         choose_threads(threads)  # a bad --threads is a usage error before any work
@@ -113,7 +120,7 @@ def model(
             from i2icli.api import load_model
 
             loaded = load_model(model_ref, device=device)
-            subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed)
+            subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed, size=size_spec)
         with stage_bar(not as_json) as on_stage:
             report = evaluate(subject, data, opts, on_stage=on_stage)
     if as_json:

@@ -176,7 +176,7 @@ def sample_styles(
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
     offline: OfflineOpt = False,
-    size: SizeOpt = "native",
+    size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -205,6 +205,7 @@ def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
     names = [f"s{k}" for k in range(n)]
     report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="sampling styles")
+    report.notes.append(scale.describe_outputs())
     _style_rows(loaded, chosen, files, styles, names, opts, _Reader(scale, report), report, header=None)
     report.close(str(opts.output))
     return report.failures
@@ -222,7 +223,7 @@ def exemplar(
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
     offline: OfflineOpt = False,
-    size: SizeOpt = "native",
+    size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -253,6 +254,7 @@ def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: 
     loaded, chosen, scale = _load(ref, opts)
     _, c_out = loaded.channels(chosen)
     report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="exemplar styles")
+    report.notes.append(scale.describe_outputs())
     read = _Reader(scale, report)
     good_refs: list[tuple[Path, Tensor]] = []
     for path in refs:  # references are target-domain images, read at the same scale as the inputs
@@ -287,7 +289,7 @@ def interpolate(
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
     offline: OfflineOpt = False,
-    size: SizeOpt = "native",
+    size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -337,6 +339,7 @@ def _interpolate(
     loaded, chosen, scale = _load(ref, opts)
     c_in, c_out = loaded.channels(chosen)
     report = Report(1, as_json=opts.as_json, quiet=opts.quiet, verb="interpolating")
+    report.notes.append(scale.describe_outputs())
     read = _Reader(scale, report)
     start = time.perf_counter()
 

@@ -37,7 +37,10 @@ def translate(
     fmt: Annotated[
         str | None, typer.Option("--format", help="png, jpg or webp (default: from -o FILE's name, else png).", show_default=False)
     ] = None,
-    size: SizeOpt = "native",
+    size: SizeOpt = "auto",
+    restore_size: Annotated[
+        bool, typer.Option("--restore-size", help="Resize each output back to its input's size (default: the size the model made).")
+    ] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -55,7 +58,7 @@ def translate(
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks, threads, offline,
+            skip_existing, quiet, as_json, style, save_landmarks, threads, offline, restore_size,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -117,6 +120,7 @@ def _translate(
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
     threads: int | None = None,
     offline: bool = False,
+    restore_size: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, as_json, style_ref)
@@ -160,7 +164,10 @@ def _translate(
             raise UsageError("--save-landmarks writes files beside the outputs; it cannot be combined with -o -")
 
     report = Report(len(jobs), as_json=as_json, quiet=quiet, verb="translate", bar=output != "-")
-    _run_jobs(loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks)
+    report.notes.append(scale.describe_outputs(restore_size))
+    _run_jobs(
+        loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks, restore_size
+    )  # fmt: skip
     report.close(output if output != "-" else "stdout")
     return report.failures
 
@@ -191,14 +198,17 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
 
 def _run_jobs(
     loaded, direction, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks=False,
+    restore_size=False,
 ) -> None:  # type: ignore[no-untyped-def]
     """Decode, translate and write ``jobs`` to ``dests`` (None: stdout) in chunks of ``batch_size``;
     a bad file costs only its own output (``report`` counts it)."""
+    from PIL import Image
+
     from i2icli.imageio import read_image, to_pil, to_tensor, write_image
     from i2icli.inference import translate_tensors
 
     c_in, _ = loaded.channels(direction)
-    pending = []  # (src, dest, tensor, alpha, t0, style) decoded and waiting for a batch
+    pending = []  # (src, dest, tensor, alpha, t0, style, input size) decoded and waiting for a batch
     for i, ((src, rel), dest) in enumerate(zip(jobs, dests)):
         if dest is not None and skip_existing and dest.exists():
             report.advance()
@@ -210,17 +220,22 @@ def _run_jobs(
                 if scale.far(img.image.size) and "far" not in report.notes_given:
                     report.notes_given.add("far")
                     report.line(scale.far_warning(img.name, img.image.size))
+                original, original_alpha = img.image.size, img.alpha
                 image, alpha = scale.resize(img.image, img.alpha)
                 style = None if style_of is None else style_of(rel)
-                pending.append((src, dest, to_tensor(image), alpha, t0, style))
+                if restore_size:
+                    alpha = original_alpha  # the output is resized back, so the alpha stays as it was
+                pending.append((src, dest, to_tensor(image), alpha, t0, style, original))
             except I2IError as e:
                 report.failed(str(src), str(e))
                 report.advance()
         if pending and (len(pending) == batch_size or i == len(jobs) - 1):
             styles = None if style_of is None else [p[5] for p in pending]
             outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
-            for (src_p, dest_p, x_p, alpha_p, t0_p, _), y in zip(pending, outputs):
+            for (src_p, dest_p, x_p, alpha_p, t0_p, _, size_p), y in zip(pending, outputs):
                 result = to_pil(y)
+                if restore_size and result.size != size_p:
+                    result = result.resize(size_p, Image.Resampling.BICUBIC)
                 try:
                     write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
                     if save_landmarks and dest_p is not None:

@@ -35,7 +35,7 @@ from i2icli.data.recipes import TEST_SPLITS
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
-from i2icli.imageio import list_images, read_image, to_tensor
+from i2icli.imageio import list_images, read_image, to_pil, to_tensor
 from i2icli.methods.base import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
@@ -270,14 +270,29 @@ def _in_batches(
     return out
 
 
-def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0) -> Subject:
-    """A loaded model as a subject; models with style codes translate with styles drawn from ``seed``."""
-    from i2icli.inference import translate_tensors
+def model_subject(
+    model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0, size: int | str = "auto"
+) -> Subject:
+    """A loaded model as a subject; models with style codes translate with styles drawn from ``seed``.
+
+    ``size`` is translate's ``--size``: with ``auto`` each test image is fed at the model's training
+    scale; translations are resized back to the test image's size, so they are compared with real
+    images as they are.
+    """
+    from i2icli.inference import input_scale, translate_tensors
+
+    scale = input_scale(model, size)
+
+    def down(x: torch.Tensor) -> torch.Tensor:  # a test image at the scale the model is fed
+        return x if scale.target is None else to_tensor(scale.resize(to_pil(x))[0])
+
+    def up(ys: list[torch.Tensor], like: list[torch.Tensor]) -> list[torch.Tensor]:  # back to the test images' sizes
+        return [_resize_tensor(y, tuple(x.shape[1:])) for x, y in zip(like, ys)]
 
     if not model.has_styles:
 
         def translate(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
-            return translate_tensors(model, images, direction, batch_size=batch_size)
+            return up(translate_tensors(model, [down(x) for x in images], direction, batch_size=batch_size), images)
 
         why = f"{name} is a {model.config.method} model (no style codes)"
         return Subject(name, model.directions, model.channels, translate, None, why)
@@ -287,12 +302,22 @@ def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: 
     def translate_styled(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
         # One prior style per image, the same on every call, so scores repeat.
         styles = list(prior_styles(model, len(images), seed))
-        return translate_tensors(model, images, direction, batch_size=batch_size, styles=styles)
+        out = translate_tensors(model, [down(x) for x in images], direction, batch_size=batch_size, styles=styles)
+        return up(out, images)
 
     def sample(image: torch.Tensor, direction: Direction, k: int, style_seed: int) -> list[torch.Tensor]:
-        return translate_with_styles(model, image, prior_styles(model, k, style_seed), direction)
+        out = translate_with_styles(model, down(image), prior_styles(model, k, style_seed), direction)
+        return up(out, [image] * k)
 
     return Subject(name, model.directions, model.channels, translate_styled, sample)
+
+
+def _resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) in [-1, 1] -> (C, H, W), bicubic with antialiasing, clamped."""
+    if tuple(x.shape[1:]) == tuple(size):
+        return x
+    y = torch.nn.functional.interpolate(x[None], size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
+    return y[0].clamp(-1, 1)
 
 
 def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

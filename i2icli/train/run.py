@@ -214,7 +214,11 @@ def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: in
         arch=to_dict(cfg.arch),
         domains=spec.data.domains,
         image_size=cfg.data.crop_size,
-        training={"preset": spec.preset, "steps": step, "seed": spec.loop.seed, "batch_size": spec.batch_size, **extra},
+        training={
+            "preset": spec.preset, "steps": step, "seed": spec.loop.seed, "batch_size": spec.batch_size,
+            # How training images were resized: translate's --size auto feeds images at this scale.
+            "preprocess": to_dict(cfg.data), **extra,
+        },  # fmt: skip
     )
     was_training = model.training
     save_model(out, model.eval(), config)
