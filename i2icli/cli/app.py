@@ -8,6 +8,7 @@ import typer
 
 from i2icli import __version__
 from i2icli.cli import convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, train_cmd, translate_cmd
+from i2icli.cli.common import run_app, set_debug
 
 app = typer.Typer(
     name="i2i",
@@ -38,8 +39,10 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print versions and device, then exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks with error messages.")] = False,
 ) -> None:
     """i2i: unsupervised image-to-image translation."""
+    set_debug(debug)
 
 
 app.command("translate")(translate_cmd.translate)
@@ -55,5 +58,5 @@ app.add_typer(eval_cmd.app, name="eval")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: no traceback for any error unless ``--debug``."""
+    run_app(app)

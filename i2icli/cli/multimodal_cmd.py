@@ -2,18 +2,23 @@
 
 Options are parsed and validated first (usage errors exit 2 before any work); a model without the
 capability is refused with one line and exit code 2, judged from its checkpoint config alone.
-An unreadable input or reference costs only its own outputs: one ``error:`` line names it, the
-rest is written, and the exit code is 1.
+An unreadable input or reference, or an output that cannot be written, costs only its own
+outputs: one ``error:`` line names it, the rest is written, and the exit code is 1. Existing
+outputs are kept (and counted on stderr) unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OutDirOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import (
+    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OutDirOpt, OverwriteOpt, SeedOpt, check_max_pixels, debug_trace, err,
+    handle_errors, report_skipped,
+)  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -78,16 +83,44 @@ def _check_unique(destinations: list[tuple[Path, str]]) -> None:
         seen[dest] = source
 
 
-def _read(path: Path, channels: int) -> Tensor:
+def _read(path: Path, channels: int, max_pixels: int | None = None) -> Tensor:
     from i2icli.imageio import read_image, to_tensor
 
-    return to_tensor(read_image(path, channels=channels).image)
+    return to_tensor(read_image(path, channels=channels, max_pixels=max_pixels).image)
 
 
-def _write(path: Path, image: Image.Image) -> None:
-    from i2icli.imageio import write_image
+@dataclass
+class _Writer:
+    """Writes outputs atomically: keeps existing files unless ``overwrite``, and turns a file that
+    cannot be written into one ``error:`` line so the other outputs are still tried."""
 
-    write_image(path, image)
+    overwrite: bool
+    skipped: int = 0
+    failed: int = 0
+
+    def write(self, path: Path, image: Image.Image) -> None:
+        from i2icli.imageio import write_image
+
+        self._put(path, lambda: write_image(path, image))
+
+    def write_gif(self, path: Path, frames: list[Image.Image]) -> None:
+        self._put(path, lambda: _write_gif(path, frames))
+
+    def _put(self, path: Path, save: Callable[[], None]) -> None:
+        if not self.overwrite and path.exists():
+            self.skipped += 1
+            return
+        try:
+            save()
+        except I2IError as e:
+            self.failed += 1
+            debug_trace(e)
+            err(f"error: {e}")
+
+    def finish(self, out_dir: Path) -> int:
+        """Say how many outputs were kept; returns the number that could not be written."""
+        report_skipped(self.skipped, out_dir)
+        return self.failed
 
 
 def _out_stem(out_dir: Path, rel: Path) -> Path:
@@ -106,6 +139,8 @@ def sample_styles(
     to: ToOpt = None,
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Translate each input with N random styles from the prior (the same N for every input).
 
@@ -114,24 +149,28 @@ def sample_styles(
     with handle_errors():
         if n < 1:
             raise UsageError(f"--n {n}: must be at least 1")
+        check_max_pixels(max_pixels)
         _check_direction(direction)
         files = _files(inputs)
         ref = _require(model, "sample-styles", "sample styles")
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
-        failures = _sample(files, ref, n, seed, direction, to, output, device)
+        writer = _Writer(overwrite)
+        failures = _sample(files, ref, n, seed, direction, to, output, device, writer, max_pixels)
+        failures += writer.finish(output)
     if failures:
         raise typer.Exit(1)
 
 
 def _sample(
-    files: list[tuple[Path, Path]], ref: str, n: int, seed: int, direction: str, to: str | None, out_dir: Path, device: str
-) -> int:
+    files: list[tuple[Path, Path]], ref: str, n: int, seed: int, direction: str, to: str | None, out_dir: Path, device: str,
+    writer: _Writer, max_pixels: int | None,
+) -> int:  # fmt: skip
     from i2icli.multimodal import prior_styles
 
     loaded, chosen = _load(ref, device, direction, to)
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
     names = [f"s{k}" for k in range(n)]
-    return _style_rows(loaded, chosen, files, styles, names, out_dir, header=None)
+    return _style_rows(loaded, chosen, files, styles, names, out_dir, writer, max_pixels, header=None)
 
 
 # --------------------------------------------------------------------------- exemplar
@@ -145,6 +184,8 @@ def exemplar(
     to: ToOpt = None,
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Translate inputs with the style of each reference image (every input x every reference).
 
@@ -154,18 +195,22 @@ def exemplar(
     with handle_errors():
         if not style:
             raise UsageError("exemplar needs at least one --style reference image")
+        check_max_pixels(max_pixels)
         _check_direction(direction)
         files = _files(inputs)
         ref = _require(model, "exemplar", "use exemplar styles")
         _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
-        failures = _exemplar(files, style, ref, direction, to, output, device)
+        writer = _Writer(overwrite)
+        failures = _exemplar(files, style, ref, direction, to, output, device, writer, max_pixels)
+        failures += writer.finish(output)
     if failures:
         raise typer.Exit(1)
 
 
 def _exemplar(
-    files: list[tuple[Path, Path]], refs: list[Path], ref: str, direction: str, to: str | None, out_dir: Path, device: str
-) -> int:
+    files: list[tuple[Path, Path]], refs: list[Path], ref: str, direction: str, to: str | None, out_dir: Path, device: str,
+    writer: _Writer, max_pixels: int | None,
+) -> int:  # fmt: skip
     from i2icli.imageio import to_pil
     from i2icli.multimodal import encode_styles
 
@@ -175,16 +220,17 @@ def _exemplar(
     good_refs: list[tuple[Path, Tensor]] = []
     for path in refs:  # references are target-domain images
         try:
-            good_refs.append((path, _read(path, c_out)))
+            good_refs.append((path, _read(path, c_out, max_pixels)))
         except I2IError as e:
             failures += 1
+            debug_trace(e)
             err(f"error: {e}")
     if not good_refs:
         return failures
     styles = encode_styles(loaded, [t for _, t in good_refs], chosen)  # (R, S, 1, 1)
     header = [None, *(to_pil(t) for _, t in good_refs)]
     names = [ref_path.stem for ref_path, _ in good_refs]
-    return failures + _style_rows(loaded, chosen, files, styles, names, out_dir, header=header)
+    return failures + _style_rows(loaded, chosen, files, styles, names, out_dir, writer, max_pixels, header=header)
 
 
 # --------------------------------------------------------------------------- interpolate
@@ -204,6 +250,8 @@ def interpolate(
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """One input: walk from style A to style B. Two inputs: walk between their contents in style A.
 
@@ -221,6 +269,7 @@ def interpolate(
             raise UsageError("--from-seed and --style-a both set style A; pass one")
         if to_seed is not None and style_b is not None:
             raise UsageError("--to-seed and --style-b both set style B; pass one")
+        check_max_pixels(max_pixels)
         _check_direction(direction)
         files = _files(inputs)
         if len(files) not in (1, 2):
@@ -228,12 +277,20 @@ def interpolate(
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
         ref = _require(model, "interpolate", "interpolate")
-        _interpolate(files, ref, steps, mode, from_seed, to_seed, style_a, style_b, gif, direction, to, output, device)
+        writer = _Writer(overwrite)
+        _interpolate(
+            files, ref, steps, mode, from_seed, to_seed, style_a, style_b, gif, direction, to, output, device, writer,
+            max_pixels,
+        )  # fmt: skip
+        failures = writer.finish(output)
+    if failures:
+        raise typer.Exit(1)
 
 
 def _interpolate(
     files: list[tuple[Path, Path]], ref: str, steps: int, mode: str, from_seed: int | None, to_seed: int | None,
     style_a: Path | None, style_b: Path | None, gif: bool, direction: str, to: str | None, out_dir: Path, device: str,
+    writer: _Writer, max_pixels: int | None,
 ) -> None:  # fmt: skip
     import torch
     from PIL import Image as PILImage
@@ -246,10 +303,10 @@ def _interpolate(
 
     def style(path: Path | None, seed: int | None, default: int) -> Tensor:  # (1, S, 1, 1)
         if path is not None:
-            return encode_styles(loaded, [_read(path, c_out)], chosen)
+            return encode_styles(loaded, [_read(path, c_out, max_pixels)], chosen)
         return prior_styles(loaded, 1, default if seed is None else seed)
 
-    images = [_read(src, c_in) for src, _ in files]
+    images = [_read(src, c_in, max_pixels) for src, _ in files]
     if len(images) == 2 and images[1].shape != images[0].shape:
         # Contents are mixed position by position, so both inputs need the same size.
         height, width = images[0].shape[1:]
@@ -264,10 +321,10 @@ def _interpolate(
     name = stem.name if len(files) == 1 else f"{stem.name}-{files[1][1].stem}"
     base = stem.parent / name
     for k, frame in enumerate(frames):
-        _write(Path(f"{base}_f{k}.png"), frame)
-    _write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
+        writer.write(Path(f"{base}_f{k}.png"), frame)
+    writer.write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
     if gif:
-        _write_gif(Path(f"{base}.gif"), frames)
+        writer.write_gif(Path(f"{base}.gif"), frames)
 
 
 def _write_gif(path: Path, frames: list[Image.Image]) -> None:
@@ -287,7 +344,8 @@ def _write_gif(path: Path, frames: list[Image.Image]) -> None:
 
 
 def _style_rows(
-    loaded, chosen, files, styles, names: list[str], out_dir: Path, *, header: list[Image.Image | None] | None
+    loaded, chosen, files, styles, names: list[str], out_dir: Path, writer: _Writer, max_pixels: int | None, *,
+    header: list[Image.Image | None] | None,
 ) -> int:  # type: ignore[no-untyped-def]
     """Translate every input with every style; write ``<stem>_<name>.png`` per style and the grid
     (inputs as rows, styles as columns, an optional header row). Returns the number of bad inputs."""
@@ -299,15 +357,16 @@ def _style_rows(
     failures = 0
     for src, rel in files:
         try:
-            x = _read(src, c_in)
+            x = _read(src, c_in, max_pixels)
         except I2IError as e:
             failures += 1
+            debug_trace(e)
             err(f"error: {e}")
             continue
         outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
         for name, image in zip(names, outputs):
-            _write(Path(f"{_out_stem(out_dir, rel)}_{name}.png"), image)
+            writer.write(Path(f"{_out_stem(out_dir, rel)}_{name}.png"), image)
         rows.append([to_pil(x), *outputs])
     if len(rows) > (header is not None):
-        _write(out_dir / GRID_NAME, grid_image(rows))
+        writer.write(out_dir / GRID_NAME, grid_image(rows))
     return failures

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import (
+    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OverwriteOpt, QuietOpt, SeedOpt, check_max_pixels, debug_trace, err,
+    handle_errors, report_skipped,
+)  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ def translate(
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file's stem.")] = "",
     fmt: Annotated[str, typer.Option("--format", help="png, jpg or webp.")] = "png",
     size: Annotated[int | None, typer.Option("--size", help="Resize the short side to N first.")] = None,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
     style: Annotated[
@@ -42,18 +45,25 @@ def translate(
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
+    max_pixels: MaxPixelsOpt = None,
+    all_frames: Annotated[
+        bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f<k> (default: the first frame).")
+    ] = False,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks,
+            not overwrite, quiet, as_json, style, save_landmarks, max_pixels, all_frames,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
 
 
-def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_json: bool) -> None:
+def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_json: bool, suffix: str = "") -> None:
+    from i2icli.imageio import check_suffix
+
+    check_suffix(suffix)
     if fmt not in ("png", "jpg", "webp"):
         raise UsageError(f"--format {fmt!r}: use png, jpg or webp")
     if batch_size < 1:
@@ -70,9 +80,13 @@ def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
+    max_pixels: int | None = None, all_frames: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
-    _check_usage(output, batch_size, fmt, size, as_json)
+    _check_usage(output, batch_size, fmt, size, as_json, suffix)
+    check_max_pixels(max_pixels)
+    if all_frames and output == "-":
+        raise UsageError("--all-frames writes one file per frame; it cannot be combined with -o -")
     from i2icli.imageio import list_images
 
     use_stdin = inputs == ["-"]
@@ -92,7 +106,7 @@ def _translate(
     torch.manual_seed(seed)
     loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
-    style_of = _style_source(loaded, chosen, style_ref, seed)
+    style_of = _style_source(loaded, chosen, style_ref, seed, max_pixels)
     if save_landmarks:
         from i2icli.landmarks import has_landmarks
 
@@ -112,11 +126,11 @@ def _translate(
             seen[dest] = src
     return _run_jobs(
         loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-        save_landmarks,
+        save_landmarks, max_pixels, all_frames,
     )  # fmt: skip
 
 
-def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
+def _style_source(loaded, direction, style_ref: Path | None, seed: int, max_pixels: int | None = None) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
     """For style-based models: the style each input (by relative name) is translated with."""
     if not loaded.has_styles:
         if style_ref is not None:
@@ -131,7 +145,7 @@ def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Calla
     from i2icli.imageio import read_image, to_tensor
 
     _, c_out = loaded.channels(direction)
-    shared = encode_styles(loaded, [to_tensor(read_image(style_ref, channels=c_out).image)], direction)[0]
+    shared = encode_styles(loaded, [to_tensor(read_image(style_ref, channels=c_out, max_pixels=max_pixels).image)], direction)[0]
     return lambda rel: shared
 
 
@@ -139,37 +153,53 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
     return out_dir / rel.parent / f"{rel.stem}{suffix}.{fmt}"
 
 
+def _frame_path(dest: Path, k: int, count: int) -> Path:
+    """``name.png`` -> ``name_f007.png``: frame ``k`` of ``count`` (zero-padded so names sort)."""
+    return dest.with_name(f"{dest.stem}_f{k:0{max(3, len(str(count - 1)))}d}{dest.suffix}")
+
+
 def _run_jobs(
     loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-    save_landmarks=False,
+    save_landmarks=False, max_pixels=None, all_frames=False,
 ) -> int:  # type: ignore[no-untyped-def]
     """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
-    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
+    from i2icli.imageio import read_frames, to_pil, to_tensor, write_image
     from i2icli.inference import translate_tensors
 
     c_in, _ = loaded.channels(direction)
     failures = 0
     progress = _progress(len(jobs), quiet or as_json or out_dir is None)
+    skipped = 0
     pending = []  # (src, dest, tensor, alpha, t0, style) decoded and waiting for a batch
     for i, (src, rel) in enumerate(jobs):
         dest = None if out_dir is None else _output_path(out_dir, rel, suffix, fmt)
-        if dest is not None and skip_existing and dest.exists():
+        if dest is not None and skip_existing and not all_frames and dest.exists():
+            skipped += 1
             progress.advance()
         else:
             t0 = time.perf_counter()
             try:
                 data = sys.stdin.buffer.read() if src == Path("-") else src
-                img = read_image(data, name="stdin" if src == Path("-") else None, channels=c_in)
-                image, alpha = img.image, img.alpha
-                if size is not None:
-                    image, alpha = _resize_short_side(image, alpha, size)
+                frames = read_frames(data, name="stdin" if src == Path("-") else None, channels=c_in,
+                                     max_pixels=max_pixels, all_frames=all_frames)  # fmt: skip
                 style = None if style_of is None else style_of(rel)
-                pending.append((src, dest, to_tensor(image), alpha, t0, style))
+                for k, img in enumerate(frames):
+                    frame_dest = dest if dest is None or not all_frames else _frame_path(dest, k, len(frames))
+                    if frame_dest is not None and skip_existing and all_frames and frame_dest.exists():
+                        skipped += 1
+                        continue
+                    image, alpha = img.image, img.alpha
+                    if size is not None:
+                        image, alpha = _resize_short_side(image, alpha, size)
+                    pending.append((src, frame_dest, to_tensor(image), alpha, t0, style))
+                if all_frames:
+                    progress.advance()  # frames are written below without advancing the per-file bar
             except I2IError as e:
                 failures += 1
+                debug_trace(e)
                 progress.print(f"error: {e}")
                 progress.advance()
-        if pending and (len(pending) == batch_size or i == len(jobs) - 1):
+        if pending and (len(pending) >= batch_size or i == len(jobs) - 1):
             styles = None if style_of is None else [p[5] for p in pending]
             outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
             for (src_p, dest_p, x_p, alpha_p, t0_p, _), y in zip(pending, outputs):
@@ -183,15 +213,19 @@ def _run_jobs(
                         write_landmarks(loaded, x_p, split_direction(direction)[0], dest_p.with_suffix(""))
                 except I2IError as e:
                     failures += 1
+                    debug_trace(e)
                     progress.print(f"error: {e}")
                 else:
                     if as_json:
                         seconds = round(time.perf_counter() - t0_p, 4)
                         record = {"input": str(src_p), "output": str(dest_p), "size": list(result.size), "seconds": seconds}
                         typer.echo(json.dumps(record))
-                progress.advance()
+                if not all_frames:
+                    progress.advance()
             pending = []
     progress.close()
+    if not quiet:
+        report_skipped(skipped, out_dir)
     if failures and not quiet:
         err(f"{failures} of {len(jobs)} inputs failed")
     return failures
