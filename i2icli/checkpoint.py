@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,67 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def safe_torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
+    """Read a ``torch.save`` file with ``weights_only=True``: tensors, numbers, strings and plain
+    containers only. A pickle naming any other Python object (the way a malicious file runs code)
+    is refused before that object is built; every failure is one ``CheckpointError`` line."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (the file is empty)")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it is about to refuse; the error says it all.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found (no such file)") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file") from None
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if blocked:
+            raise CheckpointError(
+                f"{path}: not a loadable tensor-only PyTorch file: refused to unpickle {blocked.group(1)}, "
+                "a Python object that could run code (i2i only reads tensors and plain containers)"
+            ) from None
+        if _starts_with(path, b"\x80"):  # the PROTO opcode: a pickle, of a kind the safe reader refuses
+            raise CheckpointError(
+                f"{path}: not a loadable tensor-only PyTorch file: a pickle holding more than tensors (refused unread)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (unsupported data{_looks_like(path)})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or _first_line(e)})") from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
+def _looks_like(path: Path) -> str:
+    """``; looks like HTML`` for a saved error page, and so on (for messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError:
+        return ""
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "; looks like HTML, e.g. an error page saved instead of the file"
+    if not head:
+        return "; the file is empty"
+    return ""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -96,9 +160,13 @@ def save_model(path: str | Path, model: nn.Module, config: ModelConfig, *, fp16:
     cfg_json = json.dumps(to_dict(config), sort_keys=True)
     meta = {"i2i_config": cfg_json, "format_version": str(FORMAT_VERSION), "i2i_sha256": tensor_digest(tensors)}
     target = model_file(path)
-    atomic_write_bytes(target, save(tensors, metadata=meta))
-    if target != path:
-        atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    try:
+        atomic_write_bytes(target, save(tensors, metadata=meta))
+        if target != path:
+            atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    except OSError as e:
+        # The temp file is gone and any previous checkpoint at ``target`` is untouched.
+        raise CheckpointError(f"{e.filename or target}: cannot write ({e.strerror or e})") from None
     return target
 
 

@@ -215,7 +215,7 @@ def _open(fp: BinaryIO, label: str, max_pixels: int | None = None) -> Image.Imag
         img.close()
         raise InputError(
             f"{label}: image too large (over {limit} pixels: {width}x{height} = {width * height}; "
-            "possibly a decompression bomb; raise --max-pixels to allow it)"
+            "possibly a decompression bomb)"
         )
     return img
 
@@ -242,6 +242,17 @@ def check_image(path: str | Path, *, max_pixels: int | None = None) -> None:
         raise InputError(f"{label}: truncated or corrupt image data") from exc
     except _DECODE_ERRORS as exc:
         raise InputError(f"{label}: truncated or corrupt image data") from exc
+
+
+def image_mode(path: str | Path, *, max_pixels: int | None = None) -> str:
+    """The Pillow mode a file declares in its header ("L", "RGB", "I;16", ...), read like ``check_image``."""
+    label = str(path)
+    with _open_regular(Path(path), label) as fh:
+        data = fh.read()
+    if not data:
+        raise InputError(f"{label}: not an image (empty file)")
+    with _open(io.BytesIO(data), label, max_pixels) as img:
+        return img.mode
 
 
 def _describe_non_image(data: bytes) -> str:

@@ -178,7 +178,7 @@ def _sample(
 
 def exemplar(
     inputs: InputsArg,
-    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.")] = None,
+    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.", readable=False)] = None,
     model: ModelOpt = None,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
@@ -243,8 +243,8 @@ def interpolate(
     mode: Annotated[str, typer.Option("--mode", help="lerp or slerp.")] = "lerp",
     from_seed: Annotated[int | None, typer.Option("--from-seed", help="Style A from the prior with this seed (default 0).")] = None,
     to_seed: Annotated[int | None, typer.Option("--to-seed", help="Style B from the prior with this seed (default 1).")] = None,
-    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.")] = None,
-    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.")] = None,
+    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.", readable=False)] = None,
+    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.", readable=False)] = None,
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animated GIF.")] = False,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,

@@ -40,7 +40,7 @@ def translate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
     style: Annotated[
         Path | None,
-        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name)."),
+        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name).", readable=False),
     ] = None,
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")

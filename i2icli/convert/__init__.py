@@ -27,6 +27,8 @@ def convert_files(
     if impl.convert is None:
         raise UsageError(f"--from {method}: this method has no converter for official checkpoints")
     for f in files:
+        if Path(f).is_dir():
+            raise UsageError(f"{f}: is a folder, not a weights file")
         if not Path(f).is_file():
             raise UsageError(f"{f}: no such file")
     converted = impl.convert(list(files))
