@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -144,6 +144,17 @@ def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
             )
         node[path[-1]] = value
     return from_dict(type(cfg), data)
+
+
+def require(cfg: Any, names: Sequence[str], ok: Callable[[Any], bool], rule: str, prefix: str = "") -> None:
+    """In a config's ``__post_init__``: a usage error naming the first field of ``names`` whose
+    value fails ``ok``, e.g. ``require(self, ("dim", "n_res"), lambda v: v >= 1, "must be at least 1", "arch.")``."""
+    from i2icli.errors import UsageError
+
+    values = {f.name: v for f, v in zip(dataclasses.fields(cfg), dataclasses.astuple(cfg))}
+    for name in names:
+        if not ok(values[name]):
+            raise UsageError(f"{prefix}{name} {values[name]}: {rule}")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

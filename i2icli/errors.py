@@ -31,3 +31,10 @@ class ResolveError(I2IError):
     """A model reference cannot be resolved (unknown name, missing path, Hub failure)."""
 
     exit_code = 1
+
+
+class NotAvailableError(ResolveError):
+    """A known model whose weights are not here and cannot be fetched now (offline, no network, a
+    manual download, not yet published); the message says what to do. Exit code 2: nothing ran."""
+
+    exit_code = 2

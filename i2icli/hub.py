@@ -9,6 +9,7 @@ optional sha256 pinning and one-line errors that say what to do.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,11 @@ def _revision_problem(revision: str) -> str | None:
     return None
 
 
+def push_target_problem(repo_id: str, revision: str | None) -> str | None:
+    """Why ``repo_id`` (and branch ``revision``) cannot be pushed to, or None when they look valid."""
+    return _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
+
+
 def parse_hub_ref(ref: str) -> HubRef:
     """Parse 'hf-hub:org/name' or 'hf-hub:org/name@revision'; raise ResolveError quoting `ref` if malformed."""
     if not ref.startswith(HUB_PREFIX):
@@ -100,11 +106,25 @@ def _hub_errors() -> ModuleType:
     return errors
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level failures of huggingface_hub's HTTP client (httpx2 since 2.0, httpx in 1.x)."""
+    try:
+        import httpx2 as client
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as client  # type: ignore[no-redef]
+    return (client.TransportError, OSError)
+
+
 def _is_offline() -> bool:
     """Whether huggingface_hub runs in offline mode (HF_HUB_OFFLINE, read by the library at import)."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def env_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for offline mode now (huggingface_hub's spelling of true)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def _http_status(err: HfHubHTTPError) -> int | None:
@@ -169,10 +189,12 @@ def download_model_file(
     sha256: str | None = None,
     endpoint: str | None = None,
     cache_dir: str | Path | None = None,
+    offline: bool = False,
 ) -> Path:
     """Download one file of a Hub repo into the HF cache (or find it there) and return its local path.
 
     `sha256` (hex) pins the file's content: a mismatch raises ResolveError. Hub failures raise ResolveError.
+    `offline` looks in the cache only, as `HF_HUB_OFFLINE=1` does.
     """
     problem = _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
     if problem is not None:
@@ -191,6 +213,7 @@ def download_model_file(
             token=token,
             endpoint=endpoint,
             cache_dir=str(cache_dir) if cache_dir is not None else None,
+            local_files_only=offline,
         )
     except Exception as err:  # only huggingface_hub's own errors are translated; anything else propagates
         explained = _explain_hub_error(
@@ -199,7 +222,7 @@ def download_model_file(
             filename=filename,
             revision=revision,
             endpoint=endpoint or constants.ENDPOINT,
-            offline=_is_offline(),
+            offline=offline or _is_offline(),
         )
         if explained is None:
             raise
@@ -224,30 +247,28 @@ def push_model(
     revision: str | None = None,
     private: bool = False,
 ) -> str:
-    """Upload `model.safetensors`, `config.json` and README.md (if present) from `folder`; return the commit url."""
+    """Upload `model.safetensors`, `config.json` and README.md (if present) from `folder` in one commit
+    (on branch `revision`, created from main when missing); return the commit url."""
     folder = Path(folder)
-    problem = _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
+    problem = push_target_problem(repo_id, revision)
     if problem is not None:
         raise ResolveError(f"cannot push to Hub repo {repo_id!r}: {problem}")
     missing = [name for name in (MODEL_FILE, CONFIG_FILE) if not (folder / name).is_file()]
     if missing:
         raise ResolveError(f"cannot push {folder}: missing {', '.join(missing)} (save the model there first)")
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     errors = _hub_errors()
     files = [MODEL_FILE, CONFIG_FILE] + ([README_FILE] if (folder / README_FILE).is_file() else [])
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            folder_path=folder,
-            repo_id=repo_id,
-            revision=revision,
-            allow_patterns=files,
-            commit_message=f"Upload i2i model ({', '.join(files)})",
+        commit = api.create_commit(
+            repo_id, operations, commit_message=f"Upload i2i model ({', '.join(files)})", revision=revision
         )
     except errors.LocalTokenNotFoundError as err:
         raise ResolveError(
@@ -257,5 +278,10 @@ def push_model(
         raise ResolveError(
             f"cannot push to Hub repo {repo_id!r}: the Hub answered HTTP {_http_status(err)};"
             " check that your token has write access"
+        ) from err
+    except _transport_errors() as err:
+        raise ResolveError(
+            f"cannot push to Hub repo {repo_id!r}: the Hub at {api.endpoint} could not be reached ({err});"
+            " check your connection, proxy and HF_ENDPOINT"
         ) from err
     return commit.commit_url

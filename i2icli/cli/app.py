@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from i2icli import __version__
-from i2icli.cli import convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, train_cmd, translate_cmd
+from i2icli.cli import (
+    convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
+)  # fmt: skip
 from i2icli.cli.common import run_app, set_debug
 
 app = typer.Typer(
@@ -52,6 +54,7 @@ app.command("sample", help="Alias of sample-styles.")(multimodal_cmd.sample_styl
 app.command("interpolate")(multimodal_cmd.interpolate)
 app.command("exemplar")(multimodal_cmd.exemplar)
 app.command("convert")(convert_cmd.convert)
+app.command("push")(push_cmd.push)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(eval_cmd.app, name="eval")

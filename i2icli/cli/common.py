@@ -17,6 +17,9 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Registry name, hf-hub:org/name[@rev], or a .safetensors file / model folder."),
 ]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Use only cached models (as HF_HUB_OFFLINE=1); never download.")
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when there is one), cpu, cuda or mps.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (results are deterministic on CPU).")]
 OutDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]

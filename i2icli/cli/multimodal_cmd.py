@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Callable
 import typer
 
 from i2icli.cli.common import (
-    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OutDirOpt, OverwriteOpt, SeedOpt, check_max_pixels, debug_trace, err,
-    handle_errors, report_skipped,
+    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OfflineOpt, OutDirOpt, OverwriteOpt, SeedOpt, check_max_pixels,
+    debug_trace, err, handle_errors, report_skipped,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -52,19 +52,22 @@ def _files(inputs: list[str]) -> list[tuple[Path, Path]]:
     return files
 
 
-def _require(model_ref: str | None, capability: str, verb: str) -> str:
-    """The model reference to use, refusing a method without ``capability`` (reads only the config)."""
+def _require(model_ref: str | None, capability: str, verb: str, offline: bool) -> str:
+    """The local checkpoint to use (fetched once here), refusing a method without ``capability``
+    (reads only the config)."""
     from i2icli.checkpoint import read_config
     from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, METHODS, Capability, fetch, resolve
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
         raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
-    config = read_config(fetch(resolve(ref)))
+    path = fetch(resolve(ref), offline=offline)
+    config = read_config(path)
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
-        raise UsageError(f"{ref}: a {config.method} model cannot {verb} (it has no style codes)")
-    return ref
+        why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
+        raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
+    return str(path)
 
 
 def _load(ref: str, device: str, direction: str, to: str | None) -> tuple[LoadedModel, Direction]:
@@ -141,6 +144,7 @@ def sample_styles(
     device: DeviceOpt = "auto",
     max_pixels: MaxPixelsOpt = None,
     overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate each input with N random styles from the prior (the same N for every input).
 
@@ -152,7 +156,7 @@ def sample_styles(
         check_max_pixels(max_pixels)
         _check_direction(direction)
         files = _files(inputs)
-        ref = _require(model, "sample-styles", "sample styles")
+        ref = _require(model, "sample-styles", "sample styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
         writer = _Writer(overwrite)
         failures = _sample(files, ref, n, seed, direction, to, output, device, writer, max_pixels)
@@ -186,6 +190,7 @@ def exemplar(
     device: DeviceOpt = "auto",
     max_pixels: MaxPixelsOpt = None,
     overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate inputs with the style of each reference image (every input x every reference).
 
@@ -198,7 +203,7 @@ def exemplar(
         check_max_pixels(max_pixels)
         _check_direction(direction)
         files = _files(inputs)
-        ref = _require(model, "exemplar", "use exemplar styles")
+        ref = _require(model, "exemplar", "use exemplar styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
         writer = _Writer(overwrite)
         failures = _exemplar(files, style, ref, direction, to, output, device, writer, max_pixels)
@@ -252,8 +257,10 @@ def interpolate(
     device: DeviceOpt = "auto",
     max_pixels: MaxPixelsOpt = None,
     overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
-    """One input: walk from style A to style B. Two inputs: walk between their contents in style A.
+    """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
+    (style models only): walk from style A to style B.
 
     Writes OUT/<name>_f<k>.png per frame, OUT/<name>_strip.png (the frames side by side) and, with
     --gif, OUT/<name>.gif. A second input of another size is resized to the first's size.
@@ -276,7 +283,7 @@ def interpolate(
             raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(model, "interpolate", "interpolate")
+        ref = _require(model, "interpolate", "interpolate", offline)
         writer = _Writer(overwrite)
         _interpolate(
             files, ref, steps, mode, from_seed, to_seed, style_a, style_b, gif, direction, to, output, device, writer,
@@ -312,10 +319,15 @@ def _interpolate(
         height, width = images[0].shape[1:]
         second = to_pil(images[1]).resize((width, height), PILImage.Resampling.BICUBIC)
         images[1] = to_tensor(second)
-    styles = [style(style_a, from_seed, 0)]
-    if len(images) == 1:
-        styles.append(style(style_b, to_seed, 1))
-    frames = [to_pil(f) for f in interpolate(loaded, images, torch.cat(styles), steps=steps, mode=mode, direction=chosen)]  # type: ignore[arg-type]
+    walk_styles = None  # a latent model (UNIT) walks between the two inputs' codes, no styles
+    if loaded.has_styles:
+        styles = [style(style_a, from_seed, 0)]
+        if len(images) == 1:
+            styles.append(style(style_b, to_seed, 1))
+        walk_styles = torch.cat(styles)
+    elif any(v is not None for v in (from_seed, to_seed, style_a, style_b)):
+        raise UsageError(f"a {loaded.config.method} model has no style codes: drop --from-seed/--to-seed/--style-a/--style-b")
+    frames = [to_pil(f) for f in interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)]  # type: ignore[arg-type]
 
     stem = _out_stem(out_dir, files[0][1])
     name = stem.name if len(files) == 1 else f"{stem.name}-{files[1][1].stem}"

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 import typer
 
 from i2icli.cli.common import (
-    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OverwriteOpt, QuietOpt, SeedOpt, check_max_pixels, debug_trace, err,
-    handle_errors, report_skipped,
+    DeviceOpt, InputsArg, MaxPixelsOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, SeedOpt, check_max_pixels,
+    debug_trace, err, handle_errors, report_skipped,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -49,12 +49,13 @@ def translate(
     all_frames: Annotated[
         bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f<k> (default: the first frame).")
     ] = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            not overwrite, quiet, as_json, style, save_landmarks, max_pixels, all_frames,
+            not overwrite, quiet, as_json, style, save_landmarks, offline, max_pixels, all_frames,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
@@ -80,7 +81,7 @@ def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
     batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
-    max_pixels: int | None = None, all_frames: bool = False,
+    offline: bool = False, max_pixels: int | None = None, all_frames: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
     _check_usage(output, batch_size, fmt, size, as_json, suffix)
@@ -104,7 +105,7 @@ def _translate(
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
 
     torch.manual_seed(seed)
-    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
+    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device, offline=offline)
     chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
     style_of = _style_source(loaded, chosen, style_ref, seed, max_pixels)
     if save_landmarks:

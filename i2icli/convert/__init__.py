@@ -3,6 +3,7 @@ each method's ``Method.convert``; ``convert_files`` is the one path that builds,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Sequence
 
@@ -15,9 +16,11 @@ def convert_files(
     domains: tuple[str, str] = ("a", "b"),
     image_size: int = 256,
     fp16: bool = False,
+    provenance: Mapping[str, object] | None = None,
 ) -> tuple[Path, str]:
     """Convert ``files`` with ``method``'s converter, load the result strictly into a freshly built
-    model, and save it to ``output``; returns (written path, one-line summary)."""
+    model, and save it to ``output``; returns (written path, one-line summary). ``provenance`` is
+    recorded in the config's ``training`` (over the default: the method and the file paths)."""
     from i2icli.checkpoint import ModelConfig, load_state_strict, save_model
     from i2icli.config import to_dict
     from i2icli.errors import UsageError
@@ -36,6 +39,6 @@ def convert_files(
     load_state_strict(model, converted.state, Path(files[0]))
     config = ModelConfig(
         method=method, arch=to_dict(converted.arch), domains=domains, image_size=image_size,
-        training={"converted_from": method, "files": [str(f) for f in files]},
+        training={"converted_from": method, "files": [str(f) for f in files], **(provenance or {})},
     )  # fmt: skip
     return save_model(output, model.eval(), config, fp16=fp16), converted.summary

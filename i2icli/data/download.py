@@ -164,13 +164,19 @@ def _copy_body(
 
 
 def check_archive(
-    path: Path, *, sha256: str | None, lock_file: Path | None, origin: str, quarantine: bool = True,
+    path: Path,
+    *,
+    sha256: str | None,
+    lock_file: Path | None,
+    origin: str,
+    quarantine: bool = True,
+    name: str | None = None,
     record: bool = True,
 ) -> str:
-    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``path.name``;
-    returns its sha256.
+    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``name``
+    (default ``path.name``); returns the file's sha256.
 
-    The first archive of a name seen with ``lock_file`` records its hash and ``origin`` there
+    The first file of a name seen with ``lock_file`` records its hash and ``origin`` there
     (unless ``record=False``: then see ``record_archive``).
     On a mismatch raises ``InputError``; with ``quarantine`` the file is first renamed to ``.bad``.
     """
@@ -180,10 +186,11 @@ def check_archive(
         _reject(path, against="--sha256", expected=expected, actual=actual, quarantine=quarantine)
     if lock_file is None:
         return actual
+    key = name or path.name
     lock = _read_lock(lock_file)
-    recorded = lock.get(path.name, {}).get("sha256")
+    recorded = lock.get(key, {}).get("sha256")
     if recorded is None and record:
-        lock[path.name] = {"origin": origin, "sha256": actual}
+        lock[key] = {"origin": origin, "sha256": actual}
         _write_lock(lock_file, lock)
     elif recorded is not None and recorded != actual:
         _reject(path, against=str(lock_file), expected=recorded, actual=actual, quarantine=quarantine)
@@ -197,6 +204,20 @@ def record_archive(name: str, sha256: str, *, lock_file: Path, origin: str) -> N
     if name not in lock:
         lock[name] = {"origin": origin, "sha256": sha256}
         _write_lock(lock_file, lock)
+
+
+def recorded_sha256(lock_file: Path, name: str) -> str | None:
+    """The sha256 the lock file recorded for the first file called ``name``, or None."""
+    return _read_lock(lock_file).get(name, {}).get("sha256")
+
+
+def forget(lock_file: Path, name: str) -> bool:
+    """Drop the lock file's record of ``name`` (the next download records afresh); True if one existed."""
+    lock = _read_lock(lock_file)
+    if lock.pop(name, None) is None:
+        return False
+    _write_lock(lock_file, lock)
+    return True
 
 
 def _reject(path: Path, *, against: str, expected: str, actual: str, quarantine: bool) -> None:
