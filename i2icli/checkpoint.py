@@ -21,7 +21,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -170,14 +170,42 @@ def save_model(path: str | Path, model: nn.Module, config: ModelConfig, *, fp16:
     return target
 
 
+# How to read older formats: ``_MIGRATIONS[v]`` turns a format-v config dict into a format-(v+1)
+# one. Version 1 is the first format, so there is nothing to migrate yet and any other version is
+# refused with its number named.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _check_version(version: object, where: Path) -> int:
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: checkpoint format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: checkpoint format_version {version} is newer than this i2i reads ({FORMAT_VERSION}); "
+            "upgrade i2icli to load it"
+        )
+    return version
+
+
 def _parse_config(raw: str, where: Path) -> ModelConfig:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{where}: config is not valid JSON ({e.msg})") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: checkpoint format_version {version!r} is not supported (expected 1)")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: config is not a JSON object")
+    version = _check_version(data.get("format_version"), where)
+    while version < FORMAT_VERSION:
+        migrate = _MIGRATIONS.get(version)
+        if migrate is None:
+            raise CheckpointError(
+                f"{where}: checkpoint format_version {version} is older than this i2i reads ({FORMAT_VERSION}) "
+                "and has no migration; convert or export the model again"
+            )
+        data = migrate(dict(data))
+        version = _check_version(data.get("format_version"), where)
     try:
         return from_dict(ModelConfig, data)
     except ConfigError as e:
@@ -195,9 +223,11 @@ def read_config(path: str | Path) -> ModelConfig:
         with safe_open(str(file), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for a bad header
-        raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from None
+        raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(e)})") from None
     if "i2i_config" not in meta:
         raise CheckpointError(f"{file}: safetensors file without an i2i config (not an i2i checkpoint?)")
+    if "format_version" in meta:  # the file-level version, written beside the config's own
+        _check_version(meta["format_version"], file)
     return _parse_config(meta["i2i_config"], file)
 
 
@@ -210,7 +240,7 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
     expected = meta.get("i2i_sha256")
     if expected is not None and tensor_digest(tensors) != expected:
         raise CheckpointError(f"{path}: tensor data does not match its recorded sha256 (file corrupted)")

@@ -109,7 +109,7 @@ def _read_state_dict(path: Path) -> dict[str, object]:
 
         obj = safe_torch_load(path)
     except CheckpointError as e:
-        raise UsageError(f"{where}: {str(e).removeprefix(f'{path}: ')}") from None
+        raise UsageError(f"{where}: not a readable weights file ({str(e).removeprefix(f'{path}: ')})") from None
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{where}: not a readable weights file ({first})") from None
