@@ -259,7 +259,8 @@ def _cityscapes_members(zf: zipfile.ZipFile, prefix: str, suffix: str) -> dict[s
 
 
 def _read_resized(zf: zipfile.ZipFile, member: str, resample: Image.Resampling) -> Image.Image:
-    with zf.open(member) as f, Image.open(f) as image:
+    # PNG only: an archive is untrusted input, and some Pillow plugins (EPS) run external programs.
+    with zf.open(member) as f, Image.open(f, formats=["PNG"]) as image:
         return image.convert("RGB").resize((CITYSCAPES_SIZE, CITYSCAPES_SIZE), resample)
 
 

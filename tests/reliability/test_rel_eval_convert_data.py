@@ -86,7 +86,7 @@ def _zip_pickle(path: Path, marker: Path) -> None:
 
 
 @pytest.mark.parametrize("writer", [_legacy_pickle, _zip_pickle], ids=["legacy-pickle", "torch-zip"])
-@pytest.mark.parametrize("source", ["cyclegan", "munit", "gcgan", "distancegan"])
+@pytest.mark.parametrize("source", ["cyclegan", "munit", "unit", "gcgan", "distancegan"])
 def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path, writer, source: str) -> None:  # type: ignore[no-untyped-def]
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pth"
