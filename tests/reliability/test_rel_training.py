@@ -84,9 +84,10 @@ def reference(domains: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ----------------------------------------------------------------------------- kill -9
 
 
-def _kill_trial(domains: Path, reference: Path, run_dir: Path, rng: random.Random) -> dict[str, object]:
-    """Start a run, SIGKILL it at a random moment, resume, and check the outcome against the reference."""
-    target = rng.randint(-1, STEPS - 1)  # -1: during start-up, before any step
+def _kill_trial(domains: Path, reference: Path, run_dir: Path, rng: random.Random, stratum: tuple[int, int]) -> dict[str, object]:
+    """Start a run, SIGKILL it at a random moment in ``stratum`` (a range of logged steps; -1 is
+    start-up, before any step), resume, and check the outcome against the reference."""
+    target = rng.randint(*stratum)
     proc = subprocess.Popen(i2i(*_args(domains, run_dir)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
     metrics = run_dir / "metrics.jsonl"
     if target < 0:
@@ -132,7 +133,11 @@ def _kill_trial(domains: Path, reference: Path, run_dir: Path, rng: random.Rando
 
 def _soak(domains: Path, reference: Path, tmp_path: Path, trials: int, seed: int) -> list[dict[str, object]]:
     rng = random.Random(seed)
-    results = [_kill_trial(domains, reference, tmp_path / f"trial{k}", rng) for k in range(trials)]
+    # The first trial dies during start-up; trial k > 0 draws its moment from the k-th of
+    # ``trials - 1`` equal slices of the steps, so even a few trials cover early, middle and late kills.
+    edges = [k * STEPS // (trials - 1) for k in range(trials)]
+    strata = [(-1, -1)] + [(edges[k], edges[k + 1] - 1) for k in range(trials - 1)]
+    results = [_kill_trial(domains, reference, tmp_path / f"trial{k}", rng, strata[k]) for k in range(trials)]
     summary = (
         f"kill -9 soak: {trials} trials, {sum(bool(r['killed']) for r in results)} killed mid-run, "
         f"resumed from steps {[r['resumed_from'] for r in results]}, "
@@ -183,8 +188,9 @@ def _record_soak(results: list[dict[str, object]], wall: float) -> None:
 Written by `I2I_SOAK_RECORD=1 pytest -m slow tests/reliability/test_rel_training.py -k soak`; do not edit by hand.
 
 Each trial starts `i2i train --method cyclegan --preset cpu-tiny --max-steps {STEPS} --save-every {SAVE_EVERY} --keep-last 3`
-(CPU, seed 3) in a fresh run folder, sends it SIGKILL at a random moment (during start-up, or
-0-80 ms after a random logged step: inside a step or a checkpoint write), checks that every
+(CPU, seed 3) in a fresh run folder and sends it SIGKILL at a random moment: trial 1 during
+start-up, trial k > 1 0-80 ms after a random logged step from the (k-1)-th ninth of the run (inside
+a step or a checkpoint write). It checks that every
 checkpoint left behind reads back intact (sha256), then runs `i2i train --resume` (or the same
 command again when the run died before writing `run.json`). The continuation must equal an
 uninterrupted run bit for bit: the step-{STEPS} training state (weights and Adam moments), every
