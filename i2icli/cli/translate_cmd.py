@@ -47,7 +47,7 @@ def translate(
     ] = False,
     max_pixels: MaxPixelsOpt = None,
     all_frames: Annotated[
-        bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f<k> (default: the first frame).")
+        bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f000 ... (default: the first frame only).")
     ] = False,
     offline: OfflineOpt = False,
 ) -> None:
@@ -185,7 +185,9 @@ def _run_jobs(
                                      max_pixels=max_pixels, all_frames=all_frames)  # fmt: skip
                 style = None if style_of is None else style_of(rel)
                 for k, img in enumerate(frames):
-                    frame_dest = dest if dest is None or not all_frames else _frame_path(dest, k, len(frames))
+                    # Only a file with several frames gets <name>_f<k>; a still image keeps its name.
+                    several = all_frames and len(frames) > 1
+                    frame_dest = _frame_path(dest, k, len(frames)) if several and dest is not None else dest
                     if frame_dest is not None and skip_existing and all_frames and frame_dest.exists():
                         skipped += 1
                         continue

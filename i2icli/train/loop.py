@@ -185,7 +185,10 @@ def resume_point(run_dir: Path, device: torch.device, log: Callable[[str], None]
         except CheckpointError as e:
             fallback = f"falling back to {found[i + 1].name}" if i + 1 < len(found) else "no older checkpoint to fall back to"
             log(f"warning: {e}; {fallback}")
-            path.replace(path.with_name(path.name + ".corrupt"))
+            try:
+                path.replace(path.with_name(path.name + ".corrupt"))
+            except OSError:
+                pass  # a folder we cannot rename in: the next resume meets (and skips) it again
     return None
 
 
