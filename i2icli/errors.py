@@ -34,8 +34,9 @@ class ResolveError(I2IError):
 
 
 class UnknownModelError(ResolveError):
-    """A model reference that names nothing usable (unknown registry name, missing path, a file that
-    is not a checkpoint): a usage error, exit code 2. Hub and network failures stay ``ResolveError``."""
+    """A model reference that names nothing (an unknown registry name, a path that does not exist):
+    a usage error, exit code 2. A file or folder that exists but is no model, and Hub or network
+    failures, stay ``ResolveError`` (exit 1)."""
 
     exit_code = 2
 

@@ -315,24 +315,24 @@ def _local(ref: str, path: Path) -> Resolved:
         if (path / RUN_FILE).is_file():  # a training run: its exported model
             if (path / "model" / "model.safetensors").is_file():
                 return Resolved(ref, "local", path=path / "model" / "model.safetensors")
-            raise UnknownModelError(
+            raise ResolveError(
                 f"{ref}: a training run without an exported model yet; export its last checkpoint with "
                 f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
             )
-        raise UnknownModelError(f"{ref}: folder has no model.safetensors")
+        raise ResolveError(f"{ref}: folder has no model.safetensors")
     run = training_run_of(path)
     if run is not None:
         step = int(path.stem.split("_")[-1])
-        raise UnknownModelError(
+        raise ResolveError(
             f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
             f"`i2i export-checkpoint {run} --step {step}`"
         )
     if path.suffix in (".pth", ".pt", ".ckpt"):
-        raise UnknownModelError(
+        raise ResolveError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
         )
     if path.suffix != ".safetensors":
-        raise UnknownModelError(f"{ref}: not a .safetensors checkpoint or a model folder")
+        raise ResolveError(f"{ref}: not a .safetensors checkpoint or a model folder")
     return Resolved(ref, "local", path=path)
 
 
@@ -340,7 +340,7 @@ def resolve(ref: str) -> Resolved:
     """Turn a model reference into a ``Resolved`` source (no download happens here)."""
     ref = ref.strip()
     if not ref:
-        raise ResolveError("empty model reference")
+        raise UnknownModelError("empty model reference")
     if ref.startswith(HUB_PREFIX):
         from i2icli.hub import parse_hub_ref
 

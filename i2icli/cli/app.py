@@ -10,7 +10,7 @@ from i2icli import __version__
 from i2icli.cli import (
     convert_cmd, data_cmd, eval_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
 )  # fmt: skip
-from i2icli.cli.common import Group
+from i2icli.cli.common import Group, run_app, set_debug
 
 app = typer.Typer(
     name="i2i",
@@ -42,8 +42,10 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print versions and device, then exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks with error messages.")] = False,
 ) -> None:
     """i2i: unsupervised image-to-image translation."""
+    set_debug(debug)
 
 
 app.command("translate")(translate_cmd.translate)
@@ -61,8 +63,8 @@ app.add_typer(eval_cmd.app, name="eval")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: no traceback for any error unless ``--debug``."""
     from i2icli.threads import prepare_process
 
     prepare_process()  # before torch is imported: waiting threads sleep (see i2icli.threads)
-    app()
+    run_app(app)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator
@@ -44,6 +46,29 @@ ThreadsOpt = Annotated[
     ),
 ]
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.")]
+MaxPixelsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-pixels",
+        help="Refuse images with more pixels than this (decompression-bomb guard; default Pillow's 89478485, 0: no limit).",
+    ),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite/--skip-existing", help="Replace outputs that exist (default: leave them and say so)."),
+]
+
+# ``--debug`` (or I2I_DEBUG=1) shows tracebacks; set once by the root callback before any command runs.
+_debug = [os.environ.get("I2I_DEBUG", "") not in ("", "0")]
+
+
+def set_debug(on: bool) -> None:
+    if on:
+        _debug[0] = True
+
+
+def debug_enabled() -> bool:
+    return _debug[0]
 
 
 class Group(TyperGroup):
@@ -77,17 +102,68 @@ def err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def debug_trace(e: BaseException) -> None:
+    """With ``--debug``, the traceback of an error that is otherwise reported as one line."""
+    if debug_enabled():
+        traceback.print_exception(e)
+
+
+def check_max_pixels(max_pixels: int | None) -> None:
+    """``--max-pixels`` must be >= 0 (0 disables the limit); a usage error otherwise."""
+    from i2icli.errors import UsageError
+
+    if max_pixels is not None and max_pixels < 0:
+        raise UsageError(f"--max-pixels {max_pixels}: must be at least 0 (0: no limit)")
+
+
+def report_skipped(count: int, where: object) -> None:
+    """State that existing outputs were kept (the default) and how to replace them."""
+    if count:
+        noun = "output" if count == 1 else "outputs"
+        err(f"kept {count} existing {noun} in {where} (pass --overwrite to replace them)")
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn ``I2IError`` into ``error: <message>`` on stderr and its exit code; no traceback."""
+    """Turn ``I2IError`` into ``error: <message>`` on stderr and its exit code; no traceback
+    unless ``--debug``. Ctrl-C exits 130 with one line."""
     try:
         yield
     except I2IError as e:
+        if debug_enabled():
+            traceback.print_exc()
         err(f"error: {e}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        err("interrupted")
+        if debug_enabled():
+            traceback.print_exc()
+        err("interrupted (files already written are complete)")
         raise typer.Exit(130) from None
+
+
+def unexpected_error(e: BaseException) -> str:
+    """The one line shown for an exception no command turned into an ``I2IError`` (a bug or an
+    environment failure such as a full disk), without a traceback."""
+    if isinstance(e, MemoryError):
+        text = "out of memory"
+    elif isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}: " if e.filename is not None else ""
+        text = f"{where}{e.strerror}"
+    else:
+        first = (str(e).strip().splitlines() or [""])[0]
+        text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return f"error: {text} (unexpected; rerun with --debug for the traceback)"
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run ``app``; any exception that escapes a command becomes one line and exit code 1."""
+    try:
+        app()
+    except Exception as e:
+        if debug_enabled():
+            raise
+        print(unexpected_error(e), file=sys.stderr)
+        sys.exit(1)
 
 
 def parse_direction(text: str, flag: str = "--direction") -> str:
@@ -112,8 +188,8 @@ class Report:
     input on stderr, a progress bar on a terminal, and a one-line summary unless ``--quiet``/``--json``."""
 
     def __init__(self, total: int, *, as_json: bool, quiet: bool, verb: str, bar: bool = True) -> None:
-        self.as_json, self.quiet, self.verb = as_json, quiet, verb
-        self.written = self.failures = 0
+        self.as_json, self.quiet, self.verb, self.total = as_json, quiet, verb, total
+        self.written = self.failures = self.skipped = 0
         self.start = time.perf_counter()
         self.notes: list[str] = []  # added to the summary line
         self.notes_given: set[str] = set()  # one-time warnings already printed
@@ -137,9 +213,11 @@ class Report:
                       "seconds": round(seconds, 4)}  # fmt: skip
             typer.echo(json.dumps(record))
 
-    def failed(self, source: str, message: str) -> None:
+    def failed(self, source: str, message: str, error: BaseException | None = None) -> None:
         """An input (or reference) that could not be used: an error line, and a JSON line with ``--json``."""
         self.failures += 1
+        if error is not None:
+            debug_trace(error)
         self.line(f"error: {message}")
         if self.as_json:
             typer.echo(json.dumps({"input": source, "error": message}))
@@ -156,15 +234,18 @@ class Report:
             self.bar.advance(self.task)
 
     def close(self, where: str) -> None:
-        """Stop the bar; the summary line (files written, failed inputs, seconds, notes) unless quiet."""
+        """Stop the bar; the outputs kept and the summary line (files written, failed inputs, seconds,
+        notes) unless quiet."""
         if self.bar is not None:
             self.bar.stop()
+        if not self.quiet:
+            report_skipped(self.skipped, where)
         if self.quiet or self.as_json:
             return
         seconds = time.perf_counter() - self.start
-        failed = f", {self.failures} failed" if self.failures else ""
+        failed = f", {self.failures} of {self.total} inputs failed" if self.failures else ""
         notes = "".join(f"; {n}" for n in self.notes)
-        err(f"{self.verb}: {self.written} file(s) written to {where}{failed} in {seconds:.1f} s{notes}")
+        err(f"{self.verb}: {self.written} file(s) written{failed} in {seconds:.1f} s{notes}")
 
 
 @contextmanager

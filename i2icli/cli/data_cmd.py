@@ -11,9 +11,7 @@ from typing import Annotated
 
 import typer
 
-from i2icli.cli.common import Group
-
-from i2icli.errors import I2IError
+from i2icli.cli.common import Group, handle_errors
 
 app = typer.Typer(
     cls=Group,
@@ -61,11 +59,9 @@ def prepare_dataset(
     """
     from i2icli.data.recipes import prepare
 
-    try:
+    # One line, no traceback: the message names the file or option at fault; Ctrl-C exits 130
+    # and leaves no half-written layout (the recipe writes into a staging folder).
+    with handle_errors():
         result = prepare(name, out, sha256=sha256, source=source, force=force)
-    except I2IError as e:
-        # One line, no traceback: the message names the file or option at fault.
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
     counts = ", ".join(f"{folder} {n}" for folder, n in result.counts.items())
     typer.echo(f"prepared {result.name} in {result.out}: {counts}")

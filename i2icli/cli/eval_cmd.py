@@ -31,7 +31,9 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")]
 InceptionOpt = Annotated[
     Path | None,
-    typer.Option("--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception."),
+    typer.Option(
+        "--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception.", readable=False
+    ),
 ]
 ThresholdOpt = Annotated[
     int,

@@ -3,24 +3,27 @@
 They share ``translate``'s grammar: inputs are files, folders, globs or ``-`` (stdin); ``--size``,
 ``--batch-size``, ``--json``, ``--quiet``, ``--threads``. Options are parsed and validated first
 (usage errors exit 2 before any work); a model without the capability is refused with one line and
-exit code 2, judged from its checkpoint config alone. An unreadable input or reference costs only
-its own outputs: one ``error:`` line names it (a JSON line with ``--json``), the rest is written,
-and the exit code is 1.
+exit code 2, judged from its checkpoint config alone. An unreadable input or reference, or an output that
+cannot be written, costs only its own outputs: one ``error:`` line names it (a JSON line with
+``--json``), the rest is written, and the exit code is 1. Existing outputs are kept (and counted
+on stderr) unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, OfflineOpt, OutDirOpt, QuietOpt, Report, SeedOpt, SizeOpt,
-    ThreadsOpt, check_output_folder, handle_errors, parse_direction, parse_size,
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OutDirOpt, OverwriteOpt, QuietOpt,
+    Report, SeedOpt, SizeOpt, ThreadsOpt, check_max_pixels, check_output_folder, handle_errors, parse_direction,
+    parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -51,20 +54,26 @@ class _Common:
     as_json: bool
     quiet: bool
     threads: int | None
+    max_pixels: int | None
+    overwrite: bool
 
 
 def _common(
     model: str | None, direction: str, to: str | None, output: Path, device: str, size: str, batch_size: int,
-    as_json: bool, quiet: bool, threads: int | None,
+    as_json: bool, quiet: bool, threads: int | None, max_pixels: int | None, overwrite: bool,
 ) -> _Common:  # fmt: skip
     """Validate the shared options (usage errors before any work)."""
     from i2icli.threads import choose_threads
 
     choose_threads(threads)
+    check_max_pixels(max_pixels)
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
     check_output_folder(output)
-    return _Common(model, parse_direction(direction), to, output, device, parse_size(size), batch_size, as_json, quiet, threads)
+    return _Common(
+        model, parse_direction(direction), to, output, device, parse_size(size), batch_size, as_json, quiet, threads,
+        max_pixels, overwrite,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -86,7 +95,7 @@ def _files(inputs: list[str]) -> list[tuple[Path, Path]]:
 def _check_references(flag: str, paths: list[Path]) -> None:
     """A style reference that does not exist is a usage error (an unreadable one costs its outputs)."""
     for path in paths:
-        if not path.exists():
+        if not os.path.lexists(path):  # a broken or looping link exists: reading it names the problem
             raise UsageError(f"{flag} {path}: no such file")
 
 
@@ -131,8 +140,8 @@ def _check_unique(destinations: list[tuple[Path, str]]) -> None:
 class _Reader:
     """Reads inputs (stdin once) at the chosen scale; warns once when one is far from the training scale."""
 
-    def __init__(self, scale: InputScale, report: Report) -> None:
-        self.scale, self.report, self.stdin, self.warned = scale, report, None, False
+    def __init__(self, scale: InputScale, report: Report, max_pixels: int | None) -> None:
+        self.scale, self.report, self.max_pixels, self.stdin, self.warned = scale, report, max_pixels, None, False
 
     def __call__(self, path: Path, channels: int) -> Tensor:
         from i2icli.imageio import read_image, to_tensor
@@ -140,19 +149,42 @@ class _Reader:
         if path == STDIN[0]:
             if self.stdin is None:
                 self.stdin = sys.stdin.buffer.read()
-            img = read_image(self.stdin, name="stdin", channels=channels)
+            img = read_image(self.stdin, name="stdin", channels=channels, max_pixels=self.max_pixels)
         else:
-            img = read_image(path, channels=channels)
+            img = read_image(path, channels=channels, max_pixels=self.max_pixels)
         if not self.warned and self.scale.far(img.image.size):
             self.warned = True
             self.report.line(self.scale.far_warning(img.name, img.image.size))
         return to_tensor(self.scale.resize(img.image)[0])
 
 
-def _write(path: Path, image: Image.Image) -> None:
-    from i2icli.imageio import write_image
+class _Writer:
+    """Writes outputs atomically: keeps existing files unless ``overwrite`` (counted in the report),
+    and turns a file that cannot be written into one ``error:`` line so the others are still tried."""
 
-    write_image(path, image)
+    def __init__(self, report: Report, overwrite: bool) -> None:
+        self.report, self.overwrite = report, overwrite
+
+    def write(self, path: Path, image: Image.Image, source: str | None = None, start: float = 0.0, **extra: object) -> None:
+        """Write ``image``; with ``source`` the output is reported (a ``--json`` line)."""
+        from i2icli.imageio import write_image
+
+        if self._put(path, lambda: write_image(path, image)) and source is not None:
+            self.report.wrote(source, path, image.size, time.perf_counter() - start, **extra)
+
+    def write_gif(self, path: Path, frames: list[Image.Image]) -> None:
+        self._put(path, lambda: _write_gif(path, frames))
+
+    def _put(self, path: Path, save: Callable[[], None]) -> bool:
+        if not self.overwrite and path.exists():
+            self.report.skipped += 1
+            return False
+        try:
+            save()
+        except I2IError as e:
+            self.report.failed(str(path), str(e), e)
+            return False
+        return True
 
 
 def _out_stem(out_dir: Path, rel: Path) -> Path:
@@ -175,6 +207,8 @@ def sample_styles(
     to: ToOpt = None,
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
     offline: OfflineOpt = False,
     size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
@@ -189,7 +223,9 @@ def sample_styles(
     with handle_errors():
         if n < 1:
             raise UsageError(f"--n {n}: must be at least 1")
-        opts = _common(model, direction, to, output, device, size, batch_size, as_json, quiet, threads)
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
         files = _files(inputs)
         ref = _require(model, "sample-styles", "sample styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
@@ -206,7 +242,8 @@ def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _
     names = [f"s{k}" for k in range(n)]
     report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="sampling styles")
     report.notes.append(scale.describe_outputs())
-    _style_rows(loaded, chosen, files, styles, names, opts, _Reader(scale, report), report, header=None)
+    read = _Reader(scale, report, opts.max_pixels)
+    _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=None)
     report.close(str(opts.output))
     return report.failures
 
@@ -216,12 +253,14 @@ def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _
 
 def exemplar(
     inputs: InputsArg,
-    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.")] = None,
+    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.", readable=False)] = None,
     model: ModelOpt = None,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
     offline: OfflineOpt = False,
     size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
@@ -237,7 +276,9 @@ def exemplar(
     with handle_errors():
         if not style:
             raise UsageError("exemplar needs at least one --style reference image")
-        opts = _common(model, direction, to, output, device, size, batch_size, as_json, quiet, threads)
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
         _check_references("--style", style)
         files = _files(inputs)
         ref = _require(model, "exemplar", "use exemplar styles", offline)
@@ -255,18 +296,18 @@ def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: 
     _, c_out = loaded.channels(chosen)
     report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="exemplar styles")
     report.notes.append(scale.describe_outputs())
-    read = _Reader(scale, report)
+    read = _Reader(scale, report, opts.max_pixels)
     good_refs: list[tuple[Path, Tensor]] = []
     for path in refs:  # references are target-domain images, read at the same scale as the inputs
         try:
             good_refs.append((path, read(path, c_out)))
         except I2IError as e:
-            report.failed(str(path), str(e))
+            report.failed(str(path), str(e), e)
     if good_refs:
         styles = encode_styles(loaded, [t for _, t in good_refs], chosen)  # (R, S, 1, 1)
         header = [None, *(to_pil(t) for _, t in good_refs)]
         names = [ref_path.stem for ref_path, _ in good_refs]
-        _style_rows(loaded, chosen, files, styles, names, opts, read, report, header=header)
+        _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=header)
     report.close(str(opts.output))
     return report.failures
 
@@ -281,13 +322,15 @@ def interpolate(
     mode: Annotated[str, typer.Option("--mode", help="lerp or slerp.")] = "lerp",
     from_seed: Annotated[int | None, typer.Option("--from-seed", help="Style A from the prior with this seed (default 0).")] = None,
     to_seed: Annotated[int | None, typer.Option("--to-seed", help="Style B from the prior with this seed (default 1).")] = None,
-    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.")] = None,
-    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.")] = None,
+    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.", readable=False)] = None,
+    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.", readable=False)] = None,
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animated GIF.")] = False,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
     offline: OfflineOpt = False,
     size: SizeOpt = "auto",
     batch_size: BatchOpt = 8,
@@ -306,7 +349,9 @@ def interpolate(
             raise UsageError(f"--steps {steps}: must be at least 2 (both ends are frames)")
         if mode not in ("lerp", "slerp"):
             raise UsageError(f"--mode {mode!r}: use lerp or slerp")
-        opts = _common(model, direction, to, output, device, size, batch_size, as_json, quiet, threads)
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
         if len(inputs) not in (1, 2):
             raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(inputs)}")
         if from_seed is not None and style_a is not None:
@@ -340,7 +385,8 @@ def _interpolate(
     c_in, c_out = loaded.channels(chosen)
     report = Report(1, as_json=opts.as_json, quiet=opts.quiet, verb="interpolating")
     report.notes.append(scale.describe_outputs())
-    read = _Reader(scale, report)
+    read = _Reader(scale, report, opts.max_pixels)
+    writer = _Writer(report, opts.overwrite)
     start = time.perf_counter()
 
     def style(end: tuple[int | None, Path | None], default: int) -> Tensor:  # (1, S, 1, 1)
@@ -354,7 +400,7 @@ def _interpolate(
         try:
             images.append(read(src, c_in))
         except I2IError as e:
-            report.failed(_source(src), str(e))
+            report.failed(_source(src), str(e), e)
     if len(images) != len(files):  # a walk needs every input
         report.close(str(opts.output))
         return report.failures
@@ -379,11 +425,10 @@ def _interpolate(
     base = stem.parent / name
     source = _source(files[0][0])
     for k, frame in enumerate(frames):
-        _write(Path(f"{base}_f{k}.png"), frame)
-        report.wrote(source, Path(f"{base}_f{k}.png"), frame.size, time.perf_counter() - start, frame=k)
-    _write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
+        writer.write(Path(f"{base}_f{k}.png"), frame, source, start, frame=k)
+    writer.write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
     if gif:
-        _write_gif(Path(f"{base}.gif"), frames)
+        writer.write_gif(Path(f"{base}.gif"), frames)
     report.advance()
     report.close(str(opts.output))
     return report.failures
@@ -406,7 +451,7 @@ def _write_gif(path: Path, frames: list[Image.Image]) -> None:
 
 
 def _style_rows(
-    loaded, chosen, files, styles, names: list[str], opts: _Common, read: _Reader, report: Report, *,
+    loaded, chosen, files, styles, names: list[str], opts: _Common, read: _Reader, writer: _Writer, report: Report, *,
     header: list[Image.Image | None] | None,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """Translate every input with every style; write ``<stem>_<name>.png`` per style and the grid
@@ -421,15 +466,13 @@ def _style_rows(
         try:
             x = read(src, c_in)
         except I2IError as e:
-            report.failed(_source(src), str(e))
+            report.failed(_source(src), str(e), e)
             report.advance()
             continue
         outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen, batch_size=opts.batch_size)]
         for name, image in zip(names, outputs):
-            dest = Path(f"{_out_stem(opts.output, rel)}_{name}.png")
-            _write(dest, image)
-            report.wrote(_source(src), dest, image.size, time.perf_counter() - start, style=name)
+            writer.write(Path(f"{_out_stem(opts.output, rel)}_{name}.png"), image, _source(src), start, style=name)
         rows.append([to_pil(x), *outputs])
         report.advance()
     if len(rows) > (header is not None):
-        _write(opts.output / GRID_NAME, grid_image(rows))
+        writer.write(opts.output / GRID_NAME, grid_image(rows))

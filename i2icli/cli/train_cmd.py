@@ -10,7 +10,7 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, ThreadsOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -64,6 +64,7 @@ def train(
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
     preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
+    max_pixels: MaxPixelsOpt = None,
     quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
     **method_options: str | None,
@@ -160,13 +161,14 @@ _NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quie
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
     run_dir, resume, schedule, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every,
-    num_workers, preload, tensorboard, quiet, threads, method_options, typed,
+    num_workers, preload, tensorboard, max_pixels, quiet, threads, method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
     if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
         raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
+    check_max_pixels(max_pixels)
 
     if schedule not in (None, "replan", "keep"):
         raise UsageError(f"--schedule {schedule!r}: use replan or keep")
@@ -189,7 +191,7 @@ def _train(
             preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
             init_from=init_from, seed=seed, amp=amp, save_every=save_every, keep_last=keep_last,
             sample_every=sample_every, log_every=log_every, val_every=val_every, num_workers=num_workers,
-            preload=preload, tensorboard=tensorboard,
+            preload=preload, tensorboard=tensorboard, max_pixels=max_pixels,
         )  # fmt: skip
         plan = plan_resume(
             resume, {k: v for k, v in values.items() if k in typed and k not in _NOT_RUN_OPTIONS},
@@ -202,7 +204,7 @@ def _train(
         from i2icli.data.unpaired import resolve_domains
 
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
-        data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload)
+        data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload, max_pixels)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
             log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, ModelOpt, OfflineOpt, QuietOpt, Report, SeedOpt, SizeOpt, ThreadsOpt,
-    handle_errors, parse_direction, parse_size,
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, Report, SeedOpt,
+    SizeOpt, ThreadsOpt, check_max_pixels, handle_errors, parse_direction, parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
@@ -41,15 +42,19 @@ def translate(
     restore_size: Annotated[
         bool, typer.Option("--restore-size", help="Resize each output back to its input's size (default: the size the model made).")
     ] = False,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     style: Annotated[
         Path | None,
-        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name)."),
+        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name).", readable=False),
     ] = None,
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
+    ] = False,
+    max_pixels: MaxPixelsOpt = None,
+    all_frames: Annotated[
+        bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f000 ... (default: the first frame only).")
     ] = False,
     threads: ThreadsOpt = None,
     offline: OfflineOpt = False,
@@ -58,18 +63,21 @@ def translate(
     with handle_errors():
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks, threads, offline, restore_size,
+            not overwrite, quiet, as_json, style, save_landmarks, threads, offline, restore_size, max_pixels, all_frames,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
 
 
-def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None) -> None:
+def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None, suffix: str) -> None:
+    from i2icli.imageio import check_suffix
+
+    check_suffix(suffix)
     if fmt not in (None, "png", "jpg", "webp"):
         raise UsageError(f"--format {fmt!r}: use png, jpg or webp")
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if style is not None and not style.exists():
+    if style is not None and not os.path.lexists(style):
         raise UsageError(f"--style {style}: no such file")
     if output == "-" and as_json:
         raise UsageError("--json cannot be combined with -o - (stdout carries the image)")
@@ -121,9 +129,14 @@ def _translate(
     threads: int | None = None,
     offline: bool = False,
     restore_size: bool = False,
+    max_pixels: int | None = None,
+    all_frames: bool = False,
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
-    _check_usage(output, batch_size, fmt, as_json, style_ref)
+    _check_usage(output, batch_size, fmt, as_json, style_ref, suffix)
+    check_max_pixels(max_pixels)
+    if all_frames and output == "-":
+        raise UsageError("--all-frames writes one file per frame; it cannot be combined with -o -")
     size = parse_size(size_text)
     direction = parse_direction(direction)
     from i2icli.threads import choose_threads
@@ -154,7 +167,7 @@ def _translate(
     loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device, offline=offline)
     chosen = loaded.choose_direction(direction, to)
     scale = input_scale(loaded, size)
-    style_of = _style_source(loaded, chosen, style_ref, seed, scale)
+    style_of = _style_source(loaded, chosen, style_ref, seed, scale, max_pixels)
     if save_landmarks:
         from i2icli.landmarks import has_landmarks
 
@@ -166,13 +179,14 @@ def _translate(
     report = Report(len(jobs), as_json=as_json, quiet=quiet, verb="translate", bar=output != "-")
     report.notes.append(scale.describe_outputs(restore_size))
     _run_jobs(
-        loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks, restore_size
+        loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks, restore_size,
+        max_pixels, all_frames,
     )  # fmt: skip
     report.close(output if output != "-" else "stdout")
     return report.failures
 
 
-def _style_source(loaded, direction, style_ref: Path | None, seed: int, scale) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
+def _style_source(loaded, direction, style_ref: Path | None, seed: int, scale, max_pixels=None) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
     """For style-based models: the style each input (by relative name) is translated with."""
     if not loaded.has_styles:
         if style_ref is not None:
@@ -187,7 +201,7 @@ def _style_source(loaded, direction, style_ref: Path | None, seed: int, scale) -
     from i2icli.imageio import read_image, to_tensor
 
     _, c_out = loaded.channels(direction)
-    reference = scale.resize(read_image(style_ref, channels=c_out).image)[0]  # at the inputs' scale
+    reference = scale.resize(read_image(style_ref, channels=c_out, max_pixels=max_pixels).image)[0]  # at the inputs' scale
     shared = encode_styles(loaded, [to_tensor(reference)], direction)[0]
     return lambda rel: shared
 
@@ -196,40 +210,56 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
     return out_dir / rel.parent / f"{rel.stem}{suffix}.{fmt}"
 
 
+def _frame_path(dest: Path, k: int, count: int) -> Path:
+    """``name.png`` -> ``name_f007.png``: frame ``k`` of ``count`` (zero-padded so names sort)."""
+    return dest.with_name(f"{dest.stem}_f{k:0{max(3, len(str(count - 1)))}d}{dest.suffix}")
+
+
 def _run_jobs(
     loaded, direction, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks=False,
-    restore_size=False,
+    restore_size=False, max_pixels=None, all_frames=False,
 ) -> None:  # type: ignore[no-untyped-def]
     """Decode, translate and write ``jobs`` to ``dests`` (None: stdout) in chunks of ``batch_size``;
-    a bad file costs only its own output (``report`` counts it)."""
+    a bad file costs only its own output (``report`` counts it). Existing outputs are kept when
+    ``skip_existing``; with ``all_frames`` every frame of a multi-frame file is its own output."""
     from PIL import Image
 
-    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
+    from i2icli.imageio import read_frames, to_pil, to_tensor, write_image
     from i2icli.inference import translate_tensors
 
     c_in, _ = loaded.channels(direction)
     pending = []  # (src, dest, tensor, alpha, t0, style, input size) decoded and waiting for a batch
     for i, ((src, rel), dest) in enumerate(zip(jobs, dests)):
-        if dest is not None and skip_existing and dest.exists():
+        if dest is not None and skip_existing and not all_frames and dest.exists():
+            report.skipped += 1
             report.advance()
         else:
             t0 = time.perf_counter()
             try:
                 data = sys.stdin.buffer.read() if src == Path("-") else src
-                img = read_image(data, name="stdin" if src == Path("-") else None, channels=c_in)
-                if scale.far(img.image.size) and "far" not in report.notes_given:
-                    report.notes_given.add("far")
-                    report.line(scale.far_warning(img.name, img.image.size))
-                original, original_alpha = img.image.size, img.alpha
-                image, alpha = scale.resize(img.image, img.alpha)
+                frames = read_frames(data, name="stdin" if src == Path("-") else None, channels=c_in,
+                                     max_pixels=max_pixels, all_frames=all_frames)  # fmt: skip
                 style = None if style_of is None else style_of(rel)
-                if restore_size:
-                    alpha = original_alpha  # the output is resized back, so the alpha stays as it was
-                pending.append((src, dest, to_tensor(image), alpha, t0, style, original))
+                for k, img in enumerate(frames):
+                    # Only a file with several frames gets <name>_f<k>; a still image keeps its name.
+                    several = all_frames and len(frames) > 1
+                    frame_dest = _frame_path(dest, k, len(frames)) if several and dest is not None else dest
+                    if frame_dest is not None and skip_existing and all_frames and frame_dest.exists():
+                        report.skipped += 1
+                        continue
+                    if scale.far(img.image.size) and "far" not in report.notes_given:
+                        report.notes_given.add("far")
+                        report.line(scale.far_warning(img.name, img.image.size))
+                    image, alpha = scale.resize(img.image, img.alpha)
+                    if restore_size:
+                        alpha = img.alpha  # the output is resized back, so the alpha stays as it was
+                    pending.append((src, frame_dest, to_tensor(image), alpha, t0, style, img.image.size))
+                if all_frames:
+                    report.advance()  # frames are written below without advancing the per-file bar
             except I2IError as e:
-                report.failed(str(src), str(e))
+                report.failed(str(src), str(e), e)
                 report.advance()
-        if pending and (len(pending) == batch_size or i == len(jobs) - 1):
+        if pending and (len(pending) >= batch_size or i == len(jobs) - 1):
             styles = None if style_of is None else [p[5] for p in pending]
             outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
             for (src_p, dest_p, x_p, alpha_p, t0_p, _, size_p), y in zip(pending, outputs):
@@ -244,8 +274,9 @@ def _run_jobs(
 
                         write_landmarks(loaded, x_p, split_direction(direction)[0], dest_p.with_suffix(""))
                 except I2IError as e:
-                    report.failed(str(src_p), str(e))
+                    report.failed(str(src_p), str(e), e)
                 else:
                     report.wrote(str(src_p), dest_p, result.size, time.perf_counter() - t0_p)
-                report.advance()
+                if not all_frames:
+                    report.advance()
             pending = []

@@ -30,6 +30,8 @@ def convert_files(
     if impl.convert is None:
         raise UsageError(f"--from {method}: this method has no converter for official checkpoints")
     for f in files:
+        if Path(f).is_dir():
+            raise UsageError(f"{f}: is a folder, not a weights file")
         if not Path(f).is_file():
             raise UsageError(f"{f}: no such file")
         check_official_file(Path(f), method, impl.info.convert_help)
@@ -60,13 +62,16 @@ def check_official_file(path: Path, method: str, expected: str) -> None:
             f"{path}: an i2i training checkpoint, not an official one; export its model with "
             f"`i2i export-checkpoint {run} --step {step}`"
         )
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    if head.startswith(_TORCH_STARTS):
-        return
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return  # unreadable: the converter's reader names the problem
+    if not head or head.startswith(_TORCH_STARTS):
+        return  # an empty file is named by the converter's reader, a torch file is read there
     if path.suffix == ".safetensors" or _is_safetensors(head):
         raise UsageError(f"{path}: already an i2i checkpoint (safetensors); use it directly, e.g. --model {path}")
-    raise UsageError(f"{path}: not a PyTorch checkpoint ({_what(head)}); --from {method} expects {expected}")
+    raise UsageError(f"{path}: not a PyTorch checkpoint ({_what(path, head)}); --from {method} expects {expected}")
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -74,15 +79,12 @@ def _is_safetensors(head: bytes) -> bool:
     return len(head) > 9 and head[8:10] == b'{"'
 
 
-def _what(head: bytes) -> str:
-    from io import BytesIO
-
-    from PIL import Image, UnidentifiedImageError
-
-    from i2icli.imageio import describe_non_image
+def _what(path: Path, head: bytes) -> str:
+    from i2icli.errors import InputError
+    from i2icli.imageio import describe_non_image, image_mode
 
     try:
-        with Image.open(BytesIO(head)):
-            return "an image"
-    except (UnidentifiedImageError, OSError, ValueError):
+        image_mode(path)
+    except InputError:
         return describe_non_image(head)
+    return "an image"

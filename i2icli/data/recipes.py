@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from i2icli.data.download import LOCK_NAME, check_archive, download, safe_extract
+from i2icli.data.download import LOCK_NAME, check_archive, download, record_archive, safe_extract
 from i2icli.data.shipped import FASHION_MNIST_ENV, fashion_dir, load_fashion, load_mnist, load_uci
 from i2icli.errors import InputError, UsageError
 
@@ -263,7 +263,8 @@ def _cityscapes_members(zf: zipfile.ZipFile, prefix: str, suffix: str) -> dict[s
 
 
 def _read_resized(zf: zipfile.ZipFile, member: str, resample: Image.Resampling) -> Image.Image:
-    with zf.open(member) as f, Image.open(f) as image:
+    # PNG only: an archive is untrusted input, and some Pillow plugins (EPS) run external programs.
+    with zf.open(member) as f, Image.open(f, formats=["PNG"]) as image:
         return image.convert("RGB").resize((CITYSCAPES_SIZE, CITYSCAPES_SIZE), resample)
 
 
@@ -449,10 +450,14 @@ def _fetch_and_extract(
         if not archive.is_file():
             raise UsageError(f"{archive}: not found (--from must be the {filename} archive or a folder holding it)")
         # The user's own file is checked but never renamed to .bad.
-        check_archive(archive, sha256=sha256, lock_file=lock_file, origin=str(archive), quarantine=False)
+        origin = str(archive)
+        digest = check_archive(archive, sha256=sha256, lock_file=lock_file, origin=origin, quarantine=False, record=False)
         downloaded = None
     else:
-        archive = download(url, out / DOWNLOADS_NAME / filename, sha256=sha256, lock_file=lock_file, progress=progress)
+        origin = url
+        archive = download(url, out / DOWNLOADS_NAME / filename, sha256=sha256, lock_file=lock_file, progress=progress,
+                           record=False)  # fmt: skip
+        digest = check_archive(archive, sha256=None, lock_file=None, origin=url)
         downloaded = archive
     unpacked = stage / ".extract"
     safe_extract(archive, unpacked)
@@ -462,6 +467,8 @@ def _fetch_and_extract(
             raise InputError(f"{archive}: no {recipe.archive_root}/{split}/ folder in the archive")
         os.replace(root / split, stage / split)
     shutil.rmtree(unpacked)
+    # Only an archive that unpacked into the expected layout is pinned in the lock file.
+    record_archive(archive.name, digest, lock_file=lock_file, origin=origin)
     return downloaded
 
 
@@ -506,6 +513,12 @@ def _build_into(
                               base_url=base_url)
 
 
+def _remove_if_empty(out: Path, created: bool) -> None:
+    """Take away the output folder of a failed run when this run made it and nothing else is in it."""
+    if created and out.is_dir() and not any(p.name != STAGING_NAME for p in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
@@ -543,10 +556,11 @@ def prepare(
         raise UsageError(f"{out}: exists and is not a folder")
 
     stage = out / STAGING_NAME
-    if stage.exists():
-        shutil.rmtree(stage)  # left over from a run that was killed
-    stage.mkdir(parents=True)
+    created = not out.exists()
     try:
+        if stage.exists():
+            shutil.rmtree(stage)  # left over from a run that was killed
+        stage.mkdir(parents=True)
         downloaded = _build_into(recipe, out, stage, sha256=sha256, source=source, progress=progress,
                                  base_url=base_url)
         # The new dataset is complete: only now replace the old one, so a failed run keeps it.
@@ -555,6 +569,13 @@ def prepare(
         for entry in entries:
             if (stage / entry).exists():
                 os.replace(stage / entry, out / entry)
+    except OSError as e:
+        # A full disk, a read-only folder, a file in the way: one line naming where.
+        _remove_if_empty(out, created)
+        raise InputError(f"{e.filename or out}: cannot write the dataset ({e.strerror or e})") from None
+    except BaseException:
+        _remove_if_empty(out, created)
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     if downloaded is not None:

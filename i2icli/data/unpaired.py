@@ -113,6 +113,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         *,
         preload: bool = False,
         holdout: bool = False,
+        max_pixels: int | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise UsageError(f"channels must be 1 or 3, got {channels}")
@@ -122,6 +123,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         self.channels = channels
         self.seed = seed
         self.batch_size = batch_size
+        self.max_pixels = max_pixels  # larger images are skipped as possible decompression bombs
         self.skipped: list[tuple[Path, str]] = []
         self._bad: set[Path] = set()
         # With ``holdout``, a seeded tenth of each folder (1..64 files) is kept out of training.
@@ -146,7 +148,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         # The lister and the header check are translate's, so both commands accept the same files.
         for path, _ in list_images([str(folder)], recursive=True):
             try:
-                check_image(path)
+                check_image(path, max_pixels=self.max_pixels)
             except InputError as err:
                 self._skip(path, _reason(err, path))
                 continue
@@ -259,7 +261,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
 
     def _read(self, path: Path) -> Image.Image:
         """Decode as ``translate`` does (EXIF, ICC -> sRGB, 16-bit, palette); alpha dropped."""
-        return read_image(path, channels=self.channels).image
+        return read_image(path, channels=self.channels, max_pixels=self.max_pixels).image
 
     def _stack(
         self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]

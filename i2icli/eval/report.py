@@ -35,7 +35,7 @@ from i2icli.data.recipes import TEST_SPLITS
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
-from i2icli.imageio import list_images, read_image, to_pil, to_tensor
+from i2icli.imageio import image_mode, list_images, read_image, to_pil, to_tensor
 from i2icli.methods.base import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
@@ -227,8 +227,23 @@ def load_split(root: Path, folder: str, channels: int, limit: int | None = None,
         keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:limit]
         pairs = [pairs[i] for i in sorted(keep.tolist())]
     names = [rel.as_posix() for _, rel in pairs]
-    images = [to_tensor(read_image(path, channels=channels).image) for path, _ in pairs]
+    images = _read_all([path for path, _ in pairs], channels, root / folder)
     return Split(names, images, _read_labels(root / f"{folder}_labels.csv", names))
+
+
+def _read_all(paths: Sequence[Path], channels: int, folder: Path) -> list[torch.Tensor]:
+    """Every image decoded; scores need them all, so an unreadable one fails the evaluation with
+    one line that names it and counts any others."""
+    images, bad = [], []
+    for path in paths:
+        try:
+            images.append(to_tensor(read_image(path, channels=channels).image))
+        except InputError as e:
+            bad.append(e)
+    if bad:
+        more = f" (+{len(bad) - 1} more unreadable images in {folder})" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0]}{more}; every image is needed to score")
+    return images
 
 
 def image_channels(folder: Path) -> int:
@@ -236,8 +251,8 @@ def image_channels(folder: Path) -> int:
     pairs = list_images([str(folder)], recursive=False)
     if not pairs:
         raise UsageError(f"{folder}: no images")
-    with Image.open(pairs[0][0]) as img:
-        return 1 if img.mode in ("1", "L", "I;16", "I", "F") else 3
+    # A bad first file is one line naming it (the header is read through imageio, our formats only).
+    return 1 if image_mode(pairs[0][0]) in ("1", "L", "LA", "La", "I;16", "I", "F") else 3
 
 
 # --------------------------------------------------------------------------- subjects
@@ -639,7 +654,8 @@ def _read_folder(folder: Path, flag: str) -> dict[str, torch.Tensor]:
     if not pairs:
         raise UsageError(f"{flag} {folder}: no images")
     # RGB throughout: judges and Inception turn it grey themselves, and paired metrics need one layout.
-    return {rel.as_posix(): to_tensor(read_image(path, channels=3).image) for path, rel in pairs}
+    images = _read_all([path for path, _ in pairs], 3, folder)
+    return {rel.as_posix(): image for (_, rel), image in zip(pairs, images)}
 
 
 def evaluate_folders(

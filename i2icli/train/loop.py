@@ -5,13 +5,22 @@ phases in order (each with only its own parameters trainable), log scalars, writ
 atomic checkpoints. SIGINT/SIGTERM finish the current step, save, and return. A checkpoint holds
 the full state (modules, optimiser moments, objective state such as image pools, RNG states,
 step), so ``resume=True`` continues exactly as an uninterrupted run would.
+
+Faults: a checkpoint carries a sha256 of its contents, and resuming takes the newest one that
+reads back intact (a corrupt newer one is set aside as ``*.pt.corrupt`` with a warning); a run
+killed before its first checkpoint starts again from step 0. ``metrics.jsonl`` is cut back to the
+resumed step (and any half-written last line dropped), so it reads as if never interrupted. A
+non-finite loss stops the run at once, before anything is saved from that step; a checkpoint that
+cannot be written (full disk) leaves the previous ones as they were.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -20,9 +29,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import torch
-from i2icli.checkpoint import atomic_write_bytes
+from i2icli.checkpoint import atomic_write_bytes, safe_torch_load
 from i2icli.data.unpaired import make_loader
-from i2icli.errors import I2IError
+from i2icli.errors import CheckpointError, I2IError
 from i2icli.train.objective import Batch, Objective, Phase, Stage
 from i2icli.train.schedule import Extension, planned_factor
 
@@ -67,6 +76,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -97,10 +110,11 @@ def save_training_state(
     entered: list[str],
     best: Best | None,
 ) -> None:
-    """Everything needed to resume, written atomically (temp file, fsync, rename)."""
+    """Everything needed to resume, written atomically (temp file, fsync, rename) with a sha256 of
+    its contents. A failed write (full disk) raises ``CheckpointError`` and leaves earlier files as they were."""
     import io
 
-    state = {
+    state: dict[str, Any] = {
         "step": step,
         "modules": {k: m.state_dict() for k, m in objective.training_modules().items()},
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
@@ -109,17 +123,97 @@ def save_training_state(
         "stages_entered": list(entered),
         "best": None if best is None else {"step": best.step, "score": best.score},
     }
+    state["sha256"] = state_digest(state)
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        previous = [p.name for p in sorted(path.parent.glob("step_*.pt")) if p != path]
+        kept = f"; {previous[-1]} is intact" if previous else ""
+        raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e}){kept}") from None
+
+
+def state_digest(obj: Any) -> str:
+    """sha256 over a nested checkpoint state: every tensor's dtype, shape and bytes, every other
+    value's repr, dict keys in sorted order (a ``"sha256"`` key itself is left out)."""
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for k in sorted((k for k in x if k != "sha256"), key=repr):
+                h.update(repr(k).encode() + b":")
+                feed(x[k])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for item in x:
+                feed(item)
+            h.update(b"]")
+        else:
+            h.update(repr(x).encode() + b";")
+
+    feed(obj)
+    return h.hexdigest()
 
 
 def load_training_state(path: Path, device: torch.device) -> dict[str, Any]:
-    """Read a training checkpoint with ``weights_only=True`` (plain tensors and containers only)."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise I2IError(f"{path}: cannot read training checkpoint ({e})") from None
+    """Read a training checkpoint with ``weights_only=True`` (plain tensors and containers only)
+    and check its sha256; any failure is a one-line ``CheckpointError``."""
+    state = safe_torch_load(path, map_location=device)
+    if not isinstance(state, dict) or "step" not in state or "modules" not in state:
+        raise CheckpointError(f"{path}: not an i2i training checkpoint")
+    recorded = state.get("sha256")  # absent in checkpoints written before it was added
+    if recorded is not None and state_digest(state) != recorded:
+        raise CheckpointError(f"{path}: contents do not match the recorded sha256 (file corrupted)")
+    return state
+
+
+def resume_point(run_dir: Path, device: torch.device, log: Callable[[str], None] = _stderr) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``run_dir`` that reads back intact, and its state (None if there is none).
+
+    A newer checkpoint that fails to load is renamed ``<name>.corrupt`` (kept for inspection, never
+    tried again) and the one before it is taken, with a warning line for each.
+    """
+    found = sorted((run_dir / "checkpoints").glob("step_*.pt"), reverse=True)
+    for i, path in enumerate(found):
+        try:
+            return path, load_training_state(path, device)
+        except CheckpointError as e:
+            fallback = f"falling back to {found[i + 1].name}" if i + 1 < len(found) else "no older checkpoint to fall back to"
+            log(f"warning: {e}; {fallback}")
+            try:
+                path.replace(path.with_name(path.name + ".corrupt"))
+            except OSError:
+                pass  # a folder we cannot rename in: the next resume meets (and skips) it again
+    return None
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the records of steps <= ``step`` (a resumed run logs the later ones again) and drop a
+    line a kill cut in half."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_bytes(path, "".join(kept).encode())
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Temp files of checkpoint writes a kill interrupted (the run lock says nobody else writes)."""
+    for tmp in (run_dir / "checkpoints").glob(".step_*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -219,6 +313,7 @@ def train(
     held_out: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_best: Callable[[int, float], None] | None = None,
     on_tick: Callable[[int], None] | None = None,
+    log: Callable[[str], None] = _stderr,
 ) -> TrainResult:
     """Train ``objective`` on ``data`` up to ``opts.max_steps`` steps, checkpointing into ``run_dir``.
 
@@ -227,6 +322,8 @@ def train(
     step (progress display, time estimates).
     ``held_out``: (A, B) images for the validation score every ``opts.val_every`` steps;
     ``on_best(step, score)`` is called when it improves (the run exports ``model-best/``).
+    ``log`` receives the resume and fallback lines. Raises ``TrainingDiverged`` on a non-finite
+    loss and ``I2IError`` when the run folder cannot be written; checkpoints already written stay.
     """
     phases = objective.phases()
     stages = objective.stages()
@@ -240,28 +337,39 @@ def train(
         p.name: torch.optim.Adam(p.parameters(), lr=p.lr, betas=p.betas, weight_decay=p.weight_decay) for p in phases
     }
     start = 0
+    last_ckpt: Path | None = None
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise I2IError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_*.pt)")
-        state = load_training_state(ckpt, device)
-        for name, module in objective.training_modules().items():
-            module.load_state_dict(state["modules"][name])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        objective.load_extra_state(state["extra"])
-        if restore_rng:
-            _set_rng_state(state["rng"])
+        _remove_stale_temps(run_dir)
+    found = resume_point(run_dir, device, log) if resume else None
+    if resume and found is None:
+        # Killed before its first checkpoint: nothing to continue, so start over.
+        log(f"no intact checkpoint in {run_dir / 'checkpoints'}; starting from step 0")
+        _trim_metrics(run_dir / "metrics.jsonl", 0)
+    if found is not None:
+        ckpt, state = found
+        log(f"resuming from {ckpt.name} (step {int(state['step'])})")
+        last_ckpt = ckpt
+        try:
+            for name, module in objective.training_modules().items():
+                module.load_state_dict(state["modules"][name])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+            objective.load_extra_state(state["extra"])
+            if restore_rng:
+                _set_rng_state(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{ckpt}: does not fit this run's model and config ({first})") from None
         start = int(state["step"])
         entered = list(state.get("stages_entered", []))
         if state.get("best") is not None:
             best = Best(int(state["best"]["step"]), float(state["best"]["score"]))
+        _trim_metrics(run_dir / "metrics.jsonl", start)
 
     writer = _tensorboard(run_dir) if opts.tensorboard else None
     metrics = (run_dir / "metrics.jsonl").open("a")
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if opts.amp else nullcontext()
     sample_batch = _to_device(data[0], device) if opts.sample_every else None
-    last_ckpt: Path | None = None
     step = start
     t0 = time.perf_counter()
     try:
@@ -294,6 +402,7 @@ def train(
                     scalars |= {k: v.detach() for k, v in out.scalars.items()}
                     scalars[f"loss_{phase.name}"] = out.loss.detach()
                 done = step + 1
+                _check_finite(scalars, done, last_ckpt)
                 if opts.val_every and done % opts.val_every == 0 and validation is not None and held_out is not None:
                     score = _validate(objective, validation.score, held_out)
                     scalars[f"val_{validation.name}"] = torch.tensor(score)
@@ -304,9 +413,6 @@ def train(
                             on_best(done, score)
                 if done % opts.log_every == 0 or done == opts.max_steps or flag["stop"]:
                     values = {k: float(v) for k, v in scalars.items()}
-                    bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingDiverged(f"step {done}: loss {bad[0]} is {values[bad[0]]} (training diverged)")
                     record = {"step": done, "lr_factor": factor, "seconds": round(time.perf_counter() - t0, 3), **values}
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
@@ -327,10 +433,26 @@ def train(
                 if stop:
                     return TrainResult(done, True, last_ckpt)
             return TrainResult(opts.max_steps, False, last_ckpt)
+    except OSError as e:
+        # metrics, samples: a full disk or a vanished folder is one line; checkpoints stay as they were.
+        kept = f"; last checkpoint {last_ckpt}" if last_ckpt is not None else ""
+        raise I2IError(f"{e.filename or run_dir}: cannot write at step {step + 1} ({e.strerror or e}){kept}") from None
     finally:
         metrics.close()
         if writer is not None:
             writer.close()
+
+
+def _check_finite(scalars: dict[str, torch.Tensor], done: int, last_ckpt: Path | None) -> None:
+    """Stop on the first non-finite logged value, before this step is logged or saved (one sync per step)."""
+    if not scalars:
+        return
+    values = torch.stack([v.detach().float().reshape(-1)[0] for v in scalars.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    name, value = next((k, float(v)) for k, v in scalars.items() if not math.isfinite(float(v.reshape(-1)[0])))
+    kept = f"the last good checkpoint {last_ckpt} is kept" if last_ckpt is not None else "no checkpoint was written yet"
+    raise TrainingDiverged(f"step {done}: {name} is {value} (training diverged); stopped without saving; {kept}")
 
 
 @contextmanager

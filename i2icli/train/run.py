@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import subprocess
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 
@@ -27,7 +29,7 @@ from i2icli import __version__
 from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
-from i2icli.errors import UsageError
+from i2icli.errors import I2IError, UsageError
 from i2icli.methods import load_method
 from i2icli.threads import ThreadChoice
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
@@ -41,6 +43,7 @@ class DataSpec:
     domains: tuple[str, str] = ("a", "b")
     num_workers: int = 0
     preload: bool = False
+    max_pixels: int | None = None  # training images above this are skipped (None: Pillow's limit)
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def open_data(spec: RunSpec, channels: int) -> Any:
         spec.batch_size,
         preload=spec.data.preload,
         holdout=bool(spec.loop.val_every) and _test_folders(spec) is None,
+        max_pixels=spec.data.max_pixels,
     )
 
 
@@ -312,7 +316,7 @@ def run(
     except ValueError as e:
         raise UsageError(str(e)) from None
     validation = objective.validation()
-    held_out = None
+    held_out, described = None, None
     if spec.loop.val_every:
         if validation is None:
             raise UsageError(f"--val-every: {spec.method} has no validation score")
@@ -325,7 +329,29 @@ def run(
 
         if importlib.util.find_spec("tensorboard") is None:
             raise UsageError("--tensorboard needs the tensorboard package: pip install 'i2icli[tb]'")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(run_dir):
+            # Checked again under the lock: another run may have started here since the check above.
+            if not resume and latest_checkpoint(run_dir) is not None:
+                raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+            return _run_locked(
+                spec, run_dir, device, cfg, data, model, objective, held_out, described, resume=resume,
+                restore_rng=restore_rng, on_step=on_step, log=log, on_tick=on_tick, threads=threads,
+                presets=impl.presets,
+            )  # fmt: skip
+    except OSError as e:
+        raise I2IError(f"{e.filename or run_dir}: cannot write the run folder ({e.strerror or e})") from None
+
+
+def _run_locked(
+    spec: RunSpec, run_dir: Path, device: torch.device, cfg: Any, data: Any, model: torch.nn.Module, objective: Any,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None, described: str | None, *, resume: bool, restore_rng: bool,
+    on_step: Callable[[int, dict[str, float]], None] | None, log: Callable[[str], None],
+    on_tick: Callable[[int], None] | None, threads: ThreadChoice | None, presets: Mapping[str, Any],
+) -> tuple[TrainResult, Path | None]:  # fmt: skip
+    """``run`` once the run folder exists and this process holds its lock."""
+    validation = objective.validation()
     if not resume:
         atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device, threads).encode())
     else:
@@ -338,7 +364,7 @@ def run(
     for path, reason in data.skipped:
         log(f"warning: skipping unreadable image {path}: {reason}")
     report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
-    if held_out is not None:
+    if described is not None:
         report["validation"] = described
     atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     for m in objective.training_modules().values():
@@ -351,7 +377,7 @@ def run(
         better = "higher" if validation.higher_is_better else "lower"
         _record(run_dir, "best", {"step": step, name: score, "better": better, "folder": "model-best"})
 
-    ticks = [t for t in (on_tick, _cpu_estimate(spec, impl.presets, device, log)) if t is not None]
+    ticks = [t for t in (on_tick, _cpu_estimate(spec, presets, device, log)) if t is not None]
 
     def tick(step: int) -> None:
         for t in ticks:
@@ -359,12 +385,46 @@ def run(
 
     result = train(
         objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
-        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best,
+        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best, log=log,
         on_tick=tick if ticks else None,
     )
     if result.interrupted:
         return result, None
     return result, _export(model, run_dir / "model", spec, cfg, result.step)
+
+
+class RunLocked(I2IError):
+    """Another process is training in the same run folder."""
+
+
+LOCK_NAME = ".i2i-train.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``run_dir/.i2i-train.lock`` (holding the owner's pid) while
+    a run writes there; a second run or resume is refused with ``RunLocked``. The kernel drops the
+    lock when its process dies, so a killed run never blocks its own resume."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs in one folder are not guarded there
+        yield
+        return
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunLocked(
+                f"--run-dir {run_dir}: another i2i train (pid {holder}) is using this run folder; "
+                "wait for it to finish or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def run_or_resume(
@@ -468,13 +528,15 @@ def plan_resume(
     with one line unless it equals the recorded value; progress options are applied and recorded.
     ``max_steps`` changes the run's length, the lr schedule following ``schedule`` (default ``replan``).
     """
+    from i2icli.train.loop import resume_point
+
     spec = read_spec(run_dir)
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise UsageError(f"--resume {run_dir}: no checkpoint to resume from (checkpoints/step_*.pt)")
-    step = checkpoint_step(ckpt)
     _refuse_changes(spec, given, run_dir)
     notes: list[str] = []
+    # The checkpoint the loop will continue from: the newest intact one (a corrupt newer one is set
+    # aside with a warning); none when the run was killed before its first, so it starts again.
+    point = resume_point(run_dir, torch.device("cpu"), log=notes.append)
+    step = 0 if point is None else int(point[1]["step"])
     loop, data = spec.loop, spec.data
     for name, flag in _SAFE_LOOP.items():
         if name in given and given[name] != getattr(loop, name):
@@ -518,7 +580,7 @@ def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> N
         "method": ("--method", spec.method), "preset": ("--preset", spec.preset),
         "batch_size": ("--batch-size", spec.batch_size), "seed": ("--seed", spec.loop.seed),
         "amp": ("--amp", spec.loop.amp), "val_every": ("--val-every", spec.loop.val_every),
-        "init_from": ("--init-from", spec.init_from),
+        "init_from": ("--init-from", spec.init_from), "max_pixels": ("--max-pixels", spec.data.max_pixels),
     }  # fmt: skip
     for name, (flag, recorded) in plain.items():
         if name in given and given[name] != recorded:
