@@ -104,8 +104,9 @@ def test_every_heavy_command_takes_threads(files: dict[str, Path], tmp_path: Pat
         torch.set_num_threads(1)
 
 
-def test_eval_model_takes_threads(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["eval", "model", "--data", str(tmp_path), "--do-nothing", "--threads", "0"])
+@pytest.mark.parametrize("command", [["eval", "model", "--do-nothing"], ["eval", "adapt", "--model", "m"]])
+def test_eval_model_and_adapt_take_threads(tmp_path: Path, command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--data", str(tmp_path), "--threads", "0"])
     assert result.exit_code == 2 and "--threads 0" in result.output
 
 

@@ -140,10 +140,14 @@ def adapt(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Classify labelled images with a domain-adaptation model (UNIT da32): accuracy, per-class
     accuracy and the confusion matrix."""
     with handle_errors():
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if model_ref is None:
             raise UsageError("pass --model M (a model with a class head, e.g. UNIT trained with --preset da32)")
         if domain not in ("a", "b"):
@@ -155,6 +159,7 @@ def adapt(
         from i2icli.api import load_model
         from i2icli.eval.adapt import classifier, confusion_png, evaluate_adaptation
 
+        apply_threads(threads)
         loaded = load_model(model_ref, device=device)
         classifier(loaded)  # refuse a model without a class head before reading the data
         report = evaluate_adaptation(loaded, data, domain=domain, batch_size=batch_size, ref=model_ref)
