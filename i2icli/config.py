@@ -27,7 +27,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [to_dict(v) if dataclasses.is_dataclass(v) else v for v in value]
         out[f.name] = value
     return out
 
@@ -144,6 +144,13 @@ def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
             )
         node[path[-1]] = value
     return from_dict(type(cfg), data)
+
+
+def override_keys(overrides: dict[str, Any] | list[str]) -> set[str]:
+    """The dotted field names a nested dict or ``field=value`` strings set (``{"arch.ngf", ...}``)."""
+    if isinstance(overrides, dict):
+        return {k for k, _ in _flatten(overrides)}
+    return {".".join(parse_override(t)[0]) for t in overrides}
 
 
 def require(cfg: Any, names: Sequence[str], ok: Callable[[Any], bool], rule: str, prefix: str = "") -> None:

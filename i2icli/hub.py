@@ -127,6 +127,38 @@ def env_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
+PROBE_SECONDS = 1.5  # how long a Hub may take to accept a connection before it counts as unreachable
+
+
+def unreachable(endpoint: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why ``endpoint`` (or the proxy that leads to it) cannot be reached within ``timeout`` seconds,
+    or None when a TCP connection opens. Name lookup runs in a thread, since it has no timeout."""
+    import os
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    proxy = os.environ.get("HTTPS_PROXY" if url.scheme == "https" else "HTTP_PROXY") or os.environ.get("ALL_PROXY")
+    target = urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else url
+    host, port = target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except socket.gaierror:
+            outcome.append(f"cannot resolve {host}")
+        except OSError as e:
+            outcome.append(f"{host}:{port}: {e.strerror or e}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"{host}:{port} did not answer within {timeout:g} s"
+
+
 def _http_status(err: HfHubHTTPError) -> int | None:
     """HTTP status code carried by a huggingface_hub HfHubHTTPError (its response may be None in old versions)."""
     response = err.response
@@ -205,6 +237,9 @@ def download_model_file(
 
     from huggingface_hub import constants, hf_hub_download
 
+    # huggingface_hub retries an unreachable Hub for ~25 s; a quick probe answers in ~1 s, and a
+    # cached file is then used as offline mode would.
+    why = None if offline or _is_offline() else unreachable(endpoint or constants.ENDPOINT)
     try:
         local = hf_hub_download(
             repo_id,
@@ -213,9 +248,15 @@ def download_model_file(
             token=token,
             endpoint=endpoint,
             cache_dir=str(cache_dir) if cache_dir is not None else None,
-            local_files_only=offline,
+            local_files_only=offline or why is not None,
         )
     except Exception as err:  # only huggingface_hub's own errors are translated; anything else propagates
+        if why is not None and isinstance(err, _hub_errors().LocalEntryNotFoundError):
+            raise ResolveError(
+                f"cannot load {filename!r} from Hub repo {repo_id!r}: the Hub at {endpoint or constants.ENDPOINT} "
+                f"cannot be reached ({why}) and the file is not in the local cache; check your connection, proxy "
+                "and HF_ENDPOINT"
+            ) from err
         explained = _explain_hub_error(
             err,
             repo_id=repo_id,

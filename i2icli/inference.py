@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 from PIL import Image
@@ -118,20 +118,31 @@ class LoadedModel:
         return self.has_styles and not getattr(self.net, "style_optional", False)
 
     def direction_to(self, domain: str) -> Direction:
-        """The direction whose output is ``domain`` (``--to winter``)."""
+        """The direction whose output is ``domain`` (``--to winter``; case does not matter)."""
         a, b = self.config.domains
-        if domain == b:
+        if domain.casefold() == b.casefold():
             return "a2b"
-        if domain == a:
+        if domain.casefold() == a.casefold():
             return "b2a"
         raise UsageError(f"--to {domain!r}: this model's domains are {a!r} and {b!r}")
 
-    def check_direction(self, direction: str) -> Direction:
-        if direction not in DIRECTIONS:
-            raise UsageError(f"--direction {direction!r}: use a2b or b2a")
-        if direction not in self.directions:
-            raise UsageError(f"--direction {direction}: this model only has {', '.join(self.directions)}")
-        return direction  # type: ignore[return-value]
+    def check_direction(self, direction: str, *, shown: str | None = None) -> Direction:
+        """``direction`` (``a2b``/``b2a``, any case, or ``AtoB``/``BtoA``) if this model has it;
+        errors start with ``shown`` (default ``--direction DIRECTION``)."""
+        normal = direction.strip().lower().replace("to", "2")
+        if normal not in DIRECTIONS:
+            raise UsageError(f"{shown or f'--direction {direction!r}'}: use a2b or b2a")
+        if normal not in self.directions:
+            a, b = self.config.domains
+            can = ", ".join(f"{d} ({a} -> {b})" if d == "a2b" else f"{d} ({b} -> {a})" for d in self.directions)
+            raise UsageError(f"{shown or f'--direction {direction}'}: this model only has {can}")
+        return normal  # type: ignore[return-value]
+
+    def choose_direction(self, direction: str, to: str | None) -> Direction:
+        """The direction of ``--to DOMAIN`` when given, else of ``--direction``; errors name the option used."""
+        if to is None:
+            return self.check_direction(direction)
+        return self.check_direction(self.direction_to(to), shown=f"--to {to}")
 
 
 def _run_padded(
@@ -228,6 +239,108 @@ def translate_tensors(
 
 def _pick(styles: Sequence[torch.Tensor] | None, indices: list[int]) -> list[torch.Tensor] | None:
     return None if styles is None else [styles[j] for j in indices]
+
+
+# --------------------------------------------------------------------------- input scale
+
+# Inputs whose resized side is more than this factor away from the model's training scale get a warning.
+FAR_FROM_SCALE = 1.5
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """How images are resized before the network.
+
+    ``target``: pixels the ``side`` ("short" side, or "width") is resized to (aspect kept), None for
+    native resolution. ``learned``: the model's training scale for that side, when its checkpoint
+    records resizing preprocessing (every preset that resizes does); ``reason`` says where ``target``
+    comes from.
+    """
+
+    target: int | None
+    side: Literal["short", "width"]
+    learned: int | None
+    reason: str
+
+    def size_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(W, H) an image of ``size`` is resized to."""
+        if self.target is None:
+            return size
+        w, h = size
+        ref = min(w, h) if self.side == "short" else w
+        scale = self.target / ref
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    def resize(self, image: Image.Image, alpha: Image.Image | None = None) -> tuple[Image.Image, Image.Image | None]:
+        """``image`` (bicubic) and its alpha (bilinear) at ``size_for(image.size)``."""
+        new = self.size_for(image.size)
+        if new == image.size:
+            return image, alpha
+        resized_alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
+        return image.resize(new, Image.Resampling.BICUBIC), resized_alpha
+
+    def describe_outputs(self, restored: bool = False) -> str:
+        """Where outputs come from, for a command's summary line."""
+        if restored:
+            return f"translated at {self.reason}, resized back to each input's size"
+        if self.target is None:
+            return f"at {self.reason}"
+        return f"at {self.reason}; --size native keeps each input's size"
+
+    def far_warning(self, name: str, size: tuple[int, int]) -> str:
+        """The one-line warning for an input ``name`` of ``size`` that is ``far`` from the training scale."""
+        w, h = self.size_for(size)
+        side = "short side" if self.side == "short" else "width"
+        return (
+            f"warning: {name} reaches the model at {w}x{h}, far from the scale it was trained at "
+            f"({side} {self.learned} px); results may fail (--size auto resizes to it)"
+        )
+
+    def far(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` reaches the network far from the training scale."""
+        if self.learned is None:
+            return False
+        w, h = self.size_for(size)
+        side = min(w, h) if self.side == "short" else w
+        return max(side / self.learned, self.learned / side) > FAR_FROM_SCALE
+
+
+def training_scale(config: ModelConfig) -> tuple[int | None, Literal["short", "width"]]:
+    """The side length images had in training and which side it measures, from the checkpoint's
+    recorded preprocessing: ``resize_and_crop`` resized whole images to load_size² (so the short
+    side, aspect kept, at inference), ``scale_width*`` their width; ``crop``/``none`` kept the native
+    scale, and a checkpoint without recorded preprocessing (converted, older) says nothing: None."""
+    from i2icli.config import ConfigError, from_dict
+    from i2icli.data.transforms import Preprocess
+
+    recorded = config.training.get("preprocess")
+    if not isinstance(recorded, dict):
+        return None, "short"
+    try:
+        pre = from_dict(Preprocess, recorded)
+    except (ConfigError, UsageError):
+        return None, "short"
+    if pre.mode == "resize_and_crop":
+        return pre.load_size, "short"
+    if pre.mode in ("scale_width", "scale_width_and_crop"):
+        return pre.load_size, "width"
+    return None, "short"
+
+
+def input_scale(model: LoadedModel, size: int | str) -> InputScale:
+    """``size``: ``"auto"`` (the training scale when recorded, else native), ``"native"`` or pixels
+    for the short side."""
+    learned, side = training_scale(model.config)
+    if size == "native":
+        return InputScale(None, side, learned, "native resolution (--size native)")
+    if size == "auto":
+        if learned is None:
+            return InputScale(None, side, None, "native resolution (the model records no training resize)")
+        what = "short side" if side == "short" else "width"
+        return InputScale(learned, side, learned, f"the model's training scale ({what} {learned} px)")
+    if not isinstance(size, int) or size < 1:
+        raise UsageError(f"--size {size}: use auto, native or a number of pixels")
+    return InputScale(size, "short", learned if side == "short" else None, f"short side {size} px (--size {size})")
 
 
 def prepare_input(image: Image.Image, channels: int) -> torch.Tensor:

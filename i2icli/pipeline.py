@@ -236,10 +236,40 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Decoded:
-    image: torch.Tensor  # (C, H, W) in [-1, 1]
+class Frame:
+    """One image to translate: a still input, or one frame of a multi-frame input."""
+
+    image: torch.Tensor  # (C, H, W) in [-1, 1], at the size the network sees
     alpha: Image.Image | None
+    size: tuple[int, int]  # (W, H) as decoded, before any resize
+    dest: Path | BinaryIO
+    name: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    frames: list[Frame]
     style: torch.Tensor | None  # (S, 1, 1) for style models
+    skipped: int = 0  # frames whose output exists (kept)
+
+
+@dataclass(frozen=True)
+class Written:
+    """One output: its destination and size, or the error that stopped it."""
+
+    dest: Path | BinaryIO
+    size: tuple[int, int] | None
+    error: I2IError | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """``Done.value`` of ``translate_files``: what was written, frames kept as they were, and the
+    input sizes as decoded."""
+
+    written: list[Written]
+    skipped: int
+    input_sizes: list[tuple[int, int]]
 
 
 def translate_files(
@@ -250,56 +280,81 @@ def translate_files(
     batch_size: int = 1,
     tiling: TileOptions = TileOptions(),
     fmt: str = "png",
-    size: int | None = None,
+    resize: Callable[[Image.Image, Image.Image | None], tuple[Image.Image, Image.Image | None]] | None = None,
+    restore_size: bool = False,
     skip_existing: bool = False,
+    all_frames: bool = False,
+    max_pixels: int | None = None,
     style_of: Callable[[Path], torch.Tensor] | None = None,
-    after_write: Callable[[Job, Decoded], None] | None = None,
+    after_write: Callable[[Job, Frame], None] | None = None,
     decode_threads: int = 2,
 ) -> Iterator[Event[Job]]:
-    """Translate files at native resolution (or short side ``size``), writing each output as it
-    is ready; yields a ``Done`` (value: the output size (W, H)), ``Failed`` or ``Skipped`` per job.
+    """Translate files, writing each output as it is ready; yields per job a ``Done`` (value: an
+    ``Outcome``), a ``Failed`` (it could not be decoded) or a ``Skipped`` (its output exists).
 
+    ``resize(image, alpha)`` prepares each decoded image (e.g. to the model's training scale);
+    ``restore_size`` resizes outputs back to the input size. ``all_frames``: every frame of an
+    animated or multi-page input is translated to ``<name>_f<k>`` (a still keeps its name).
     ``style_of(rel)`` gives style models the style of each input; ``after_write`` runs after each
     output is written (e.g. landmark pictures) and may raise ``I2IError`` like a failed write.
     """
-    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
+    from i2icli.imageio import read_frames, to_pil, to_tensor, write_image
     from i2icli.inference import translate_tensors
 
     c_in, _ = model.channels(direction)
 
     def decode(job: Job) -> Decoded:
         name = None if job.data is None else str(job.rel)  # data read elsewhere (stdin) is named by ``rel``
-        img = read_image(job.data if job.data is not None else job.src, name=name, channels=c_in)
-        image, alpha = img.image, img.alpha
-        if size is not None:
-            image, alpha = resize_short_side(image, alpha, size)
-        return Decoded(to_tensor(image), alpha, None if style_of is None else style_of(job.rel))
+        source = job.data if job.data is not None else job.src
+        images = read_frames(source, name=name, channels=c_in, max_pixels=max_pixels, all_frames=all_frames)
+        several = all_frames and len(images) > 1  # only a file with several frames gets <name>_f<k>
+        frames, skipped = [], 0
+        for k, img in enumerate(images):
+            dest = frame_path(job.dest, k, len(images)) if several and isinstance(job.dest, Path) else job.dest
+            if all_frames and skip_existing and isinstance(dest, Path) and dest.exists():
+                skipped += 1
+                continue
+            image, alpha = (img.image, img.alpha) if resize is None else resize(img.image, img.alpha)
+            if restore_size:
+                alpha = img.alpha  # the output is resized back, so the alpha stays as it was
+            frames.append(Frame(to_tensor(image), alpha, img.image.size, dest, img.name))
+        return Decoded(frames, None if style_of is None else style_of(job.rel), skipped)
 
-    def compute(items: list[Decoded]) -> list[torch.Tensor]:
-        styles = None if style_of is None else [d.style for d in items]
-        return translate_tensors(model, [d.image for d in items], direction, batch_size=len(items), styles=styles, tiling=tiling)  # type: ignore[misc]
+    def compute(items: list[Decoded]) -> list[list[torch.Tensor]]:
+        images = [f.image for d in items for f in d.frames]
+        styles = None if style_of is None else [d.style for d in items for _ in d.frames]
+        outputs = translate_tensors(model, images, direction, batch_size=max(1, len(images)), styles=styles, tiling=tiling)  # type: ignore[arg-type]
+        split, start = [], 0
+        for d in items:
+            split.append(outputs[start : start + len(d.frames)])
+            start += len(d.frames)
+        return split
 
-    def write(job: Job, item: Decoded, y: torch.Tensor) -> tuple[int, int]:
-        result = to_pil(y)
-        write_image(job.dest, result, alpha=item.alpha, format=fmt)
-        if after_write is not None:
-            after_write(job, item)
-        return result.size
+    def write(job: Job, item: Decoded, ys: list[torch.Tensor]) -> Outcome:
+        written = []
+        for frame, y in zip(item.frames, ys):
+            result = to_pil(y)
+            if restore_size and result.size != frame.size:
+                result = result.resize(frame.size, Image.Resampling.BICUBIC)
+            try:
+                write_image(frame.dest, result, alpha=frame.alpha, format=fmt)
+                if after_write is not None:
+                    after_write(job, frame)
+            except I2IError as e:
+                written.append(Written(frame.dest, None, e))
+            else:
+                written.append(Written(frame.dest, result.size))
+        return Outcome(written, item.skipped, [f.size for f in item.frames])
 
     def exists(job: Job) -> bool:
-        return skip_existing and isinstance(job.dest, Path) and job.dest.exists()
+        return skip_existing and not all_frames and isinstance(job.dest, Path) and job.dest.exists()
 
-    return stream(
-        jobs, decode, compute, write, batch_size=batch_size, batch_key=lambda d: tuple(d.image.shape),
-        skip=exists, decode_threads=decode_threads,
-    )  # fmt: skip
+    def key(d: Decoded) -> Hashable:
+        return tuple(tuple(f.image.shape) for f in d.frames)
+
+    return stream(jobs, decode, compute, write, batch_size=batch_size, batch_key=key, skip=exists, decode_threads=decode_threads)
 
 
-def resize_short_side(image: Image.Image, alpha: Image.Image | None, size: int) -> tuple[Image.Image, Image.Image | None]:
-    """Resize so the short side is ``size`` (bicubic; the alpha bilinear)."""
-    w, h = image.size
-    scale = size / min(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = image.resize(new, Image.Resampling.BICUBIC)
-    alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
-    return image, alpha
+def frame_path(dest: Path, k: int, count: int) -> Path:
+    """``name.png`` -> ``name_f007.png``: frame ``k`` of ``count`` (zero-padded so names sort)."""
+    return dest.with_name(f"{dest.stem}_f{k:0{max(3, len(str(count - 1)))}d}{dest.suffix}")

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from i2icli.errors import ResolveError
+from i2icli.errors import ResolveError, UnknownModelError
 from i2icli.methods import METHOD_MODULES, load_method
 from i2icli.methods.info import Capability, MethodInfo, read_info
 
@@ -296,12 +296,37 @@ def _looks_like_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.startswith((".", "~")) or bool(Path(ref).suffix)
 
 
+RUN_FILE = "run.json"  # marks a training run folder (i2icli.train.run)
+
+
+def training_run_of(path: Path) -> Path | None:
+    """The run folder when ``path`` is a training checkpoint ``RUN/checkpoints/step_*.pt``."""
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and path.name.startswith("step_") and (run / RUN_FILE).is_file():
+        return run
+    return None
+
+
 def _local(ref: str, path: Path) -> Resolved:
     if path.is_dir():
         inner = path / "model.safetensors"
-        if not inner.is_file():
-            raise ResolveError(f"{ref}: folder has no model.safetensors")
-        return Resolved(ref, "local", path=inner)
+        if inner.is_file():
+            return Resolved(ref, "local", path=inner)
+        if (path / RUN_FILE).is_file():  # a training run: its exported model
+            if (path / "model" / "model.safetensors").is_file():
+                return Resolved(ref, "local", path=path / "model" / "model.safetensors")
+            raise ResolveError(
+                f"{ref}: a training run without an exported model yet; export its last checkpoint with "
+                f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
+            )
+        raise ResolveError(f"{ref}: folder has no model.safetensors")
+    run = training_run_of(path)
+    if run is not None:
+        step = int(path.stem.split("_")[-1])
+        raise ResolveError(
+            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
+            f"`i2i export-checkpoint {run} --step {step}`"
+        )
     if path.suffix in (".pth", ".pt", ".ckpt"):
         raise ResolveError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
@@ -315,7 +340,7 @@ def resolve(ref: str) -> Resolved:
     """Turn a model reference into a ``Resolved`` source (no download happens here)."""
     ref = ref.strip()
     if not ref:
-        raise ResolveError("empty model reference")
+        raise UnknownModelError("empty model reference")
     if ref.startswith(HUB_PREFIX):
         from i2icli.hub import parse_hub_ref
 
@@ -329,10 +354,10 @@ def resolve(ref: str) -> Resolved:
         return _local(ref, path)
     if entry is None:
         if _looks_like_path(ref):
-            raise ResolveError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
+            raise UnknownModelError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
         close = difflib.get_close_matches(ref, [*PRETRAINED, *ALIASES], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
-        raise ResolveError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
+        raise UnknownModelError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
     if entry.local is not None:
         local = weights_dir() / entry.local
         if not local.is_file():

@@ -48,7 +48,7 @@ def test_models_list_and_info(tiny_model_file: Path) -> None:
     card = runner.invoke(app, ["models", "info", str(tiny_model_file)])
     assert card.exit_code == 0 and "`day` (a) and `night` (b)" in card.stdout and "## Use it with i2i" in card.stdout
     missing = runner.invoke(app, ["models", "info", "nope"])
-    assert missing.exit_code == 1 and "unknown model 'nope'" in missing.output
+    assert missing.exit_code == 2 and "unknown model 'nope'" in missing.output
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ from i2icli import __version__
 from i2icli.cli import (
     convert_cmd, data_cmd, eval_cmd, export_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
 )  # fmt: skip
+from i2icli.cli.common import Group, run_app, set_debug
 
 app = typer.Typer(
     name="i2i",
+    cls=Group,
     help="Train and apply unsupervised image-to-image translation models (CycleGAN, MUNIT, ...).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -40,12 +42,15 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print versions and device, then exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks with error messages.")] = False,
 ) -> None:
     """i2i: unsupervised image-to-image translation."""
+    set_debug(debug)
 
 
 app.command("translate")(translate_cmd.translate)
 app.command("train")(train_cmd.train)
+app.command("export-checkpoint")(train_cmd.export_checkpoint)
 app.command("sample-styles")(multimodal_cmd.sample_styles)
 app.command("sample", help="Alias of sample-styles.")(multimodal_cmd.sample_styles)
 app.command("interpolate")(multimodal_cmd.interpolate)
@@ -59,5 +64,8 @@ app.add_typer(eval_cmd.app, name="eval")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: no traceback for any error unless ``--debug``."""
+    from i2icli.threads import prepare_process
+
+    prepare_process()  # before torch is imported: waiting threads sleep (see i2icli.threads)
+    run_app(app)

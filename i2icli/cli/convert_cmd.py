@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from i2icli.cli.common import err, handle_errors
+from i2icli.cli.common import OverwriteOpt, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -25,7 +25,7 @@ def _sources_help() -> str:
 def convert(
     weights: Annotated[
         list[Path],
-        typer.Argument(help="Official checkpoint file(s), read with weights_only=True (see --from for which)."),
+        typer.Argument(help="Official checkpoint file(s), read with weights_only=True (see --from for which).", readable=False),
     ],
     source: Annotated[str | None, typer.Option("--from", help=_sources_help())] = None,
     output: Annotated[
@@ -40,11 +40,12 @@ def convert(
         ),
     ] = None,
     gen_ba: Annotated[
-        Path | None, typer.Option("--gen-ba", help="A second file (CycleGAN: the b->a generator, latest_net_G_B.pth).")
+        Path | None, typer.Option("--gen-ba", help="A second file (CycleGAN: the b->a generator, latest_net_G_B.pth).", readable=False)
     ] = None,
     domains: Annotated[tuple[str, str], typer.Option("--domains", help="Names of domains A and B, e.g. horse zebra.")] = ("a", "b"),
     image_size: Annotated[int, typer.Option("--image-size", help="Training crop size recorded in the config.")] = 256,
     fp16: Annotated[bool, typer.Option("--fp16", help="Store weights as fp16 (half the file size).")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Convert official weights (read with weights_only=True; never unpickled) into the i2i format."""
     with handle_errors():
@@ -56,6 +57,11 @@ def convert(
             raise UsageError("convert needs --from METHOD and -o OUT (or --model NAME for a registry release)")
         if source not in converters:
             raise UsageError(f"--from {source!r}: supported sources are {', '.join(converters)}")
+        from i2icli.checkpoint import model_file
+
+        if model_file(output).exists() and not overwrite:
+            err(f"{model_file(output)} exists; kept it (pass --overwrite to replace it)")
+            return
         from i2icli.convert import convert_files
 
         files = [*weights, *([gen_ba] if gen_ba is not None else [])]

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import OfflineOpt, err, handle_errors
+from i2icli.cli.common import Group, OfflineOpt, err, handle_errors
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
     from i2icli.registry import Pretrained
 
-app = typer.Typer(help="The model registry: embedded defaults and the authors' released models.", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="The model registry: embedded defaults and the authors' released models.", no_args_is_help=True)
 
 
 def _cached(entry: Pretrained) -> str:

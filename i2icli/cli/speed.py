@@ -80,22 +80,21 @@ class SpeedOptions:
 
     def calibrate(
         self, loaded: LoadedModel, direction: str, files: list[tuple[Path, Path]], style_of: Callable[[Path], Tensor] | None,
-        size: int | None,
+        scale: Any, max_pixels: int | None,
     ) -> None:  # fmt: skip
-        """int8: calibrate on the first readable inputs (decoded here once more by the pipeline)."""
+        """int8: calibrate on the first readable inputs, prepared as the pipeline prepares them
+        (``scale.resize``); the pipeline decodes them once more."""
         if loaded.runtime.precision != "int8":
             return
         from i2icli.imageio import read_image, to_tensor
-        from i2icli.pipeline import resize_short_side
 
         images: list[Any] = []
         for path, rel in files:
             try:
-                img = read_image(path, channels=loaded.channels(direction)[0])  # type: ignore[arg-type]
+                img = read_image(path, channels=loaded.channels(direction)[0], max_pixels=max_pixels)  # type: ignore[arg-type]
             except I2IError:
                 continue
-            image = img.image if size is None else resize_short_side(img.image, None, size)[0]
-            images.append((to_tensor(image), None if style_of is None else style_of(rel)))
+            images.append((to_tensor(scale.resize(img.image)[0]), None if style_of is None else style_of(rel)))
             if len(images) == CALIBRATION_IMAGES:
                 break
         loaded.calibrate(direction, images)  # type: ignore[arg-type]

@@ -113,6 +113,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         *,
         preload: bool = False,
         holdout: bool = False,
+        max_pixels: int | None = None,
         shard: tuple[int, int] = (0, 1),
     ) -> None:
         if channels not in (1, 3):
@@ -126,6 +127,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         self.channels = channels
         self.seed = seed
         self.batch_size = batch_size  # the whole step's batch, over every shard
+        self.max_pixels = max_pixels  # larger images are skipped as possible decompression bombs
         # Data-parallel training: this process decodes only its share of each step's slots.
         share = batch_size // world
         self.slots = range(rank * share, (rank + 1) * share)
@@ -153,7 +155,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         # The lister and the header check are translate's, so both commands accept the same files.
         for path, _ in list_images([str(folder)], recursive=True):
             try:
-                check_image(path)
+                check_image(path, max_pixels=self.max_pixels)
             except InputError as err:
                 self._skip(path, _reason(err, path))
                 continue
@@ -267,7 +269,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
 
     def _read(self, path: Path) -> Image.Image:
         """Decode as ``translate`` does (EXIF, ICC -> sRGB, 16-bit, palette); alpha dropped."""
-        return read_image(path, channels=self.channels).image
+        return read_image(path, channels=self.channels, max_pixels=self.max_pixels).image
 
     def _stack(
         self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]

@@ -913,16 +913,19 @@ class TransGaGaObjective:
     # -- sample grid
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[Tensor]:
+    def samples(self, batch: Batch) -> dict[str, Tensor]:
         """Per domain: input, its landmarks (red), reconstruction from μ_a, translation."""
-        m, rows = self.model, []
+        m, rows = self.model, {}
         for direction in DIRECTIONS:
-            source, _ = split_direction(direction)
+            source, target = split_direction(direction)
             dom, x = m.domain(source), batch[source]
             points = dom.geometry(x)
             mu, _ = dom.appearance(x, points)
-            overlay = landmark_overlay(x, points, dom.render_width)
-            rows += [_gray_to_rgb(x), overlay, _gray_to_rgb(dom.decode(points, mu, *x.shape[2:])), _gray_to_rgb(m.translate(x, direction))]
+            src, tgt = source.upper(), target.upper()
+            rows[src] = _gray_to_rgb(x)
+            rows[f"{src} landmarks"] = landmark_overlay(x, points, dom.render_width)
+            rows[f"{src} recon"] = _gray_to_rgb(dom.decode(points, mu, *x.shape[2:]))
+            rows[f"{src}->{tgt}"] = _gray_to_rgb(m.translate(x, direction))
         return rows
 
 

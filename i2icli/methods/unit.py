@@ -607,12 +607,15 @@ class UnitObjective(SingleStage):
         return Validation("recon_l1", recon_l1, higher_is_better=False)
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[Tensor]:
+    def samples(self, batch: Batch) -> dict[str, Tensor]:
         """Rows: x_a, its reconstruction, x_ab; x_b, its reconstruction, x_ba (posterior means)."""
         m, x_a, x_b = self.model, batch["a"], batch["b"]
         h_a, h_b = m.encode_latent(x_a, "a"), m.encode_latent(x_b, "b")
-        rows = [x_a, m.decode_latent(h_a, "a"), m.decode_latent(h_a, "b"), x_b, m.decode_latent(h_b, "b"), m.decode_latent(h_b, "a")]
-        return [_gray_to_rgb(r) for r in rows]
+        rows = {
+            "A": x_a, "A recon": m.decode_latent(h_a, "a"), "A->B": m.decode_latent(h_a, "b"),
+            "B": x_b, "B recon": m.decode_latent(h_b, "b"), "B->A": m.decode_latent(h_b, "a"),
+        }  # fmt: skip
+        return {label: _gray_to_rgb(r) for label, r in rows.items()}
 
 
 def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed: int) -> UnitObjective:
