@@ -323,7 +323,8 @@ def translate_files(
     def compute(items: list[Decoded]) -> list[list[torch.Tensor]]:
         images = [f.image for d in items for f in d.frames]
         styles = None if style_of is None else [d.style for d in items for _ in d.frames]
-        outputs = translate_tensors(model, images, direction, batch_size=max(1, len(images)), styles=styles, tiling=tiling)  # type: ignore[arg-type]
+        # Frames of several-frame inputs also run in batches of ``batch_size``, as single images do.
+        outputs = translate_tensors(model, images, direction, batch_size=batch_size, styles=styles, tiling=tiling)  # type: ignore[arg-type]
         split, start = [], 0
         for d in items:
             split.append(outputs[start : start + len(d.frames)])
