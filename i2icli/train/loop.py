@@ -317,6 +317,24 @@ def _to_device(batch: Batch, device: torch.device, channels_last: bool = False) 
     return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def _batches(data: StepData, start: int, stop: int, num_workers: int, stage_starts: list[int]) -> Iterator[Batch]:
+    """``data[step]`` for ``step`` in ``start .. stop - 1``. Without worker processes, each stage's
+    batches after its first are prepared in a background thread (``_prefetched``); a stage's first
+    batch is fetched here, so a stage hook runs with no later batch fetched yet, as without prefetch."""
+    bounds = sorted({start, stop, *(s for s in stage_starts if start < s < stop)})
+    for a, b in zip(bounds, bounds[1:]):
+        if num_workers:
+            yield from make_loader(data, a, b, num_workers)
+            continue
+        yield data[a]
+        if a + 1 < b:
+            rest = _prefetched(iter(make_loader(data, a + 1, b, 0)))
+            try:
+                yield from rest
+            finally:
+                rest.close()
+
+
 def _prefetched(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
     """``batches`` produced one or two steps ahead in a background thread, so decoding and
     augmenting the next batch overlaps this step's compute. Batches are pure functions of the
@@ -462,8 +480,7 @@ def train(
     step = start
     active: str | None = None
     t0 = time.perf_counter()
-    loader = iter(make_loader(data, start, opts.max_steps, num_workers))
-    batches = _prefetched(loader) if num_workers == 0 else loader
+    batches = _batches(data, start, opts.max_steps, num_workers, [s.start for s in stages])
     try:
         with _stop_on_signals() as flag:
             for step, raw in zip(range(start, opts.max_steps), batches):
@@ -545,8 +562,7 @@ def train(
         kept = f"; last checkpoint {last_ckpt}" if last_ckpt is not None else ""
         raise I2IError(f"{e.filename or run_dir}: cannot write at step {step + 1} ({e.strerror or e}){kept}") from None
     finally:
-        if num_workers == 0:
-            batches.close()  # type: ignore[attr-defined]  # stops the prefetch thread
+        batches.close()  # stops a prefetch thread
         if metrics is not None:
             metrics.close()
         if writer is not None:
