@@ -67,7 +67,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the shared helper beside this script, also when a test loads it by path
     sys.path.insert(0, str(HERE))
-from mdsections import write_section  # noqa: E402
+from results_md import write_block  # noqa: E402
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -78,7 +78,7 @@ REPO = HERE.parent
 RESULTS = HERE / "results" / "geometry.json"
 MARKDOWN = HERE / "RESULTS.md"
 FIGURES = HERE / "figures" / "geometry"
-SECTION = "geometry"
+BLOCK = "geometry"  # this script's block of RESULTS.md
 RESULTS_VERSION = 1
 SEED = 0
 SIZE = 32
@@ -813,7 +813,7 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
         log(f"{key}: {'evaluating' if variant.method is None else f'training {steps} steps'}")
         results["cells"][key] = run_cell(variant, pair, data, judges[pair.name], paths.work, paths.figures, steps, log)
         save_results(paths.results, results)
-        write_section(paths.markdown, SECTION, render_section(results))
+        write_block(paths.markdown, BLOCK, render_section(results))
         ran = True
         log(f"{key}: finished")
     if ran:
@@ -843,7 +843,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = _paths(args)
     if args.report:
         results = load_results(paths.results)
-        write_section(paths.markdown, SECTION, render_section(results))
+        write_block(paths.markdown, BLOCK, render_section(results))
         render_figures(results, paths.figures)
         return 0
     import torch
