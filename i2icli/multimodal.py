@@ -1,5 +1,6 @@
 """Multimodal inference for style-based models (MUNIT): styles drawn from the prior, styles encoded
-from example images, and walks between two styles or two contents.
+from example images, and walks between two styles or two contents; and, for unimodal models with a
+latent space (UNIT, the ``LatentNet`` protocol), walks between two inputs' latent codes.
 
 Images are (C, H, W) tensors in [-1, 1] at their native size; a style is (S, 1, 1) and a batch of
 them (N, S, 1, 1). Like ``inference.translate_tensors``, every function pads an input (reflect) to
@@ -11,7 +12,7 @@ seed alone (not on the device, batch size or input order).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import torch
 from PIL import Image
@@ -38,6 +39,18 @@ class StyleNet(Protocol):
     def decode(self, content: Tensor, style: Tensor, domain: str) -> Tensor: ...
 
     def random_style(self, n: int, generator: torch.Generator, device: torch.device | str | None = None) -> Tensor: ...
+
+
+@runtime_checkable
+class LatentNet(Protocol):
+    """A unimodal model whose translation goes through one latent code (UNIT): what a latent walk needs."""
+
+    stride: int
+    min_size: int
+
+    def encode_latent(self, x: Tensor, domain: str) -> Tensor: ...
+
+    def decode_latent(self, z: Tensor, domain: str) -> Tensor: ...
 
 
 def _net(model: LoadedModel) -> StyleNet:
@@ -175,7 +188,7 @@ def fractions(steps: int) -> list[float]:
 def interpolate(
     model: LoadedModel,
     images: Sequence[Tensor],
-    styles: Tensor,
+    styles: Tensor | None,
     *,
     steps: int,
     mode: Mode = "lerp",
@@ -183,12 +196,17 @@ def interpolate(
 ) -> list[Tensor]:
     """Frames of a walk, ``steps`` of them, both ends included.
 
-    One image and two styles (2, S, 1, 1): the image translated along the path from style A to B.
-    Two images of equal size and one style (1, S, 1, 1): the path from the first image's content
-    to the second's, decoded with that style. Each frame is decoded on its own, so the end frames
-    equal plain translations with the end styles (contents) bit for bit.
+    Two images of equal size: the walk between their latent codes, decoded in the target domain of
+    ``direction``; a style model (MUNIT) walks between the contents and decodes them with the one
+    style given (1, S, 1, 1); a latent model (UNIT) takes ``styles=None``. One image and two
+    styles (2, S, 1, 1), style models only: the image translated along the path from style A to B.
+    Each frame is decoded on its own, so the end frames equal plain translations bit for bit.
     """
     source, target = split_direction(direction)
+    if not model.has_styles:
+        return _latent_walk(model, images, styles, steps=steps, mode=mode, source=source, target=target)
+    if styles is None:
+        raise UsageError(f"a {model.config.method} model walks with styles; pass one (content walk) or two (style walk)")
     frames: list[Tensor] = []
     if len(images) == 1:
         if styles.shape[0] != 2:
@@ -197,17 +215,41 @@ def interpolate(
         for t in fractions(steps):
             frames += _decode(model, content, mix(styles[0], styles[1], t, mode).unsqueeze(0), target, padding)
         return frames
+    _check_pair(images)
+    if styles.shape[0] != 1:
+        raise UsageError(f"a content walk uses one style, got {styles.shape[0]}")
+    (content_a, padding), (content_b, _) = _content(model, images[0], source), _content(model, images[1], source)
+    for t in fractions(steps):
+        frames += _decode(model, mix(content_a, content_b, t, mode), styles, target, padding)
+    return frames
+
+
+def _check_pair(images: Sequence[Tensor]) -> None:
     if len(images) != 2:
         raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(images)}")
     if images[0].shape != images[1].shape:
         raise UsageError(
             f"a content walk needs two images of the same size, got {tuple(images[0].shape)} and {tuple(images[1].shape)}"
         )
-    if styles.shape[0] != 1:
-        raise UsageError(f"a content walk uses one style, got {styles.shape[0]}")
-    (content_a, padding), (content_b, _) = _content(model, images[0], source), _content(model, images[1], source)
+
+
+def _latent_walk(
+    model: LoadedModel, images: Sequence[Tensor], styles: Tensor | None, *, steps: int, mode: Mode, source: str, target: str
+) -> list[Tensor]:
+    net = model.net
+    if not isinstance(net, LatentNet):
+        raise UsageError(f"{model.path}: a {model.config.method} model has no latent space to walk")
+    if styles is not None:
+        raise UsageError(f"a {model.config.method} model has no style codes; interpolate walks between two inputs")
+    if len(images) != 2:
+        raise UsageError(f"a {model.config.method} model walks between two inputs' latent codes; got {len(images)} input(s)")
+    _check_pair(images)
+    x = torch.stack(list(images)).to(model.device)  # (2, C, H, W)
+    padded, padding = pad_for_network(x, net.stride, net.min_size)
+    codes = [net.encode_latent(padded[i : i + 1], source) for i in range(2)]  # each (1, Z, h, w)
+    frames: list[Tensor] = []
     for t in fractions(steps):
-        frames += _decode(model, mix(content_a, content_b, t, mode), styles, target, padding)
+        frames += list(padding.crop(net.decode_latent(mix(codes[0], codes[1], t, mode), target)).float().cpu())
     return frames
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -22,6 +23,8 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Benchmark scripts import their shared helpers (results_md) from their own folder.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def make_tiny_cyclegan(seed: int = 0, channels: int = 3, directions: tuple[str, ...] = ("a2b", "b2a")) -> CycleGANModel:

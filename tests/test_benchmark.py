@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 from conftest import REPO
+from results_md import read_block
 
 import i2icli.methods
 from i2icli.methods import METHOD_MODULES
@@ -31,7 +32,7 @@ CYCLEGAN_BENCHMARKS = ("mnist-uci-digits", "synthetic-colored-digits", "fashion-
 
 def test_results_md_is_generated_from_the_results_json() -> None:
     results = json.loads(quality.RESULTS.read_text(encoding="utf-8"))
-    assert quality.MARKDOWN.read_text(encoding="utf-8") == quality.render_results(results)
+    assert read_block(quality.MARKDOWN, "quality") == quality.render_results(results)
 
 
 def test_committed_results_fill_the_cyclegan_rows() -> None:
@@ -62,7 +63,7 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     expected = {quality.cell_key(m, b.name) for m in plans for b in available}
     assert set(results["cells"]) == expected
     assert all(c["steps"] == quality.SMOKE_STEPS for c in results["cells"].values() if c["method"] != "do-nothing")
-    assert (tmp_path / "RESULTS.md").read_text() == quality.render_results(results)
+    assert read_block(tmp_path / "RESULTS.md", "quality") == quality.render_results(results)
     for b in available:
         for direction in ("a2b", "b2a"):
             assert (tmp_path / "figures" / f"samples-{b.name}-{direction}.png").is_file()
@@ -91,7 +92,7 @@ def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:
     for bench in quality.BENCHMARKS.values():
-        overrides = quality._whole_image_overrides(bench)
+        overrides = quality._whole_image_overrides("cyclegan", bench)
         assert f"arch.channels_a={bench.channels}" in overrides and "data.flip=false" in overrides
         assert f"data.crop_size={bench.size}" in overrides
         assert len({quality._method_plans()[m].preset for m in METHOD_MODULES}) == 1

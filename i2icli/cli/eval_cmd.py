@@ -1,6 +1,6 @@
 """``i2i eval``: measure translations (``folders``: two image folders; ``model``: a model on a dataset).
 
-Domain-adaptation scoring will join as ``i2i eval adapt``. This module imports no torch: the
+``adapt``: a domain-adaptation model's class head on labelled images. This module imports no torch: the
 evaluation code is imported inside each command, so ``i2i --help`` stays fast.
 """
 
@@ -16,6 +16,7 @@ from i2icli.cli.common import DeviceOpt, ModelOpt, SeedOpt, handle_errors
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
+    from i2icli.eval.adapt import AdaptReport
     from i2icli.eval.report import FolderReport, ModelReport
 
 app = typer.Typer(
@@ -107,6 +108,55 @@ def model(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_model_report(report)
+
+
+@app.command("adapt")
+def adapt(
+    data: Annotated[Path, typer.Option("--data", help="Labelled images: a folder per class (0/, 1/, ...) or a CSV filename,label.")],
+    model_ref: ModelOpt = None,
+    domain: Annotated[str, typer.Option("--domain", help="Domain of the images: b (the target, default) or a.")] = "b",
+    png: Annotated[Path | None, typer.Option("--png", help="Also write the confusion matrix as a PNG.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify labelled images with a domain-adaptation model (UNIT da32): accuracy, per-class
+    accuracy and the confusion matrix."""
+    with handle_errors():
+        if model_ref is None:
+            raise UsageError("pass --model M (a model with a class head, e.g. UNIT trained with --preset da32)")
+        if domain not in ("a", "b"):
+            raise UsageError(f"--domain {domain!r}: use a or b")
+        if batch_size < 1:
+            raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+        if not data.exists():
+            raise UsageError(f"--data {data}: no such file or folder")
+        from i2icli.api import load_model
+        from i2icli.eval.adapt import classifier, confusion_png, evaluate_adaptation
+
+        loaded = load_model(model_ref, device=device)
+        classifier(loaded)  # refuse a model without a class head before reading the data
+        report = evaluate_adaptation(loaded, data, domain=domain, batch_size=batch_size, ref=model_ref)
+        if png is not None:
+            from i2icli.imageio import write_image
+
+            write_image(png, confusion_png(report))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_adapt_report(report)
+
+
+def _print_adapt_report(report: AdaptReport) -> None:
+    typer.echo(f"{report.model} on {report.data} (domain {report.domain}, n={report.n})")
+    typer.echo(f"accuracy: {report.accuracy:.4f}")
+    width = max(5, len(str(report.n)))
+    typer.echo("per class: " + "  ".join(f"{i}: {'-' if a is None else f'{a:.3f}'}" for i, a in enumerate(report.per_class)))
+    typer.echo("confusion (rows: true class, columns: predicted):")
+    n = len(report.confusion)
+    typer.echo(" " * 4 + "".join(f"{j:>{width}}" for j in range(n)))
+    for i, row in enumerate(report.confusion):
+        typer.echo(f"{i:>3} " + "".join(f"{c:>{width}}" for c in row))
 
 
 def _check_model_usage(

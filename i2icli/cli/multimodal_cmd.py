@@ -58,7 +58,8 @@ def _require(model_ref: str | None, capability: str, verb: str) -> str:
     config = read_config(fetch(resolve(ref)))
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
-        raise UsageError(f"{ref}: a {config.method} model cannot {verb} (it has no style codes)")
+        why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
+        raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
     return ref
 
 
@@ -205,7 +206,8 @@ def interpolate(
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
 ) -> None:
-    """One input: walk from style A to style B. Two inputs: walk between their contents in style A.
+    """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
+    (style models only): walk from style A to style B.
 
     Writes OUT/<name>_f<k>.png per frame, OUT/<name>_strip.png (the frames side by side) and, with
     --gif, OUT/<name>.gif. A second input of another size is resized to the first's size.
@@ -255,10 +257,15 @@ def _interpolate(
         height, width = images[0].shape[1:]
         second = to_pil(images[1]).resize((width, height), PILImage.Resampling.BICUBIC)
         images[1] = to_tensor(second)
-    styles = [style(style_a, from_seed, 0)]
-    if len(images) == 1:
-        styles.append(style(style_b, to_seed, 1))
-    frames = [to_pil(f) for f in interpolate(loaded, images, torch.cat(styles), steps=steps, mode=mode, direction=chosen)]  # type: ignore[arg-type]
+    walk_styles = None  # a latent model (UNIT) walks between the two inputs' codes, no styles
+    if loaded.has_styles:
+        styles = [style(style_a, from_seed, 0)]
+        if len(images) == 1:
+            styles.append(style(style_b, to_seed, 1))
+        walk_styles = torch.cat(styles)
+    elif any(v is not None for v in (from_seed, to_seed, style_a, style_b)):
+        raise UsageError(f"a {loaded.config.method} model has no style codes: drop --from-seed/--to-seed/--style-a/--style-b")
+    frames = [to_pil(f) for f in interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)]  # type: ignore[arg-type]
 
     stem = _out_stem(out_dir, files[0][1])
     name = stem.name if len(files) == 1 else f"{stem.name}-{files[1][1].stem}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from i2icli.methods.base import Method
 
-METHOD_MODULES: tuple[str, ...] = ("cyclegan", "munit", "gcgan", "distancegan", "transgaga")
+METHOD_MODULES: tuple[str, ...] = ("cyclegan", "munit", "unit", "gcgan", "distancegan", "transgaga")
 DEFAULT_METHOD = "cyclegan"  # `i2i train` without --method
 
 

