@@ -32,13 +32,13 @@ Metrics per direction (whole test split, 500 images per domain):
 
 Finished cells are kept in ``benchmarks/results/geometry.json`` and skipped, so an interrupted run
 continues where it stopped (a half-trained cell resumes from its last checkpoint under ``--work``).
-The tables go into this script's section of ``benchmarks/RESULTS.md``.
+The tables go into this script's block of ``benchmarks/RESULTS.md`` (``results_md``).
 
     python benchmarks/geometry.py                           # every missing cell, pair mnist-warped first
     python benchmarks/geometry.py --pairs mnist-warped --variants do-nothing,cyclegan
     python benchmarks/geometry.py --cells transgaga:mnist-warped
     python benchmarks/geometry.py --smoke      # 3 steps on tiny data in a temp folder: checks the table (CI)
-    python benchmarks/geometry.py --report     # only rewrite the RESULTS.md section and figures from the JSON
+    python benchmarks/geometry.py --report     # only rewrite the RESULTS.md block and figures from the JSON
 
 Needs ``pip install -e '.[bench]'``.
 """
@@ -64,16 +64,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the shared helper beside this script, also when a test loads it by path
-    sys.path.insert(0, str(HERE))
-from results_md import write_block  # noqa: E402
+from results_md import write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
 
     from i2icli.eval.judges import Judge
 
+HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "geometry.json"
 MARKDOWN = HERE / "RESULTS.md"
@@ -405,7 +403,8 @@ def machine() -> Record:
 
 
 def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]) -> Path:
-    """Train (or resume, or reuse) the cell's run; returns its exported model file."""
+    """Train (or resume, or reuse) the cell's run; returns its exported model file. The wall and
+    CPU seconds of every session are added up in ``run_dir/seconds.json`` (see ``run_seconds``)."""
     import torch
 
     from i2icli.train.run import DataSpec, build_spec, run_or_resume
@@ -427,7 +426,20 @@ def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: i
         if step % 100 == 0:
             log(f"  {variant.name}:{pair.name} step {step}/{steps} ({time.perf_counter() - start:.0f} s)")
 
-    return run_or_resume(run_dir, new_spec, torch.device("cpu"), on_step=progress) / "model.safetensors"
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        return run_or_resume(run_dir, new_spec, torch.device("cpu"), on_step=progress) / "model.safetensors"
+    finally:
+        if run_dir.is_dir():  # also after an interruption, so a resumed run reports its whole cost
+            before = run_seconds(run_dir)
+            spent = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+            (run_dir / "seconds.json").write_text(json.dumps({k: before[k] + spent[k] for k in spent}) + "\n")
+
+
+def run_seconds(run_dir: Path) -> dict[str, float]:
+    """Wall and CPU (this process, all threads) seconds spent training ``run_dir`` so far, all sessions."""
+    file = run_dir / "seconds.json"
+    return json.loads(file.read_text()) if file.is_file() else {"wall": 0.0, "cpu": 0.0}
 
 
 Translate = Callable[[list["torch.Tensor"], str], list["torch.Tensor"]]
@@ -516,14 +528,14 @@ def run_cell(
     from i2icli.train.loop import latest_checkpoint
 
     load_before = os.getloadavg()[0]
-    start = time.perf_counter()
+    spent = {"wall": 0.0, "cpu": 0.0}
     if variant.baseline is not None:
         translate, directions, resumed = baseline_translator(variant.baseline, pair, data), ("a2b", "b2a"), False
     else:
         run_dir = work / "runs" / f"{variant.name}-{pair.name}-{steps}"
         resumed = latest_checkpoint(run_dir) is not None
         translate, directions = model_translator(train_cell(variant, pair, data, run_dir, steps, log))
-    train_seconds = time.perf_counter() - start
+        spent = run_seconds(run_dir)
     start = time.perf_counter()
     reports = []
     for direction in directions:
@@ -538,7 +550,8 @@ def run_cell(
         "steps": steps if variant.method else 0,
         "batch_size": BATCH if variant.method else None,
         "seed": SEED,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(spent["wall"], 1),  # every session of a resumed run
+        "train_cpu_seconds": round(spent["cpu"], 1),
         "resumed": resumed,
         "eval_seconds": round(time.perf_counter() - start, 1),
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -662,7 +675,7 @@ metric has learnt nothing measurable there.
 
 
 def render_section(results: Record) -> str:
-    """This benchmark's section of RESULTS.md, generated from the results JSON alone."""
+    """This benchmark's block of RESULTS.md, generated from the results JSON alone."""
     lines = ["# Geometry benchmark", "", "Generated by `python benchmarks/geometry.py` from "
              "`benchmarks/results/geometry.json`; do not edit by hand.", "", _EXPLAINED]  # fmt: skip
     for pair in PAIRS.values():
@@ -691,13 +704,14 @@ def _pair_section(pair: Pair, here: list[Record], judges: Record) -> list[str]:
     missing = [c["variant"] for c in here if "b2a" not in _dirs(c)]
     if missing:
         lines += [f"One-sided (a → b only): {', '.join(missing)}.", ""]
-    lines += _header(["variant", "method", "steps x batch", "train time", "eval time", "overrides beyond whole 32 px images"])
+    lines += _header(["variant", "method", "steps x batch", "train time (wall / CPU)", "eval time", "overrides beyond whole 32 px images"])
     for c in here:
         own = [o for o in c["overrides"] if not o.startswith(("arch.channels", "data."))]
         trained = bool(c["steps"])
         lines.append(_row([
             c["variant"], c["method"] or "–", f"{c['steps']} x {c['batch_size']}" if trained else "–",
-            f"{c['train_seconds'] / 60:.1f} min{' (resumed)' if c['resumed'] else ''}" if trained else "–",
+            f"{c['train_seconds'] / 60:.1f} / {c['train_cpu_seconds'] / 60:.1f} min{' (resumed)' if c['resumed'] else ''}"
+            if trained else "–",
             f"{c['eval_seconds']:.0f} s", ", ".join(f"`{o}`" for o in own) or "–",
         ]))  # fmt: skip
     lines.append("")
@@ -751,7 +765,8 @@ def _how_section(results: Record) -> list[str]:
         f"- Dates: {dates[0]} to {dates[-1]}; wall time of all cells {total / 60:.0f} min (training + evaluation).",
         f"- Budget: every trained cell {', '.join(budgets)} with preset `{PRESET}` (labelled CPU preset, not the "
         "papers' recipes), seed 0.",
-        "- The machine was shared with other jobs (1-minute load averages are in the JSON), so times are upper bounds.",
+        "- The machine was shared with other jobs (1-minute load averages are in the JSON): wall times are upper",
+        "  bounds; the CPU time (one torch thread) is what a cell costs on an otherwise idle core.",
         "",
     ]  # fmt: skip
 
@@ -835,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cells", help="comma-separated variant:pair cells (overrides the two above)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help=f"{SMOKE_STEPS} steps on tiny data in a temp folder")
-    mode.add_argument("--report", action="store_true", help="only regenerate the RESULTS.md section and figures")
+    mode.add_argument("--report", action="store_true", help="only regenerate the RESULTS.md block and figures")
     parser.add_argument("--work", type=Path, help="data, judges and run folders (and for --smoke the results)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     args = parser.parse_args(argv)

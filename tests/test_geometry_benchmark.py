@@ -1,5 +1,5 @@
 """The geometry benchmark: its pairs' ground truth, the variant table, --smoke (table shape,
-resuming) and its RESULTS.md section against the committed JSON."""
+resuming) and its RESULTS.md block against the committed JSON."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from results_md import read_block
 
 from i2icli.config import apply_overrides
 from i2icli.methods import load_method
@@ -81,7 +82,7 @@ def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, na
     train_a, train_b = load_split(data, "trainA", pair.channels), load_split(data, "trainB", pair.channels)
     assert len(train_a.images) == len(train_b.images) == geometry.SMOKE_TRAIN
     # Domain a is the plain digit: equal channels (grey) and a black background.
-    assert all(float((x - x[:1]).abs().max()) == 0 and float(x[:, 0, 0]) == -1 for x in a.images)
+    assert all(float((x - x[:1]).abs().max()) == 0 and float(x[0, 0, 0]) == -1 for x in a.images)
     assert set(geometry.TRUTH_DIRS[d] for d in pair.truth) == {p.name for p in data.iterdir() if p.name.endswith("_truth")}
     to_uint8 = lambda x: ((x + 1) * 127.5).round().to(torch.uint8).numpy()  # noqa: E731
     if "b2a" in pair.truth:  # the truth of b image k is a plain digit whose b rendering is b image k
@@ -143,9 +144,9 @@ def test_check_shape_names_what_is_missing() -> None:
 def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other jobs on the shared machine do not count
     assert geometry.main(["--smoke", "--work", str(tmp_path)]) == 0
-    assert time.perf_counter() - start < 60
+    assert time.process_time() - start < 60
     results = json.loads((tmp_path / "geometry.json").read_text())
     assert geometry.check_shape(results, geometry.all_cells()) == []
     assert set(results["cells"]) == {geometry.cell_key(v.name, p.name) for v, p in geometry.all_cells()}
@@ -154,9 +155,11 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     assert read_block(tmp_path / "RESULTS.md", geometry.BLOCK) == geometry.render_section(results)
     for pair in geometry.PAIRS:
         assert (tmp_path / "figures" / f"samples-{pair}-a2b.png").is_file()
-    # The baselines score what they are: do-nothing's b2a output is its input, target-mean's is constant.
-    plain = results["cells"]["do-nothing:mnist-warped"]["directions"]
-    assert plain[0]["metrics"]["psnr"] < 5  # an inverted image is far from its truth
+    # The baselines score what they are: do-nothing returns the plain digit, far from its inverted
+    # truth; the mean page is much closer in PSNR while keeping no digit's shape.
+    plain = geometry._dirs(results["cells"]["do-nothing:mnist-warped"])["a2b"]["metrics"]
+    mean = geometry._dirs(results["cells"]["target-mean:mnist-warped"])["a2b"]["metrics"]
+    assert plain["psnr"] < 5 < plain["psnr"] + 5 < mean["psnr"]
     capsys.readouterr()
 
     assert geometry.main(["--smoke", "--work", str(tmp_path)]) == 0
@@ -173,6 +176,6 @@ def test_committed_results_fill_the_table() -> None:
     for cell in results["cells"].values():
         if cell["method"]:
             assert (cell["steps"], cell["batch_size"], cell["preset"]) == (geometry.STEPS, geometry.BATCH, "cpu-small")
-            assert cell["train_seconds"] < 15 * 60  # the per-cell cap
+            assert cell["train_cpu_seconds"] < 15 * 60  # the per-cell cap, in CPU time of one thread
             assert cell["machine"]["threads"] == 1
     assert read_block(geometry.MARKDOWN, geometry.BLOCK) == geometry.render_section(results)
