@@ -15,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -68,6 +71,67 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def safe_torch_load(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
+    """Read a ``torch.save`` file with ``weights_only=True``: tensors, numbers, strings and plain
+    containers only. A pickle naming any other Python object (the way a malicious file runs code)
+    is refused before that object is built; every failure is one ``CheckpointError`` line."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (the file is empty)")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it is about to refuse; the error says it all.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found (no such file)") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file") from None
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if blocked:
+            raise CheckpointError(
+                f"{path}: not a loadable tensor-only PyTorch file: refused to unpickle {blocked.group(1)}, "
+                "a Python object that could run code (i2i only reads tensors and plain containers)"
+            ) from None
+        if _starts_with(path, b"\x80"):  # the PROTO opcode: a pickle, of a kind the safe reader refuses
+            raise CheckpointError(
+                f"{path}: not a loadable tensor-only PyTorch file: a pickle holding more than tensors (refused unread)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (unsupported data{_looks_like(path)})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or _first_line(e)})") from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
+def _looks_like(path: Path) -> str:
+    """``; looks like HTML`` for a saved error page, and so on (for messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError:
+        return ""
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "; looks like HTML, e.g. an error page saved instead of the file"
+    if not head:
+        return "; the file is empty"
+    return ""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -96,10 +160,33 @@ def save_model(path: str | Path, model: nn.Module, config: ModelConfig, *, fp16:
     cfg_json = json.dumps(to_dict(config), sort_keys=True)
     meta = {"i2i_config": cfg_json, "format_version": str(FORMAT_VERSION), "i2i_sha256": tensor_digest(tensors)}
     target = model_file(path)
-    atomic_write_bytes(target, _sorted_header(save(tensors, metadata=meta)))
-    if target != path:
-        atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    try:
+        atomic_write_bytes(target, _sorted_header(save(tensors, metadata=meta)))
+        if target != path:
+            atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    except OSError as e:
+        # The temp file is gone and any previous checkpoint at ``target`` is untouched.
+        raise CheckpointError(f"{e.filename or target}: cannot write ({e.strerror or e})") from None
     return target
+
+
+# How to read older formats: ``_MIGRATIONS[v]`` turns a format-v config dict into a format-(v+1)
+# one. Version 1 is the first format, so there is nothing to migrate yet and any other version is
+# refused with its number named.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _check_version(version: object, where: Path) -> int:
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: checkpoint format_version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: checkpoint format_version {version} is newer than this i2i reads ({FORMAT_VERSION}); "
+            "upgrade i2icli to load it"
+        )
+    return version
 
 
 def _sorted_header(data: bytes) -> bytes:
@@ -118,9 +205,18 @@ def _parse_config(raw: str, where: Path) -> ModelConfig:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{where}: config is not valid JSON ({e.msg})") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{where}: checkpoint format_version {version!r} is not supported (expected 1)")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: config is not a JSON object")
+    version = _check_version(data.get("format_version"), where)
+    while version < FORMAT_VERSION:
+        migrate = _MIGRATIONS.get(version)
+        if migrate is None:
+            raise CheckpointError(
+                f"{where}: checkpoint format_version {version} is older than this i2i reads ({FORMAT_VERSION}) "
+                "and has no migration; convert or export the model again"
+            )
+        data = migrate(dict(data))
+        version = _check_version(data.get("format_version"), where)
     try:
         return from_dict(ModelConfig, data)
     except ConfigError as e:
@@ -138,9 +234,11 @@ def read_config(path: str | Path) -> ModelConfig:
         with safe_open(str(file), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types for a bad header
-        raise CheckpointError(f"{file}: not a readable safetensors file ({e})") from None
+        raise CheckpointError(f"{file}: not a readable safetensors file ({_first_line(e)})") from None
     if "i2i_config" not in meta:
         raise CheckpointError(f"{file}: safetensors file without an i2i config (not an i2i checkpoint?)")
+    if "format_version" in meta:  # the file-level version, written beside the config's own
+        _check_version(meta["format_version"], file)
     return _parse_config(meta["i2i_config"], file)
 
 
@@ -153,7 +251,7 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(e)})") from None
     expected = meta.get("i2i_sha256")
     if expected is not None and tensor_digest(tensors) != expected:
         raise CheckpointError(f"{path}: tensor data does not match its recorded sha256 (file corrupted)")

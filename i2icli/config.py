@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             value = to_dict(value)
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [to_dict(v) if dataclasses.is_dataclass(v) else v for v in value]
         out[f.name] = value
     return out
 
@@ -144,6 +144,24 @@ def apply_overrides(cfg: T, overrides: dict[str, Any] | list[str]) -> T:
             )
         node[path[-1]] = value
     return from_dict(type(cfg), data)
+
+
+def override_keys(overrides: dict[str, Any] | list[str]) -> set[str]:
+    """The dotted field names a nested dict or ``field=value`` strings set (``{"arch.ngf", ...}``)."""
+    if isinstance(overrides, dict):
+        return {k for k, _ in _flatten(overrides)}
+    return {".".join(parse_override(t)[0]) for t in overrides}
+
+
+def require(cfg: Any, names: Sequence[str], ok: Callable[[Any], bool], rule: str, prefix: str = "") -> None:
+    """In a config's ``__post_init__``: a usage error naming the first field of ``names`` whose
+    value fails ``ok``, e.g. ``require(self, ("dim", "n_res"), lambda v: v >= 1, "must be at least 1", "arch.")``."""
+    from i2icli.errors import UsageError
+
+    values = {f.name: v for f, v in zip(dataclasses.fields(cfg), dataclasses.astuple(cfg))}
+    for name in names:
+        if not ok(values[name]):
+            raise UsageError(f"{prefix}{name} {values[name]}: {rule}")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

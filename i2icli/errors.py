@@ -31,3 +31,18 @@ class ResolveError(I2IError):
     """A model reference cannot be resolved (unknown name, missing path, Hub failure)."""
 
     exit_code = 1
+
+
+class UnknownModelError(ResolveError):
+    """A model reference that names nothing (an unknown registry name, a path that does not exist):
+    a usage error, exit code 2. A file or folder that exists but is no model, and Hub or network
+    failures, stay ``ResolveError`` (exit 1)."""
+
+    exit_code = 2
+
+
+class NotAvailableError(ResolveError):
+    """A known model whose weights are not here and cannot be fetched now (offline, no network, a
+    manual download, not yet published); the message says what to do. Exit code 2: nothing ran."""
+
+    exit_code = 2

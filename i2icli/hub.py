@@ -9,6 +9,7 @@ optional sha256 pinning and one-line errors that say what to do.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,11 @@ def _revision_problem(revision: str) -> str | None:
     return None
 
 
+def push_target_problem(repo_id: str, revision: str | None) -> str | None:
+    """Why ``repo_id`` (and branch ``revision``) cannot be pushed to, or None when they look valid."""
+    return _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
+
+
 def parse_hub_ref(ref: str) -> HubRef:
     """Parse 'hf-hub:org/name' or 'hf-hub:org/name@revision'; raise ResolveError quoting `ref` if malformed."""
     if not ref.startswith(HUB_PREFIX):
@@ -100,11 +106,57 @@ def _hub_errors() -> ModuleType:
     return errors
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level failures of huggingface_hub's HTTP client (httpx2 since 2.0, httpx in 1.x)."""
+    try:
+        import httpx2 as client
+    except ImportError:  # huggingface_hub 1.x
+        import httpx as client  # type: ignore[no-redef]
+    return (client.TransportError, OSError)
+
+
 def _is_offline() -> bool:
     """Whether huggingface_hub runs in offline mode (HF_HUB_OFFLINE, read by the library at import)."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def env_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for offline mode now (huggingface_hub's spelling of true)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+PROBE_SECONDS = 1.5  # how long a Hub may take to accept a connection before it counts as unreachable
+
+
+def unreachable(endpoint: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why ``endpoint`` (or the proxy that leads to it) cannot be reached within ``timeout`` seconds,
+    or None when a TCP connection opens. Name lookup runs in a thread, since it has no timeout."""
+    import os
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    proxy = os.environ.get("HTTPS_PROXY" if url.scheme == "https" else "HTTP_PROXY") or os.environ.get("ALL_PROXY")
+    target = urlsplit(proxy if proxy and "://" in proxy else f"http://{proxy}") if proxy else url
+    host, port = target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except socket.gaierror:
+            outcome.append(f"cannot resolve {host}")
+        except OSError as e:
+            outcome.append(f"{host}:{port}: {e.strerror or e}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"{host}:{port} did not answer within {timeout:g} s"
 
 
 def _http_status(err: HfHubHTTPError) -> int | None:
@@ -169,10 +221,12 @@ def download_model_file(
     sha256: str | None = None,
     endpoint: str | None = None,
     cache_dir: str | Path | None = None,
+    offline: bool = False,
 ) -> Path:
     """Download one file of a Hub repo into the HF cache (or find it there) and return its local path.
 
     `sha256` (hex) pins the file's content: a mismatch raises ResolveError. Hub failures raise ResolveError.
+    `offline` looks in the cache only, as `HF_HUB_OFFLINE=1` does.
     """
     problem = _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
     if problem is not None:
@@ -183,6 +237,9 @@ def download_model_file(
 
     from huggingface_hub import constants, hf_hub_download
 
+    # huggingface_hub retries an unreachable Hub for ~25 s; a quick probe answers in ~1 s, and a
+    # cached file is then used as offline mode would.
+    why = None if offline or _is_offline() else unreachable(endpoint or constants.ENDPOINT)
     try:
         local = hf_hub_download(
             repo_id,
@@ -191,15 +248,22 @@ def download_model_file(
             token=token,
             endpoint=endpoint,
             cache_dir=str(cache_dir) if cache_dir is not None else None,
+            local_files_only=offline or why is not None,
         )
     except Exception as err:  # only huggingface_hub's own errors are translated; anything else propagates
+        if why is not None and isinstance(err, _hub_errors().LocalEntryNotFoundError):
+            raise ResolveError(
+                f"cannot load {filename!r} from Hub repo {repo_id!r}: the Hub at {endpoint or constants.ENDPOINT} "
+                f"cannot be reached ({why}) and the file is not in the local cache; check your connection, proxy "
+                "and HF_ENDPOINT"
+            ) from err
         explained = _explain_hub_error(
             err,
             repo_id=repo_id,
             filename=filename,
             revision=revision,
             endpoint=endpoint or constants.ENDPOINT,
-            offline=_is_offline(),
+            offline=offline or _is_offline(),
         )
         if explained is None:
             raise
@@ -224,30 +288,28 @@ def push_model(
     revision: str | None = None,
     private: bool = False,
 ) -> str:
-    """Upload `model.safetensors`, `config.json` and README.md (if present) from `folder`; return the commit url."""
+    """Upload `model.safetensors`, `config.json` and README.md (if present) from `folder` in one commit
+    (on branch `revision`, created from main when missing); return the commit url."""
     folder = Path(folder)
-    problem = _repo_id_problem(repo_id) or (None if revision is None else _revision_problem(revision))
+    problem = push_target_problem(repo_id, revision)
     if problem is not None:
         raise ResolveError(f"cannot push to Hub repo {repo_id!r}: {problem}")
     missing = [name for name in (MODEL_FILE, CONFIG_FILE) if not (folder / name).is_file()]
     if missing:
         raise ResolveError(f"cannot push {folder}: missing {', '.join(missing)} (save the model there first)")
 
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     errors = _hub_errors()
     files = [MODEL_FILE, CONFIG_FILE] + ([README_FILE] if (folder / README_FILE).is_file() else [])
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            folder_path=folder,
-            repo_id=repo_id,
-            revision=revision,
-            allow_patterns=files,
-            commit_message=f"Upload i2i model ({', '.join(files)})",
+        commit = api.create_commit(
+            repo_id, operations, commit_message=f"Upload i2i model ({', '.join(files)})", revision=revision
         )
     except errors.LocalTokenNotFoundError as err:
         raise ResolveError(
@@ -257,5 +319,10 @@ def push_model(
         raise ResolveError(
             f"cannot push to Hub repo {repo_id!r}: the Hub answered HTTP {_http_status(err)};"
             " check that your token has write access"
+        ) from err
+    except _transport_errors() as err:
+        raise ResolveError(
+            f"cannot push to Hub repo {repo_id!r}: the Hub at {api.endpoint} could not be reached ({err});"
+            " check your connection, proxy and HF_ENDPOINT"
         ) from err
     return commit.commit_url

@@ -8,11 +8,14 @@ alpha channel, and turns every failure into one ``InputError`` line that names t
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import os
 import secrets
+import stat
 import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,7 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
 _WITHOUT_ALPHA = {"LA": "L", "RGBA": "RGB"}
+_ORIENTATION = 0x0112  # the EXIF tag
 _SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
     "png": ("PNG", {}),
     "jpg": ("JPEG", {"quality": 95}),
@@ -67,21 +71,56 @@ class LoadedImage:
 
 
 def read_image(
-    source: str | Path | bytes, *, name: str | None = None, channels: int = 3
+    source: str | Path | bytes, *, name: str | None = None, channels: int = 3, max_pixels: int | None = None
 ) -> LoadedImage:
     """Decode a file path or raw bytes into an upright 8-bit sRGB ("RGB", channels=3) or "L" image.
 
     EXIF orientation is applied, embedded ICC profiles are converted to sRGB (a broken profile is
     ignored), 16-bit samples are scaled (not clipped) to 8 bits, float ("F") samples are read as
-    0..1, and any alpha channel is returned separately. Multi-frame files give their first frame.
+    0..1, and any alpha channel is returned separately. Multi-frame files give their first frame
+    (``read_frames`` gives every frame). An image with more than ``max_pixels`` pixels is refused
+    before decoding (None: Pillow's ``Image.MAX_IMAGE_PIXELS``; 0: no limit).
     Raises ``InputError`` naming the file on anything that is not a readable image.
     """
+    return read_frames(source, name=name, channels=channels, max_pixels=max_pixels, all_frames=False)[0]
+
+
+def read_frames(
+    source: str | Path | bytes,
+    *,
+    name: str | None = None,
+    channels: int = 3,
+    max_pixels: int | None = None,
+    all_frames: bool = True,
+) -> list[LoadedImage]:
+    """Every frame of an animated GIF / WebP / PNG or multi-page TIFF (one item for a still image),
+    each decoded as ``read_image`` decodes a single image; the EXIF orientation of the file applies
+    to every frame. ``all_frames=False`` stops after the first."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     label = name if name is not None else ("<stdin>" if isinstance(source, bytes) else str(source))
     data = source if isinstance(source, bytes) else _read_bytes(Path(source), label)
-    img = _decode(data, label)
+    img = _decode(data, label, max_pixels)
     icc = img.info.get("icc_profile")
+    frames = [_finish(img, icc, label, channels)]
+    count = getattr(img, "n_frames", 1) if all_frames else 1
+    orientation = img.getexif().get(_ORIENTATION) if count > 1 else None
+    for k in range(1, count):
+        try:
+            img.seek(k)
+            img.load()
+        except _DECODE_ERRORS as exc:
+            raise InputError(f"{label}: truncated or corrupt image data (frame {k + 1} of {count})") from exc
+        frame = img.copy()
+        if orientation and not frame.getexif().get(_ORIENTATION):
+            # Later frames carry no EXIF block of their own: the file's orientation holds for all.
+            frame.getexif()[_ORIENTATION] = orientation
+        frames.append(_finish(frame, img.info.get("icc_profile", icc), label, channels))
+    return frames
+
+
+def _finish(img: Image.Image, icc: bytes | None, label: str, channels: int) -> LoadedImage:
+    """A decoded frame -> upright, sRGB, 8-bit "RGB"/"L" plus its alpha."""
     img = _upright(img)
     base, alpha = _split_alpha(img)
     base = _to_srgb(base, icc)
@@ -93,21 +132,46 @@ def read_image(
 
 
 def _read_bytes(path: Path, label: str) -> bytes:
-    if not path.exists():
-        raise InputError(f"{label}: no such file")
-    if path.is_dir():
-        raise InputError(f"{label}: is a folder, not an image file")
+    """The file's bytes; every OS error (missing, folder, link loop, permission) is one line."""
+    with _open_regular(path, label) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise InputError(f"{label}: {_os_reason(path, exc)}") from exc
+
+
+def _open_regular(path: Path, label: str) -> BinaryIO:
+    """Open a regular file for reading; a folder, FIFO or device is refused without blocking on it."""
     try:
-        return path.read_bytes()
+        # O_NONBLOCK: opening a FIFO named like an image must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+        raise InputError(f"{label}: {_os_reason(path, exc)}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{label}: is a folder, not an image file")
+        raise InputError(f"{label}: not a regular file (a device, pipe or socket)")
+    return os.fdopen(fd, "rb")
 
 
-def _decode(data: bytes, label: str) -> Image.Image:
+def _os_reason(path: Path, exc: OSError) -> str:
+    """Why an image file cannot be opened, in words."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link points back to itself)"
+    if exc.errno == errno.ENOENT:
+        return "broken symbolic link (its target does not exist)" if path.is_symlink() else "no such file"
+    if exc.errno == errno.EISDIR:
+        return "is a folder, not an image file"
+    return f"cannot read ({exc.strerror or exc})"
+
+
+def _decode(data: bytes, label: str, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode ``data``, so truncation surfaces here rather than mid-training."""
     if not data:
         raise InputError(f"{label}: not an image (empty file)")
-    img = _open(io.BytesIO(data), label)
+    img = _open(io.BytesIO(data), label, max_pixels)
     try:
         img.load()
     except _DECODE_ERRORS as exc:
@@ -115,29 +179,48 @@ def _decode(data: bytes, label: str) -> Image.Image:
     return img
 
 
-def _open(fp: BinaryIO, label: str) -> Image.Image:
+def pixel_limit(max_pixels: int | None) -> int | None:
+    """The effective limit: ``max_pixels`` when given (0 means none), else Pillow's setting."""
+    if max_pixels is None:
+        return Image.MAX_IMAGE_PIXELS
+    if max_pixels < 0:
+        raise UsageError(f"--max-pixels {max_pixels}: must be at least 0 (0: no limit)")
+    return max_pixels or None
+
+
+# Pillow's own bomb check reads a process-wide setting; it is switched off only while one of our
+# opens runs (we check the size ourselves right after), under a lock so threads do not race.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open(fp: BinaryIO, label: str, max_pixels: int | None = None) -> Image.Image:
     """Identify an image from its header (our raster formats only) and refuse oversized ones."""
     Image.init()  # registers all plugins, so the availability filter below sees them
     formats = [f for f in _DECODE_FORMATS if f in Image.OPEN]
-    limit = Image.MAX_IMAGE_PIXELS  # None disables the check, as in Pillow
-    too_large = f"{label}: image too large (over {limit} pixels; possibly a decompression bomb)"
-    try:
-        img = Image.open(fp, formats=formats)
-    except UnidentifiedImageError as exc:
-        fp.seek(0)
-        raise InputError(f"{label}: not an image ({_describe_non_image(fp.read(4096))})") from exc
-    except Image.DecompressionBombError as exc:  # Pillow's own check: over twice the limit
-        raise InputError(too_large) from exc
-    except _DECODE_ERRORS as exc:
-        raise InputError(f"{label}: truncated or corrupt image data") from exc
+    with _PIL_LIMIT_LOCK:
+        limit = pixel_limit(max_pixels)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            img = Image.open(fp, formats=formats)
+        except UnidentifiedImageError as exc:
+            fp.seek(0)
+            raise InputError(f"{label}: not an image ({describe_non_image(fp.read(4096))})") from exc
+        except _DECODE_ERRORS as exc:
+            raise InputError(f"{label}: truncated or corrupt image data") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
     width, height = img.size
-    # Pillow only warns between the limit and twice it; refuse before decoding anything.
+    # Refuse before decoding anything: the header alone says how much memory the pixels need.
     if limit is not None and width * height > limit:
-        raise InputError(too_large)
+        img.close()
+        raise InputError(
+            f"{label}: image too large (over {limit} pixels: {width}x{height} = {width * height}; "
+            "possibly a decompression bomb)"
+        )
     return img
 
 
-def check_image(path: str | Path) -> None:
+def check_image(path: str | Path, *, max_pixels: int | None = None) -> None:
     """Cheap validity check of a file ``read_image`` would decode: header and, where the format
     allows, chunk checksums (``verify``), without decoding every pixel.
 
@@ -146,24 +229,33 @@ def check_image(path: str | Path) -> None:
     """
     label = str(path)
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{label}: no such file")
     try:
-        with path.open("rb") as fh:
+        with _open_regular(path, label) as fh:
             if not fh.read(1):
                 raise InputError(f"{label}: not an image (empty file)")
             fh.seek(0)
-            with _open(fh, label) as img:
+            with _open(fh, label, max_pixels) as img:
                 img.verify()
     except OSError as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+            raise InputError(f"{label}: {_os_reason(path, exc)}") from exc
         raise InputError(f"{label}: truncated or corrupt image data") from exc
     except _DECODE_ERRORS as exc:
         raise InputError(f"{label}: truncated or corrupt image data") from exc
 
 
-def _describe_non_image(data: bytes) -> str:
+def image_mode(path: str | Path, *, max_pixels: int | None = None) -> str:
+    """The Pillow mode a file declares in its header ("L", "RGB", "I;16", ...), read like ``check_image``."""
+    label = str(path)
+    with _open_regular(Path(path), label) as fh:
+        data = fh.read()
+    if not data:
+        raise InputError(f"{label}: not an image (empty file)")
+    with _open(io.BytesIO(data), label, max_pixels) as img:
+        return img.mode
+
+
+def describe_non_image(data: bytes) -> str:
     """Say what a file that no image decoder accepts looks like, for the error message."""
     head = data[:4096]
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -318,7 +410,8 @@ def _save_atomic(
 ) -> None:
     # A unique hidden name in the same folder, so os.replace is an atomic rename on one filesystem.
     # Opening with "xb" (not mkstemp) lets the final file get the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # The name is cut so that a long (but legal) output name still leaves room for the temp name.
+    tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as handle:
@@ -391,6 +484,25 @@ def _reflect_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- listing inputs
 
 
+def images_are_gray(files: list[Path], limit: int = 64) -> bool:
+    """Whether the images (up to ``limit``, spread over the list) are all single-channel; headers only.
+
+    Gray with alpha counts as gray, palette images as colour. Unreadable files are skipped (training
+    names them later); a list with nothing readable is not gray.
+    """
+    step = max(1, len(files) // limit)
+    seen = False
+    for path in files[::step][:limit]:
+        try:
+            mode = image_mode(path)
+        except I2IError:
+            continue
+        if mode not in _GRAY_MODES and mode not in _WIDE_INT_MODES and mode != "F":
+            return False
+        seen = True
+    return seen
+
+
 def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     """Expand files, folders and globs into sorted, deduplicated (path, relative_path) pairs.
 
@@ -404,7 +516,8 @@ def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     pairs: dict[Path, tuple[Path, Path]] = {}
     for entry in inputs:
         for path, relative in _expand(entry, recursive):
-            pairs.setdefault(path.resolve(), (path, relative))
+            # os.path.realpath, unlike Path.resolve, does not raise on a symlink loop.
+            pairs.setdefault(Path(os.path.realpath(path)), (path, relative))
     return sorted(pairs.values(), key=lambda pair: (pair[0].as_posix(), pair[1].as_posix()))
 
 
@@ -412,7 +525,8 @@ def _expand(entry: str, recursive: bool) -> Iterator[tuple[Path, Path]]:
     path = Path(entry)
     if path.is_dir():
         yield from _folder_images(path, recursive)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
+        # A named broken link or link loop is one bad input (reported when it is read), not a usage error.
         yield path, Path(path.name)
     elif _is_glob(entry):
         matches = _glob_images(entry, recursive)
@@ -442,12 +556,22 @@ def _folder_images(folder: Path, recursive: bool) -> Iterator[tuple[Path, Path]]
 
 
 def _glob_images(pattern: str, recursive: bool) -> list[tuple[Path, Path]]:
-    base = _glob_base(pattern)
+    """Image-extension matches of ``pattern``; a folder named like an image is kept so that it is
+    reported as a bad input instead of vanishing. Relative paths are normalised, and a match that
+    ``..`` takes outside the pattern's folder is refused: its output would land outside ``-o``."""
+    base = os.path.normpath(_glob_base(pattern))
     found: list[tuple[Path, Path]] = []
     for match in glob.glob(pattern, recursive=recursive):
         path = Path(match)
-        if path.is_file() and _has_image_extension(path):
-            found.append((path, path.relative_to(base)))
+        if not _has_image_extension(path) or path.name.startswith("."):
+            continue
+        relative = os.path.relpath(os.path.normpath(match), base)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            raise UsageError(
+                f"{match}: matched by {pattern!r} but outside its folder {base}, so its output would be "
+                "written outside the output folder; name the file directly or start the pattern higher up"
+            )
+        found.append((path, Path(relative)))
     return found
 
 
@@ -460,3 +584,9 @@ def _glob_base(pattern: str) -> Path:
             break
         literal.append(part)
     return Path(*literal) if literal else Path(".")
+
+
+def check_suffix(suffix: str, option: str = "--suffix") -> None:
+    """An output-name suffix may not hold a path separator (it could move outputs out of ``-o``)."""
+    if any(sep in suffix for sep in ("/", "\\", os.sep)) or "\x00" in suffix:
+        raise UsageError(f"{option} {suffix!r}: must not contain a path separator")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 from PIL import Image
@@ -14,6 +15,8 @@ from i2icli.checkpoint import ModelConfig
 from i2icli.errors import UsageError
 from i2icli.imageio import pad_for_network, to_pil, to_tensor
 from i2icli.methods.base import DIRECTIONS, Direction
+from i2icli.runtime import Runtime, TranslateFn, build_fn, eager_fn
+from i2icli.tiling import TileOptions, activation_bytes_per_pixel, receptive_radius, translate_tiled
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,74 @@ class LoadedModel:
     config: ModelConfig
     path: Path
     device: torch.device
+    runtime: Runtime = Runtime()
+    # Built lazily per (direction, with style): translation functions, activation bytes per pixel.
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def with_runtime(self, runtime: Runtime) -> LoadedModel:
+        """The same weights run another way (precision, layout, compiled, ONNX); see ``i2icli.runtime``."""
+        if runtime.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        return replace(self, runtime=runtime, _cache={})
+
+    def translate_fn(self, direction: Direction, example: tuple[torch.Tensor, torch.Tensor | None]) -> TranslateFn:
+        """The runtime's translation for ``direction``; ``example`` (a padded batch and its styles)
+        calibrates int8 and traces ONNX the first time."""
+        key = ("run", direction, example[1] is not None)
+        if key not in self._cache:
+            self._cache[key] = build_fn(self.net, direction, self.device, self.runtime, key[2], [example])
+        return self._cache[key]
+
+    def calibrate(self, direction: Direction, images: Sequence[tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+        """Build the translation for ``direction`` from example (C, H, W) images and their styles:
+        int8 calibrates its activation ranges on them (each padded, batch 1)."""
+        if not images:
+            return
+        examples = []
+        for image, style in images:
+            padded, _ = pad_for_network(image[None].to(self.device), self.net.stride, self.net.min_size)
+            examples.append((padded, None if style is None else style[None].to(self.device)))
+        key = ("run", direction, examples[0][1] is not None)
+        self._cache[key] = build_fn(self.net, direction, self.device, self.runtime, key[2], examples)
+
+    def eager_fn(self, direction: Direction) -> TranslateFn:
+        """Eager translation in the runtime's eager precision (tiles, memory probes)."""
+        rt = self.runtime
+        return eager_fn(self.net, direction, self.device, rt.eager_precision, rt.channels_last)
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """Autocast for eager calls outside ``translate_fn`` (styles, multimodal decoding)."""
+        from i2icli.precision import autocast
+
+        return autocast(self.device, self.runtime.eager_precision)
+
+    @property
+    def tileable(self) -> bool:
+        """Whether tiles can stand for the whole image: not for networks with global geometry (landmarks)."""
+        from i2icli.landmarks import has_landmarks
+
+        return not has_landmarks(self)
+
+    def receptive_radius(self, direction: Direction, style: torch.Tensor | None) -> int:
+        """Measured reach of one input pixel in the output (the default tile overlap)."""
+        key = ("radius", direction, style is not None)
+        if key not in self._cache:
+            run = self.eager_fn(direction)
+            s = None if style is None else style[:1]
+            start = -(-max(64, self.net.min_size) // self.net.stride) * self.net.stride
+            self._cache[key] = receptive_radius(lambda x: run(x, s), self.net, self.channels(direction)[0], start)
+        return self._cache[key]
+
+    def bytes_per_pixel(self, direction: Direction, style: torch.Tensor | None) -> float:
+        """Estimated peak activation bytes per input pixel of one eager forward pass."""
+        key = ("bpp", direction, style is not None)
+        if key not in self._cache:
+            run = self.eager_fn(direction)
+            probe = max(self.net.min_size, 8 * self.net.stride)
+            probe = -(-probe // self.net.stride) * self.net.stride
+            s = None if style is None else style[:1]
+            self._cache[key] = activation_bytes_per_pixel(lambda x: run(x, s), self.net, self.channels(direction)[0], probe)
+        return self._cache[key]
 
     @property
     def directions(self) -> tuple[Direction, ...]:
@@ -47,34 +118,87 @@ class LoadedModel:
         return self.has_styles and not getattr(self.net, "style_optional", False)
 
     def direction_to(self, domain: str) -> Direction:
-        """The direction whose output is ``domain`` (``--to winter``)."""
+        """The direction whose output is ``domain`` (``--to winter``; case does not matter)."""
         a, b = self.config.domains
-        if domain == b:
+        if domain.casefold() == b.casefold():
             return "a2b"
-        if domain == a:
+        if domain.casefold() == a.casefold():
             return "b2a"
         raise UsageError(f"--to {domain!r}: this model's domains are {a!r} and {b!r}")
 
-    def check_direction(self, direction: str) -> Direction:
-        if direction not in DIRECTIONS:
-            raise UsageError(f"--direction {direction!r}: use a2b or b2a")
-        if direction not in self.directions:
-            raise UsageError(f"--direction {direction}: this model only has {', '.join(self.directions)}")
-        return direction  # type: ignore[return-value]
+    def check_direction(self, direction: str, *, shown: str | None = None) -> Direction:
+        """``direction`` (``a2b``/``b2a``, any case, or ``AtoB``/``BtoA``) if this model has it;
+        errors start with ``shown`` (default ``--direction DIRECTION``)."""
+        normal = direction.strip().lower().replace("to", "2")
+        if normal not in DIRECTIONS:
+            raise UsageError(f"{shown or f'--direction {direction!r}'}: use a2b or b2a")
+        if normal not in self.directions:
+            a, b = self.config.domains
+            can = ", ".join(f"{d} ({a} -> {b})" if d == "a2b" else f"{d} ({b} -> {a})" for d in self.directions)
+            raise UsageError(f"{shown or f'--direction {direction}'}: this model only has {can}")
+        return normal  # type: ignore[return-value]
+
+    def choose_direction(self, direction: str, to: str | None) -> Direction:
+        """The direction of ``--to DOMAIN`` when given, else of ``--direction``; errors name the option used."""
+        if to is None:
+            return self.check_direction(direction)
+        return self.check_direction(self.direction_to(to), shown=f"--to {to}")
 
 
 def _run_padded(
-    model: LoadedModel, group: list[torch.Tensor], direction: Direction, styles: list[torch.Tensor] | None
-) -> list[torch.Tensor]:
-    """Same-size (C, H, W) images -> translated images of the same size (pad, run, crop back)."""
+    model: LoadedModel, group: list[torch.Tensor], direction: Direction, styles: list[torch.Tensor] | None,
+    tiling: TileOptions,
+) -> list[torch.Tensor]:  # fmt: skip
+    """Same-size (C, H, W) images -> translated images of the same size (pad, run, crop back),
+    in tiles when asked to or when the batch would exceed the memory budget."""
     net = model.net
     x = torch.stack(group).to(model.device)  # (B, C, H, W)
+    s = None if styles is None else torch.stack(styles).to(model.device)  # (B, S, 1, 1)
     padded, padding = pad_for_network(x, net.stride, net.min_size)
-    if styles is None:
-        y = net.translate(padded, direction)
-    else:
-        y = net.translate(padded, direction, torch.stack(styles).to(model.device))  # styles (B, S, 1, 1)
-    return list(padding.crop(y).float().cpu())
+    pixels = padded.shape[2] * padded.shape[3]
+    tile = tiling.tile
+    if tile and not model.tileable:
+        raise UsageError(f"--tile: a {model.config.method} model uses global geometry (landmarks) and cannot be tiled")
+    per_image = None
+    if model.tileable:  # landmark models always run whole
+        per_image = model.bytes_per_pixel(direction, s) * pixels
+        if not tile and per_image > tiling.memory_budget:
+            tile = _auto_tile(model, direction, s, tiling.memory_budget)
+    if tile and max(padded.shape[2:]) > tile:
+        return [_tiled(model, xi[None], direction, None if s is None else s[i : i + 1], tile, tiling) for i, xi in enumerate(x)]
+    if per_image is not None and len(group) > 1 and per_image * len(group) > tiling.memory_budget:
+        fit = max(1, int(tiling.memory_budget // per_image))  # smaller batches, each within the budget
+        out: list[torch.Tensor] = []
+        for i in range(0, len(group), fit):
+            out += _run_padded(model, group[i : i + fit], direction, None if styles is None else styles[i : i + fit], tiling)
+        return out
+    run = model.translate_fn(direction, (padded, s))
+    return list(padding.crop(run(padded, s)).float().cpu())
+
+
+def _auto_tile(model: LoadedModel, direction: Direction, style: torch.Tensor | None, budget: int) -> int:
+    """The largest tile side (a stride multiple) whose forward pass fits ``budget`` bytes."""
+    side = int((budget / model.bytes_per_pixel(direction, style)) ** 0.5)
+    return max(model.net.min_size, side // model.net.stride * model.net.stride)
+
+
+def _tiled(
+    model: LoadedModel, x: torch.Tensor, direction: Direction, style: torch.Tensor | None, tile: int, tiling: TileOptions
+) -> torch.Tensor:
+    """One image (1, C, H, W) in tiles; statistics from the whole image as large as the budget allows."""
+    run = model.eager_fn(direction)
+    bpp = model.bytes_per_pixel(direction, style)
+    stats_pixels = tiling.stats_pixels or max(tile * tile, int(tiling.memory_budget / bpp))
+    tile_batch = max(1, int(tiling.memory_budget // (bpp * tile * tile)))
+    overlap = tiling.overlap
+    if overlap is None:
+        overlap = min(tile // 4, model.receptive_radius(direction, style))
+    y = translate_tiled(
+        lambda t: run(t, None if style is None else style.expand(t.shape[0], -1, -1, -1)), model.net, x,
+        stride=model.net.stride, min_size=model.net.min_size, tile=tile, overlap=overlap,
+        stats_pixels=stats_pixels, tile_batch=tile_batch,
+    )  # fmt: skip
+    return y[0].cpu()
 
 
 @torch.inference_mode()
@@ -85,12 +209,15 @@ def translate_tensors(
     *,
     batch_size: int = 1,
     styles: Sequence[torch.Tensor] | None = None,
+    tiling: TileOptions = TileOptions(),
 ) -> list[torch.Tensor]:
     """(C, H, W) tensors in [-1, 1] -> translations in [-1, 1], each at its own native size.
 
     Consecutive images of equal size share a batch of up to ``batch_size``; the result does not
     depend on the batch size (instance norm is per image). Style-based models (``needs_style``)
     need ``styles``: one target-domain style (S, 1, 1) per image (see ``i2icli.multimodal``).
+    Images run in tiles (``i2icli.tiling``) with ``tiling.tile`` set, or when one would exceed
+    ``tiling.memory_budget``; batches are split to stay within it.
     """
     if styles is not None and not model.has_styles:
         raise UsageError(f"a {model.config.method} model has no style codes; drop the styles")
@@ -102,16 +229,118 @@ def translate_tensors(
     group: list[int] = []  # indices of images sharing one forward pass
     for i, img in enumerate(images):
         if group and (img.shape != images[group[0]].shape or len(group) == batch_size):
-            out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group))
+            out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group), tiling)
             group = []
         group.append(i)
     if group:
-        out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group))
+        out += _run_padded(model, [images[j] for j in group], direction, _pick(styles, group), tiling)
     return out
 
 
 def _pick(styles: Sequence[torch.Tensor] | None, indices: list[int]) -> list[torch.Tensor] | None:
     return None if styles is None else [styles[j] for j in indices]
+
+
+# --------------------------------------------------------------------------- input scale
+
+# Inputs whose resized side is more than this factor away from the model's training scale get a warning.
+FAR_FROM_SCALE = 1.5
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """How images are resized before the network.
+
+    ``target``: pixels the ``side`` ("short" side, or "width") is resized to (aspect kept), None for
+    native resolution. ``learned``: the model's training scale for that side, when its checkpoint
+    records resizing preprocessing (every preset that resizes does); ``reason`` says where ``target``
+    comes from.
+    """
+
+    target: int | None
+    side: Literal["short", "width"]
+    learned: int | None
+    reason: str
+
+    def size_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(W, H) an image of ``size`` is resized to."""
+        if self.target is None:
+            return size
+        w, h = size
+        ref = min(w, h) if self.side == "short" else w
+        scale = self.target / ref
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    def resize(self, image: Image.Image, alpha: Image.Image | None = None) -> tuple[Image.Image, Image.Image | None]:
+        """``image`` (bicubic) and its alpha (bilinear) at ``size_for(image.size)``."""
+        new = self.size_for(image.size)
+        if new == image.size:
+            return image, alpha
+        resized_alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
+        return image.resize(new, Image.Resampling.BICUBIC), resized_alpha
+
+    def describe_outputs(self, restored: bool = False) -> str:
+        """Where outputs come from, for a command's summary line."""
+        if restored:
+            return f"translated at {self.reason}, resized back to each input's size"
+        if self.target is None:
+            return f"at {self.reason}"
+        return f"at {self.reason}; --size native keeps each input's size"
+
+    def far_warning(self, name: str, size: tuple[int, int]) -> str:
+        """The one-line warning for an input ``name`` of ``size`` that is ``far`` from the training scale."""
+        w, h = self.size_for(size)
+        side = "short side" if self.side == "short" else "width"
+        return (
+            f"warning: {name} reaches the model at {w}x{h}, far from the scale it was trained at "
+            f"({side} {self.learned} px); results may fail (--size auto resizes to it)"
+        )
+
+    def far(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` reaches the network far from the training scale."""
+        if self.learned is None:
+            return False
+        w, h = self.size_for(size)
+        side = min(w, h) if self.side == "short" else w
+        return max(side / self.learned, self.learned / side) > FAR_FROM_SCALE
+
+
+def training_scale(config: ModelConfig) -> tuple[int | None, Literal["short", "width"]]:
+    """The side length images had in training and which side it measures, from the checkpoint's
+    recorded preprocessing: ``resize_and_crop`` resized whole images to load_size² (so the short
+    side, aspect kept, at inference), ``scale_width*`` their width; ``crop``/``none`` kept the native
+    scale, and a checkpoint without recorded preprocessing (converted, older) says nothing: None."""
+    from i2icli.config import ConfigError, from_dict
+    from i2icli.data.transforms import Preprocess
+
+    recorded = config.training.get("preprocess")
+    if not isinstance(recorded, dict):
+        return None, "short"
+    try:
+        pre = from_dict(Preprocess, recorded)
+    except (ConfigError, UsageError):
+        return None, "short"
+    if pre.mode == "resize_and_crop":
+        return pre.load_size, "short"
+    if pre.mode in ("scale_width", "scale_width_and_crop"):
+        return pre.load_size, "width"
+    return None, "short"
+
+
+def input_scale(model: LoadedModel, size: int | str) -> InputScale:
+    """``size``: ``"auto"`` (the training scale when recorded, else native), ``"native"`` or pixels
+    for the short side."""
+    learned, side = training_scale(model.config)
+    if size == "native":
+        return InputScale(None, side, learned, "native resolution (--size native)")
+    if size == "auto":
+        if learned is None:
+            return InputScale(None, side, None, "native resolution (the model records no training resize)")
+        what = "short side" if side == "short" else "width"
+        return InputScale(learned, side, learned, f"the model's training scale ({what} {learned} px)")
+    if not isinstance(size, int) or size < 1:
+        raise UsageError(f"--size {size}: use auto, native or a number of pixels")
+    return InputScale(size, "short", learned if side == "short" else None, f"short side {size} px (--size {size})")
 
 
 def prepare_input(image: Image.Image, channels: int) -> torch.Tensor:
@@ -127,6 +356,7 @@ def translate(
     *,
     batch_size: int = 1,
     styles: Sequence[torch.Tensor] | None = None,
+    tiling: TileOptions = TileOptions(),
 ) -> list[Image.Image]:
     """Translate PIL images with ``model`` at their native resolution; returns PIL images.
 
@@ -135,5 +365,5 @@ def translate(
     direction = model.check_direction(direction)
     c_in, _ = model.channels(direction)
     tensors = [prepare_input(img, c_in) for img in images]
-    outputs = translate_tensors(model, tensors, direction, batch_size=batch_size, styles=styles)
+    outputs = translate_tensors(model, tensors, direction, batch_size=batch_size, styles=styles, tiling=tiling)
     return [to_pil(t) for t in outputs]

@@ -94,7 +94,7 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
     net = _net(model)
     _, target = split_direction(direction)
     styles = []
-    with torch.inference_mode():
+    with torch.inference_mode(), model.autocast():
         for ref in refs:
             padded, _ = pad_for_network(ref.unsqueeze(0).to(model.device), 1, net.min_size)
             styles.append(net.encode_style(padded, target))  # (1, S, 1, 1)
@@ -109,12 +109,14 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
 def _content(model: LoadedModel, image: Tensor, source: str) -> tuple[Tensor, Padding]:
     net = _net(model)
     padded, padding = pad_for_network(image.unsqueeze(0).to(model.device), net.stride, net.min_size)
-    return net.encode_content(padded, source), padding  # (1, D, h, w)
+    with model.autocast():
+        return net.encode_content(padded, source), padding  # (1, D, h, w)
 
 
 def _decode(model: LoadedModel, content: Tensor, styles: Tensor, target: str, padding: Padding) -> list[Tensor]:
     # content: (1 or K, D, h, w); styles: (K, S, 1, 1) -> K images (C, H, W) on the CPU
-    out = _net(model).decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
+    with model.autocast():
+        out = _net(model).decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
     return list(padding.crop(out).float().cpu())
 
 
@@ -246,10 +248,11 @@ def _latent_walk(
     _check_pair(images)
     x = torch.stack(list(images)).to(model.device)  # (2, C, H, W)
     padded, padding = pad_for_network(x, net.stride, net.min_size)
-    codes = [net.encode_latent(padded[i : i + 1], source) for i in range(2)]  # each (1, Z, h, w)
-    frames: list[Tensor] = []
-    for t in fractions(steps):
-        frames += list(padding.crop(net.decode_latent(mix(codes[0], codes[1], t, mode), target)).float().cpu())
+    with model.autocast():
+        codes = [net.encode_latent(padded[i : i + 1], source) for i in range(2)]  # each (1, Z, h, w)
+        frames: list[Tensor] = []
+        for t in fractions(steps):
+            frames += list(padding.crop(net.decode_latent(mix(codes[0], codes[1], t, mode), target)).float().cpu())
     return frames
 
 

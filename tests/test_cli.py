@@ -21,7 +21,7 @@ def test_help_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("False")
-    for command in ("translate", "train", "sample-styles", "sample", "interpolate", "exemplar", "convert", "models", "data", "eval"):
+    for command in ("translate", "train", "sample-styles", "sample", "interpolate", "exemplar", "convert", "push", "models", "data", "eval"):
         assert command in out.stdout
 
 
@@ -41,12 +41,14 @@ def test_models_list_and_info(tiny_model_file: Path) -> None:
     assert "cyclegan-digits" in names
     table = runner.invoke(app, ["models", "list"])
     assert table.exit_code == 0 and "cyclegan-digits" in table.stdout and "cyclegan" in table.stdout
-    info = runner.invoke(app, ["models", "info", str(tiny_model_file)])
+    info = runner.invoke(app, ["models", "info", str(tiny_model_file), "--json"])
     assert info.exit_code == 0, info.output
     config = json.loads(info.stdout)["config"]
     assert config["method"] == "cyclegan" and config["domains"] == ["day", "night"]
+    card = runner.invoke(app, ["models", "info", str(tiny_model_file)])
+    assert card.exit_code == 0 and "`day` (a) and `night` (b)" in card.stdout and "## Use it with i2i" in card.stdout
     missing = runner.invoke(app, ["models", "info", "nope"])
-    assert missing.exit_code == 1 and "unknown model 'nope'" in missing.output
+    assert missing.exit_code == 2 and "unknown model 'nope'" in missing.output
 
 
 @pytest.mark.parametrize(

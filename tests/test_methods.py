@@ -236,8 +236,11 @@ def test_export_translates_through_the_cli_and_refuses_what_it_cannot_do(
     for direction in net.directions:
         out = tmp_path / f"out-{direction}"
         result = runner.invoke(
-            app, ["translate", str(image), "--model", str(exported), "--direction", direction, "-o", str(out), "--device", "cpu"]
-        )
+            # --size native: the input's own size, padded to the stride and cropped back (the default
+            # --size auto would first resize it to the preset's training scale).
+            app, ["translate", str(image), "--model", str(exported), "--direction", direction, "-o", str(out), "--device", "cpu",
+                  "--size", "native"],
+        )  # fmt: skip
         assert result.exit_code == 0, result.output
         from PIL import Image
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -37,3 +39,56 @@ def test_readme_benchmark_table_is_the_generated_one() -> None:
     results = (REPO / "benchmarks" / "RESULTS.md").read_text()
     generated = results.split("## Summary", 1)[1].split("## How they were made", 1)[0].strip()
     assert generated in readme
+
+
+# Tour lines not run by the test: they need the network or files the user brings.
+_NOT_RUN = ("# online", "# your files")
+# Import names of the distributions an extra installs (pyproject.toml's optional dependencies).
+_MODULES = {
+    "mlxtend": "mlxtend", "scikit-learn": "sklearn", "scikit-image": "skimage", "tensorboard": "tensorboard",
+    "onnx": "onnx", "onnxscript": "onnxscript", "onnxruntime": "onnxruntime", "torchao": "torchao",
+}  # fmt: skip
+
+
+def _tour_lines() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("## CLI tour", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.strip().splitlines() if line.strip()]
+
+
+def _extra_modules(extra: str) -> list[str]:
+    pyproject = (REPO / "pyproject.toml").read_text()
+    body = re.search(rf"^{extra} = \[(.*?)\]", pyproject, re.M | re.S)
+    assert body is not None, f"the tour names i2icli[{extra}], which pyproject.toml does not define"
+    names = [re.split(r"[<>=\[]", item.strip().strip('"'))[0] for item in body.group(1).split(",") if item.strip()]
+    return [_MODULES[n] for n in names]
+
+
+@pytest.mark.slow
+def test_cli_tour_runs_top_to_bottom(tmp_path: Path) -> None:
+    """Every offline line of the README's CLI tour, in order, in a fresh folder with the shipped
+    examples, with the extras the tour states installed; each must exit 0."""
+    import importlib.util
+    import json
+    import os
+
+    lines = _tour_lines()
+    run = [line for line in lines if not any(marker in line for marker in _NOT_RUN)]
+    assert len(run) >= 15 and len(lines) - len(run) <= 5
+    for line in run:
+        for extra in re.findall(r"needs i2icli\[(\w+)\]", line):
+            missing = [m for m in _extra_modules(extra) if importlib.util.find_spec(m) is None]
+            assert not missing, f"{line}: the tour says i2icli[{extra}], but {missing} are not installed here"
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    for line in run:
+        out = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, f"{line}\n{out.stderr}"
+    # What the lines promise.
+    assert len(list((tmp_path / "out").glob("*.png"))) == len(list((REPO / "examples" / "cyclegan-digits").glob("*.png")))
+    assert (tmp_path / "one.png").is_file() and (tmp_path / "piped.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "walk").is_dir() and any((tmp_path / "walk").glob("*.gif"))
+    assert json.loads((tmp_path / "runs" / "tour" / "run.json").read_text())["spec"]["loop"]["max_steps"] == 30
+    assert (tmp_path / "runs" / "tour-step20" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "eval.json").read_text())["directions"]

@@ -440,7 +440,7 @@ def test_fashion_recipe_without_the_package_is_one_clear_error(
 ) -> None:
     monkeypatch.setattr(shipped, "FASHION_DEFAULT_DIR", tmp_path / "absent")
     monkeypatch.delenv(shipped.FASHION_MNIST_ENV, raising=False)
-    with pytest.raises(InputError, match="dataset-fashion-mnist"):
+    with pytest.raises(UsageError, match="dataset-fashion-mnist"):
         recipes.prepare("fashion-sandal-sneaker", tmp_path / "out")
     assert not (tmp_path / "out" / "trainA").exists()
 

@@ -56,7 +56,8 @@ def test_resolve_accepts(local_files: Path, ref: str, kind: str, expect: object)
     [
         ("", "empty model reference"),
         ("cyclegan-digit", "did you mean cyclegan-digits"),
-        ("horse2zebra", "unknown model 'horse2zebra'"),
+        ("zebra2giraffe", "unknown model 'zebra2giraffe'"),
+        ("horse2zebraa", "did you mean horse2zebra"),
         ("missing.safetensors", "missing.safetensors: no such file or folder (for a Hub model write hf-hub:"),
         ("acme/horse2zebra", "no such file or folder (for a Hub model write hf-hub:"),
         ("empty", "empty: folder has no model.safetensors"),
@@ -79,7 +80,8 @@ def test_every_registry_entry_is_consistent() -> None:
     for name, entry in PRETRAINED.items():
         assert entry.name == name
         assert entry.method in METHODS
-        assert (entry.local is None) != (entry.repo_id is None)
+        # Embedded, or got elsewhere: a Hub copy, the authors' release, or a recipe to train it.
+        assert (entry.local is not None) != any(x is not None for x in (entry.repo_id, entry.release, entry.recipe))
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -196,7 +196,7 @@ def test_one_direction_model_refuses_the_other(tmp_path: Path) -> None:
 def test_bad_model_references_give_one_line(tmp_path: Path, model: str, message: str) -> None:
     src = write_rgb(tmp_path / "img.png", (8, 8))
     result = runner.invoke(app, ["translate", str(src), "-m", model, "-o", str(tmp_path / "o")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, like every reference that names nothing
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
 

@@ -11,9 +11,10 @@ from typing import Annotated
 
 import typer
 
-from i2icli.errors import I2IError
+from i2icli.cli.common import Group, handle_errors
 
 app = typer.Typer(
+    cls=Group,
     help="Dataset recipes: offline sets built from shipped data, CycleGAN downloads, Cityscapes.",
     no_args_is_help=True,
 )
@@ -21,16 +22,20 @@ app = typer.Typer(
 
 @app.command("list")
 def list_recipes() -> None:
-    """Show every recipe: name, kind (offline, download, manual) and what it holds."""
+    """Show every recipe: name, kind (offline, download, manual), whether it can be prepared here
+    (or what it needs: a package extra, the Fashion-MNIST files, --from DIR) and what it holds."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from i2icli.data.recipes import RECIPES
 
-    table = Table("name", "kind", "description")
+    from i2icli.data.recipes import recipe_status
+
+    table = Table("name", "kind", "here", "description")
     for recipe in RECIPES.values():
-        table.add_row(recipe.name, recipe.kind, recipe.description)
-    Console(width=120).print(table)
+        table.add_row(recipe.name, recipe.kind, escape(recipe_status(recipe)), escape(recipe.description))
+    Console(width=150).print(table)
 
 
 @app.command("prepare")
@@ -40,7 +45,11 @@ def prepare_dataset(
     sha256: Annotated[str | None, typer.Option("--sha256", help="Expected sha256 of the downloaded archive.")] = None,
     source: Annotated[
         Path | None,
-        typer.Option("--from", help="Folder with manually downloaded archives (cityscapes), or a local archive."),
+        typer.Option(
+            "--from",
+            help="Folder with manually downloaded archives (cityscapes), a local archive (downloads), "
+            "or the folder of Fashion-MNIST's idx .gz files (fashion-*).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a dataset already prepared in OUT.")] = False,
 ) -> None:
@@ -50,11 +59,9 @@ def prepare_dataset(
     """
     from i2icli.data.recipes import prepare
 
-    try:
+    # One line, no traceback: the message names the file or option at fault; Ctrl-C exits 130
+    # and leaves no half-written layout (the recipe writes into a staging folder).
+    with handle_errors():
         result = prepare(name, out, sha256=sha256, source=source, force=force)
-    except I2IError as e:
-        # One line, no traceback: the message names the file or option at fault.
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
     counts = ", ".join(f"{folder} {n}" for folder, n in result.counts.items())
     typer.echo(f"prepared {result.name} in {result.out}: {counts}")

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, ModelOpt, SeedOpt, handle_errors
+from i2icli.cli.common import (
+    DeviceOpt, Group, ModelOpt, SeedOpt, SizeOpt, ThreadsOpt, handle_errors, parse_size, stage_bar,
+)  # fmt: skip
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from i2icli.eval.report import FolderReport, ModelReport
 
 app = typer.Typer(
+    cls=Group,
     help="Measure translations with judges trained here (class kept, looks like target, FID-<judge>), "
     "paired ground truth, and Inception FID from a weights file you supply.",
     no_args_is_help=True,
@@ -28,7 +31,9 @@ app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON (for scripts).")]
 InceptionOpt = Annotated[
     Path | None,
-    typer.Option("--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception."),
+    typer.Option(
+        "--inception", help="pt_inception-2015-12-05 weights file: adds fid-inception and kid-inception.", readable=False
+    ),
 ]
 ThresholdOpt = Annotated[
     int,
@@ -48,16 +53,21 @@ def folders(
     inception: InceptionOpt = None,
     pixel_threshold: ThresholdOpt = 16,
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Compare a folder of translations with a folder of real images."""
     with handle_errors():
         if pixel_threshold < 1:
             raise UsageError(f"--pixel-threshold {pixel_threshold}: must be at least 1")
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
         from i2icli.eval.report import evaluate_folders, parse_metrics
 
         names = parse_metrics(metrics, inception=inception)
+        apply_threads(threads)
         report = evaluate_folders(real, fake, names, inception=inception, pixel_threshold=pixel_threshold)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -83,15 +93,25 @@ def model(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
+    size: SizeOpt = "auto",
 ) -> None:
-    """Translate the test split of a dataset and report every metric that applies to the model and data."""
+    """Translate the test split of a dataset and report every metric that applies to the model and data.
+
+    Test images are fed at the model's training scale (--size auto) and translations compared at the
+    test images' own size."""
     with handle_errors():
         directions = _check_model_usage(model_ref, do_nothing, direction, limit, styles, batch_size, pixel_threshold)
+        size_spec = parse_size(size)
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
         from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject, read_dataset_info
 
         read_dataset_info(data)  # a bad dataset or a missing judge is reported before the model loads
+        apply_threads(threads)
         opts = EvalOptions(
             directions=directions, limit=limit, inception=inception, styles=styles, seed=seed,
             batch_size=batch_size, pixel_threshold=pixel_threshold,
@@ -102,8 +122,9 @@ def model(
             from i2icli.api import load_model
 
             loaded = load_model(model_ref, device=device)
-            subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed)
-        report = evaluate(subject, data, opts)
+            subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed, size=size_spec)
+        with stage_bar(not as_json) as on_stage:
+            report = evaluate(subject, data, opts, on_stage=on_stage)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -119,10 +140,14 @@ def adapt(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Classify labelled images with a domain-adaptation model (UNIT da32): accuracy, per-class
     accuracy and the confusion matrix."""
     with handle_errors():
+        from i2icli.threads import apply_threads, choose_threads
+
+        choose_threads(threads)  # a bad --threads is a usage error before any work
         if model_ref is None:
             raise UsageError("pass --model M (a model with a class head, e.g. UNIT trained with --preset da32)")
         if domain not in ("a", "b"):
@@ -134,6 +159,7 @@ def adapt(
         from i2icli.api import load_model
         from i2icli.eval.adapt import classifier, confusion_png, evaluate_adaptation
 
+        apply_threads(threads)
         loaded = load_model(model_ref, device=device)
         classifier(loaded)  # refuse a model without a class head before reading the data
         report = evaluate_adaptation(loaded, data, domain=domain, batch_size=batch_size, ref=model_ref)

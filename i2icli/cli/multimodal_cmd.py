@@ -1,73 +1,132 @@
 """``i2i sample-styles`` / ``sample``, ``interpolate`` and ``exemplar``: multimodal commands.
 
-Options are parsed and validated first (usage errors exit 2 before any work); a model without the
-capability is refused with one line and exit code 2, judged from its checkpoint config alone.
-An unreadable input or reference costs only its own outputs: one ``error:`` line names it, the
-rest is written, and the exit code is 1.
+They share ``translate``'s grammar: inputs are files, folders, globs or ``-`` (stdin); ``--size``,
+``--batch-size``, ``--json``, ``--quiet``, ``--threads``. Options are parsed and validated first
+(usage errors exit 2 before any work); a model without the capability is refused with one line and
+exit code 2, judged from its checkpoint config alone. An unreadable input or reference, or an output that
+cannot be written, costs only its own outputs: one ``error:`` line names it (a JSON line with
+``--json``), the rest is written, and the exit code is 1. Existing outputs are kept (and counted
+on stderr) unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, OutDirOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import (
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OutDirOpt, OverwriteOpt, QuietOpt,
+    Report, SeedOpt, SizeOpt, ThreadsOpt, check_max_pixels, check_output_folder, handle_errors, parse_direction,
+    parse_size,
+)  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
     from PIL import Image
     from torch import Tensor
 
-    from i2icli.inference import LoadedModel
+    from i2icli.inference import InputScale, LoadedModel
     from i2icli.methods.base import Direction
 
-DirectionOpt = Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a.")]
+DirectionOpt = Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a (also AtoB, BtoA).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")]
 GRID_NAME = "grid.png"
+STDIN = (Path("-"), Path("stdin"))
+
+
+@dataclass(frozen=True)
+class _Common:
+    """The options every multimodal command shares, checked."""
+
+    model: str | None
+    direction: str
+    to: str | None
+    output: Path
+    device: str
+    size: int | str
+    batch_size: int
+    as_json: bool
+    quiet: bool
+    threads: int | None
+    max_pixels: int | None
+    overwrite: bool
+
+
+def _common(
+    model: str | None, direction: str, to: str | None, output: Path, device: str, size: str, batch_size: int,
+    as_json: bool, quiet: bool, threads: int | None, max_pixels: int | None, overwrite: bool,
+) -> _Common:  # fmt: skip
+    """Validate the shared options (usage errors before any work)."""
+    from i2icli.threads import choose_threads
+
+    choose_threads(threads)
+    check_max_pixels(max_pixels)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    check_output_folder(output)
+    return _Common(
+        model, parse_direction(direction), to, output, device, parse_size(size), batch_size, as_json, quiet, threads,
+        max_pixels, overwrite,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- shared steps
 
 
-def _check_direction(direction: str) -> None:
-    if direction not in ("a2b", "b2a"):
-        raise UsageError(f"--direction {direction!r}: use a2b or b2a")
-
-
 def _files(inputs: list[str]) -> list[tuple[Path, Path]]:
     from i2icli.imageio import list_images
 
+    if inputs == ["-"]:
+        return [STDIN]
     if "-" in inputs:
-        raise UsageError("- (stdin) is not supported here; pass image files")
+        raise UsageError("- (stdin) cannot be mixed with other inputs")
     files = list_images(inputs, recursive=False)
     if not files:
         raise UsageError(f"no images found in {' '.join(inputs)}")
     return files
 
 
-def _require(model_ref: str | None, capability: str, verb: str) -> str:
-    """The model reference to use, refusing a method without ``capability`` (reads only the config)."""
+def _check_references(flag: str, paths: list[Path]) -> None:
+    """A style reference that does not exist is a usage error (an unreadable one costs its outputs)."""
+    for path in paths:
+        if not os.path.lexists(path):  # a broken or looping link exists: reading it names the problem
+            raise UsageError(f"{flag} {path}: no such file")
+
+
+def _require(model_ref: str | None, capability: str, verb: str, offline: bool) -> str:
+    """The local checkpoint to use (fetched once here), refusing a method without ``capability``
+    (reads only the config)."""
     from i2icli.checkpoint import read_config
     from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, METHODS, Capability, fetch, resolve
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
         raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
-    config = read_config(fetch(resolve(ref)))
+    path = fetch(resolve(ref), offline=offline)
+    config = read_config(path)
     spec = METHODS.get(config.method)
     if spec is None or Capability(capability) not in spec.capabilities:
         why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
         raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
-    return ref
+    return str(path)
 
 
-def _load(ref: str, device: str, direction: str, to: str | None) -> tuple[LoadedModel, Direction]:
+def _load(ref: str, opts: _Common) -> tuple[LoadedModel, Direction, InputScale]:
     from i2icli.api import load_model
+    from i2icli.inference import input_scale
+    from i2icli.threads import apply_threads
 
-    loaded = load_model(ref, device=device)
-    return loaded, loaded.check_direction(loaded.direction_to(to) if to else direction)
+    apply_threads(opts.threads)
+    loaded = load_model(ref, device=opts.device)
+    chosen = loaded.choose_direction(opts.direction, opts.to)
+    return loaded, chosen, input_scale(loaded, opts.size)
 
 
 def _check_unique(destinations: list[tuple[Path, str]]) -> None:
@@ -79,20 +138,62 @@ def _check_unique(destinations: list[tuple[Path, str]]) -> None:
         seen[dest] = source
 
 
-def _read(path: Path, channels: int) -> Tensor:
-    from i2icli.imageio import read_image, to_tensor
+class _Reader:
+    """Reads inputs (stdin once) at the chosen scale; warns once when one is far from the training scale."""
 
-    return to_tensor(read_image(path, channels=channels).image)
+    def __init__(self, scale: InputScale, report: Report, max_pixels: int | None) -> None:
+        self.scale, self.report, self.max_pixels, self.stdin, self.warned = scale, report, max_pixels, None, False
+
+    def __call__(self, path: Path, channels: int) -> Tensor:
+        from i2icli.imageio import read_image, to_tensor
+
+        if path == STDIN[0]:
+            if self.stdin is None:
+                self.stdin = sys.stdin.buffer.read()
+            img = read_image(self.stdin, name="stdin", channels=channels, max_pixels=self.max_pixels)
+        else:
+            img = read_image(path, channels=channels, max_pixels=self.max_pixels)
+        if not self.warned and self.scale.far(img.image.size):
+            self.warned = True
+            self.report.line(self.scale.far_warning(img.name, img.image.size))
+        return to_tensor(self.scale.resize(img.image)[0])
 
 
-def _write(path: Path, image: Image.Image) -> None:
-    from i2icli.imageio import write_image
+class _Writer:
+    """Writes outputs atomically: keeps existing files unless ``overwrite`` (counted in the report),
+    and turns a file that cannot be written into one ``error:`` line so the others are still tried."""
 
-    write_image(path, image)
+    def __init__(self, report: Report, overwrite: bool) -> None:
+        self.report, self.overwrite = report, overwrite
+
+    def write(self, path: Path, image: Image.Image, source: str | None = None, start: float = 0.0, **extra: object) -> None:
+        """Write ``image``; with ``source`` the output is reported (a ``--json`` line)."""
+        from i2icli.imageio import write_image
+
+        if self._put(path, lambda: write_image(path, image)) and source is not None:
+            self.report.wrote(source, path, image.size, time.perf_counter() - start, **extra)
+
+    def write_gif(self, path: Path, frames: list[Image.Image]) -> None:
+        self._put(path, lambda: _write_gif(path, frames))
+
+    def _put(self, path: Path, save: Callable[[], None]) -> bool:
+        if not self.overwrite and path.exists():
+            self.report.skipped += 1
+            return False
+        try:
+            save()
+        except I2IError as e:
+            self.report.failed(str(path), str(e), e)
+            return False
+        return True
 
 
 def _out_stem(out_dir: Path, rel: Path) -> Path:
     return out_dir / rel.parent / rel.stem
+
+
+def _source(path: Path) -> str:
+    return "-" if path == STDIN[0] else str(path)
 
 
 # --------------------------------------------------------------------------- sample-styles
@@ -107,6 +208,14 @@ def sample_styles(
     to: ToOpt = None,
     output: OutDirOpt = Path("samples"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
+    size: SizeOpt = "auto",
+    batch_size: BatchOpt = 8,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Translate each input with N random styles from the prior (the same N for every input).
 
@@ -115,24 +224,29 @@ def sample_styles(
     with handle_errors():
         if n < 1:
             raise UsageError(f"--n {n}: must be at least 1")
-        _check_direction(direction)
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
         files = _files(inputs)
-        ref = _require(model, "sample-styles", "sample styles")
+        ref = _require(model, "sample-styles", "sample styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
-        failures = _sample(files, ref, n, seed, direction, to, output, device)
+        failures = _sample(files, ref, n, seed, opts)
     if failures:
         raise typer.Exit(1)
 
 
-def _sample(
-    files: list[tuple[Path, Path]], ref: str, n: int, seed: int, direction: str, to: str | None, out_dir: Path, device: str
-) -> int:
+def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _Common) -> int:
     from i2icli.multimodal import prior_styles
 
-    loaded, chosen = _load(ref, device, direction, to)
+    loaded, chosen, scale = _load(ref, opts)
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
     names = [f"s{k}" for k in range(n)]
-    return _style_rows(loaded, chosen, files, styles, names, out_dir, header=None)
+    report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="sampling styles")
+    report.notes.append(scale.describe_outputs())
+    read = _Reader(scale, report, opts.max_pixels)
+    _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=None)
+    report.close(str(opts.output))
+    return report.failures
 
 
 # --------------------------------------------------------------------------- exemplar
@@ -140,12 +254,20 @@ def _sample(
 
 def exemplar(
     inputs: InputsArg,
-    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.")] = None,
+    style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.", readable=False)] = None,
     model: ModelOpt = None,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
     output: OutDirOpt = Path("exemplar"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
+    size: SizeOpt = "auto",
+    batch_size: BatchOpt = 8,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Translate inputs with the style of each reference image (every input x every reference).
 
@@ -155,37 +277,40 @@ def exemplar(
     with handle_errors():
         if not style:
             raise UsageError("exemplar needs at least one --style reference image")
-        _check_direction(direction)
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
+        _check_references("--style", style)
         files = _files(inputs)
-        ref = _require(model, "exemplar", "use exemplar styles")
+        ref = _require(model, "exemplar", "use exemplar styles", offline)
         _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
-        failures = _exemplar(files, style, ref, direction, to, output, device)
+        failures = _exemplar(files, style, ref, opts)
     if failures:
         raise typer.Exit(1)
 
 
-def _exemplar(
-    files: list[tuple[Path, Path]], refs: list[Path], ref: str, direction: str, to: str | None, out_dir: Path, device: str
-) -> int:
+def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: _Common) -> int:
     from i2icli.imageio import to_pil
     from i2icli.multimodal import encode_styles
 
-    loaded, chosen = _load(ref, device, direction, to)
+    loaded, chosen, scale = _load(ref, opts)
     _, c_out = loaded.channels(chosen)
-    failures = 0
+    report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="exemplar styles")
+    report.notes.append(scale.describe_outputs())
+    read = _Reader(scale, report, opts.max_pixels)
     good_refs: list[tuple[Path, Tensor]] = []
-    for path in refs:  # references are target-domain images
+    for path in refs:  # references are target-domain images, read at the same scale as the inputs
         try:
-            good_refs.append((path, _read(path, c_out)))
+            good_refs.append((path, read(path, c_out)))
         except I2IError as e:
-            failures += 1
-            err(f"error: {e}")
-    if not good_refs:
-        return failures
-    styles = encode_styles(loaded, [t for _, t in good_refs], chosen)  # (R, S, 1, 1)
-    header = [None, *(to_pil(t) for _, t in good_refs)]
-    names = [ref_path.stem for ref_path, _ in good_refs]
-    return failures + _style_rows(loaded, chosen, files, styles, names, out_dir, header=header)
+            report.failed(str(path), str(e), e)
+    if good_refs:
+        styles = encode_styles(loaded, [t for _, t in good_refs], chosen)  # (R, S, 1, 1)
+        header = [None, *(to_pil(t) for _, t in good_refs)]
+        names = [ref_path.stem for ref_path, _ in good_refs]
+        _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=header)
+    report.close(str(opts.output))
+    return report.failures
 
 
 # --------------------------------------------------------------------------- interpolate
@@ -198,13 +323,21 @@ def interpolate(
     mode: Annotated[str, typer.Option("--mode", help="lerp or slerp.")] = "lerp",
     from_seed: Annotated[int | None, typer.Option("--from-seed", help="Style A from the prior with this seed (default 0).")] = None,
     to_seed: Annotated[int | None, typer.Option("--to-seed", help="Style B from the prior with this seed (default 1).")] = None,
-    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.")] = None,
-    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.")] = None,
+    style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.", readable=False)] = None,
+    style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.", readable=False)] = None,
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animated GIF.")] = False,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
     device: DeviceOpt = "auto",
+    max_pixels: MaxPixelsOpt = None,
+    overwrite: OverwriteOpt = False,
+    offline: OfflineOpt = False,
+    size: SizeOpt = "auto",
+    batch_size: BatchOpt = 8,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
     (style models only): walk from style A to style B.
@@ -217,41 +350,61 @@ def interpolate(
             raise UsageError(f"--steps {steps}: must be at least 2 (both ends are frames)")
         if mode not in ("lerp", "slerp"):
             raise UsageError(f"--mode {mode!r}: use lerp or slerp")
+        opts = _common(
+            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
+        )
         if len(inputs) not in (1, 2):
             raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(inputs)}")
         if from_seed is not None and style_a is not None:
             raise UsageError("--from-seed and --style-a both set style A; pass one")
         if to_seed is not None and style_b is not None:
             raise UsageError("--to-seed and --style-b both set style B; pass one")
-        _check_direction(direction)
+        _check_references("--style-a", [style_a] if style_a else [])
+        _check_references("--style-b", [style_b] if style_b else [])
         files = _files(inputs)
         if len(files) not in (1, 2):
             raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(model, "interpolate", "interpolate")
-        _interpolate(files, ref, steps, mode, from_seed, to_seed, style_a, style_b, gif, direction, to, output, device)
+        ref = _require(model, "interpolate", "interpolate", offline)
+        failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, opts)
+    if failures:
+        raise typer.Exit(1)
 
 
 def _interpolate(
-    files: list[tuple[Path, Path]], ref: str, steps: int, mode: str, from_seed: int | None, to_seed: int | None,
-    style_a: Path | None, style_b: Path | None, gif: bool, direction: str, to: str | None, out_dir: Path, device: str,
-) -> None:  # fmt: skip
+    files: list[tuple[Path, Path]], ref: str, steps: int, mode: str, end_a: tuple[int | None, Path | None],
+    end_b: tuple[int | None, Path | None], gif: bool, opts: _Common,
+) -> int:  # fmt: skip
     import torch
     from PIL import Image as PILImage
 
     from i2icli.imageio import to_pil, to_tensor
     from i2icli.multimodal import encode_styles, grid_image, interpolate, prior_styles
 
-    loaded, chosen = _load(ref, device, direction, to)
+    loaded, chosen, scale = _load(ref, opts)
     c_in, c_out = loaded.channels(chosen)
+    report = Report(1, as_json=opts.as_json, quiet=opts.quiet, verb="interpolating")
+    report.notes.append(scale.describe_outputs())
+    read = _Reader(scale, report, opts.max_pixels)
+    writer = _Writer(report, opts.overwrite)
+    start = time.perf_counter()
 
-    def style(path: Path | None, seed: int | None, default: int) -> Tensor:  # (1, S, 1, 1)
+    def style(end: tuple[int | None, Path | None], default: int) -> Tensor:  # (1, S, 1, 1)
+        seed, path = end
         if path is not None:
-            return encode_styles(loaded, [_read(path, c_out)], chosen)
+            return encode_styles(loaded, [read(path, c_out)], chosen)
         return prior_styles(loaded, 1, default if seed is None else seed)
 
-    images = [_read(src, c_in) for src, _ in files]
+    images = []
+    for src, _ in files:
+        try:
+            images.append(read(src, c_in))
+        except I2IError as e:
+            report.failed(_source(src), str(e), e)
+    if len(images) != len(files):  # a walk needs every input
+        report.close(str(opts.output))
+        return report.failures
     if len(images) == 2 and images[1].shape != images[0].shape:
         # Contents are mixed position by position, so both inputs need the same size.
         height, width = images[0].shape[1:]
@@ -259,22 +412,27 @@ def _interpolate(
         images[1] = to_tensor(second)
     walk_styles = None  # a latent model (UNIT) walks between the two inputs' codes, no styles
     if loaded.has_styles:
-        styles = [style(style_a, from_seed, 0)]
+        styles = [style(end_a, 0)]
         if len(images) == 1:
-            styles.append(style(style_b, to_seed, 1))
+            styles.append(style(end_b, 1))
         walk_styles = torch.cat(styles)
-    elif any(v is not None for v in (from_seed, to_seed, style_a, style_b)):
+    elif any(v is not None for v in (*end_a, *end_b)):
         raise UsageError(f"a {loaded.config.method} model has no style codes: drop --from-seed/--to-seed/--style-a/--style-b")
-    frames = [to_pil(f) for f in interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)]  # type: ignore[arg-type]
+    walk = interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)  # type: ignore[arg-type]
+    frames = [to_pil(f) for f in walk]
 
-    stem = _out_stem(out_dir, files[0][1])
+    stem = _out_stem(opts.output, files[0][1])
     name = stem.name if len(files) == 1 else f"{stem.name}-{files[1][1].stem}"
     base = stem.parent / name
+    source = _source(files[0][0])
     for k, frame in enumerate(frames):
-        _write(Path(f"{base}_f{k}.png"), frame)
-    _write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
+        writer.write(Path(f"{base}_f{k}.png"), frame, source, start, frame=k)
+    writer.write(Path(f"{base}_strip.png"), grid_image([frames], gap=0))
     if gif:
-        _write_gif(Path(f"{base}.gif"), frames)
+        writer.write_gif(Path(f"{base}.gif"), frames)
+    report.advance()
+    report.close(str(opts.output))
+    return report.failures
 
 
 def _write_gif(path: Path, frames: list[Image.Image]) -> None:
@@ -294,27 +452,40 @@ def _write_gif(path: Path, frames: list[Image.Image]) -> None:
 
 
 def _style_rows(
-    loaded, chosen, files, styles, names: list[str], out_dir: Path, *, header: list[Image.Image | None] | None
-) -> int:  # type: ignore[no-untyped-def]
+    loaded, chosen, files, styles, names: list[str], opts: _Common, read: _Reader, writer: _Writer, report: Report, *,
+    header: list[Image.Image | None] | None,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """Translate every input with every style; write ``<stem>_<name>.png`` per style and the grid
-    (inputs as rows, styles as columns, an optional header row). Returns the number of bad inputs."""
+    (inputs as rows, styles as columns, an optional header row)."""
     from i2icli.imageio import to_pil
     from i2icli.multimodal import grid_image, translate_with_styles
+    from i2icli.pipeline import Done, Failed, stream
 
     c_in, _ = loaded.channels(chosen)
     rows: list[list[Image.Image | None]] = [header] if header is not None else []
-    failures = 0
-    for src, rel in files:
-        try:
-            x = _read(src, c_in)
-        except I2IError as e:
-            failures += 1
-            err(f"error: {e}")
-            continue
-        outputs = [to_pil(y) for y in translate_with_styles(loaded, x, styles, chosen)]
-        for name, image in zip(names, outputs):
-            _write(Path(f"{_out_stem(out_dir, rel)}_{name}.png"), image)
-        rows.append([to_pil(x), *outputs])
+    lock = threading.Lock()  # the report is shared by this thread (events) and the pipeline's writer
+
+    def decode(job: tuple[Path, Path]) -> tuple[Tensor, float]:
+        return read(job[0], c_in), time.perf_counter()
+
+    def compute(items: list[tuple[Tensor, float]]) -> list[list[Tensor]]:  # one input at a time: its K translations
+        return [translate_with_styles(loaded, x, styles, chosen, batch_size=opts.batch_size) for x, _ in items]
+
+    def write(job: tuple[Path, Path], item: tuple[Tensor, float], outputs: list[Tensor]) -> list[Image.Image]:
+        (src, rel), (x, start) = job, item
+        pictures = [to_pil(y) for y in outputs]
+        for name, image in zip(names, pictures):
+            with lock:
+                writer.write(Path(f"{_out_stem(opts.output, rel)}_{name}.png"), image, _source(src), start, style=name)
+        return [to_pil(x), *pictures]
+
+    # Decoding and writing overlap the network; events arrive in input order (one writer, batches of 1).
+    for event in stream(files, decode, compute, write):
+        with lock:
+            if isinstance(event, Failed):
+                report.failed(_source(event.job[0]), str(event.error), event.error)
+            elif isinstance(event, Done):
+                rows.append(event.value)
+            report.advance()
     if len(rows) > (header is not None):
-        _write(out_dir / GRID_NAME, grid_image(rows))
-    return failures
+        writer.write(opts.output / GRID_NAME, grid_image(rows))

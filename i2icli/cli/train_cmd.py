@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Any, Optional, get_type_hints
+from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
+from i2icli.progress import format_duration
 
 
 def train(
+    ctx: typer.Context,
     method: Annotated[str, typer.Option("--method", help=f"{', '.join(METHOD_MODULES)} (see `i2i models list`).")] = DEFAULT_METHOD,
     dataroot: Annotated[Path | None, typer.Option("--dataroot", help="Folder with trainA/ and trainB/.")] = None,
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
@@ -30,11 +33,28 @@ def train(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per domain per step.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (all phases).")] = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default runs/<method>-<time>).")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder (with --max-steps N: to a new total, recorded)."),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            help="With --resume --max-steps: replan (default: the lr goes on from where it is over the new total) "
+            "or keep (the original plan, its end held).",
+            show_default=False,
+        ),
+    ] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA or CPU).")] = False,
+    amp: Annotated[
+        bool, typer.Option("--amp", help="Mixed precision (CUDA; CPU only with native bf16: refused where it would be emulated).")
+    ] = False,
+    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="bf16 (default) or fp16 (with loss scaling).")] = "bf16",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last memory layout.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (slow first steps).")] = False,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
@@ -49,12 +69,17 @@ def train(
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
     preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
+    max_pixels: MaxPixelsOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = None,
     **method_options: str | None,
 ) -> None:
     """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
     with handle_errors():
-        _train(**locals())
+        options = {k: v for k, v in locals().items() if k != "ctx"}
+        # What was typed: a resumed run refuses (or applies) options that were given, never ignores them.
+        typed = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+        _train(**options, typed=typed)
 
 
 def _method_parameters() -> list[inspect.Parameter]:
@@ -118,36 +143,102 @@ def _as_bool(text: str) -> bool:
     return text.lower() in ("true", "1")
 
 
+def export_checkpoint(
+    run: Annotated[Path, typer.Argument(help="A training run folder (holding run.json and checkpoints/).")],
+    step: Annotated[int | None, typer.Option("--step", help="The checkpoint's step (default: the last).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Model folder to write (default RUN/model-step_N).", show_default=False)] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Export the model of a training checkpoint (checkpoints/step_N.pt) as a model folder that
+    translate and the other commands load."""
+    with handle_errors():
+        from i2icli.device import pick_device
+        from i2icli.train.run import export_checkpoint as export
+
+        written = export(run, step, output, pick_device(device))
+        err(f"wrote {written}")
+
+
+# Options of `i2i train --resume` that do not describe the run itself.
+_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet", "threads"})
+
+
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, init_from, seed, device, amp, save_every, keep_last, sample_every, log_every, val_every, num_workers,
-    preload, tensorboard, quiet, method_options,
+    run_dir, resume, schedule, init_from, seed, device, amp, amp_dtype, channels_last, compile, save_every, keep_last,
+    sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads, method_options,
+    typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
     if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
         raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
+    check_max_pixels(max_pixels)
 
+    if schedule not in (None, "replan", "keep"):
+        raise UsageError(f"--schedule {schedule!r}: use replan or keep")
+    if schedule is not None and resume is None:
+        raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
+    if amp_dtype not in ("bf16", "fp16"):
+        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
     from i2icli.device import pick_device
-    from i2icli.train.run import DataSpec, build_spec, resume_spec, run
+    from i2icli.threads import apply_threads
+    from i2icli.train import distributed
 
-    dev = pick_device(device)
+    chosen_threads = apply_threads(threads)
+    # torchrun: join the data-parallel job (gloo on CPU, NCCL on GPUs); alone: rank 0 of 1.
+    place, dev = distributed.init_from_env(pick_device(device))
+    try:
+        _train_as(
+            place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides,
+            max_steps, batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last,
+            compile, save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard,
+            max_pixels, quiet or not place.writes, method_options, typed,
+        )  # fmt: skip
+    finally:
+        distributed.shutdown(place)
+
+
+def _train_as(
+    place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
+    batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, save_every,
+    keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
+    method_options, typed,
+) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
+    from i2icli.precision import check_half_supported
+    from i2icli.train.run import DataSpec, build_spec, plan_resume, run
+
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
         if given:
             raise UsageError(f"{given[0]}: a resumed run keeps its recorded config (see run.json)")
         if not (resume / "run.json").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
-        spec, folder = resume_spec(resume, max_steps), resume
+        values = dict(
+            method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
+            preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
+            init_from=init_from, seed=seed, amp=amp, save_every=save_every, keep_last=keep_last,
+            sample_every=sample_every, log_every=log_every, val_every=val_every, num_workers=num_workers,
+            preload=preload, tensorboard=tensorboard, max_pixels=max_pixels,
+        )  # fmt: skip
+        plan = plan_resume(
+            resume, {k: v for k, v in values.items() if k in typed and k not in _NOT_RUN_OPTIONS},
+            max_steps=max_steps, schedule=schedule,
+        )  # fmt: skip
+        for note in plan.notes:
+            err(note)
+        spec, folder = plan.spec, resume
     else:
         from i2icli.data.unpaired import resolve_domains
 
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
-        data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload)
+        data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload, max_pixels)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
-            log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every,
+            log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every, amp_dtype=amp_dtype,
+            channels_last=channels_last, compile=compile,
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
@@ -166,30 +257,84 @@ def _train(
             import time
 
             run_dir = Path("runs") / f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if place.enabled:
+                run_dir = Path(distributed.gather(str(run_dir))[0])  # rank 0's clock names the folder
         folder = run_dir
+    if spec.loop.amp:
+        check_half_supported(spec.loop.amp_dtype, dev, "--amp")
+    channels = spec.config["arch"]["channels_a"]
+    kind = "gray images" if channels == 1 else "RGB images"
     if not quiet:
-        err(f"training {spec.method} (preset {spec.preset}) for {spec.loop.max_steps} steps in {folder} on {dev}")
-    on_step = None if quiet else _reporter(spec.loop.max_steps)
-    result, exported = run(spec, folder, dev, resume=resume is not None, on_step=on_step, log=err)
+        err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}")
+    display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
+    try:
+        result, exported = run(
+            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=err,
+            threads=chosen_threads, place=place,
+        )
+    finally:
+        display.close()
+    if not place.writes:
+        return
     if result.interrupted:
         err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
         return
     err(f"done: {result.step} steps; model exported to {exported}")
 
 
-def _reporter(max_steps: int):  # type: ignore[no-untyped-def]
-    """A compact live line on stderr: a rich status on a terminal, plain lines otherwise."""
-    terminal = sys.stderr.isatty()
+class _Silent:
+    """A stream that is not a terminal and drops what it gets (``--quiet``)."""
 
-    def report(step: int, scalars: dict[str, float]) -> None:
-        parts = " ".join(f"{k}={v:.3f}" for k, v in scalars.items() if k.startswith("loss_"))
-        line = f"step {step}/{max_steps} {parts}"
-        if terminal:
-            sys.stderr.write("\r\x1b[2K" + line)
-            if step == max_steps:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-        else:
-            err(line)
+    def isatty(self) -> bool:
+        return False
 
-    return report
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class TrainDisplay:
+    """A live line on a terminal: step, rate, ETA and the phases' losses; nothing when piped."""
+
+    def __init__(self, max_steps: int, *, stream: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.max_steps = max_steps
+        self.clock = clock
+        self.first: tuple[int, float] | None = None  # (step, time) of the first tick of this session
+        self.last_draw = -1.0
+        self.loss_text = ""
+        self.pending = False  # a line without its newline is on screen
+
+    def losses(self, step: int, scalars: dict[str, float]) -> None:
+        """Keep the main losses (one per phase, ``loss_<phase>``) for the next line."""
+        self.loss_text = "  ".join(f"{k[len('loss_'):]} {v:.3f}" for k, v in scalars.items() if k.startswith("loss_"))
+
+    def tick(self, step: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if self.first is None:
+            self.first = (step, now)
+        if now - self.last_draw < 0.1 and step != self.max_steps:
+            return
+        self.last_draw = now
+        parts = [f"step {step}/{self.max_steps}"]
+        done, elapsed = step - self.first[0], now - self.first[1]
+        if done > 0 and elapsed > 0:
+            rate = done / elapsed
+            parts.append(f"{rate:.2f} steps/s" if rate >= 1 else f"{1 / rate:.2f} s/step")
+            parts.append(f"ETA {format_duration((self.max_steps - step) / rate)}")
+        if self.loss_text:
+            parts.append(self.loss_text)
+        self.stream.write("\r\x1b[2K" + "  ".join(parts))
+        self.stream.flush()
+        self.pending = True
+
+    def close(self) -> None:
+        if self.pending:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.pending = False

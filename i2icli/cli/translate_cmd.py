@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, InputsArg, ModelOpt, QuietOpt, SeedOpt, err, handle_errors
+from i2icli.cli.common import (
+    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, Report, SeedOpt,
+    SizeOpt, ThreadsOpt, check_max_pixels, handle_errors, parse_direction, parse_size,
+)  # fmt: skip
+from i2icli.cli.speed import (
+    CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
+)  # fmt: skip
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -21,58 +26,133 @@ Format = Literal["png", "jpg", "webp"]
 
 def translate(
     inputs: InputsArg,
-    output: Annotated[str, typer.Option("--output", "-o", help="Output folder, or - for PNG on stdout.")] = "translated",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Output folder; a file name (.png/.jpg/.webp) for one input; or - for PNG on stdout.")
+    ] = "translated",
     model: ModelOpt = None,
-    direction: Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a.")] = "a2b",
+    direction: Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a (also AtoB, BtoA).")] = "a2b",
     to: Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")] = None,
     device: DeviceOpt = "auto",
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 1,
+    batch_size: BatchOpt = 1,
     seed: SeedOpt = 0,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output file's stem.")] = "",
-    fmt: Annotated[str, typer.Option("--format", help="png, jpg or webp.")] = "png",
-    size: Annotated[int | None, typer.Option("--size", help="Resize the short side to N first.")] = None,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that exist (resume a batch).")] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="png, jpg or webp (default: from -o FILE's name, else png).", show_default=False)
+    ] = None,
+    size: SizeOpt = "auto",
+    restore_size: Annotated[
+        bool, typer.Option("--restore-size", help="Resize each output back to its input's size (default: the size the model made).")
+    ] = False,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per result on stdout.")] = False,
+    as_json: JsonOpt = False,
     style: Annotated[
         Path | None,
-        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name)."),
+        typer.Option("--style", help="Style models: use the style of this target-domain image (default: the model's own, or a random style per input from --seed and its name).", readable=False),
     ] = None,
     save_landmarks: Annotated[
         bool, typer.Option("--save-landmarks", help="Landmark models: also write <name>_landmarks.png and <name>_heatmaps.png of each input.")
     ] = False,
+    max_pixels: MaxPixelsOpt = None,
+    all_frames: Annotated[
+        bool, typer.Option("--all-frames", help="Animated GIF/WebP/PNG, multi-page TIFF: translate every frame to <name>_f000 ... (default: the first frame only).")
+    ] = False,
+    threads: ThreadsOpt = None,
+    offline: OfflineOpt = False,
+    precision: PrecisionOpt = "fp32",
+    tile: TileOpt = 0,
+    overlap: OverlapOpt = None,
+    memory_budget: MemoryBudgetOpt = None,
+    compile: CompileOpt = False,
+    runtime: RuntimeOpt = "torch",
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
+        speed = speed_options(precision, tile, overlap, memory_budget, compile, runtime)
         failures = _translate(
             inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            skip_existing, quiet, as_json, style, save_landmarks,
+            not overwrite, quiet, as_json, style, save_landmarks, threads, offline, restore_size, max_pixels, all_frames,
+            speed=speed,
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
 
 
-def _check_usage(output: str, batch_size: int, fmt: str, size: int | None, as_json: bool) -> None:
-    if fmt not in ("png", "jpg", "webp"):
+def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None, suffix: str) -> None:
+    from i2icli.imageio import check_suffix
+
+    check_suffix(suffix)
+    if fmt not in (None, "png", "jpg", "webp"):
         raise UsageError(f"--format {fmt!r}: use png, jpg or webp")
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if size is not None and size < 1:
-        raise UsageError(f"--size {size}: must be at least 1")
+    if style is not None and not os.path.lexists(style):
+        raise UsageError(f"--style {style}: no such file")
     if output == "-" and as_json:
         raise UsageError("--json cannot be combined with -o - (stdout carries the image)")
-    if output == "-" and fmt != "png":
+    if output == "-" and fmt not in (None, "png"):
         raise UsageError("-o - writes PNG; drop --format")
+    if output == "-" and sys.stdout.isatty():
+        raise UsageError("-o -: stdout is a terminal, not a place for PNG bytes; redirect it (> out.png) or pass -o FILE.png")
+
+
+# Output file names that mean "write this one file" (-o out.png), and the format each implies.
+_FILE_SUFFIXES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+
+
+def _destinations(
+    output: str, jobs: list[tuple[Path, Path]], suffix: str, fmt: str | None
+) -> tuple[list[Path | None], str]:
+    """Where each job's output goes (None: stdout) and the format: ``-o -``, ``-o FILE.png`` for one
+    input, or a folder mirroring the inputs' relative paths."""
+    if output == "-":
+        return [None], "png"
+    out = Path(output)
+    as_file = out.suffix.lower() in _FILE_SUFFIXES and not out.is_dir()
+    if out.exists() and not out.is_dir() and not (as_file and len(jobs) == 1):
+        need = "a folder" if len(jobs) > 1 else "a folder or an image file name (.png, .jpg, .webp)"
+        raise UsageError(f"-o {out}: is an existing file; with {len(jobs)} input(s) -o must be {need}")
+    if as_file:
+        if len(jobs) != 1:
+            raise UsageError(f"-o {out} names one image file, but {len(jobs)} inputs were given; give a folder (-o DIR)")
+        implied = _FILE_SUFFIXES[out.suffix.lower()]
+        if fmt is not None and fmt != implied:
+            raise UsageError(f"--format {fmt}: -o {out} names a {implied} file")
+        if suffix:
+            raise UsageError("--suffix names files in an output folder; -o FILE names the file itself")
+        return [out], implied
+    fmt = fmt or "png"
+    seen: dict[Path, Path] = {}
+    for src, rel in jobs:
+        dest = _output_path(out, rel, suffix, fmt)
+        if dest in seen:
+            raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
+        seen[dest] = src
+    return list(seen), fmt
 
 
 def _translate(
     inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
-    batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str, size: int | None,
+    batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str | None, size_text: str,
     skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
+    threads: int | None = None,
+    offline: bool = False,
+    restore_size: bool = False,
+    max_pixels: int | None = None,
+    all_frames: bool = False,
+    speed: SpeedOptions = SpeedOptions(),
 ) -> int:  # fmt: skip
     """Returns the number of inputs that failed."""
-    _check_usage(output, batch_size, fmt, size, as_json)
+    _check_usage(output, batch_size, fmt, as_json, style_ref, suffix)
+    check_max_pixels(max_pixels)
+    if all_frames and output == "-":
+        raise UsageError("--all-frames writes one file per frame; it cannot be combined with -o -")
+    size = parse_size(size_text)
+    direction = parse_direction(direction)
+    from i2icli.threads import choose_threads
+
+    choose_threads(threads)  # a bad --threads is a usage error before any work
     from i2icli.imageio import list_images
 
     use_stdin = inputs == ["-"]
@@ -83,16 +163,22 @@ def _translate(
         raise UsageError(f"no images found in {' '.join(inputs)}")
     if output == "-" and not use_stdin and len(files) != 1:
         raise UsageError(f"-o - writes one PNG to stdout, but {len(files)} inputs were given")
+    jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
+    dests, fmt = _destinations(output, jobs, suffix, fmt)
 
     import torch
 
-    from i2icli.api import load_model
+    from i2icli.inference import input_scale
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
+    from i2icli.threads import apply_threads
 
+    apply_threads(threads)
     torch.manual_seed(seed)
-    loaded = load_model(model_ref or DEFAULT_TRANSLATE_MODEL, device=device)
-    chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
-    style_of = _style_source(loaded, chosen, style_ref, seed)
+    loaded = speed.load(model_ref or DEFAULT_TRANSLATE_MODEL, device, quiet, offline)
+    chosen = loaded.choose_direction(direction, to)
+    speed.check(loaded)
+    scale = input_scale(loaded, size)
+    style_of = _style_source(loaded, chosen, style_ref, seed, scale, max_pixels)
     if save_landmarks:
         from i2icli.landmarks import has_landmarks
 
@@ -101,22 +187,18 @@ def _translate(
         if output == "-":
             raise UsageError("--save-landmarks writes files beside the outputs; it cannot be combined with -o -")
 
-    jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
-    out_dir = None if output == "-" else Path(output)
-    if out_dir is not None:
-        seen: dict[Path, Path] = {}
-        for src, rel in jobs:
-            dest = _output_path(out_dir, rel, suffix, fmt)
-            if dest in seen:
-                raise UsageError(f"{seen[dest]} and {src} would both be written to {dest}; translate them separately")
-            seen[dest] = src
-    return _run_jobs(
-        loaded, chosen, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-        save_landmarks,
+    speed.calibrate(loaded, chosen, [job for job in jobs if job[0] != Path("-")], style_of, scale, max_pixels)
+    report = Report(len(jobs), as_json=as_json, quiet=quiet, verb="translate", bar=output != "-")
+    report.notes.append(scale.describe_outputs(restore_size))
+    _run_jobs(
+        loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks, restore_size,
+        max_pixels, all_frames, speed.tiling,
     )  # fmt: skip
+    report.close(output if output != "-" else "stdout")
+    return report.failures
 
 
-def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
+def _style_source(loaded, direction, style_ref: Path | None, seed: int, scale, max_pixels=None) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
     """For style-based models: the style each input (by relative name) is translated with."""
     if not loaded.has_styles:
         if style_ref is not None:
@@ -131,7 +213,8 @@ def _style_source(loaded, direction, style_ref: Path | None, seed: int) -> Calla
     from i2icli.imageio import read_image, to_tensor
 
     _, c_out = loaded.channels(direction)
-    shared = encode_styles(loaded, [to_tensor(read_image(style_ref, channels=c_out).image)], direction)[0]
+    reference = scale.resize(read_image(style_ref, channels=c_out, max_pixels=max_pixels).image)[0]  # at the inputs' scale
+    shared = encode_styles(loaded, [to_tensor(reference)], direction)[0]
     return lambda rel: shared
 
 
@@ -140,104 +223,55 @@ def _output_path(out_dir: Path, rel: Path, suffix: str, fmt: str) -> Path:
 
 
 def _run_jobs(
-    loaded, direction, jobs, out_dir, batch_size, suffix, fmt, size, skip_existing, quiet, as_json, style_of,
-    save_landmarks=False,
-) -> int:  # type: ignore[no-untyped-def]
-    """Decode, translate and write ``jobs`` in chunks of ``batch_size``; a bad file costs only its own output."""
-    from i2icli.imageio import read_image, to_pil, to_tensor, write_image
-    from i2icli.inference import translate_tensors
+    loaded, direction, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks=False,
+    restore_size=False, max_pixels=None, all_frames=False, tiling=None,
+) -> None:  # type: ignore[no-untyped-def]
+    """Translate ``jobs`` to ``dests`` (None: stdout) through the streaming pipeline (decoding and
+    writing overlap the network; equal sizes share batches of ``batch_size``); a bad file costs
+    only its own output (``report`` counts it). Existing outputs are kept when ``skip_existing``;
+    with ``all_frames`` every frame of a multi-frame file is its own output."""
+    from i2icli.pipeline import Done, Failed, Job, Skipped, translate_files
+    from i2icli.tiling import TileOptions
 
-    c_in, _ = loaded.channels(direction)
-    failures = 0
-    progress = _progress(len(jobs), quiet or as_json or out_dir is None)
-    pending = []  # (src, dest, tensor, alpha, t0, style) decoded and waiting for a batch
-    for i, (src, rel) in enumerate(jobs):
-        dest = None if out_dir is None else _output_path(out_dir, rel, suffix, fmt)
-        if dest is not None and skip_existing and dest.exists():
-            progress.advance()
-        else:
-            t0 = time.perf_counter()
-            try:
-                data = sys.stdin.buffer.read() if src == Path("-") else src
-                img = read_image(data, name="stdin" if src == Path("-") else None, channels=c_in)
-                image, alpha = img.image, img.alpha
-                if size is not None:
-                    image, alpha = _resize_short_side(image, alpha, size)
-                style = None if style_of is None else style_of(rel)
-                pending.append((src, dest, to_tensor(image), alpha, t0, style))
-            except I2IError as e:
-                failures += 1
-                progress.print(f"error: {e}")
-                progress.advance()
-        if pending and (len(pending) == batch_size or i == len(jobs) - 1):
-            styles = None if style_of is None else [p[5] for p in pending]
-            outputs = translate_tensors(loaded, [p[2] for p in pending], direction, batch_size=batch_size, styles=styles)
-            for (src_p, dest_p, x_p, alpha_p, t0_p, _), y in zip(pending, outputs):
-                result = to_pil(y)
-                try:
-                    write_image(dest_p if dest_p is not None else sys.stdout.buffer, result, alpha=alpha_p, format=fmt)
-                    if save_landmarks and dest_p is not None:
-                        from i2icli.landmarks import save_landmarks as write_landmarks
-                        from i2icli.methods.base import split_direction
+    after_write = None
+    if save_landmarks:
+        from i2icli.landmarks import save_landmarks as write_landmarks
+        from i2icli.methods.base import split_direction
 
-                        write_landmarks(loaded, x_p, split_direction(direction)[0], dest_p.with_suffix(""))
-                except I2IError as e:
-                    failures += 1
-                    progress.print(f"error: {e}")
+        def after_write(job, frame):  # type: ignore[no-untyped-def]
+            if isinstance(frame.dest, Path):
+                write_landmarks(loaded, frame.image, split_direction(direction)[0], frame.dest.with_suffix(""))
+
+    def job(src: Path, rel: Path, dest: Path | None) -> Job:
+        if src == Path("-"):
+            return Job(src, rel, sys.stdout.buffer if dest is None else dest, sys.stdin.buffer.read())
+        return Job(src, rel, sys.stdout.buffer if dest is None else dest)
+
+    events = translate_files(
+        loaded, direction, (job(src, rel, dest) for (src, rel), dest in zip(jobs, dests)), batch_size=batch_size,
+        tiling=tiling or TileOptions(), fmt=fmt, resize=scale.resize, restore_size=restore_size,
+        skip_existing=skip_existing, all_frames=all_frames, max_pixels=max_pixels, style_of=style_of,
+        after_write=after_write,
+    )  # fmt: skip
+    for event in events:  # in the order outputs are written (see i2icli.pipeline)
+        source = str(event.job.src)
+        if isinstance(event, Failed):
+            report.failed(source, str(event.error), event.error)
+        elif isinstance(event, Skipped):
+            report.skipped += 1
+        elif isinstance(event, Done):
+            outcome = event.value
+            report.skipped += outcome.skipped
+            for size in outcome.input_sizes:
+                if scale.far(size) and "far" not in report.notes_given:
+                    report.notes_given.add("far")
+                    report.line(scale.far_warning(source, size))
+            for written in outcome.written:
+                dest = written.dest if isinstance(written.dest, Path) else None
+                if written.error is not None:
+                    report.failed(source, str(written.error), written.error)
                 else:
-                    if as_json:
-                        seconds = round(time.perf_counter() - t0_p, 4)
-                        record = {"input": str(src_p), "output": str(dest_p), "size": list(result.size), "seconds": seconds}
-                        typer.echo(json.dumps(record))
-                progress.advance()
-            pending = []
-    progress.close()
-    if failures and not quiet:
-        err(f"{failures} of {len(jobs)} inputs failed")
-    return failures
+                    report.wrote(source, dest, written.size, event.seconds)
+        report.advance()
 
 
-def _resize_short_side(image, alpha, size: int):  # type: ignore[no-untyped-def]
-    from PIL import Image
-
-    w, h = image.size
-    scale = size / min(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = image.resize(new, Image.Resampling.BICUBIC)
-    alpha = alpha.resize(new, Image.Resampling.BILINEAR) if alpha is not None else None
-    return image, alpha
-
-
-class _Progress:
-    """A rich progress bar on stderr when it is a terminal; otherwise plain error lines only."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            self.bar = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )  # fmt: skip
-            self.bar.start()
-            self.task = self.bar.add_task("translating", total=total)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def print(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False)
-        else:
-            err(line)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _progress(total: int, disabled: bool) -> _Progress:
-    return _Progress(total, enabled=not disabled and sys.stderr.isatty())

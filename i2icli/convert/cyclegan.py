@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from i2icli.checkpoint import safe_torch_load
 from i2icli.errors import CheckpointError
 from i2icli.methods.cyclegan import CycleGANArch, CycleGANModel
 from i2icli.nn.resnet import ResnetGenerator
@@ -23,12 +24,7 @@ _BLOCK = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.")
 
 def load_official(path: Path) -> dict[str, torch.Tensor]:
     """Read an official ``.pth`` with ``weights_only=True`` (never a full unpickle)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a loadable tensor-only PyTorch file ({type(e).__name__})") from None
+    obj = safe_torch_load(path)
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a generator state_dict (a mapping of tensors)")
     return dict(obj)

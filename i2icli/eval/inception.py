@@ -122,7 +122,9 @@ class FIDInceptionFeatures(nn.Module):
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from i2icli.checkpoint import safe_torch_load
+
+    state = safe_torch_load(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
     return state
@@ -154,6 +156,8 @@ def load_fid_inception(path: str | Path) -> FIDInceptionFeatures:
         raise UsageError(f"{path}: Inception weights file not found (pass pt_inception-2015-12-05 weights)")
     try:
         state = _read_state_dict(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: cannot read weights ({str(err).removeprefix(f'{path}: ')})") from None
     except (RuntimeError, OSError, ValueError, pickle.UnpicklingError, SafetensorError) as err:
         raise CheckpointError(f"{path}: cannot read weights ({str(err).splitlines()[0]})") from err
     net = build_fid_inception()

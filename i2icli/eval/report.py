@@ -35,7 +35,7 @@ from i2icli.data.recipes import TEST_SPLITS
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
-from i2icli.imageio import list_images, read_image, to_tensor
+from i2icli.imageio import image_mode, list_images, read_image, to_pil, to_tensor
 from i2icli.methods.base import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
@@ -227,8 +227,23 @@ def load_split(root: Path, folder: str, channels: int, limit: int | None = None,
         keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:limit]
         pairs = [pairs[i] for i in sorted(keep.tolist())]
     names = [rel.as_posix() for _, rel in pairs]
-    images = [to_tensor(read_image(path, channels=channels).image) for path, _ in pairs]
+    images = _read_all([path for path, _ in pairs], channels, root / folder)
     return Split(names, images, _read_labels(root / f"{folder}_labels.csv", names))
+
+
+def _read_all(paths: Sequence[Path], channels: int, folder: Path) -> list[torch.Tensor]:
+    """Every image decoded; scores need them all, so an unreadable one fails the evaluation with
+    one line that names it and counts any others."""
+    images, bad = [], []
+    for path in paths:
+        try:
+            images.append(to_tensor(read_image(path, channels=channels).image))
+        except InputError as e:
+            bad.append(e)
+    if bad:
+        more = f" (+{len(bad) - 1} more unreadable images in {folder})" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0]}{more}; every image is needed to score")
+    return images
 
 
 def image_channels(folder: Path) -> int:
@@ -236,8 +251,8 @@ def image_channels(folder: Path) -> int:
     pairs = list_images([str(folder)], recursive=False)
     if not pairs:
         raise UsageError(f"{folder}: no images")
-    with Image.open(pairs[0][0]) as img:
-        return 1 if img.mode in ("1", "L", "I;16", "I", "F") else 3
+    # A bad first file is one line naming it (the header is read through imageio, our formats only).
+    return 1 if image_mode(pairs[0][0]) in ("1", "L", "LA", "La", "I;16", "I", "F") else 3
 
 
 # --------------------------------------------------------------------------- subjects
@@ -270,14 +285,29 @@ def _in_batches(
     return out
 
 
-def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0) -> Subject:
-    """A loaded model as a subject; models with style codes translate with styles drawn from ``seed``."""
-    from i2icli.inference import translate_tensors
+def model_subject(
+    model: LoadedModel, name: str, *, batch_size: int = 64, seed: int = 0, size: int | str = "auto"
+) -> Subject:
+    """A loaded model as a subject; models with style codes translate with styles drawn from ``seed``.
+
+    ``size`` is translate's ``--size``: with ``auto`` each test image is fed at the model's training
+    scale; translations are resized back to the test image's size, so they are compared with real
+    images as they are.
+    """
+    from i2icli.inference import input_scale, translate_tensors
+
+    scale = input_scale(model, size)
+
+    def down(x: torch.Tensor) -> torch.Tensor:  # a test image at the scale the model is fed
+        return x if scale.target is None else to_tensor(scale.resize(to_pil(x))[0])
+
+    def up(ys: list[torch.Tensor], like: list[torch.Tensor]) -> list[torch.Tensor]:  # back to the test images' sizes
+        return [_resize_tensor(y, tuple(x.shape[1:])) for x, y in zip(like, ys)]
 
     if not model.has_styles:
 
         def translate(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
-            return translate_tensors(model, images, direction, batch_size=batch_size)
+            return up(translate_tensors(model, [down(x) for x in images], direction, batch_size=batch_size), images)
 
         why = f"{name} is a {model.config.method} model (no style codes)"
         return Subject(name, model.directions, model.channels, translate, None, why)
@@ -287,12 +317,22 @@ def model_subject(model: LoadedModel, name: str, *, batch_size: int = 64, seed: 
     def translate_styled(images: list[torch.Tensor], direction: Direction) -> list[torch.Tensor]:
         # One prior style per image, the same on every call, so scores repeat.
         styles = list(prior_styles(model, len(images), seed))
-        return translate_tensors(model, images, direction, batch_size=batch_size, styles=styles)
+        out = translate_tensors(model, [down(x) for x in images], direction, batch_size=batch_size, styles=styles)
+        return up(out, images)
 
     def sample(image: torch.Tensor, direction: Direction, k: int, style_seed: int) -> list[torch.Tensor]:
-        return translate_with_styles(model, image, prior_styles(model, k, style_seed), direction)
+        out = translate_with_styles(model, down(image), prior_styles(model, k, style_seed), direction)
+        return up(out, [image] * k)
 
     return Subject(name, model.directions, model.channels, translate_styled, sample)
+
+
+def _resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, h, w) in [-1, 1] -> (C, H, W), bicubic with antialiasing, clamped."""
+    if tuple(x.shape[1:]) == tuple(size):
+        return x
+    y = torch.nn.functional.interpolate(x[None], size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
+    return y[0].clamp(-1, 1)
 
 
 def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -520,19 +560,27 @@ def _score_diversity(subject: Subject, judge: Judge | None, d: _Direction, opts:
         )
 
 
+# The stages ``evaluate`` reports per direction through ``on_stage``.
+STAGES_PER_DIRECTION = 3
+
+
 def _evaluate_direction(
-    subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions, inception: FIDInceptionFeatures | None
-) -> DirectionReport:
+    subject: Subject, info: DatasetInfo, direction: Direction, opts: EvalOptions, inception: FIDInceptionFeatures | None,
+    stage: Callable[[str], None],
+) -> DirectionReport:  # fmt: skip
     src, tgt = (0, 1) if direction == "a2b" else (1, 0)
     c_in, c_out = subject.channels(direction)
     sources = load_split(info.root, TEST_SPLITS[src], c_in, opts.limit, opts.seed)
     real = load_split(info.root, TEST_SPLITS[tgt], c_out, opts.limit, opts.seed)
+    stage(f"{direction}: translating {len(sources.images)} test images")
     d = _Direction(direction, src, tgt, sources, real, subject.translate(sources.images, direction))
     out = _Scores()
+    stage(f"{direction}: judging {len(d.fakes)} translations")
     class_judge = _score_class(info, d, out)
     _score_domain(info, d, out)
     _score_paired(info, d, c_out, opts.pixel_threshold, out)
     domain_judge = load_judge(info.domain_judge) if info.domain_judge else None
+    stage(f"{direction}: diversity{' and Inception features' if inception is not None else ''}")
     _score_diversity(subject, class_judge or domain_judge, d, opts, out)
     if inception is not None:
         real_f, fake_f = _inception_features(inception, real.images), _inception_features(inception, d.fakes)
@@ -542,8 +590,14 @@ def _evaluate_direction(
     )
 
 
-def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -> ModelReport:
-    """Translate the test split of ``data`` with ``subject`` and report every metric that applies."""
+def evaluate(
+    subject: Subject, data: Path, options: EvalOptions | None = None, *,
+    on_stage: Callable[[int, int, str], None] | None = None,
+) -> ModelReport:  # fmt: skip
+    """Translate the test split of ``data`` with ``subject`` and report every metric that applies.
+
+    ``on_stage(done, total, description)`` is called as each stage starts (progress display).
+    """
     opts = options or EvalOptions()
     info = read_dataset_info(Path(data))
     directions = opts.directions or subject.directions
@@ -553,7 +607,16 @@ def evaluate(subject: Subject, data: Path, options: EvalOptions | None = None) -
     if opts.limit is not None and opts.limit < 2:
         raise UsageError(f"--limit {opts.limit}: must be at least 2 (FID and KID need two images)")
     inception = _load_inception(opts.inception)  # ~100 MB: loaded once for both directions
-    reports = [_evaluate_direction(subject, info, d, opts, inception) for d in directions]
+    total, done = STAGES_PER_DIRECTION * len(directions), [0]
+
+    def stage(description: str) -> None:
+        if on_stage is not None:
+            on_stage(done[0], total, description)
+        done[0] += 1
+
+    reports = [_evaluate_direction(subject, info, d, opts, inception, stage) for d in directions]
+    if on_stage is not None:
+        on_stage(total, total, "done")
     return ModelReport(subject.name, str(info.root), info.recipe, opts.pixel_threshold, reports)
 
 
@@ -591,7 +654,8 @@ def _read_folder(folder: Path, flag: str) -> dict[str, torch.Tensor]:
     if not pairs:
         raise UsageError(f"{flag} {folder}: no images")
     # RGB throughout: judges and Inception turn it grey themselves, and paired metrics need one layout.
-    return {rel.as_posix(): to_tensor(read_image(path, channels=3).image) for path, rel in pairs}
+    images = _read_all([path for path, _ in pairs], 3, folder)
+    return {rel.as_posix(): image for (_, rel), image in zip(pairs, images)}
 
 
 def evaluate_folders(

@@ -189,12 +189,13 @@ class CycleGANObjective(SingleStage):
         self.pool_b.load_state_dict(state["pool_b"], device)
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[torch.Tensor]:
+    def samples(self, batch: Batch) -> dict[str, torch.Tensor]:
         x_a, x_b = batch["a"], batch["b"]
         x_ab = self.model.gen_ab(x_a)
         x_ba = self.model.gen_ba(x_b)
-        rows = [x_a, x_ab, self.model.gen_ba(x_ab), x_b, x_ba, self.model.gen_ab(x_ba)]
-        return [_gray_to_rgb(r) for r in rows]
+        rows = {"A": x_a, "A->B": x_ab, "A->B->A": self.model.gen_ba(x_ab),
+                "B": x_b, "B->A": x_ba, "B->A->B": self.model.gen_ab(x_ba)}  # fmt: skip
+        return {label: _gray_to_rgb(r) for label, r in rows.items()}
 
 
 def _cpu_config(ngf: int, n_blocks: int, size: int) -> CycleGANConfig:

@@ -379,12 +379,13 @@ class DistanceGANObjective:
             pool.load_state_dict(state[f"pool_{d}"], device)
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[torch.Tensor]:
-        rows = []
+    def samples(self, batch: Batch) -> dict[str, torch.Tensor]:
+        rows = {}
         for direction in self.model.directions:
-            src = split_direction(direction)[0]
-            rows += [batch[src], self.model.generator(direction)(batch[src])]
-        return [_gray_to_rgb(r) for r in rows]
+            src, tgt = (d.upper() for d in split_direction(direction))
+            rows[src] = _gray_to_rgb(batch[src.lower()])
+            rows[f"{src}->{tgt}"] = _gray_to_rgb(self.model.generator(direction)(batch[src.lower()]))
+        return rows
 
 
 def _cpu_config(ngf: int, n_blocks: int, size: int, **changes: Any) -> DistanceGANConfig:

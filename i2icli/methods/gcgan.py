@@ -317,12 +317,13 @@ class GcGANObjective(SingleStage):
             pool.load_state_dict(state[f"pool_{name}"], device)
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[torch.Tensor]:
+    def samples(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Rows: x, G(x), f⁻¹(G̃(f(x))) (the f branch brought back), b."""
         g, x_a = self.cfg.geometry, batch["a"]
         u = self.model.gen_ab(x_a)
         v_back = geo_inv(self.model.gen_gc(geo_fwd(x_a, g)), g)
-        return [_gray_to_rgb(r) for r in (x_a, u, v_back, batch["b"])]
+        rows = {"A": x_a, "A->B": u, "f-1(G(f(A)))": v_back, "B": batch["b"]}
+        return {label: _gray_to_rgb(r) for label, r in rows.items()}
 
 
 def _cpu_config(ngf: int, n_blocks: int, size: int, **changes: Any) -> GcGANConfig:

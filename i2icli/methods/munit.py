@@ -509,7 +509,7 @@ class MunitObjective(SingleStage):
         return None
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[Tensor]:
+    def samples(self, batch: Batch) -> dict[str, Tensor]:
         """Official layout: x_a, its reconstruction, x_ab with two fixed styles; the same for b."""
         m = self.model
         x_a, x_b = batch["a"], batch["b"]
@@ -519,11 +519,12 @@ class MunitObjective(SingleStage):
         s_b1, s_b2, s_a1, s_a2 = styles.split(n)
         c_a, s_a_prime = m.gen_a.encode(x_a)
         c_b, s_b_prime = m.gen_b.encode(x_b)
-        rows = [
-            x_a, m.gen_a.decode(c_a, s_a_prime), m.gen_b.decode(c_a, s_b1), m.gen_b.decode(c_a, s_b2),
-            x_b, m.gen_b.decode(c_b, s_b_prime), m.gen_a.decode(c_b, s_a1), m.gen_a.decode(c_b, s_a2),
-        ]  # fmt: skip
-        return [_gray_to_rgb(r) for r in rows]
+        rows = {
+            "A": x_a, "A recon": m.gen_a.decode(c_a, s_a_prime), "A->B s1": m.gen_b.decode(c_a, s_b1),
+            "A->B s2": m.gen_b.decode(c_a, s_b2), "B": x_b, "B recon": m.gen_b.decode(c_b, s_b_prime),
+            "B->A s1": m.gen_a.decode(c_b, s_a1), "B->A s2": m.gen_a.decode(c_b, s_a2),
+        }  # fmt: skip
+        return {label: _gray_to_rgb(r) for label, r in rows.items()}
 
 
 def _cpu_config(size: int, dim: int, n_res: int, mlp_dim: int, dis_dim: int, step_size: int) -> MunitConfig:

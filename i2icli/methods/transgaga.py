@@ -99,6 +99,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from i2icli.data.transforms import Preprocess
+from i2icli.config import require
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, split_direction
@@ -234,9 +235,7 @@ class TransGaGaArch:
     render_width: float = 0.05  # s of the rendered landmarks, in [-1, 1] units (~3 px at 128^2)
 
     def __post_init__(self) -> None:
-        for name in ("channels_a", "channels_b"):
-            if getattr(self, name) not in (1, 3):
-                raise UsageError(f"arch.{name} {getattr(self, name)}: must be 1 or 3")
+        require(self, ("channels_a", "channels_b"), lambda v: v in (1, 3), "must be 1 or 3", "arch.")
         if self.n_landmarks < 1:
             raise UsageError(f"arch.n_landmarks {self.n_landmarks}: must be at least 1")
         if not 1 <= self.pca_dim <= 2 * self.n_landmarks:
@@ -245,9 +244,7 @@ class TransGaGaArch:
             )
         if self.render_width <= 0:
             raise UsageError(f"arch.render_width {self.render_width}: must be positive")
-        for name in ("est_depth", "n_downsample", "app_downsample"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"arch.{name}: must be at least 1")
+        require(self, ("est_depth", "n_downsample", "app_downsample"), lambda v: v >= 1, "must be at least 1", "arch.")
 
 
 class GeometryEstimator(nn.Module):
@@ -575,9 +572,7 @@ class TransGaGaConfig:
     def __post_init__(self) -> None:
         weights = ("rec_w", "kl_w", "sep_w", "conc_w", "sep_warmup_w", "adv_img_w", "adv_geo_w", "adv_app_w",
                    "cyc_geo_w", "cyc_app_w", "cyc_pix_w", "con_ratio", "vec_noise")  # fmt: skip
-        for name in weights:
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} {getattr(self, name)}: must be >= 0")
+        require(self, weights, lambda v: v >= 0, "must be >= 0")
         if self.con_w is not None and self.con_w < 0:
             raise UsageError(f"con_w {self.con_w}: must be >= 0 (or null to calibrate)")
         if self.steps_disentangle < 1 or self.steps_pca < 1:
@@ -918,16 +913,19 @@ class TransGaGaObjective:
     # -- sample grid
 
     @torch.no_grad()
-    def samples(self, batch: Batch) -> list[Tensor]:
+    def samples(self, batch: Batch) -> dict[str, Tensor]:
         """Per domain: input, its landmarks (red), reconstruction from μ_a, translation."""
-        m, rows = self.model, []
+        m, rows = self.model, {}
         for direction in DIRECTIONS:
-            source, _ = split_direction(direction)
+            source, target = split_direction(direction)
             dom, x = m.domain(source), batch[source]
             points = dom.geometry(x)
             mu, _ = dom.appearance(x, points)
-            overlay = landmark_overlay(x, points, dom.render_width)
-            rows += [_gray_to_rgb(x), overlay, _gray_to_rgb(dom.decode(points, mu, *x.shape[2:])), _gray_to_rgb(m.translate(x, direction))]
+            src, tgt = source.upper(), target.upper()
+            rows[src] = _gray_to_rgb(x)
+            rows[f"{src} landmarks"] = landmark_overlay(x, points, dom.render_width)
+            rows[f"{src} recon"] = _gray_to_rgb(dom.decode(points, mu, *x.shape[2:]))
+            rows[f"{src}->{tgt}"] = _gray_to_rgb(m.translate(x, direction))
         return rows
 
 

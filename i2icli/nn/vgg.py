@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2icli.errors import UsageError
+from i2icli.errors import CheckpointError, UsageError
 
 VggInput = Literal["caffe", "torchvision"]
 
@@ -105,7 +105,11 @@ def _read_state_dict(path: Path) -> dict[str, object]:
             from safetensors.torch import load_file
 
             return dict(load_file(str(path)))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        from i2icli.checkpoint import safe_torch_load
+
+        obj = safe_torch_load(path)
+    except CheckpointError as e:
+        raise UsageError(f"{where}: not a readable weights file ({str(e).removeprefix(f'{path}: ')})") from None
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{where}: not a readable weights file ({first})") from None

@@ -95,8 +95,9 @@ class Objective(Protocol):
 
     def load_extra_state(self, state: dict[str, Any]) -> None: ...
 
-    def samples(self, batch: Batch) -> list[torch.Tensor]:
-        """Rows of images (each (B, C, H, W) in [-1, 1]) for the periodic sample grid."""
+    def samples(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Rows of images (each (B, C, H, W) in [-1, 1]) for the periodic sample grid, by row label
+        (e.g. ``"A->B"``; the label is written beside its row)."""
         ...
 
     def stages(self) -> list[Stage]:

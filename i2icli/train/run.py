@@ -3,7 +3,8 @@ data, model and objective, call the loop, and export the inference checkpoint at
 
 Run folder::
 
-    run.json             resolved config, loop options, data, package/torch versions, git commit, device
+    run.json             resolved config, loop options, data, package/torch versions, git commit, device,
+                         world_size (processes of a data-parallel run; 1 without torchrun)
     metrics.jsonl        scalars, one JSON object per logged step
     samples/step_*.png   sample grids
     checkpoints/step_*.pt  full training state (weights_only-loadable), the last ``keep_last`` kept
@@ -14,22 +15,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import subprocess
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 
 from i2icli import __version__
 from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
-from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
+from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
-from i2icli.errors import UsageError
+from i2icli.errors import I2IError, UsageError
 from i2icli.methods import load_method
+from i2icli.threads import ThreadChoice
+from i2icli.train.distributed import Dist
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
+from i2icli.train.schedule import Extension
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class DataSpec:
     domains: tuple[str, str] = ("a", "b")
     num_workers: int = 0
     preload: bool = False
+    max_pixels: int | None = None  # training images above this are skipped (None: Pillow's limit)
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ def build_spec(
         raise UsageError(f"--preset {name!r}: unknown for {method} (available: {', '.join(impl.presets)})")
     chosen = impl.presets[name]
     cfg = chosen.config
+    given: set[str] = set()  # config fields set by the user (not by the preset)
     try:
         if config_file is not None:
             try:
@@ -87,18 +95,34 @@ def build_spec(
             except (OSError, json.JSONDecodeError) as e:
                 raise UsageError(f"--config {config_file}: cannot read JSON ({e})") from None
             cfg = apply_overrides(cfg, file_data)
+            given |= override_keys(file_data)
         if overrides:
             cfg = apply_overrides(cfg, overrides)
+            given |= override_keys(overrides)
         if method_options:
             cfg = apply_overrides(cfg, method_options)
+            given |= override_keys(method_options)
         if lr is not None:
             cfg = apply_overrides(cfg, {"optim": {"lr": lr}})
+        if not given & {"arch.channels_a", "arch.channels_b"}:
+            channels = data_channels(data)
+            cfg = apply_overrides(cfg, {"arch": {"channels_a": channels, "channels_b": channels}})
     except (ConfigError, UsageError) as e:
         raise UsageError(str(e)) from None
     bs = batch_size or chosen.batch_size
     steps = max_steps or chosen.max_steps or chosen.epochs * steps_per_epoch(bs)
     loop = LoopOptions(max_steps=steps, **loop_kwargs)
     return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
+
+
+def data_channels(data: DataSpec) -> int:
+    """1 when both training folders hold only gray images, else 3 (a gray domain beside a colour
+    one is read as RGB: one model needs equal channel counts)."""
+    from i2icli.imageio import images_are_gray, list_images
+
+    folders = (data.dir_a, data.dir_b)
+    gray = all(images_are_gray([p for p, _ in list_images([d], recursive=True)]) for d in folders)
+    return 1 if gray else 3
 
 
 def _git_commit() -> str | None:
@@ -111,7 +135,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def spec_to_json(spec: RunSpec, device: torch.device) -> str:
+def spec_to_json(spec: RunSpec, device: torch.device, threads: ThreadChoice | None = None, world_size: int = 1) -> str:
     return json.dumps(
         {
             "spec": to_dict(spec),
@@ -119,10 +143,29 @@ def spec_to_json(spec: RunSpec, device: torch.device) -> str:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(device),
+            "threads": dataclasses.asdict(threads or _current_threads()),
+            "world_size": world_size,
             "git_commit": _git_commit(),
         },
         indent=2,
     )
+
+
+def recorded_world_size(run_dir: Path) -> int:
+    """The number of processes the run in ``run_dir`` was started with (1 for older runs)."""
+    try:
+        return int(json.loads((run_dir / "run.json").read_text()).get("world_size", 1))
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise UsageError(f"--resume {run_dir}: not a run folder ({e})") from None
+
+
+def _current_threads() -> ThreadChoice:
+    """What a library caller left torch with (the command line passes its own choice)."""
+    import os
+
+    from i2icli.threads import available_cpus
+
+    return ThreadChoice(torch.get_num_threads(), "caller", available_cpus(), None, os.environ.get("OMP_WAIT_POLICY", ""))
 
 
 def read_spec(run_dir: Path) -> RunSpec:
@@ -146,8 +189,10 @@ def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
     return (test_a, test_b) if test_a.is_dir() and test_b.is_dir() else None
 
 
-def open_data(spec: RunSpec, channels: int) -> Any:
-    """The training data; with ``--val-every`` and no test folders, a held-back part of each folder."""
+def open_data(spec: RunSpec, channels: int, place: Dist = Dist()) -> Any:
+    """The training data; with ``--val-every`` and no test folders, a held-back part of each folder.
+    In a data-parallel run each step's batch has ``batch_size`` images per process and this
+    process decodes only its own share."""
     from i2icli.data.unpaired import UnpairedImages
 
     cfg = from_dict(load_method(spec.method).config_cls, spec.config)
@@ -157,9 +202,11 @@ def open_data(spec: RunSpec, channels: int) -> Any:
         cfg.data,
         channels,
         spec.loop.seed,
-        spec.batch_size,
+        spec.batch_size * place.world,
         preload=spec.data.preload,
         holdout=bool(spec.loop.val_every) and _test_folders(spec) is None,
+        shard=(place.rank, place.world),
+        max_pixels=spec.data.max_pixels,
     )
 
 
@@ -185,12 +232,54 @@ def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: in
         arch=to_dict(cfg.arch),
         domains=spec.data.domains,
         image_size=cfg.data.crop_size,
-        training={"preset": spec.preset, "steps": step, "seed": spec.loop.seed, "batch_size": spec.batch_size, **extra},
+        training={
+            "preset": spec.preset, "steps": step, "seed": spec.loop.seed, "batch_size": spec.batch_size,
+            # How training images were resized: translate's --size auto feeds images at this scale.
+            "preprocess": to_dict(cfg.data), **extra,
+        },  # fmt: skip
     )
     was_training = model.training
     save_model(out, model.eval(), config)
     model.train(was_training)
     return out
+
+
+PAPER_PRESET = "paper"  # every method's official recipe (see ``Method.presets``)
+CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
+_ESTIMATE_AFTER = 3  # steps; the first one (allocation, warm-up) is not counted in the rate
+
+
+def _cpu_estimate(
+    spec: RunSpec, presets: Mapping[str, Any], device: torch.device, log: Callable[[str], None]
+) -> Callable[[int], None] | None:
+    """For the paper preset on a CPU: a tick that logs one line with the measured step time, how long
+    the run would take, and the CPU presets; None otherwise."""
+    if spec.preset != PAPER_PRESET or device.type != "cpu":
+        return None
+    import time
+
+    from i2icli.progress import format_duration
+
+    cpu_presets = [name for name in presets if name.startswith(CPU_PRESET_PREFIX)]
+    marks: dict[str, float] = {}
+
+    def tick(step: int) -> None:
+        if "first" not in marks:
+            marks["first"], marks["step"] = time.perf_counter(), step
+            return
+        counted = step - marks["step"]
+        if counted != _ESTIMATE_AFTER - 1 or "done" in marks:
+            return
+        marks["done"] = 1.0
+        per_step = (time.perf_counter() - marks["first"]) / counted
+        total = spec.loop.max_steps
+        hint = f"; the CPU presets are {', '.join(cpu_presets)} (--preset {cpu_presets[0]})" if cpu_presets else ""
+        log(
+            f"note: the paper preset on a CPU: {per_step:.2f} s/step measured, so {total} steps would take "
+            f"about {format_duration(per_step * total)} (the rest: {format_duration(per_step * (total - step))}){hint}"
+        )
+
+    return tick
 
 
 def _record(run_dir: Path, key: str, value: Any) -> None:
@@ -210,12 +299,19 @@ def run(
     restore_rng: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     log: Callable[[str], None] = print,
+    on_tick: Callable[[int], None] | None = None,
+    threads: ThreadChoice | None = None,
+    place: Dist = Dist(),
 ) -> tuple[TrainResult, Path | None]:
-    """Run (or resume) training; returns the loop result and the exported model folder (None if interrupted).
+    """Run (or resume) training; returns the loop result and the exported model folder (None if
+    interrupted, and on every rank but 0 of a data-parallel run, which write nothing).
 
     With ``loop.val_every``, the objective's validation score is computed on ``testA``/``testB``
     (when beside the training folders) or on a held-back tenth of each folder, and the best model
     so far is exported to ``model-best/`` and recorded in run.json under ``best``.
+    ``on_tick(step)`` is called after every step; ``threads`` (the command line's choice) is recorded
+    in run.json, at the start and at each resume. The paper preset on a CPU logs, after a few
+    steps, how long the whole run would take at the measured rate and which presets fit a CPU.
     """
     impl = load_method(spec.method)
     cfg = from_dict(impl.config_cls, spec.config)
@@ -223,20 +319,32 @@ def run(
     if arch.channels_a != arch.channels_b:
         raise UsageError("training on domains with different channel counts is not supported yet")
     if not resume and latest_checkpoint(run_dir) is not None:
+        with run_lock(run_dir):  # a run still writing there is named as such (RunLocked), not as an old one
+            pass
         raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+    if resume and recorded_world_size(run_dir) != place.world:
+        raise UsageError(
+            f"--resume {run_dir}: the run used {recorded_world_size(run_dir)} processes; resume it with the same number"
+        )
     # Everything that can refuse the run (data, config, weights files) happens before the run folder exists.
     torch.manual_seed(spec.loop.seed)
     with warnings.catch_warnings():
         # Unreadable files are reported below, one clean line each, and counted in data.json.
         warnings.simplefilter("ignore", SkippedImageWarning)
-        data = open_data(spec, arch.channels_a)
+        data = open_data(spec, arch.channels_a, place)
     model = impl.build_model(arch)
     try:
         objective = impl.build_objective(cfg, model, data, spec.loop.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if place.enabled:
+        from i2icli.data.unpaired import mix_seed
+
+        # Same initial weights everywhere (seeded above, broadcast by the loop); from here each
+        # rank draws its own noise (pools, random styles) for its own images.
+        torch.manual_seed(mix_seed(spec.loop.seed, place.rank))
     validation = objective.validation()
-    held_out = None
+    held_out, described = None, None
     if spec.loop.val_every:
         if validation is None:
             raise UsageError(f"--val-every: {spec.method} has no validation score")
@@ -244,13 +352,58 @@ def run(
         held_out = (held_out[0].to(device), held_out[1].to(device))
     if spec.init_from and not resume:
         _init_from(model, spec.init_from, spec.method)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if spec.loop.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UsageError("--tensorboard needs the tensorboard package: pip install 'i2icli[tb]'")
+    if not place.writes:
+        # Data-parallel ranks other than 0 write nothing (no lock, run.json, metrics or checkpoints);
+        # the loop's collectives keep them in step with rank 0.
+        for m in objective.training_modules().values():
+            m.to(device).train()
+        result = train(
+            objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
+            num_workers=spec.data.num_workers, held_out=held_out, log=lambda line: None, place=place,
+        )  # fmt: skip
+        return result, None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock(run_dir):
+            # Checked again under the lock: another run may have started here since the check above.
+            if not resume and latest_checkpoint(run_dir) is not None:
+                raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
+            return _run_locked(
+                spec, run_dir, device, cfg, data, model, objective, held_out, described, resume=resume,
+                restore_rng=restore_rng, on_step=on_step, log=log, on_tick=on_tick, threads=threads,
+                presets=impl.presets, place=place,
+            )  # fmt: skip
+    except OSError as e:
+        raise I2IError(f"{e.filename or run_dir}: cannot write the run folder ({e.strerror or e})") from None
+
+
+def _run_locked(
+    spec: RunSpec, run_dir: Path, device: torch.device, cfg: Any, data: Any, model: torch.nn.Module, objective: Any,
+    held_out: tuple[torch.Tensor, torch.Tensor] | None, described: str | None, *, resume: bool, restore_rng: bool,
+    on_step: Callable[[int, dict[str, float]], None] | None, log: Callable[[str], None],
+    on_tick: Callable[[int], None] | None, threads: ThreadChoice | None, presets: Mapping[str, Any],
+    place: Dist = Dist(),
+) -> tuple[TrainResult, Path | None]:  # fmt: skip
+    """``run`` once the run folder exists and this process holds its lock."""
+    validation = objective.validation()
     if not resume:
-        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device).encode())
+        atomic_write_bytes(run_dir / "run.json", spec_to_json(spec, device, threads, place.world).encode())
+    else:
+        if to_dict(spec) != to_dict(read_spec(run_dir)):
+            _record(run_dir, "spec", to_dict(spec))  # a longer run or changed progress options (plan_resume)
+        ckpt = latest_checkpoint(run_dir)
+        session = {"step": checkpoint_step(ckpt) if ckpt else 0, "device": str(device),
+                   "threads": dataclasses.asdict(threads or _current_threads())}  # fmt: skip
+        _record(run_dir, "resumed", [*json.loads((run_dir / "run.json").read_text()).get("resumed", []), session])
     for path, reason in data.skipped:
         log(f"warning: skipping unreadable image {path}: {reason}")
     report = {"images_a": len(data.files_a), "images_b": len(data.files_b), "skipped": [[str(p), r] for p, r in data.skipped]}
-    if held_out is not None:
+    if described is not None:
         report["validation"] = described
     atomic_write_bytes(run_dir / "data.json", (json.dumps(report, indent=2) + "\n").encode())
     for m in objective.training_modules().values():
@@ -263,13 +416,54 @@ def run(
         better = "higher" if validation.higher_is_better else "lower"
         _record(run_dir, "best", {"step": step, name: score, "better": better, "folder": "model-best"})
 
+    ticks = [t for t in (on_tick, _cpu_estimate(spec, presets, device, log)) if t is not None]
+
+    def tick(step: int) -> None:
+        for t in ticks:
+            t(step)
+
     result = train(
         objective, data, spec.loop, run_dir=run_dir, device=device, resume=resume, restore_rng=restore_rng,
-        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best,
+        num_workers=spec.data.num_workers, on_step=on_step, held_out=held_out, on_best=on_best, log=log,
+        on_tick=tick if ticks else None, place=place,
     )
-    if result.interrupted:
+    if result.interrupted or not place.writes:
         return result, None
     return result, _export(model, run_dir / "model", spec, cfg, result.step)
+
+
+class RunLocked(I2IError):
+    """Another process is training in the same run folder."""
+
+
+LOCK_NAME = ".i2i-train.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``run_dir/.i2i-train.lock`` (holding the owner's pid) while
+    a run writes there; a second run or resume is refused with ``RunLocked``. The kernel drops the
+    lock when its process dies, so a killed run never blocks its own resume."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs in one folder are not guarded there
+        yield
+        return
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RunLocked(
+                f"--run-dir {run_dir}: another i2i train (pid {holder}) is using this run folder; "
+                "wait for it to finish or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def run_or_resume(
@@ -306,11 +500,175 @@ def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     model.load_state_dict(source.state_dict())
 
 
-def resume_spec(run_dir: Path, max_steps: int | None) -> RunSpec:
-    """The stored spec of ``run_dir``, optionally extended to a new ``max_steps``."""
+def export_checkpoint(run_dir: Path, step: int | None, out: Path | None, device: torch.device) -> Path:
+    """Export the model of training checkpoint ``step`` (default: the last) of ``run_dir`` to ``out``
+    (default ``run_dir/model-step_N``), as training does at its end; returns the folder."""
+    from i2icli.train.loop import checkpoint_path, load_training_state
+
+    if not (run_dir / "run.json").is_file():
+        raise UsageError(f"{run_dir}: not a training run folder (no run.json)")
+    found = sorted(checkpoint_step(p) for p in (run_dir / "checkpoints").glob("step_*.pt"))
+    if not found:
+        raise UsageError(f"{run_dir}: no training checkpoints (checkpoints/step_*.pt)")
+    step = found[-1] if step is None else step
+    if step not in found:
+        raise UsageError(f"--step {step}: {run_dir} has checkpoints at steps {', '.join(map(str, found))}")
     spec = read_spec(run_dir)
-    if max_steps is not None:
-        spec = dataclasses.replace(spec, loop=dataclasses.replace(spec.loop, max_steps=max_steps))
-    return spec
+    impl = load_method(spec.method)
+    cfg = from_dict(impl.config_cls, spec.config)
+    model = impl.build_model(cfg.arch)
+    # The objective owns the module names the checkpoint uses; building it needs the training data.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedImageWarning)
+        data = open_data(spec, cfg.arch.channels_a)
+    try:
+        objective = impl.build_objective(cfg, model, data, spec.loop.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    state = load_training_state(checkpoint_path(run_dir, step), device)
+    for name, module in objective.training_modules().items():
+        module.to(device).load_state_dict(state["modules"][name])
+    objective.load_extra_state(state["extra"])
+    return _export(model, out or run_dir / f"model-step_{step}", spec, cfg, step)
 
 
+# ----------------------------------------------------------------------------- resuming
+
+# Options a resumed run may change: they decide how progress is saved, logged and loaded, not what
+# is trained (batches are a pure function of the step, whatever the workers or preloading).
+_SAFE_LOOP = {"save_every": "--save-every", "keep_last": "--keep-last", "sample_every": "--sample-every",
+              "log_every": "--log-every", "tensorboard": "--tensorboard"}  # fmt: skip
+_SAFE_DATA = {"num_workers": "--num-workers", "preload": "--preload"}
+ScheduleMode = Literal["replan", "keep"]
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """How ``--resume`` continues a run: the spec to run (recorded in run.json), the step it
+    continues from, and lines that say what changed."""
+
+    spec: RunSpec
+    step: int
+    notes: tuple[str, ...]
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a ``checkpoints/step_*.pt`` file, from its name."""
+    return int(path.stem.split("_")[-1])
+
+
+def plan_resume(
+    run_dir: Path, given: Mapping[str, Any], *, max_steps: int | None = None, schedule: ScheduleMode | None = None
+) -> ResumePlan:
+    """Plan ``i2i train --resume run_dir``: ``given`` holds the other options set on the command line,
+    by parameter name (``seed``, ``lr``, ``overrides``, ``dataroot``, ``save_every``, ...).
+
+    An option that defines the run (data, method, preset, config, batch size, seed, ...) is refused
+    with one line unless it equals the recorded value; progress options are applied and recorded.
+    ``max_steps`` changes the run's length, the lr schedule following ``schedule`` (default ``replan``).
+    """
+    from i2icli.train.loop import resume_point
+
+    spec = read_spec(run_dir)
+    _refuse_changes(spec, given, run_dir)
+    notes: list[str] = []
+    # The checkpoint the loop will continue from: the newest intact one (a corrupt newer one is set
+    # aside with a warning); none when the run was killed before its first, so it starts again.
+    point = resume_point(run_dir, torch.device("cpu"), log=notes.append)
+    step = 0 if point is None else int(point[1]["step"])
+    loop, data = spec.loop, spec.data
+    for name, flag in _SAFE_LOOP.items():
+        if name in given and given[name] != getattr(loop, name):
+            loop = dataclasses.replace(loop, **{name: given[name]})
+            notes.append(f"{flag} {given[name]} (was {getattr(spec.loop, name)}): applied and recorded in run.json")
+    for name, flag in _SAFE_DATA.items():
+        if name in given and given[name] != getattr(data, name):
+            data = dataclasses.replace(data, **{name: given[name]})
+            notes.append(f"{flag} {given[name]} (was {getattr(spec.data, name)}): applied and recorded in run.json")
+    if max_steps is not None and max_steps < step:
+        raise UsageError(f"--max-steps {max_steps}: the run is already at step {step}")
+    if max_steps is None or max_steps == loop.max_steps:
+        if schedule is not None:
+            raise UsageError(f"--schedule applies when --max-steps changes the run's length (now {loop.max_steps})")
+        if step >= loop.max_steps:
+            notes.append(f"{run_dir}: already at step {step} of {loop.max_steps}; extend it with --max-steps N")
+    else:
+        mode: ScheduleMode = schedule or "replan"
+        extension = Extension(start=step, previous_max_steps=loop.max_steps, mode=mode)
+        notes.append(f"run length {loop.max_steps} -> {max_steps} steps (recorded in run.json); " + (
+            f"lr schedule re-planned over steps {step}-{max_steps}, going on from the factor reached at step {step} "
+            "(--schedule keep: hold the original plan's end)"
+            if mode == "replan" else
+            f"lr schedule kept: the original plan, its last factor held after step {extension.previous_max_steps} "
+            "(--schedule replan: re-plan the remaining steps)"
+        ))  # fmt: skip
+        loop = dataclasses.replace(loop, max_steps=max_steps, extensions=(*loop.extensions, extension))
+    return ResumePlan(dataclasses.replace(spec, loop=loop, data=data), step, tuple(notes))
+
+
+def _refuse(flag: str, value: object, recorded: object) -> UsageError:
+    return UsageError(
+        f"{flag} {value}: this run was started with {recorded}; a resumed run keeps what defines it "
+        "(start a new run to change it)"
+    )
+
+
+def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> None:
+    """Raise for the first given option whose value differs from the run's recorded one."""
+    plain = {
+        "method": ("--method", spec.method), "preset": ("--preset", spec.preset),
+        "batch_size": ("--batch-size", spec.batch_size), "seed": ("--seed", spec.loop.seed),
+        "amp": ("--amp", spec.loop.amp), "val_every": ("--val-every", spec.loop.val_every),
+        "init_from": ("--init-from", spec.init_from), "max_pixels": ("--max-pixels", spec.data.max_pixels),
+    }  # fmt: skip
+    for name, (flag, recorded) in plain.items():
+        if name in given and given[name] != recorded:
+            raise _refuse(flag, given[name], recorded)
+    if "domain_names" in given and tuple(given["domain_names"]) != tuple(spec.data.domains):
+        raise _refuse("--domains", " ".join(given["domain_names"]), " ".join(spec.data.domains))
+    if "run_dir" in given and Path(given["run_dir"]).resolve() != run_dir.resolve():
+        raise _refuse("--run-dir", given["run_dir"], run_dir)
+    folders = {k: given.get(k) for k in ("dataroot", "domain_a", "domain_b")}
+    if any(v is not None for v in folders.values()):
+        from i2icli.data.unpaired import resolve_domains
+
+        dirs = resolve_domains(folders["dataroot"], folders["domain_a"], folders["domain_b"])
+        if [d.resolve() for d in dirs] != [Path(spec.data.dir_a).resolve(), Path(spec.data.dir_b).resolve()]:
+            flag, value = ("--dataroot", folders["dataroot"]) if folders["dataroot"] else ("--domain-a/--domain-b", " ".join(map(str, dirs)))
+            raise _refuse(flag, value, f"{spec.data.dir_a} and {spec.data.dir_b}")
+    _refuse_config_changes(spec, given)
+
+
+def _refuse_config_changes(spec: RunSpec, given: Mapping[str, Any]) -> None:
+    cfg = from_dict(load_method(spec.method).config_cls, spec.config)
+    recorded = to_dict(cfg)
+    try:
+        if "lr" in given and given["lr"] != cfg.optim.lr:
+            raise _refuse("--lr", given["lr"], cfg.optim.lr)
+        for text in given.get("overrides") or []:
+            path, _ = parse_override(text)
+            if to_dict(apply_overrides(cfg, [text])) != recorded:
+                raise _refuse("--set", text, f"{'.'.join(path)}={_lookup(recorded, path)}")
+        if given.get("config") is not None:
+            path = Path(given["config"])
+            try:
+                changed = to_dict(apply_overrides(cfg, json.loads(path.read_text()))) != recorded
+            except (OSError, json.JSONDecodeError) as e:
+                raise UsageError(f"--config {path}: cannot read JSON ({e})") from None
+            if changed:
+                raise _refuse("--config", path, "another config (see run.json)")
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+
+
+def _lookup(data: dict[str, Any], path: list[str]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+
+
+def resume_spec(run_dir: Path, max_steps: int | None) -> RunSpec:
+    """The spec ``--resume run_dir [--max-steps N]`` runs (see ``plan_resume``)."""
+    return plan_resume(run_dir, {}, max_steps=max_steps).spec

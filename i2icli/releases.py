@@ -1,0 +1,263 @@
+"""Registry models that are not embedded: found in the i2i cache, or fetched once and cached there.
+
+``fetch_release(entry)`` returns an i2i checkpoint for a ``registry.PRETRAINED`` entry, trying:
+
+1. the i2i cache: ``cache_dir()/models/<name>/`` holds ``model.safetensors``, ``config.json`` and
+   the card ``README.md``; a cached model is never converted again;
+2. the converted copy on the Hub, where the entry names one (``repo_id``), through the HF cache;
+3. the authors' own file, where it is a plain HTTP file (CycleGAN): downloaded once into
+   ``cache_dir()/downloads/`` (resumable ``.part``, progress bar), converted by the method's
+   converter (``torch.load(weights_only=True)``, strict load), cached, then deleted. The first
+   download of a file records its sha256 in ``downloads/sha256.lock.json``; every later one must
+   match it (the upstream file changed: refused in one line, the bytes kept as ``.bad``).
+
+Everything else stops with a ``NotAvailableError`` (one line, exit code 2) that says what to do:
+offline mode (``offline=True`` or ``HF_HUB_OFFLINE=1``) without a cached copy; no network; a release
+on Google Drive (MUNIT, UNIT), which a person downloads and hands to ``install`` through
+``i2i convert --model NAME FILE``; and entries with nothing published yet, which say how to train them.
+``$I2I_MODELS_URL`` replaces the base of every HTTP release URL (a mirror; the file name is kept).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError
+from i2icli.registry import Pretrained, Release
+
+CACHE_ENV = "I2I_CACHE_DIR"
+MIRROR_ENV = "I2I_MODELS_URL"
+LOCK_NAME = "sha256.lock.json"
+MODEL_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+
+
+def cache_dir() -> Path:
+    """The i2i cache: ``$I2I_CACHE_DIR``, else ``$XDG_CACHE_HOME/i2i``, else ``~/.cache/i2i``."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "i2i"
+
+
+def model_dir(name: str) -> Path:
+    """Where the converted model ``name`` is cached (whether or not it is there)."""
+    return cache_dir() / "models" / name
+
+
+def downloads_dir() -> Path:
+    return cache_dir() / "downloads"
+
+
+def cached_file(entry: Pretrained) -> Path | None:
+    """The cached ``model.safetensors`` of ``entry``, or None."""
+    path = model_dir(entry.name) / MODEL_FILE
+    return path if path.is_file() else None
+
+
+def release_url(release: Release) -> str:
+    """The release's file URL, its base replaced by ``$I2I_MODELS_URL`` when set."""
+    base = os.environ.get(MIRROR_ENV)
+    return f"{base.rstrip('/')}/{release.filename}" if base else release.url
+
+
+def _say(message: str) -> None:
+    """A notice for the person at the terminal (stderr; stdout may carry an image)."""
+    print(message, file=sys.stderr)
+
+
+def licence_line(entry: Pretrained) -> str:
+    """``NAME: licence ...`` with its note (for NVIDIA's releases: non-commercial use only)."""
+    note = f" ({entry.license_note})" if entry.license_note else ""
+    return f"{entry.name}: licence {entry.license}{note}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetch
+# ---------------------------------------------------------------------------------------------
+
+
+def fetch_release(
+    entry: Pretrained, *, token: str | bool | None = None, offline: bool = False, progress: bool | None = None
+) -> Path:
+    """The local checkpoint of ``entry``: cached, from its Hub copy, or downloaded and converted once."""
+    from i2icli.hub import env_offline
+
+    offline = offline or env_offline()
+    cached = cached_file(entry)
+    if cached is not None:
+        return cached
+    if entry.repo_id is not None:
+        try:
+            return _hub_copy(entry, token=token, offline=offline)
+        except ResolveError:
+            if offline or entry.release is None or entry.release.hosting != "http":
+                raise
+            # Hub unreachable or the copy withdrawn: the authors' file is the fallback.
+    release = entry.release
+    if release is None:
+        raise NotAvailableError(_not_published(entry))
+    if release.hosting == "manual":
+        raise NotAvailableError(manual_steps(entry))
+    url = release_url(release)
+    if offline:
+        raise NotAvailableError(
+            f"{entry.name} is not in the i2i cache ({model_dir(entry.name)}) and offline mode is on"
+            f" (--offline or HF_HUB_OFFLINE=1); run it once online to download {release.filename} from {url}"
+        )
+    return _download_and_install(entry, release, url, progress=progress)
+
+
+def _hub_copy(entry: Pretrained, *, token: str | bool | None, offline: bool) -> Path:
+    from i2icli.hub import download_model_file
+
+    assert entry.repo_id is not None
+    return download_model_file(
+        entry.repo_id, entry.filename, revision=entry.revision, token=token, sha256=entry.sha256, offline=offline
+    )
+
+
+def _not_published(entry: Pretrained) -> str:
+    how = f"train it yourself: {entry.recipe}" if entry.recipe else "train one yourself with `i2i train`"
+    return (
+        f"{entry.name}: its Hub copy is not yet published; {how};"
+        " or point --model at a Hub repo you trust (hf-hub:ORG/NAME)"
+    )
+
+
+def manual_steps(entry: Pretrained) -> str:
+    """The exact steps for a release i2i cannot download itself (Google Drive), as one line."""
+    release = entry.release
+    assert release is not None
+    return (
+        f"{entry.name} is released on Google Drive, which i2i cannot download for you:"
+        f" 1) open {release.url} and download {release.filename};"
+        f" 2) run `i2i convert --model {entry.name} PATH/TO/{release.filename}`;"
+        f" then --model {entry.name} works, offline too. Licence: {entry.license}"
+        + (f" ({entry.license_note})" if entry.license_note else "")
+    )
+
+
+def _download_and_install(entry: Pretrained, release: Release, url: str, *, progress: bool | None) -> Path:
+    from i2icli.data.download import download
+
+    dest = downloads_dir() / release.filename
+    try:
+        download(url, dest, progress=progress)
+    except ResolveError as err:  # no network, DNS, refused, HTTP error: nothing usable arrived
+        raise NotAvailableError(
+            f"{entry.name} needs a one-time download of {release.filename} and it failed ({err}); check the network"
+            f" and run again, or fetch the file yourself and run `i2i convert --model {entry.name} FILE`"
+        ) from None
+    path = install(entry, [dest], origin=url, downloaded=True)
+    dest.unlink(missing_ok=True)  # the converted copy is cached; the lock file keeps the sha256
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Install (convert into the cache)
+# ---------------------------------------------------------------------------------------------
+
+
+def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = None, downloaded: bool = False) -> Path:
+    """Convert the authors' ``files`` of ``entry`` into the i2i cache and return the cached checkpoint.
+
+    The release file's sha256 is checked against the one recorded for it (recorded here after the
+    first successful conversion). ``downloaded``: the file is ours, so a mismatch renames it ``.bad``.
+    """
+    from i2icli.convert import convert_files
+    from i2icli.data.download import check_archive, recorded_sha256
+
+    release = entry.release
+    if release is None:
+        raise NotAvailableError(f"{entry.name} has no authors' release to convert ({_not_published(entry)})")
+    if len(files) != 1:
+        raise CheckpointError(f"{entry.name}: expected the one release file {release.filename}, got {len(files)} files")
+    file = Path(files[0])
+    origin = origin or str(file)
+    lock = downloads_dir() / LOCK_NAME
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    first = recorded_sha256(lock, release.filename) is None
+    # A later copy must be the bytes recorded the first time, checked before any conversion; the
+    # first is recorded only once it converts (a broken first download must not become the reference).
+    verify = functools.partial(check_archive, file, sha256=None, lock_file=lock, origin=origin, name=release.filename)
+    try:
+        digest = None if first else verify(quarantine=downloaded)
+    except InputError as err:
+        raise InputError(
+            f"{err}; the file differs from the first one seen. If you trust the new one:"
+            f" `i2i models rm {entry.name} --forget-sha256`"
+        ) from None
+    final = model_dir(entry.name)
+    stage = final.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        _, summary = convert_files(
+            entry.method, [file], stage, domains=entry.domains, image_size=entry.image_size,
+            provenance={"files": [release.filename], "release": release.url, "registry_name": entry.name},
+        )  # fmt: skip
+        if digest is None:
+            digest = verify(quarantine=False)
+        _write_card(entry, stage)
+        if final.exists():  # another process cached it meanwhile: keep theirs
+            shutil.rmtree(stage)
+        else:
+            os.replace(stage, final)
+    except I2IError as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        if downloaded and isinstance(err, CheckpointError) and file.exists():
+            os.replace(file, file.with_name(file.name + ".bad"))
+            raise CheckpointError(f"{err} (the download is kept as {file.name}.bad)") from None
+        raise
+    status = "recorded" if first else "verified"
+    _say(
+        f"{entry.name}: converted {release.filename} from {origin} ({summary}) and cached in {final};"
+        f" its sha256 {status}: {digest[:16]}"
+    )
+    _say(licence_line(entry))
+    return final / MODEL_FILE
+
+
+def _write_card(entry: Pretrained, folder: Path) -> None:
+    import json
+
+    from i2icli.cards import model_card
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    (folder / CARD_FILE).write_text(model_card(entry=entry, config=config), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Remove
+# ---------------------------------------------------------------------------------------------
+
+
+def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
+    """Delete ``entry``'s cached model and any (partial) download; returns one line per thing done.
+
+    The recorded sha256 of its release file stays (a later download is still checked) unless
+    ``forget_sha256``: then the next download records a new one.
+    """
+    from i2icli.data.download import forget
+
+    done: list[str] = []
+    folder = model_dir(entry.name)
+    if folder.exists():
+        shutil.rmtree(folder)
+        done.append(f"removed {folder}")
+    if entry.release is not None:
+        name = entry.release.filename
+        for path in (downloads_dir() / n for n in (name, f"{name}.part", f"{name}.bad")):
+            if path.exists():
+                path.unlink()
+                done.append(f"removed {path}")
+        lock = downloads_dir() / LOCK_NAME
+        if forget_sha256 and lock.exists() and forget(lock, name):
+            done.append(f"forgot the recorded sha256 of {name} ({lock})")
+    return done
