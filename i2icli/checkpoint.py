@@ -161,7 +161,7 @@ def save_model(path: str | Path, model: nn.Module, config: ModelConfig, *, fp16:
     meta = {"i2i_config": cfg_json, "format_version": str(FORMAT_VERSION), "i2i_sha256": tensor_digest(tensors)}
     target = model_file(path)
     try:
-        atomic_write_bytes(target, save(tensors, metadata=meta))
+        atomic_write_bytes(target, _sorted_header(save(tensors, metadata=meta)))
         if target != path:
             atomic_write_bytes(path / "config.json", (json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n").encode())
     except OSError as e:
@@ -187,6 +187,17 @@ def _check_version(version: object, where: Path) -> int:
             "upgrade i2icli to load it"
         )
     return version
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """safetensors bytes with the JSON header's keys sorted. The library writes the metadata from a
+    hash map whose order changes from call to call, so the same model would get another sha256 on
+    every export; sorting makes an export a pure function of tensors and config. The header stays
+    padded with spaces to a multiple of 8 bytes; tensor offsets are relative to the data, unchanged."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
 def _parse_config(raw: str, where: Path) -> ModelConfig:

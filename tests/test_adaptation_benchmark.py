@@ -38,6 +38,8 @@ def test_smoke_runs_every_cell() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     folder = Path(out.stdout.strip().splitlines()[-1].split(" in ", 1)[1])
     results = json.loads((folder / "adaptation.json").read_text())
-    assert set(results["cells"]) == {f"{d}:{k}" for d in adaptation.DIRECTIONS for k in adaptation.KINDS}
-    assert all(0.0 <= c["accuracy"] <= 1.0 for c in results["cells"].values())
+    (budget,) = results["budgets"].values()
+    assert (budget["steps"], budget["preset"]) == (adaptation.SMOKE["steps"], adaptation.PRESET)
+    assert set(budget["cells"]) == {f"{d}:{k}" for d in adaptation.DIRECTIONS for k in adaptation.KINDS}
+    assert all(0.0 <= c["accuracy"] <= 1.0 and c["cpu_seconds"] >= 0 for c in budget["cells"].values())
     assert "| mnist-uci |" in (folder / "RESULTS.md").read_text()

@@ -209,6 +209,74 @@ def test_da32_model_classifies_and_ships_its_class_head() -> None:
         _paper_model().classify(torch.rand(1, 3, 16, 16), "b")
 
 
+def _da32_objective(**changes: object):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from i2icli.methods.unit import build_objective
+
+    cfg = replace(METHOD.test_presets["da32"].config, **changes)
+    torch.manual_seed(0)
+    model = UnitModel(cfg.arch)
+    obj = build_objective(cfg, model, SimpleNamespace(files_a=[], files_b=[]), 0)  # type: ignore[arg-type]
+    obj.labels = torch.arange(4) % 10  # as --labels-a would give for 4 files
+    return obj, model
+
+
+def _da32_batch() -> dict[str, Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    x = lambda: torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1  # noqa: E731
+    return {"a": x(), "b": x(), "index_a": torch.arange(4), "index_b": torch.arange(4), "step": 0}  # type: ignore[dict-item]
+
+
+def test_da32_discriminator_starts_from_the_official_xavier_init() -> None:
+    obj, model = _da32_objective()
+    convs = [m for m in (*model.classifier.modules(), obj.gan_head) if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(torch.all(m.bias == 0.1) for m in convs)
+    first = model.classifier.front_a[0].weight  # (D, C, 5, 5): Xavier-uniform bound gain·sqrt(6 / (fan_in + fan_out))
+    bound = 2**0.5 * (6 / (first.shape[1] * 25 + first.shape[0] * 25)) ** 0.5
+    assert first.abs().max() <= bound and first.abs().max() > 0.8 * bound
+
+
+def test_da32_consistency_features_skip_dropout() -> None:
+    _, model = _da32_objective()
+    cls, x = model.classifier.train(), torch.rand(2, 3, 32, 32)
+    assert torch.equal(cls.features(x, "a", dropout=False), cls.features(x, "a", dropout=False))
+    assert not torch.equal(cls.features(x, "a"), cls.features(x, "a"))  # negative control: dropout draws masks
+
+
+def test_da32_shared_layers_see_both_domains_as_one_batch() -> None:
+    obj, model = _da32_objective()
+    batch = _da32_batch()
+    other_b = batch["b"].flip(0) * 0.5
+    model.train()
+    torch.manual_seed(2)
+    first = obj._forward_joint(batch["a"], batch["b"])["x_aa"]
+    torch.manual_seed(2)
+    second = obj._forward_joint(batch["a"], other_b)["x_aa"]
+    assert not torch.allclose(first, second)  # joint batch-norm statistics: x_b moves x_aa
+    model.eval()  # negative control: running statistics, so x_b no longer matters
+    outputs = []
+    for b in (batch["b"], other_b):
+        torch.manual_seed(2)
+        outputs.append(obj._forward_joint(batch["a"], b)["x_aa"])
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_da32_translated_source_term_adds_its_weighted_cross_entropy() -> None:
+    losses = {}
+    for weight in (0.0, 2.0):
+        obj, model = _da32_objective(cls_trans_w=weight)
+        model.eval()  # no dropout, so both runs see the same networks
+        torch.manual_seed(3)
+        with torch.no_grad():
+            out = obj.discriminator_loss(_da32_batch(), {})
+        losses[weight] = out
+    assert "cls_trans" not in losses[0.0].scalars and "cls_trans" in losses[2.0].scalars
+    added = losses[2.0].loss - losses[0.0].loss
+    torch.testing.assert_close(added, 2.0 * losses[2.0].scalars["cls_trans"])
+
+
 # --------------------------------------------------------------------------- labels
 
 
@@ -254,6 +322,50 @@ def test_bad_labels_file_is_one_usage_line(tmp_path: Path, body: str, message: s
 def test_labels_for_an_arch_without_class_head_is_refused() -> None:
     with pytest.raises(UsageError, match="arch paper has no class head"):
         UnitConfig(labels_a="labels.csv")
+
+
+def _digit_folders(root: Path, n: int = 10) -> tuple[Path, Path, Path]:
+    """Two folders of n random 28x28 gray images and a labels CSV inside the first."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for domain in ("a", "b"):
+        (root / domain).mkdir(parents=True)
+        for i in range(n):
+            pixels = (torch.rand(28, 28, generator=gen) * 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels, mode="L").save(root / domain / f"x{i}.png")
+    labels = root / "a" / "labels.csv"
+    labels.write_text("filename,label\n" + "".join(f"x{i}.png,{i % 10}\n" for i in range(n)))
+    return root / "a", root / "b", labels
+
+
+def test_arch_flag_sets_the_variant_and_da32_needs_its_preset(tmp_path: Path) -> None:
+    a, b, labels = _digit_folders(tmp_path)
+    common = ["train", "--method", "unit", "--domain-a", str(a), "--domain-b", str(b), "--device", "cpu", "--quiet"]
+    # The issue's command line with the default (paper) preset: one line pointing at --preset da32.
+    run = tmp_path / "refused"
+    result = _cli([*common, "--arch", "da32", "--labels-a", str(labels), "--run-dir", str(run)])
+    assert result.exit_code == 2, result.output
+    assert "--arch da32" in result.output and "--preset da32" in result.output
+    assert "Traceback" not in result.output and not run.exists()
+    # The da32 preset's class head on the paper network is refused the same way.
+    result = _cli([*common, "--preset", "da32", "--arch", "paper", "--run-dir", str(run)])
+    assert result.exit_code == 2 and "--arch paper" in result.output and not run.exists()
+    # With its preset, --arch da32 trains (tiny widths, 2 steps) and the export has the class head.
+    run = tmp_path / "da32"
+    tiny = ["--set", "arch.dim=4", "--set", "arch.dis_dim=4", "--max-steps", "2", "--batch-size", "2"]
+    result = _cli([*common, "--preset", "da32", "--arch", "da32", "--labels-a", str(labels), *tiny, "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["arch"]["variant"] == "da32" and config["arch"]["n_classes"] == 10
+
+
+def test_arch_flag_is_the_variant_field() -> None:
+    from i2icli.cli.train_cmd import method_overrides
+
+    assert method_overrides("unit", {"arch": "master"}) == {"arch.variant": "master"}
+    with pytest.raises(UsageError, match="--arch: not an option of --method cyclegan"):
+        method_overrides("cyclegan", {"arch": "da32"})
 
 
 # --------------------------------------------------------------------------- interpolation

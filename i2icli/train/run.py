@@ -319,6 +319,8 @@ def run(
     if arch.channels_a != arch.channels_b:
         raise UsageError("training on domains with different channel counts is not supported yet")
     if not resume and latest_checkpoint(run_dir) is not None:
+        with run_lock(run_dir):  # a run still writing there is named as such (RunLocked), not as an old one
+            pass
         raise UsageError(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another folder")
     if resume and recorded_world_size(run_dir) != place.world:
         raise UsageError(

@@ -1,0 +1,181 @@
+"""The geometry benchmark: its pairs' ground truth, the variant table, --smoke (table shape,
+resuming) and its RESULTS.md block against the committed JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from results_md import read_block
+
+from i2icli.config import apply_overrides
+from i2icli.methods import load_method
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+geometry = _load("geometry")
+
+
+def _ink_moments(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (2,) and covariance (2, 2) of an (H, W) intensity map, in (x, y-down) pixel units."""
+    ys, xs = np.mgrid[: ink.shape[0], : ink.shape[1]].astype(np.float64)
+    w = ink / ink.sum()
+    centre = np.array([(w * xs).sum(), (w * ys).sum()])
+    dx, dy = xs - centre[0], ys - centre[1]
+    cov = np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()], [(w * dx * dy).sum(), (w * dy * dy).sum()]])
+    return centre, cov
+
+
+def test_warp_squeezes_then_rotates_counter_clockwise_and_inverts() -> None:
+    ys, xs = np.mgrid[:32, :32] - 15.5
+    blob = 255 * np.exp(-(xs**2 / (2 * 6.0**2) + ys**2 / (2 * 2.0**2)))  # a horizontal bar, (32, 32)
+    warped = geometry.warp(blob.round().astype(np.uint8)[None])[0]
+    assert warped[0, 0] == 255 and warped.max() == 255  # background turned white
+    centre, cov = _ink_moments(255.0 - warped)
+    _, cov_in = _ink_moments(blob)
+    a = math.radians(geometry.WARP_DEGREES)
+    rotate = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])  # ccw on screen, y down
+    m = rotate @ np.diag([geometry.WARP_SQUEEZE, 1.0])
+    np.testing.assert_allclose(centre, [15.5, 15.5], atol=0.1)  # about the centre
+    np.testing.assert_allclose(cov, m @ cov_in @ m.T, rtol=0.06, atol=0.3)
+    # The long axis of the bar now points up-right (counter-clockwise): negative x-y covariance.
+    assert cov[0, 1] < -1
+
+
+def test_mnistm_is_the_difference_with_a_background_fixed_by_split_and_index() -> None:
+    blank, full = np.zeros((2, 32, 32), np.uint8), np.full((2, 32, 32), 255, np.uint8)
+    idx = np.array([7, 8])
+    background = geometry.mnistm(blank, idx, "train")  # |bg - 0| = bg
+    assert background.shape == (2, 32, 32, 3) and background.std() > 10
+    np.testing.assert_array_equal(geometry.mnistm(full, idx, "train"), 255 - background)
+    np.testing.assert_array_equal(geometry.mnistm(blank[:1], idx[1:], "train")[0], background[1])  # per image
+    assert not np.array_equal(geometry.mnistm(blank, idx, "test"), background)  # test draws its own
+
+
+@pytest.mark.parametrize("name", list(geometry.PAIRS))
+def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, name: str) -> None:
+    from i2icli.eval.report import load_split
+
+    pair = geometry.PAIRS[name]
+    data = geometry.prepare_pair(pair, tmp_path, small=True)
+    assert geometry.prepare_pair(pair, tmp_path, small=True) == data  # reused
+    n = geometry.SMOKE_TEST
+    a, b = load_split(data, "testA", pair.channels), load_split(data, "testB", pair.channels)
+    assert len(a.images) == len(b.images) == n and a.images[0].shape == (pair.channels, 32, 32)
+    train_a, train_b = load_split(data, "trainA", pair.channels), load_split(data, "trainB", pair.channels)
+    assert len(train_a.images) == len(train_b.images) == geometry.SMOKE_TRAIN
+    # Domain a is the plain digit: equal channels (grey) and a black background.
+    assert all(float((x - x[:1]).abs().max()) == 0 and float(x[0, 0, 0]) == -1 for x in a.images)
+    assert set(geometry.TRUTH_DIRS[d] for d in pair.truth) == {p.name for p in data.iterdir() if p.name.endswith("_truth")}
+    to_uint8 = lambda x: ((x + 1) * 127.5).round().to(torch.uint8).numpy()  # noqa: E731
+    if "b2a" in pair.truth:  # the truth of b image k is a plain digit whose b rendering is b image k
+        truth = load_split(data, geometry.TRUTH_DIRS["b2a"], pair.channels)
+        assert torch.equal(truth.labels, b.labels)
+        if name == "mnist-warped":
+            rendered = geometry.warp(np.stack([to_uint8(x)[0] for x in truth.images]))
+            np.testing.assert_array_equal(rendered, np.stack([to_uint8(x)[0] for x in b.images]))
+    if "a2b" in pair.truth:
+        truth = load_split(data, geometry.TRUTH_DIRS["a2b"], pair.channels)
+        rendered = geometry.warp(np.stack([to_uint8(x)[0] for x in a.images]))
+        np.testing.assert_array_equal(rendered, np.stack([to_uint8(x)[0] for x in truth.images]))
+
+
+def test_variants_are_data_and_every_override_fits_its_method() -> None:
+    assert [v for v in geometry.VARIANTS] == [
+        "do-nothing", "target-mean", "cyclegan", "gcgan-rot", "gcgan-vflip", "distancegan-pairwise",
+        "distancegan-self", "munit", "transgaga",
+    ]  # fmt: skip
+    for variant, pair in geometry.all_cells():
+        if variant.method is None:
+            assert variant.baseline is not None
+            continue
+        preset = load_method(variant.method).presets[geometry.PRESET]
+        cfg = apply_overrides(preset.config, variant.settings(pair, geometry.STEPS))  # unknown keys raise
+        assert (cfg.arch.channels_a, cfg.data.crop_size, cfg.data.flip) == (pair.channels, 32, False)
+    staged = apply_overrides(
+        load_method("transgaga").presets[geometry.PRESET].config,
+        geometry.VARIANTS["transgaga"].settings(geometry.PAIRS["mnist-warped"], geometry.STEPS),
+    )
+    # Every stage is non-empty within the shared budget, as in cpu-small's 1500 + 200 of 3000.
+    assert 0 < staged.steps_disentangle and 0 < staged.steps_pca
+    assert staged.translate_start < geometry.STEPS
+    assert geometry.stage_lengths(3) == {"disentangle": 1, "pca": 1, "warmup": 1}
+    assert {p.name for v, p in geometry.all_cells() if v.name == "transgaga"} == {"mnist-warped"}
+    with pytest.raises(SystemExit, match="unknown variant 'pix2pix'"):
+        geometry.select_cells("pix2pix", None, None)
+    chosen = geometry.select_cells(None, None, "munit:mnist-warped,do-nothing:mnist-mnistm")
+    assert [(v.name, p.name) for v, p in chosen] == [("munit", "mnist-warped"), ("do-nothing", "mnist-mnistm")]
+
+
+def test_check_shape_names_what_is_missing() -> None:
+    pair = geometry.PAIRS["mnist-mnistm"]
+    cells = [(geometry.VARIANTS["gcgan-rot"], pair), (geometry.VARIANTS["cyclegan"], pair)]
+
+    def direction(name: str, metrics: dict[str, float]) -> dict:
+        return {"direction": name, "n": 4, "metrics": metrics, "reference": {}}
+
+    results = {"cells": {"gcgan-rot:mnist-mnistm": {"directions": [direction("a2b", {"class-kept": 0.5})]}}}
+    assert geometry.check_shape(results, cells) == [
+        "gcgan-rot:mnist-mnistm a2b: lacks ['fid-digits-mnistm'] or images",
+        "cyclegan:mnist-mnistm: missing",
+    ]
+    full = {"class-kept": 0.5, "fid-digits-mnist": 1.0, "psnr": 9.0, "ssim": 0.1}
+    results["cells"]["cyclegan:mnist-mnistm"] = {"directions": [direction("b2a", full)]}  # a2b is missing
+    assert geometry.check_shape(results, cells[1:]) == ["cyclegan:mnist-mnistm: needs ['a2b', 'b2a'], got ['b2a']"]
+
+
+def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = time.process_time()  # CPU time: other jobs on the shared machine do not count
+    assert geometry.main(["--smoke", "--work", str(tmp_path)]) == 0
+    assert time.process_time() - start < 60
+    results = json.loads((tmp_path / "geometry.json").read_text())
+    assert geometry.check_shape(results, geometry.all_cells()) == []
+    assert set(results["cells"]) == {geometry.cell_key(v.name, p.name) for v, p in geometry.all_cells()}
+    trained = [c for c in results["cells"].values() if c["method"]]
+    assert {(c["steps"], c["batch_size"]) for c in trained} == {(geometry.SMOKE_STEPS, geometry.BATCH)}
+    assert read_block(tmp_path / "RESULTS.md", geometry.BLOCK) == geometry.render_section(results)
+    for pair in geometry.PAIRS:
+        assert (tmp_path / "figures" / f"samples-{pair}-a2b.png").is_file()
+    # The baselines score what they are: do-nothing returns the plain digit, far from its inverted
+    # truth; the mean page is much closer in PSNR while keeping no digit's shape.
+    plain = geometry._dirs(results["cells"]["do-nothing:mnist-warped"])["a2b"]["metrics"]
+    mean = geometry._dirs(results["cells"]["target-mean:mnist-warped"])["a2b"]["metrics"]
+    assert plain["psnr"] < 5 < plain["psnr"] + 5 < mean["psnr"]
+    capsys.readouterr()
+
+    assert geometry.main(["--smoke", "--work", str(tmp_path)]) == 0
+    log = capsys.readouterr().out
+    assert "training" not in log and log.count("done earlier, skipped") == len(geometry.all_cells())
+    assert json.loads((tmp_path / "geometry.json").read_text()) == results
+
+
+def test_committed_results_fill_the_table() -> None:
+    results = json.loads(geometry.RESULTS.read_text(encoding="utf-8"))
+    cells = [(v, p) for v, p in geometry.all_cells() if geometry.cell_key(v.name, p.name) in results["cells"]]
+    assert {p.name for _, p in cells} >= {"mnist-warped"}  # the pair with truth both ways ran first
+    assert geometry.check_shape(results, cells) == []
+    for cell in results["cells"].values():
+        if cell["method"]:
+            assert (cell["steps"], cell["batch_size"], cell["preset"]) == (geometry.STEPS, geometry.BATCH, "cpu-small")
+            assert cell["train_cpu_seconds"] < 15 * 60  # the per-cell cap, in CPU time of one thread
+            assert cell["machine"]["threads"] == 1
+    assert read_block(geometry.MARKDOWN, geometry.BLOCK) == geometry.render_section(results)
