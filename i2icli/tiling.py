@@ -6,13 +6,17 @@ pixels as the whole image, except for two things this module handles:
 - **Normalisation statistics.** Instance norm (CycleGAN, GcGAN, DistanceGAN, UNIT, MUNIT's
   content encoder), AdaIN (MUNIT's decoder) and MUNIT's layer norm normalise with the mean and
   variance of the *whole* feature map. A tile computing its own would change brightness and
-  contrast from tile to tile (visible seams). Here every tile uses the statistics of one pass over
-  the whole image, downscaled to at most ``stats_pixels`` (a pass that fits the memory budget by
-  construction): ``FrozenNorms`` records them, layer by layer in call order, and replays them in
-  the tile passes. The downscale is the approximation: its statistics differ slightly from the
-  full-resolution ones (less high-frequency energy), equally for every tile, so it costs fidelity
-  but makes no seams. ``benchmarks/speed.py`` measures both: PSNR against the untiled output and a
-  seam ratio (error near tile borders / error elsewhere).
+  contrast from tile to tile (seams). Here every tile uses one set of statistics for the whole
+  image (``FrozenNorms`` records them layer by layer, in call order, and replays them in the tile
+  passes): from one pass over the whole image when its forward pass fits ``stats_pixels`` (then
+  tiles reproduce the untiled output up to tile borders); otherwise from a first pass of plain
+  tiles whose moments are pooled over the part of the image each tile owns, at full resolution
+  (an approximation: each layer's moments are measured after per-tile normalisation of the layers
+  before it; one extra tiled pass). A pass over a downscaled copy was measured too and rejected:
+  networks trained at one scale see other statistics at another (10-16 dB against the untiled
+  output on pages of the shipped models' examples, where pooling gives 27-40 dB).
+  ``benchmarks/speed.py`` measures PSNR against the untiled output and the seam (error inside the
+  blended overlaps against error elsewhere).
 - **Tile borders.** Pixels near a tile's edge lack context; tiles overlap by ``overlap`` pixels
   and are blended with weights that ramp from ~0 at a tile's inner edge to 1 (a raised cosine),
   so every output pixel is dominated by the tile that sees it best. Image borders keep weight 1.
@@ -25,8 +29,8 @@ it, so they sample the same grid as the whole-image pass. Networks with global g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import torch
@@ -60,26 +64,33 @@ class TileOptions:
 Stats = list[tuple[Tensor, Tensor]]  # per normalisation call, in call order: (mean, var), each (1, C) or (1,)
 
 
+Box = tuple[float, float, float, float]  # (top, bottom, left, right) as fractions of a tile's height and width
+
+
 class FrozenNorms(TorchFunctionMode):
-    """Record normalisation statistics of a forward pass, or normalise with recorded ones.
+    """Record normalisation statistics of forward passes, or normalise with recorded ones.
 
     Intercepts every instance-norm call (``F.instance_norm``: nn.InstanceNorm2d, AdaIN) and MUNIT's
-    layer norm of ``net``. Without ``use`` each call normalises as usual and its input's moments
-    are recorded (``recorded()``: per call, over the batch's images together); with ``use`` each
-    call normalises with the recorded (mean, var) of the same call, in call order, so one image's
-    statistics apply to every tile of it.
+    layer norm of ``net``. Without ``use`` each call normalises as usual and the moments of its
+    input are accumulated, per call (in call order) over every pass made inside this object and
+    over the batch: over whole maps, or with ``regions`` (one ``Box`` per batch item, settable
+    between passes) over those parts only; ``recorded()`` gives the resulting (mean, var) per call.
+    With ``use`` each call normalises with the given (mean, var) of the same call instead of its
+    own input's, so one image's statistics apply to every tile of it.
     """
 
-    def __init__(self, net: nn.Module, use: Stats | None = None) -> None:
+    def __init__(self, net: nn.Module, use: Stats | None = None, regions: list[Box] | None = None) -> None:
         super().__init__()
         from i2icli.nn.adain import LayerNorm
 
         self.use = use
+        self.regions = regions
         self.calls = 0
-        self._recorded: Stats = []
+        self._sums: list[list[Any]] = []  # per call: [count, sum, sum of squares, unbiased]
         self._layer_norms = [m for m in net.modules() if isinstance(m, LayerNorm)]
 
     def __enter__(self) -> FrozenNorms:
+        self.calls = 0
         for m in self._layer_norms:
             m.forward = self._layer_norm_of(m)  # instance attribute shadows the class method
         return super().__enter__()
@@ -92,19 +103,38 @@ class FrozenNorms(TorchFunctionMode):
             raise RuntimeError(f"a tile pass made {self.calls} normalisation calls, the statistics pass {len(self.use)}")
 
     def recorded(self) -> Stats:
-        return list(self._recorded)
+        """(mean, var) per call over everything seen, each (1, C) or (1,); var unbiased for layer norm."""
+        out: Stats = []
+        for count, total, squares, unbiased in self._sums:
+            mean = total / count
+            var = (squares / count - mean * mean).clamp_min(0)
+            if unbiased:
+                var = var * count / max(count - 1, 1)
+            out.append((mean.float()[None], var.float()[None]))
+        return out
 
     def _stats(self, x: Tensor, dims: tuple[int, ...], unbiased: bool) -> tuple[Tensor, Tensor] | None:
-        """The recorded statistics to normalise ``x`` with over ``dims``, or None after recording
-        ``x``'s own (pooled over the batch: the statistics its tiles will share)."""
+        """The given statistics to normalise ``x`` with over ``dims``, or None after accumulating
+        ``x``'s moments (within the regions, if any)."""
         call = self.calls
         self.calls += 1
         if self.use is not None:
             if call >= len(self.use):
                 raise RuntimeError("a tile pass made more normalisation calls than the statistics pass")
             return self.use[call]
-        pooled = x.float().transpose(0, 1).flatten(1) if len(dims) == 2 else x.float().flatten()  # (C, B*H*W) or (N,)
-        self._recorded.append((pooled.mean(-1)[None].detach(), pooled.var(-1, unbiased=unbiased)[None].detach()))
+        h, w = x.shape[-2:]
+        boxes = self.regions if self.regions is not None else [(0.0, 1.0, 0.0, 1.0)] * x.shape[0]
+        axes = tuple(d - 1 for d in dims)  # per item: (1, 2) for instance norm, (0, 1, 2) for layer norm
+        count, total, squares = 0, 0.0, 0.0
+        for item, (top, bottom, left, right) in zip(x, boxes):
+            part = item[..., round(top * h) : round(bottom * h), round(left * w) : round(right * w)].double()
+            count += part[0].numel() if len(axes) == 2 else part.numel()
+            total = total + part.sum(axes)
+            squares = squares + (part * part).sum(axes)
+        if call == len(self._sums):
+            self._sums.append([0, 0.0, 0.0, unbiased])
+        acc = self._sums[call]
+        acc[0], acc[1], acc[2] = acc[0] + count, acc[1] + total, acc[2] + squares
         return None
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -221,6 +251,16 @@ def _ramp(size: int, overlap: int, before: bool, after: bool) -> Tensor:
     return w
 
 
+def _cores(starts: list[int], tile: int, length: int, align: int) -> list[tuple[int, int]]:
+    """The span of the axis each tile owns (relative to the tile): overlaps split at their middle."""
+    cores = []
+    for i, start in enumerate(starts):
+        lo = 0 if i == 0 else (start + starts[i - 1] + tile) // 2 // align * align
+        hi = length if i == len(starts) - 1 else (starts[i + 1] + start + tile) // 2 // align * align
+        cores.append((lo - start, hi - start))
+    return cores
+
+
 def translate_tiled(
     run: Callable[[Tensor], Tensor],
     net: nn.Module,
@@ -232,14 +272,17 @@ def translate_tiled(
     overlap: int,
     stats_pixels: int,
     tile_batch: int = 1,
-    statistics: Literal["image", "tile"] = "image",
+    statistics: Literal["auto", "downscaled", "tile"] = "auto",
 ) -> Tensor:
     """Translate one image ``x`` (1, C, H, W) with ``run`` in tiles of ``tile``^2 pixels; returns
     (1, C_out, H, W) float32 on ``x``'s device. ``run`` maps a padded batch to its translation.
 
-    Normalisation statistics come from the whole image when it has at most ``stats_pixels``
-    pixels (exact), otherwise from the image downscaled to that many pixels. ``statistics="tile"``
-    lets each tile use its own instead (naive tiling; the comparison the benchmark shows).
+    Normalisation statistics (``"auto"``) come from one pass over the whole image when it has at
+    most ``stats_pixels`` pixels (exact); beyond, from a first pass of plain tiles, each
+    normalised with its own statistics, whose moments are pooled over the part of the image each
+    tile owns (full resolution, one extra tiled pass). The alternatives the benchmark compares:
+    ``"downscaled"`` (a pass over the image shrunk to ``stats_pixels``; scale-sensitive
+    networks suffer) and ``"tile"`` (each tile its own statistics: naive tiling).
     """
     if x.shape[0] != 1:
         raise ValueError("translate_tiled takes one image at a time")
@@ -250,7 +293,19 @@ def translate_tiled(
     ys, xs = tile_starts(height, tile, overlap, stride), tile_starts(width, tile, overlap, stride)
     th, tw = min(tile, height), min(tile, width)
     boxes = [(y0, x0) for y0 in ys for x0 in xs]
-    stats = _whole_image_stats(run, net, padded, stride, min_size, stats_pixels) if statistics == "image" else None
+    stats = None
+    if statistics == "downscaled" or (statistics == "auto" and height * width <= stats_pixels):
+        stats = _whole_image_stats(run, net, padded, stride, min_size, stats_pixels)
+    elif statistics == "auto":
+        core_y, core_x = _cores(ys, th, height, stride), _cores(xs, tw, width, stride)
+        owned = {(y0, x0): (cy[0] / th, cy[1] / th, cx[0] / tw, cx[1] / tw) for y0, cy in zip(ys, core_y) for x0, cx in zip(xs, core_x)}
+        recorder = FrozenNorms(net, regions=[])
+        for first in range(0, len(boxes), tile_batch):
+            chunk = boxes[first : first + tile_batch]
+            recorder.regions = [owned[b] for b in chunk]
+            with recorder:
+                run(torch.cat([padded[:, :, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]))  # (T, C, th, tw)
+        stats = recorder.recorded()
     out: Tensor | None = None
     weight_sum = torch.zeros(1, 1, height, width, device=x.device)
     for first in range(0, len(boxes), tile_batch):

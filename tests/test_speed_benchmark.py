@@ -38,7 +38,7 @@ def test_smoke_measures_every_cell_and_resumes(tmp_path: Path) -> None:
     d = results["cells"]["d"]["result"]
     assert {"plain", "loop", "loop_preload"} <= set(d["steps_per_s"])
     e = results["cells"]["e"]["result"]
-    assert all(run["peak_rss_gb"] > 0 for run in e["runs"]) and len(e["fidelity"]) == 6
+    assert all(run["peak_rss_gb"] > 0 for run in e["runs"]) and len(e["fidelity"]) == 8
     assert {"cpu", "flags", "threads"} <= set(results["cells"]["a"]["machine"]) and len(results["cells"]["a"]["load_before"]) == 3
     if not results["cells"]["f"]["result"]["measured"]:
         assert "no GPU" in results["cells"]["f"]["result"]["why"]
