@@ -591,6 +591,13 @@ def render(results: Record) -> str:
     lines.append("interleave the variants, so each ratio compares runs made under the same machine load.")
     lines.append("")
     cells = results.get("cells", {})
+    busy = [c for c in cells.values() if max(c["load_before"][0], c["load_after"][0]) > c["machine"]["cores"]]
+    if busy:
+        worst = max(max(c["load_before"][0], c["load_after"][0]) for c in busy)
+        lines.append(f"**The machine was shared while these ran** (1-minute load average up to {worst} on "
+                     f"{busy[0]['machine']['cores']} cores): absolute rates are far below an idle machine's and vary from")
+        lines.append("round to round; the medians of same-round ratios are the figures to read.")
+        lines.append("")
     for key in CELLS:
         cell = cells.get(key)
         if cell is None:

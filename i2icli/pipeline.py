@@ -145,8 +145,8 @@ def stream(
     def writer() -> None:
         try:
             while True:
-                entry = to_write.get()
-                if entry is _END:
+                entry = _get(to_write, stop)
+                if entry is _END or entry is None:  # finished, or stopped (Ctrl-C, a crash)
                     return
                 index, job, item, t0, result = entry
                 try:

@@ -26,9 +26,11 @@ class Toy(SingleStage):
         self.second = nn.Linear(2, 2)
         self.entered = entered
         self.switch = switch
+        self.steps_run = 0
 
     def _loss(self, net: nn.Module, name: str):  # type: ignore[no-untyped-def]
         def loss(batch: dict[str, Any], carry: dict[str, torch.Tensor]) -> StepOutput:
+            self.steps_run = batch["step"] + 1  # hooks record how many steps had started before them
             value = net(batch["a"]).pow(2).mean()
             return StepOutput(value, {f"ran_{name}": torch.tensor(1.0)})
 
@@ -42,8 +44,8 @@ class Toy(SingleStage):
 
     def stages(self) -> list[Stage]:
         return [
-            Stage("fit", 0, lambda data: self.entered.append(("fit", data.step_seen))),
-            Stage("tune", self.switch, lambda data: self.entered.append(("tune", data.step_seen))),
+            Stage("fit", 0, lambda data: self.entered.append(("fit", self.steps_run))),
+            Stage("tune", self.switch, lambda data: self.entered.append(("tune", self.steps_run))),
         ]
 
     def lr_factor(self, step: int, max_steps: int) -> float:

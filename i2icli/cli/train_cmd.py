@@ -208,6 +208,7 @@ def _train_as(
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
     from i2icli.precision import check_half_supported
+    from i2icli.train import distributed
     from i2icli.train.run import DataSpec, build_spec, plan_resume, run
 
     if resume is not None:

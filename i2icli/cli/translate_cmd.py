@@ -16,7 +16,7 @@ from i2icli.cli.common import (
 from i2icli.cli.speed import (
     CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
 )  # fmt: skip
-from i2icli.errors import I2IError, UsageError
+from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
     from torch import Tensor
