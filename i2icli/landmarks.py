@@ -1,7 +1,8 @@
 """The geometry a landmark model found: overlay and heatmap pictures (``i2i translate --save-landmarks``).
 
 Works for any network with ``landmarks(x, domain) -> (heatmaps (B, K, H, W), points (B, K, 2))``,
-points as (x, y) in [-1, 1] over pixel centres (TransGaGa). Images are (C, H, W) in [-1, 1] at
+points as (x, y) in [-1, 1] over pixel centres, and ``translated_style(x, direction)`` (the
+appearance a translation gives, which ``interpolate`` walks between two inputs; TransGaGa). Images are (C, H, W) in [-1, 1] at
 native size; the input is padded for the network like every inference path and the results are
 mapped back to the original pixels.
 """
@@ -27,6 +28,8 @@ class LandmarkNet(Protocol):
     min_size: int
 
     def landmarks(self, x: Tensor, domain: str) -> tuple[Tensor, Tensor]: ...
+
+    def translated_style(self, x: Tensor, direction: str) -> Tensor: ...
 
 
 def has_landmarks(model: LoadedModel) -> bool:

@@ -106,11 +106,16 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
 # --------------------------------------------------------------------------- translation
 
 
-def _content(model: LoadedModel, image: Tensor, source: str) -> tuple[Tensor, Padding]:
+def _padded(model: LoadedModel, image: Tensor) -> tuple[Tensor, Padding]:
+    """(C, H, W) -> (1, C, H', W') on the model's device, padded to the network's stride and minimum."""
     net = _net(model)
-    padded, padding = pad_for_network(image.unsqueeze(0).to(model.device), net.stride, net.min_size)
+    return pad_for_network(image.unsqueeze(0).to(model.device), net.stride, net.min_size)
+
+
+def _content(model: LoadedModel, image: Tensor, source: str) -> tuple[Tensor, Padding]:
+    padded, padding = _padded(model, image)
     with model.autocast():
-        return net.encode_content(padded, source), padding  # (1, D, h, w)
+        return _net(model).encode_content(padded, source), padding  # (1, D, h, w)
 
 
 def _decode(model: LoadedModel, content: Tensor, styles: Tensor, target: str, padding: Padding) -> list[Tensor]:
@@ -195,6 +200,7 @@ def interpolate(
     steps: int,
     mode: Mode = "lerp",
     direction: Direction = "a2b",
+    geometry: bool = False,
 ) -> list[Tensor]:
     """Frames of a walk, ``steps`` of them, both ends included.
 
@@ -202,11 +208,28 @@ def interpolate(
     ``direction``; a style model (MUNIT) walks between the contents and decodes them with the one
     style given (1, S, 1, 1); a latent model (UNIT) takes ``styles=None``. One image and two
     styles (2, S, 1, 1), style models only: the image translated along the path from style A to B.
+    A landmark model (TransGaGa) walks appearance: between two styles on one image, or with
+    ``styles=None`` between the appearances that translation gives two images, on the first one's
+    geometry; ``geometry=True`` walks its landmark space between two images instead (one style).
     Each frame is decoded on its own, so the end frames equal plain translations bit for bit.
     """
+    from i2icli.landmarks import has_landmarks
+
     source, target = split_direction(direction)
+    landmarks = has_landmarks(model)
+    if geometry and not landmarks:
+        raise UsageError(f"--geometry: a {model.config.method} model has no landmarks to walk")
+    if geometry and len(images) != 2:
+        raise UsageError(f"--geometry walks landmark space between two inputs, got {len(images)}")
     if not model.has_styles:
         return _latent_walk(model, images, styles, steps=steps, mode=mode, source=source, target=target)
+    if landmarks and not geometry and len(images) == 2:
+        if styles is not None:
+            raise UsageError("an appearance walk between two inputs takes both ends from them; drop the styles or walk --geometry")
+        _check_pair(images)
+        with model.autocast():
+            ends = [model.net.translated_style(_padded(model, img)[0], direction) for img in images]  # type: ignore[attr-defined]
+        return interpolate(model, images[:1], torch.cat(ends), steps=steps, mode=mode, direction=direction)
     if styles is None:
         raise UsageError(f"a {model.config.method} model walks with styles; pass one (content walk) or two (style walk)")
     frames: list[Tensor] = []

@@ -233,6 +233,7 @@ def test_sample_styles_cli_writes_outputs_and_grid(munit_file: Path, tmp_path: P
         (["interpolate", "IMG", "--steps", "1"], "--steps 1"),
         (["interpolate", "IMG", "--from-seed", "1", "--style-a", "IMG"], "--from-seed and --style-a"),
         (["interpolate", "IMG", "IMG2", "--to-seed", "3"], "content walk"),
+        (["interpolate", "IMG", "IMG2", "--geometry"], "--geometry: a munit model has no landmarks to walk"),
         (["exemplar", "IMG", "--style", "IMG", "--to", "winter"], "--to 'winter'"),
         (["exemplar", "IMG", "IMG2", "--style", "IMG", "--style", "IMG2", "-o", "SAME", "--direction", "a2b"], None),
     ],

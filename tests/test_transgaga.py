@@ -381,7 +381,54 @@ def test_cli_sample_exemplar_and_interpolate(tg_file: Path, tmp_path: Path) -> N
     result = _cli("interpolate", str(one), "--steps", "3", "--model", str(tg_file), "-o", str(out))
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert sorted(p.name for p in out.iterdir()) == ["one_f0.png", "one_f1.png", "one_f2.png", "one_strip.png"]
-    out = tmp_path / "g"  # two inputs: a walk in landmark (whitened PCA) space
+    out = tmp_path / "g"  # two inputs, --geometry: a walk in landmark (whitened PCA) space
+    result = _cli("interpolate", str(one), str(two), "--geometry", "--steps", "3", "--model", str(tg_file), "-o", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert not torch.equal(_png(out / "one-two_f0.png"), _png(out / "one-two_f2.png"))
+    out = tmp_path / "app"  # two inputs by default: the first one's geometry, appearance walking to the second's
     result = _cli("interpolate", str(one), str(two), "--steps", "3", "--model", str(tg_file), "-o", str(out))
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert not torch.equal(_png(out / "one-two_f0.png"), _png(out / "one-two_f2.png"))
+    plain = tmp_path / "x"
+    assert _cli("translate", str(one), "--model", str(tg_file), "-o", str(plain)).exit_code == 0  # type: ignore[attr-defined]
+    assert torch.equal(_png(out / "one-two_f0.png"), _png(plain / "one.png"))  # frame 0 is the plain translation
+
+
+def test_interpolate_walks_appearance_or_geometry(tg_file: Path) -> None:
+    """Default two-input walk: frame 0 is image 1's translation, the last frame image 1's geometry in
+    image 2's translated appearance; --geometry: frame 0 and the last frame differ in landmarks only."""
+    from i2icli.api import load_model
+    from i2icli.multimodal import interpolate, prior_styles
+
+    model = load_model(str(tg_file), device="cpu")
+    one, two = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    net = model.net
+    walk = interpolate(model, [one, two], None, steps=3, direction="a2b")
+    with torch.inference_mode():
+        plain = net.translate(one[None], "a2b")[0]
+        end = net.translate(one[None], "a2b", style=net.translated_style(two[None], "a2b"))[0]
+    assert torch.allclose(walk[0], plain, atol=1e-6) and torch.allclose(walk[-1], end, atol=1e-6)
+    style = prior_styles(model, 1, 0)
+    walk = interpolate(model, [one, two], style, steps=3, direction="a2b", geometry=True)
+    with torch.inference_mode():
+        ends = [net.decode(net.encode_content(x[None], "a"), style, "b")[0] for x in (one, two)]
+    assert torch.allclose(walk[0], ends[0], atol=1e-6) and torch.allclose(walk[-1], ends[1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--geometry"], "--geometry walks landmark space between two inputs, got 1"),
+        (["TWO", "--from-seed", "3"], "an appearance walk between two inputs takes both ends from them"),
+    ],
+)
+def test_cli_interpolate_bad_geometry_use(tg_file: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    from conftest import write_rgb
+
+    one, two = write_rgb(tmp_path / "one.png", (16, 16), seed=1), write_rgb(tmp_path / "two.png", (16, 16), seed=2)
+    argv = [str(two) if a == "TWO" else a for a in args]
+    result = _cli("interpolate", str(one), *argv, "--model", str(tg_file), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert message in result.output and len(result.output.strip().splitlines()) == 1  # type: ignore[attr-defined]
+    assert not (tmp_path / "o").exists()
+

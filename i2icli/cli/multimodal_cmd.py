@@ -326,6 +326,9 @@ def interpolate(
     style_a: Annotated[Path | None, typer.Option("--style-a", help="Style A from a reference image.", readable=False)] = None,
     style_b: Annotated[Path | None, typer.Option("--style-b", help="Style B from a reference image.", readable=False)] = None,
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animated GIF.")] = False,
+    geometry: Annotated[
+        bool, typer.Option("--geometry", help="Landmark models (TransGaGa): walk landmark space between two inputs, one appearance.")
+    ] = False,
     direction: DirectionOpt = "a2b",
     to: ToOpt = None,
     output: OutDirOpt = Path("interpolation"),
@@ -339,8 +342,9 @@ def interpolate(
     quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A). One input
-    (style models only): walk from style A to style B.
+    """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A; TransGaGa:
+    the appearances their translations get, on the first one's geometry, or with --geometry their
+    landmarks, in appearance A). One input (style models only): walk from style A to style B.
 
     Writes OUT/<name>_f<k>.png per frame, OUT/<name>_strip.png (the frames side by side) and, with
     --gif, OUT/<name>.gif. A second input of another size is resized to the first's size.
@@ -367,22 +371,27 @@ def interpolate(
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
         ref = _require(model, "interpolate", "interpolate", offline)
-        failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, opts)
+        failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, geometry, opts)
     if failures:
         raise typer.Exit(1)
 
 
 def _interpolate(
     files: list[tuple[Path, Path]], ref: str, steps: int, mode: str, end_a: tuple[int | None, Path | None],
-    end_b: tuple[int | None, Path | None], gif: bool, opts: _Common,
+    end_b: tuple[int | None, Path | None], gif: bool, geometry: bool, opts: _Common,
 ) -> int:  # fmt: skip
     import torch
     from PIL import Image as PILImage
 
     from i2icli.imageio import to_pil, to_tensor
+    from i2icli.landmarks import has_landmarks
     from i2icli.multimodal import encode_styles, grid_image, interpolate, prior_styles
 
     loaded, chosen, scale = _load(ref, opts)
+    # A landmark model walks between two inputs' own appearances unless --geometry asks for landmarks.
+    appearance_walk = has_landmarks(loaded) and len(files) == 2 and not geometry
+    if appearance_walk and any(v is not None for v in end_a):
+        raise UsageError("an appearance walk between two inputs takes both ends from them: drop --from-seed/--style-a or add --geometry")
     c_in, c_out = loaded.channels(chosen)
     report = Report(1, as_json=opts.as_json, quiet=opts.quiet, verb="interpolating")
     report.notes.append(scale.describe_outputs())
@@ -410,15 +419,15 @@ def _interpolate(
         height, width = images[0].shape[1:]
         second = to_pil(images[1]).resize((width, height), PILImage.Resampling.BICUBIC)
         images[1] = to_tensor(second)
-    walk_styles = None  # a latent model (UNIT) walks between the two inputs' codes, no styles
-    if loaded.has_styles:
+    walk_styles = None  # a latent model (UNIT) or an appearance walk between two inputs: no styles given
+    if loaded.has_styles and not appearance_walk:
         styles = [style(end_a, 0)]
         if len(images) == 1:
             styles.append(style(end_b, 1))
         walk_styles = torch.cat(styles)
     elif any(v is not None for v in (*end_a, *end_b)):
         raise UsageError(f"a {loaded.config.method} model has no style codes: drop --from-seed/--to-seed/--style-a/--style-b")
-    walk = interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen)  # type: ignore[arg-type]
+    walk = interpolate(loaded, images, walk_styles, steps=steps, mode=mode, direction=chosen, geometry=geometry)  # type: ignore[arg-type]
     frames = [to_pil(f) for f in walk]
 
     stem = _out_stem(opts.output, files[0][1])

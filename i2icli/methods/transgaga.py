@@ -521,11 +521,22 @@ class TransGaGaModel(nn.Module):
         points, _ = moments(src.heatmaps(x))
         p = src.pca.encode(points)
         if style is None:
-            mu, _ = src.appearance(x, src.pca.project(points) if src.pca.is_fitted else points)
-            a = self.app_tf(direction)(mu)
+            a = self._translated_appearance(x, points, direction)
         else:
             a = style.flatten(1).expand(x.shape[0], -1)
         return tgt.decode(tgt.pca.decode(self.map_geometry(p, direction)), a, *x.shape[2:])
+
+    def translated_style(self, x: Tensor, direction: Direction) -> Tensor:
+        """The appearance ``translate`` gives a source image in the target domain, Φ^a(μ_a): (B, A, 1, 1)."""
+        source, _ = split_direction(direction)
+        points, _ = moments(self.domain(source).heatmaps(x))
+        return self._translated_appearance(x, points, direction)[:, :, None, None]
+
+    def _translated_appearance(self, x: Tensor, points: Tensor, direction: Direction) -> Tensor:
+        # x: (B, C, H, W) of the source domain, points: its landmarks (B, K, 2) -> Φ^a(μ_a) (B, A)
+        src = self.domain(split_direction(direction)[0])
+        mu, _ = src.appearance(x, src.pca.project(points) if src.pca.is_fitted else points)
+        return self.app_tf(direction)(mu)
 
 
 # --------------------------------------------------------------------------- training config
