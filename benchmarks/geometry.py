@@ -304,9 +304,8 @@ def torch_labels(labels: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Variant:
-    """A method plus ``--set`` overrides, or an untrained baseline. Overrides may name
-    ``{disentangle}``, ``{pca}`` and ``{warmup}``: stage lengths derived from the step budget
-    (``stage_lengths``)."""
+    """A method plus ``--set`` overrides, or an untrained baseline. A staged method's stages are
+    fitted into the step budget by its ``budget_overrides``."""
 
     name: str
     method: str | None  # None: the baseline ``baseline``
@@ -320,14 +319,10 @@ class Variant:
             f"arch.channels_a={pair.channels}", f"arch.channels_b={pair.channels}", "data.mode=crop",
             f"data.crop_size={SIZE}", f"data.load_size={SIZE}", "data.flip=false",
         ]  # fmt: skip
-        return common + [o.format(**stage_lengths(steps)) for o in self.overrides]
+        from i2icli.methods import load_method
 
-
-def stage_lengths(steps: int) -> dict[str, int]:
-    """Staged methods' stage lengths in a budget of ``steps``: the cpu-small proportions of
-    TransGaGa (1500 + 200 of 3000 steps; the separation warm-up a tenth of stage 1)."""
-    disentangle = max(1, steps // 2)
-    return {"disentangle": disentangle, "pca": max(1, steps // 15), "warmup": max(1, disentangle // 10)}
+        assert self.method is not None
+        return common + [*self.overrides, *load_method(self.method).budget_overrides(steps)]
 
 
 VARIANTS: dict[str, Variant] = {
@@ -341,8 +336,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("distancegan-pairwise", "distancegan", ("distance=pairwise",)),
         Variant("distancegan-self", "distancegan", ("distance=self",)),
         Variant("munit", "munit", (), ("mnist-warped",)),
-        Variant("transgaga", "transgaga",
-                ("steps_disentangle={disentangle}", "steps_pca={pca}", "sep_warmup_steps={warmup}"), ("mnist-warped",)),
+        Variant("transgaga", "transgaga", (), ("mnist-warped",)),
     )
 }  # fmt: skip
 

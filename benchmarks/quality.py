@@ -14,7 +14,7 @@ regenerated from the JSON (RESULTS.md after every cell, the figures at the end o
     python benchmarks/quality.py --methods do-nothing,cyclegan    # some methods
     python benchmarks/quality.py --cells cyclegan:mnist-uci-digits
     python benchmarks/quality.py --quick     # 200 steps per cell, results under runs/ (local use)
-    python benchmarks/quality.py --smoke     # 2 steps on tiny data in a temp folder: checks the table (CI)
+    python benchmarks/quality.py --smoke     # 3 steps on tiny data in a temp folder: checks the table (CI)
     python benchmarks/quality.py --report    # only rewrite RESULTS.md and the figures from the JSON
 
 Needs ``pip install -e '.[bench]'`` (shipped data) and matplotlib for the chart.
@@ -54,7 +54,7 @@ FIGURES = HERE / "figures"
 RESULTS_VERSION = 1
 SEED = 0
 SAMPLE_ROWS = 8  # test inputs shown in each sample grid
-SMOKE_STEPS, SMOKE_TRAIN, SMOKE_TEST = 2, 16, 16  # smoke: steps, train and test images per domain
+SMOKE_STEPS, SMOKE_TRAIN, SMOKE_TEST = 3, 16, 16  # smoke: steps (a staged method needs 3), train and test images per domain
 QUICK_STEPS = 200
 DO_NOTHING = "do-nothing"
 
@@ -146,12 +146,12 @@ class MethodPlan:
 
     name: str  # a registry method, or "do-nothing"
     preset: str | None
-    overrides: Callable[[Benchmark], list[str]]
+    overrides: Callable[[Benchmark, int], list[str]]  # (benchmark, step budget) -> --set overrides
 
 
-def _whole_image_overrides(method: str, b: Benchmark) -> list[str]:
+def _whole_image_overrides(method: str, b: Benchmark, steps: int) -> list[str]:
     """Every method trains on whole images (no flip: digits must not mirror), the same overrides for
-    every method. A network whose stride does not divide the image side (e.g. a U-Net with three
+    every method, and a staged method fits its stages into the budget (``budget_overrides``). A network whose stride does not divide the image side (e.g. a U-Net with three
     downsamplings at 28 px) trains on the image resized up to the next multiple of its stride;
     translate then pads at evaluation (reflect), as for any image."""
     from i2icli.config import apply_overrides
@@ -164,7 +164,8 @@ def _whole_image_overrides(method: str, b: Benchmark) -> list[str]:
     side = max(-(-b.size // model.stride) * model.stride, model.min_size)
     # A crop of the whole (possibly resized) image is the image itself.
     mode = "crop" if side == b.size else "resize_and_crop"
-    return [*channels, f"data.mode={mode}", "data.flip=false", f"data.crop_size={side}", f"data.load_size={side}"]
+    whole = [f"data.mode={mode}", "data.flip=false", f"data.crop_size={side}", f"data.load_size={side}"]
+    return [*channels, *whole, *method_impl.budget_overrides(steps)]
 
 
 BENCH_PRESET = "cpu-small"  # every method's labelled CPU preset at the shared step budget
@@ -173,7 +174,7 @@ BENCH_PRESET = "cpu-small"  # every method's labelled CPU preset at the shared s
 def _method_plans() -> dict[str, MethodPlan]:
     from i2icli.methods import METHOD_MODULES
 
-    plans = [MethodPlan(DO_NOTHING, None, lambda b: [])]
+    plans = [MethodPlan(DO_NOTHING, None, lambda b, steps: [])]
     plans += [MethodPlan(name, BENCH_PRESET, functools.partial(_whole_image_overrides, name)) for name in METHOD_MODULES]
     return {p.name: p for p in plans}
 
@@ -257,7 +258,7 @@ def train(
     else:
         assert plan.preset is not None
         spec = build_spec(
-            method=plan.name, preset=plan.preset, config_file=None, overrides=plan.overrides(bench),
+            method=plan.name, preset=plan.preset, config_file=None, overrides=plan.overrides(bench, steps),
             data=DataSpec(str(data / "trainA"), str(data / "trainB"), read_dataset_info(data).domains),
             batch_size=bench.batch_size, lr=None, max_steps=steps,
             loop_kwargs=dict(seed=SEED, save_every=100, sample_every=0, log_every=50),
@@ -329,7 +330,7 @@ def run_cell(
         "method": plan.name,
         "benchmark": bench.name,
         "preset": plan.preset,
-        "overrides": plan.overrides(bench),
+        "overrides": plan.overrides(bench, steps) if plan.name != DO_NOTHING else [],
         "steps": steps if plan.name != DO_NOTHING else 0,
         "batch_size": bench.batch_size if plan.name != DO_NOTHING else None,
         "seed": SEED,
@@ -726,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmarks", help="comma-separated benchmarks (default: all)")
     parser.add_argument("--cells", help="comma-separated method:benchmark cells (overrides the two above)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--smoke", action="store_true", help="2 steps on tiny data in a temp folder; checks the table")
+    mode.add_argument("--smoke", action="store_true", help="3 steps on tiny data in a temp folder; checks the table")
     mode.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps per cell, results under runs/")
     mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and figures from the JSON")
     parser.add_argument("--work", type=Path, help="data, run folders (and for --smoke/--quick the results)")

@@ -92,7 +92,7 @@ def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:
     for bench in quality.BENCHMARKS.values():
-        overrides = quality._whole_image_overrides("cyclegan", bench)
+        overrides = quality._whole_image_overrides("cyclegan", bench, bench.steps)
         assert f"arch.channels_a={bench.channels}" in overrides and "data.flip=false" in overrides
         assert f"data.crop_size={bench.size}" in overrides
         assert len({quality._method_plans()[m].preset for m in METHOD_MODULES}) == 1

@@ -116,7 +116,8 @@ def test_variants_are_data_and_every_override_fits_its_method() -> None:
     # Every stage is non-empty within the shared budget, as in cpu-small's 1500 + 200 of 3000.
     assert 0 < staged.steps_disentangle and 0 < staged.steps_pca
     assert staged.translate_start < geometry.STEPS
-    assert geometry.stage_lengths(3) == {"disentangle": 1, "pca": 1, "warmup": 1}
+    assert load_method("transgaga").budget_overrides(3) == ("steps_disentangle=1", "steps_pca=1", "sep_warmup_steps=1")
+    assert load_method("cyclegan").budget_overrides(3) == ()
     assert {p.name for v, p in geometry.all_cells() if v.name == "transgaga"} == {"mnist-warped"}
     with pytest.raises(SystemExit, match="unknown variant 'pix2pix'"):
         geometry.select_cells("pix2pix", None, None)

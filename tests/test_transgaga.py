@@ -432,3 +432,27 @@ def test_cli_interpolate_bad_geometry_use(tg_file: Path, tmp_path: Path, args: l
     assert message in result.output and len(result.output.strip().splitlines()) == 1  # type: ignore[attr-defined]
     assert not (tmp_path / "o").exists()
 
+
+
+def test_a_budget_that_ends_before_a_stage_is_refused_before_any_run_folder(tmp_path: Path) -> None:
+    from conftest import write_rgb
+
+    for d in "AB":
+        for i in range(2):
+            write_rgb(tmp_path / f"train{d}" / f"{i}.png", (32, 32), seed=i + (9 if d == "B" else 0))
+    run_dir = tmp_path / "run"
+    args = ["train", "--domain-a", str(tmp_path / "trainA"), "--domain-b", str(tmp_path / "trainB"), "--method", "transgaga"]
+    result = _cli(*args, "--preset", "cpu-tiny", "--max-steps", "30", "--run-dir", str(run_dir))  # stage 'pca' starts at 40
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    assert "--max-steps 30: transgaga stage 'pca' starts at step 40" in result.output  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output and not run_dir.exists()  # type: ignore[attr-defined]
+
+
+def test_budget_overrides_fit_every_stage(tmp_path: Path) -> None:
+    from i2icli.config import apply_overrides
+    from i2icli.methods import load_method
+
+    impl = load_method("transgaga")
+    for steps in (3, 800, 3000):
+        cfg = apply_overrides(impl.presets["cpu-small"].config, list(impl.budget_overrides(steps)))
+        assert 0 < cfg.steps_disentangle < cfg.translate_start < steps

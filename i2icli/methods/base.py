@@ -156,6 +156,9 @@ class Method(Generic[ArchT, ConfigT]):
     default_preset: str = "paper"
     # Official files -> ``Converted``; ``INFO.convert_help`` says which files. None: no converter.
     convert: Callable[[Sequence[Path]], Converted] | None = None
+    # Staged methods: ``--set`` overrides that fit every stage into a budget of N steps (benchmarks
+    # train every method for one shared budget); a method without stages needs none.
+    budget_overrides: Callable[[int], tuple[str, ...]] = lambda steps: ()
 
     @property
     def name(self) -> str:

@@ -1026,6 +1026,15 @@ TEST_PRESETS = {
     "direct": Preset("direct", "tiny: 16^2 gray, K 4, widths 4, direct pixel cycle", _tiny(16, "direct", 1), batch_size=2, max_steps=4),
 }
 
+def budget_overrides(steps: int) -> tuple[str, ...]:
+    """Stage lengths for a budget of ``steps`` in cpu-small's proportions (1500 + 200 of 3000 steps;
+    the separation warm-up a tenth of stage 1), so every stage runs (it takes at least 3 steps)."""
+    pca = max(1, steps // 15)
+    disentangle = max(1, min(steps // 2, steps - pca - 1))
+    warmup = max(1, disentangle // 10)
+    return (f"steps_disentangle={disentangle}", f"steps_pca={pca}", f"sep_warmup_steps={warmup}")
+
+
 METHOD = Method(
     info=INFO,
     arch_cls=TransGaGaArch,
@@ -1036,4 +1045,5 @@ METHOD = Method(
     test_presets=TEST_PRESETS,
     main_loss="rec_a",  # logged in every stage (L1 reconstruction of domain a)
     convert=None,
+    budget_overrides=budget_overrides,
 )

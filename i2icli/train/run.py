@@ -35,6 +35,7 @@ from i2icli.methods import load_method
 from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
+from i2icli.train.objective import Stage
 from i2icli.train.schedule import Extension
 
 
@@ -290,6 +291,17 @@ def _record(run_dir: Path, key: str, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2).encode())
 
 
+def _check_stages_fit(stages: list[Stage], max_steps: int, method: str) -> None:
+    """A staged run whose budget ends before its last stage begins would export a half-trained
+    model (TransGaGa: no PCA bases, no translation training): refuse it in one line."""
+    late = [s for s in stages if s.start >= max_steps]
+    if late:
+        raise UsageError(
+            f"--max-steps {max_steps}: {method} stage '{late[0].name}' starts at step {late[0].start}, after the run ends; "
+            "train longer or shorten the stages (--set, see the preset's description)"
+        )
+
+
 def run(
     spec: RunSpec,
     run_dir: Path,
@@ -337,6 +349,7 @@ def run(
         objective = impl.build_objective(cfg, model, data, spec.loop.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    _check_stages_fit(objective.stages(), spec.loop.max_steps, spec.method)
     if place.enabled:
         from i2icli.data.unpaired import mix_seed
 
