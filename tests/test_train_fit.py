@@ -4,7 +4,6 @@ estimate, the live progress line, labelled sample grids."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np

@@ -15,12 +15,12 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
 from pathlib import Path
 
+import recipe_steps
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -32,40 +32,6 @@ OVERRIDES = [
 ]  # fmt: skip
 STEPS = 2000
 SEED = 0
-
-
-def prepare(work: Path) -> Path:
-    from i2icli.data.recipes import prepare as prepare_recipe
-
-    data = work / "data"
-    if not (data / "testB").is_dir():
-        prepare_recipe("mnist-uci-digits", data)
-    return data
-
-
-def train(work: Path, data: Path) -> Path:
-    """Train (or continue) the run in WORK/run; returns its exported model folder."""
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
-
-    def new_spec():  # type: ignore[no-untyped-def]
-        return build_spec(
-            method="cyclegan", preset="cpu-small", config_file=None, overrides=OVERRIDES,
-            data=DataSpec(str(data / "trainA"), str(data / "trainB"), ("mnist", "uci")),
-            batch_size=None, lr=None, max_steps=STEPS,
-            loop_kwargs=dict(seed=SEED, save_every=250, sample_every=250, log_every=50),
-            init_from=None, steps_per_epoch=lambda bs: 0,
-        )  # fmt: skip
-
-    return run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v))
-
-
-def export(model_dir: Path) -> Path:
-    from i2icli.checkpoint import load_checkpoint, save_model
-
-    net, config = load_checkpoint(model_dir)
-    out = HERE / NAME
-    save_model(out, net, config, fp16=True)
-    return out
 
 
 def examples(data: Path) -> None:
@@ -152,16 +118,18 @@ CycleGAN translating handwritten digits between MNIST (domain `mnist`, a) and UC
     (HERE / NAME / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "make-cyclegan-digits")
-    args = parser.parse_args()
-    data = prepare(args.work)
-    model_dir = train(args.work, data)
-    export(model_dir)
+def make(work: Path) -> None:
+    data = recipe_steps.prepare("mnist-uci-digits", work)
+    trained = recipe_steps.train(
+        work, data, method="cyclegan", preset="cpu-small", overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
+    )
+    recipe_steps.export(trained, NAME)
     examples(data)
     card(measure(data))
-    print((HERE / NAME / "README.md").read_text())
+
+
+def main() -> None:
+    recipe_steps.main(NAME, __doc__.splitlines()[0], make)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,15 @@ times slower per step while other jobs ran.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import recipe_steps
 import torch
 
 if TYPE_CHECKING:
@@ -55,51 +54,6 @@ EXAMPLE_POOL = 500  # examples are picked among the first this-many test sneaker
 PROVENANCE = """The published run was made in two sessions: its first 1,000 steps as a
   hyper-parameter trial with this exact configuration and seed, then resumed to the end by the
   training loop (which restores weights, optimisers and RNG state); the wall time is the sum of both."""
-
-
-def prepare(work: Path) -> Path:
-    from i2icli.data.recipes import prepare as prepare_recipe
-
-    data = work / "data"
-    if not (data / "testB").is_dir():
-        prepare_recipe(RECIPE, data)
-    return data
-
-
-def train(work: Path, data: Path) -> Path:
-    """Train (or continue) the run in WORK/run; returns its exported model folder."""
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
-
-    def new_spec():  # type: ignore[no-untyped-def]
-        return build_spec(
-            method="munit", preset="cpu-small", config_file=None, overrides=OVERRIDES,
-            data=DataSpec(str(data / "trainA"), str(data / "trainB"), DOMAINS),
-            batch_size=None, lr=None, max_steps=STEPS,
-            loop_kwargs=dict(seed=SEED, save_every=250, sample_every=500, log_every=50),
-            init_from=None, steps_per_epoch=lambda bs: 0,
-        )  # fmt: skip
-
-    started = time.time()
-    try:
-        return run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v))
-    finally:
-        _add_seconds(work, time.time() - started)
-
-
-def _add_seconds(work: Path, seconds: float) -> None:
-    """Accumulate training wall time over the sessions of a resumed run in WORK/train_seconds.txt."""
-    file = work / "train_seconds.txt"
-    before = float(file.read_text()) if file.is_file() else 0.0
-    file.write_text(f"{before + seconds:.0f}\n")
-
-
-def export(model_dir: Path) -> Path:
-    from i2icli.checkpoint import load_checkpoint, save_model
-
-    net, config = load_checkpoint(model_dir)
-    out = HERE / NAME
-    save_model(out, net, config, fp16=True)
-    return out / "model.safetensors"
 
 
 def _split(data: Path, folder: str) -> list[Path]:
@@ -300,18 +254,19 @@ b), 28x28 grayscale, with a random or an example-encoded style per output. The e
     (HERE / NAME / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "make-munit-fashion")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = prepare(args.work)
-    model_dir = train(args.work, data)
-    model_file = export(model_dir)
+def make(work: Path) -> None:
+    data = recipe_steps.prepare(RECIPE, work)
+    trained = recipe_steps.train(
+        work, data, method="munit", preset="cpu-small", overrides=OVERRIDES, domains=DOMAINS, steps=STEPS, seed=SEED,
+        sample_every=500,
+    )  # fmt: skip
+    model_file = recipe_steps.export(trained, NAME)
     examples(data)
-    seconds = args.work / "train_seconds.txt"
-    card(measure(data, model_file), int(seconds.read_text()) if seconds.is_file() else None)
-    print((HERE / NAME / "README.md").read_text())
+    card(measure(data, model_file), recipe_steps.train_seconds(work))
+
+
+def main() -> None:
+    recipe_steps.main(NAME, __doc__.splitlines()[0], make)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,14 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
+import recipe_steps
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -41,63 +39,6 @@ STEPS = 1500
 SEED = 0
 # The figures of the card: (metric key, label, higher is better).
 FIGURES = (("class-kept", "class kept", True), ("looks-like-target", "looks like target", True), ("fid", "FID-digits", False))
-
-
-def prepare(work: Path) -> Path:
-    from i2icli.data.recipes import prepare as prepare_recipe
-
-    data = work / "data"
-    if not (data / "testB").is_dir():
-        prepare_recipe(RECIPE, data)
-    return data
-
-
-def train(work: Path, data: Path) -> Path:
-    """Train (or continue) the run in WORK/run; returns its exported model folder. The wall time of
-    the part run by this call is added to WORK/train_seconds.txt."""
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
-
-    def new_spec():  # type: ignore[no-untyped-def]
-        return build_spec(
-            method="unit", preset=PRESET, config_file=None, overrides=OVERRIDES,
-            data=DataSpec(str(data / "trainA"), str(data / "trainB"), ("mnist", "uci")),
-            batch_size=None, lr=None, max_steps=STEPS,
-            loop_kwargs=dict(seed=SEED, save_every=250, sample_every=250, log_every=50),
-            init_from=None, steps_per_epoch=lambda bs: 0,
-        )  # fmt: skip
-
-    seconds = work / "train_seconds.txt"
-    start = time.perf_counter()
-    done = (work / "run" / "model" / "model.safetensors").is_file()
-    model = run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v, flush=True))
-    if not done:
-        previous = float(seconds.read_text()) if seconds.is_file() else 0.0
-        seconds.write_text(f"{previous + time.perf_counter() - start:.0f}\n")
-    return model
-
-
-def export(model_dir: Path) -> Path:
-    """fp16 weights in weights/NAME/; an existing file with the same tensors and config is kept, so
-    the registry's sha256 pin survives a rerun (safetensors writes its metadata in varying order)."""
-    import tempfile
-
-    from safetensors import safe_open
-
-    from i2icli.checkpoint import load_checkpoint, save_model
-
-    net, config = load_checkpoint(model_dir)
-    out = HERE / NAME
-    with tempfile.TemporaryDirectory() as tmp:
-        new = save_model(Path(tmp) / NAME, net, config, fp16=True)
-        old = out / "model.safetensors"
-        if old.is_file():
-            with safe_open(str(old), "pt") as a, safe_open(str(new), "pt") as b:
-                if a.metadata() == b.metadata():  # same tensor digest and config
-                    return old
-        out.mkdir(exist_ok=True)
-        for f in ("model.safetensors", "config.json"):
-            shutil.copy(Path(tmp) / NAME / f, out / f)
-    return old
 
 
 def examples(data: Path) -> None:
@@ -207,18 +148,18 @@ inputs' latent codes.
     (HERE / NAME / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "make-unit-digits")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = prepare(args.work)
-    model_dir = train(args.work, data)
-    model_file = export(model_dir)
+def make(work: Path) -> None:
+    data = recipe_steps.prepare(RECIPE, work)
+    trained = recipe_steps.train(
+        work, data, method="unit", preset=PRESET, overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
+    )
+    model_file = recipe_steps.export(trained, NAME)
     examples(data)
-    seconds = args.work / "train_seconds.txt"
-    card(measure(data, model_file), int(seconds.read_text()) if seconds.is_file() else None)
-    print((HERE / NAME / "README.md").read_text())
+    card(measure(data, model_file), recipe_steps.train_seconds(work))
+
+
+def main() -> None:
+    recipe_steps.main(NAME, __doc__.splitlines()[0], make)
 
 
 if __name__ == "__main__":

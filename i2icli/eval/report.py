@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from PIL import Image
 
 from i2icli.data.recipes import TEST_SPLITS
 from i2icli.errors import InputError, UsageError

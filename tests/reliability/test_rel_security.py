@@ -5,7 +5,6 @@ by the checked extractor; Pillow only ever opens images with an explicit list of
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from conftest import REPO

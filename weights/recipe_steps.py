@@ -1,0 +1,77 @@
+"""Steps shared by the scripts that make an embedded model from an ``i2i data`` recipe
+(``make_cyclegan_digits.py``, ``make_munit_fashion.py``, ``make_unit_digits.py``). Every step skips
+what already exists, so an interrupted script continues where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def prepare(recipe: str, work: Path) -> Path:
+    """The recipe's data set in WORK/data (built once)."""
+    from i2icli.data.recipes import prepare as prepare_recipe
+
+    data = work / "data"
+    if not (data / "testB").is_dir():
+        prepare_recipe(recipe, data)
+    return data
+
+
+def train(
+    work: Path, data: Path, *, method: str, preset: str, overrides: Sequence[str], domains: tuple[str, str],
+    steps: int, seed: int, sample_every: int = 250,
+) -> Path:  # fmt: skip
+    """Train (or continue) the run in WORK/run; returns its exported model folder. The wall time of
+    the part run by this call is added to WORK/train_seconds.txt."""
+    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+
+    def new_spec():  # type: ignore[no-untyped-def]
+        return build_spec(
+            method=method, preset=preset, config_file=None, overrides=list(overrides),
+            data=DataSpec(str(data / "trainA"), str(data / "trainB"), domains),
+            batch_size=None, lr=None, max_steps=steps,
+            loop_kwargs=dict(seed=seed, save_every=250, sample_every=sample_every, log_every=50),
+            init_from=None, steps_per_epoch=lambda bs: 0,
+        )  # fmt: skip
+
+    started = time.perf_counter()
+    try:
+        return run_or_resume(work / "run", new_spec, torch.device("cpu"), on_step=lambda s, v: print(f"step {s}", v, flush=True))
+    finally:
+        file = work / "train_seconds.txt"
+        before = float(file.read_text()) if file.is_file() else 0.0
+        file.write_text(f"{before + time.perf_counter() - started:.0f}\n")
+
+
+def train_seconds(work: Path) -> int | None:
+    """Training wall time summed over the sessions of a resumed run; None if never recorded."""
+    file = work / "train_seconds.txt"
+    return int(float(file.read_text())) if file.is_file() else None
+
+
+def export(model_dir: Path, name: str) -> Path:
+    """fp16 weights and config in weights/NAME/ (byte-reproducible: ``save_model`` sorts the header);
+    returns the model file."""
+    from i2icli.checkpoint import load_checkpoint, save_model
+
+    net, config = load_checkpoint(model_dir)
+    save_model(HERE / name, net, config, fp16=True)
+    return HERE / name / "model.safetensors"
+
+
+def main(name: str, description: str, make: Callable[[Path], None]) -> None:
+    """``--work`` (default runs/make-NAME), one torch thread, ``make(work)``, then print the card."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / f"make-{name}")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    make(args.work)
+    print((HERE / name / "README.md").read_text())
