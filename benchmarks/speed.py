@@ -5,8 +5,9 @@ where it stopped; ``--force`` measures again):
 
     a  img/s of ``i2i translate``'s path (``translate_tensors`` with its runtime options) against a
        plain eager fp32 one-image-at-a-time loop (batch 1, ``no_grad``) at 256^2, per precision;
-    b  the achieved fraction of the machine's matmul peak in the precision used (the peak measured
-       in the same rounds by a 2048^2 matmul; the model's FLOPs counted from its convolutions);
+    b  the achieved fraction of the machine's peak in the precision used (the peak measured in the
+       same rounds: the best of a 2048^3 matmul, the same GEMM as a 1x1 convolution and a 3x3
+       convolution of 256 channels; the model's FLOPs counted from its convolutions);
     c  the folder pipeline (200 JPEG files decoded, translated, written) against the pure model rate
        on the same images already decoded;
     d  training steps/s of ``i2i train``'s loop against a plain eager step of the same networks on
@@ -15,7 +16,9 @@ where it stopped; ``--force`` measures again):
     e  peak RSS and time of ``i2i translate`` on large images: the untiled path (as before tiling)
        at 1024^2 and 2048^2, and tiles at 2048^2 and 4096^2; tile fidelity (PSNR against untiled)
        and the seam (error in blended overlaps / error elsewhere) with the shipped models;
-    f  on a GPU, when there is one: bf16 throughput and MFU at 256^2 batch 16 (else "not measured").
+    f  on a GPU, when there is one: bf16 throughput and MFU at 256^2 batch 16 (else "not measured");
+    g  tile statistics on a photo (content that changes across the image): whole-image, pooled and
+       per-tile statistics against untiled, with the (untrained) generator of (e).
 
 The generator is CycleGAN's resnet_9blocks (ngf 64, 99 GFLOP per 256^2 image) with the training
 initialisation (N(0, 0.02)): speed does not depend on the weights. Rows record the machine (CPU
@@ -53,7 +56,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "speed.json"
 MARKDOWN = HERE / "RESULTS.md"
-CELLS = ("a", "b", "c", "d", "e", "f")
+CELLS = ("a", "b", "c", "d", "e", "f", "g")
 Record = dict[str, Any]
 
 
@@ -74,12 +77,13 @@ class Sizes:
     big: tuple[int, ...] = (1024, 2048)  # (e) untiled sides
     tiled: tuple[int, ...] = (2048, 4096)  # (e) tiled sides
     page: int = 1024  # (e) fidelity page side
+    photo: int = 640  # (g) photo side
     matmul: int = 2048
     slow_variants: bool = True  # int8 and compile (minutes of compiling)
 
 
 SMOKE = Sizes(side=64, ngf=8, n_blocks=1, images=2, repeats=2, files=6, files_side=64, pipeline_repeats=1, train_steps=2,
-              curve_steps=4, big=(128,), tiled=(192,), page=112, matmul=256, slow_variants=False)  # fmt: skip
+              curve_steps=4, big=(128,), tiled=(192,), page=112, photo=96, matmul=256, slow_variants=False)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- machine
@@ -576,6 +580,47 @@ def seam_errors(tiled: torch.Tensor, whole: torch.Tensor, tile: int, overlap: in
     return float(err[band].mean()), float(err[~band].mean())
 
 
+# --------------------------------------------------------------------------- (g)
+
+
+def cell_g(sizes: Sizes, work: Path) -> Record:
+    """Tile statistics on a photo (content that changes across the image, unlike a digit page):
+    the (e) generator on a CC0 photo, tiled with whole-image, pooled and per-tile statistics, PSNR
+    against untiled. Its weights are the untrained N(0, 0.02) init (no photo model ships), whose
+    deep instance-norm stack is likely more sensitive to statistics than a trained one."""
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from i2icli.eval.metrics import psnr
+    from i2icli.imageio import to_tensor
+    from i2icli.tiling import translate_tiled
+
+    net = paper_generator(sizes)
+    side = sizes.photo
+    photo = to_tensor(Image.fromarray(data.astronaut()).resize((side, side), Image.Resampling.BICUBIC))[None]
+    tile, overlap = side * 2 // 5 // 4 * 4, side // 16 // 4 * 4
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return net.translate(t, "a2b")
+
+    rows = []
+    with torch.inference_mode():
+        whole = fn(photo)
+        for label, stats_pixels, statistics in (
+            ("whole image (one pass fits the budget)", side * side, "auto"),
+            ("pooled over plain tiles (image over the budget)", side * side // 4, "auto"),
+            ("each tile its own (naive)", side * side, "tile"),
+        ):
+            start = time.perf_counter()
+            tiled = translate_tiled(fn, net, photo, stride=4, min_size=4, tile=tile, overlap=overlap,
+                                    stats_pixels=stats_pixels, statistics=statistics)  # fmt: skip
+            rows.append({"statistics": label, "psnr_db": round(psnr(tiled, whole), 2),
+                         "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+    return {"photo": f"scikit-image astronaut (CC0) at {side}^2", "tile": tile, "overlap": overlap, "rows": rows,
+            "model": f"CycleGAN resnet_{sizes.n_blocks}blocks ngf {sizes.ngf}, untrained init"}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- (f)
 
 
@@ -716,8 +761,18 @@ def _render_f(r: Record) -> str:
             f"8192^2 matmul ({r['matmul_tflops']} TFLOP/s).")  # fmt: skip
 
 
-RENDER: dict[str, Callable[[Record], str]] = {"a": _render_a, "b": _render_b, "c": _render_c, "d": _render_d, "e": _render_e, "f": _render_f}
-RUN: dict[str, Callable[[Sizes, Path], Record]] = {"a": cell_ab, "c": cell_c, "d": cell_d, "e": cell_e, "f": cell_f}
+def _render_g(r: Record) -> str:
+    out = [f"**(g) tile statistics on a photo** ({r['model']}; {r['photo']}, tile {r['tile']}, overlap {r['overlap']}; "
+           "PSNR of the tiled output against the untiled one)", "",
+           "| statistics | PSNR vs untiled dB | seconds |", "|---|---|---|"]  # fmt: skip
+    out += [f"| {row['statistics']} | {row['psnr_db']} | {row['seconds']} |" for row in r["rows"]]
+    return "\n".join(out)
+
+
+RENDER: dict[str, Callable[[Record], str]] = {
+    "a": _render_a, "b": _render_b, "c": _render_c, "d": _render_d, "e": _render_e, "f": _render_f, "g": _render_g,
+}  # fmt: skip
+RUN: dict[str, Callable[[Sizes, Path], Record]] = {"a": cell_ab, "c": cell_c, "d": cell_d, "e": cell_e, "f": cell_f, "g": cell_g}
 
 
 # --------------------------------------------------------------------------- main
@@ -725,7 +780,7 @@ RUN: dict[str, Callable[[Sizes, Path], Record]] = {"a": cell_ab, "c": cell_c, "d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells (a-f; a and b are measured together)")
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells (a-g; a and b are measured together)")
     parser.add_argument("--force", action="store_true", help="measure cells again even when finished")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes in a temp folder (checks the script)")
     parser.add_argument("--work", type=Path, default=None, help="working folder (models, images); default runs/speed")
