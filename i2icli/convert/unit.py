@@ -21,13 +21,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from i2icli.convert.two_generators import map_generators, shape, split_domains
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Converted
 from i2icli.methods.unit import UnitArch, UnitModel
 
-DOMAINS = ("a", "b")
 _PREFIX = "official UNIT checkpoint: "
-_STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def convert_files(files: Sequence[Path]) -> Converted:
@@ -49,38 +48,18 @@ def convert_files(files: Sequence[Path]) -> Converted:
 def convert_unit(obj: Any) -> tuple[UnitArch, dict[str, Tensor]]:
     """``{'a': state_dict, 'b': state_dict}`` of official ``VAEGen``s -> (arch, our state dict),
     which loads into ``UnitModel(arch)`` with ``strict=True``."""
-    states = _split_domains(obj)
+    states = split_domains(obj, _PREFIX)
     arch = infer_unit_arch(states["a"], states["b"])
     with torch.device("meta"):  # shapes and module types only
         reference = UnitModel(arch)
-    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    norms = {name for name, m in reference.named_modules() if isinstance(m, nn.InstanceNorm2d)}
-    converted: dict[str, Tensor] = {}
-    for domain, state in states.items():
-        for key, value in state.items():
-            ours = f"gen_{domain}.{key}"
-            module_name, _, leaf = ours.rpartition(".")
-            if leaf in _STAT_BUFFERS and module_name in norms:
-                continue  # stale instance-norm statistics: never read
-            where = f"key {key!r} of generator {domain!r}"
-            if ours not in expected:
-                raise CheckpointError(f"{_PREFIX}unexpected {where}")
-            if not isinstance(value, Tensor):
-                raise CheckpointError(f"{_PREFIX}{where} is not a tensor")
-            if tuple(value.shape) != expected[ours]:
-                raise CheckpointError(f"{_PREFIX}{where} has shape {tuple(value.shape)}, expected {expected[ours]}")
-            converted[ours] = value.float()
-    for ours in expected:
-        if ours not in converted:
-            domain, key = ours[len("gen_") :].split(".", 1)
-            raise CheckpointError(f"{_PREFIX}missing key {key!r} of generator {domain!r}")
+    converted = map_generators(states, reference, (nn.InstanceNorm2d,), _PREFIX)
     return arch, converted
 
 
 def infer_unit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor]) -> UnitArch:
     """dim, n_downsample, n_res and the channel counts from the weights' keys and shapes."""
-    dim, channels_a = _shape(state_a, "a", "enc.model.0.conv.weight")[:2]
-    channels_b = _shape(state_b, "b", "enc.model.0.conv.weight")[1]
+    dim, channels_a = shape(state_a, "a", "enc.model.0.conv.weight", _PREFIX)[:2]
+    channels_b = shape(state_b, "b", "enc.model.0.conv.weight", _PREFIX)[1]
     # Encoder: convs at 0..n_downsample, then the residual blocks.
     n_downsample = 0
     while f"enc.model.{n_downsample + 1}.conv.weight" in state_a:
@@ -92,30 +71,3 @@ def infer_unit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor]
         raise CheckpointError(f"{_PREFIX}no downsampling convs under 'enc.model' (not a VAEGen?)")
     return UnitArch(variant="master", channels_a=channels_a, channels_b=channels_b, dim=dim,
                     n_downsample=n_downsample, n_res=n_res, n_shared=0, dis_layers=4, dis_scales=3)  # fmt: skip
-
-
-def _split_domains(obj: Any) -> dict[str, Mapping[str, Tensor]]:
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{_PREFIX}expected a dict with keys 'a' and 'b', got {type(obj).__name__}")
-    for key in obj:
-        if key not in DOMAINS:
-            raise CheckpointError(
-                f"{_PREFIX}unexpected top-level key {key!r} (expected 'a' and 'b'; pass the gen_*.pt file, "
-                "not dis_*.pt or optimizer.pt)"
-            )
-    for domain in DOMAINS:
-        if domain not in obj:
-            raise CheckpointError(f"{_PREFIX}missing top-level key {domain!r}")
-        if not isinstance(obj[domain], Mapping):
-            raise CheckpointError(f"{_PREFIX}{domain!r} is not a state dict")
-    return {domain: obj[domain] for domain in DOMAINS}
-
-
-def _shape(state: Mapping[str, Tensor], domain: str, key: str) -> tuple[int, ...]:
-    where = f"key {key!r} of generator {domain!r}"
-    if key not in state:
-        raise CheckpointError(f"{_PREFIX}missing {where}")
-    value = state[key]
-    if not isinstance(value, Tensor):
-        raise CheckpointError(f"{_PREFIX}{where} is not a tensor")
-    return tuple(value.shape)
