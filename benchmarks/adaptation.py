@@ -35,14 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from machine_info import machine
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -58,20 +57,6 @@ PRESET = "da32-cpu"
 SMOKE = {"steps": 3, "batch": 4, "train": 20, "test": 20}
 
 Record = dict[str, Any]
-
-
-def machine() -> Record:
-    model = next((ln.split(":", 1)[1].strip() for ln in _lscpu().splitlines() if ln.startswith("Model name")), platform.processor())
-    import torch
-
-    return {"cpu": model, "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__}
-
-
-def _lscpu() -> str:
-    try:
-        return subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return ""
 
 
 def _load(name: str, split: str, limit: int | None) -> tuple[Any, Any]:

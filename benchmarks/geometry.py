@@ -50,8 +50,6 @@ import functools
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from machine_info import machine
 from results_md import write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
@@ -377,23 +376,6 @@ def expected_directions(variant: Variant) -> list[str]:
 
 
 # --------------------------------------------------------------------------- running a cell
-
-
-def machine() -> Record:
-    """The CPU model (lscpu), cores, torch threads and versions, recorded with every cell."""
-    import torch
-
-    import i2icli
-
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        model = ""
-    return {
-        "cpu": model or platform.processor() or "unknown", "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "python": platform.python_version(), "i2icli": i2icli.__version__,
-    }  # fmt: skip
 
 
 def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]) -> Path:

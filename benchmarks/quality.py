@@ -26,8 +26,6 @@ import argparse
 import functools
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from machine_info import machine
 from results_md import write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
@@ -203,27 +202,6 @@ def select_cells(
 
 
 # --------------------------------------------------------------------------- running a cell
-
-
-def machine() -> Record:
-    """The CPU model (lscpu), core count, threads in use and versions, recorded with every cell."""
-    import torch
-
-    import i2icli
-
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        model = ""
-    return {
-        "cpu": model or platform.processor() or "unknown",
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "i2icli": i2icli.__version__,
-    }
 
 
 def prepare_data(bench: Benchmark, root: Path, small: bool) -> Path:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from machine_info import machine
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -156,14 +155,6 @@ def translate_all(model_dir: Path, images: Sequence[np.ndarray], direction: str,
     scale = input_scale(loaded, size)
     tensors = [to_tensor(scale.resize(Image.fromarray(im))[0]) for im in images]
     return [np.asarray(to_pil(y)) for y in translate_tensors(loaded, tensors, direction)]  # type: ignore[arg-type]
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), "unknown")
-    return {"cpu": model, "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def run_cell(work: Path, sizes: dict[str, int], figure: Path | None) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from machine_info import machine
 from results_md import write_block
 
 if TYPE_CHECKING:
@@ -86,24 +86,7 @@ SMOKE = Sizes(side=64, ngf=8, n_blocks=1, images=2, repeats=2, files=6, files_si
               curve_steps=4, big=(128,), tiled=(192,), page=112, photo=96, matmul=256, slow_variants=False)  # fmt: skip
 
 
-# --------------------------------------------------------------------------- machine
-
-
-def machine() -> Record:
-    import torch
-
-    from i2icli.precision import cpu_features
-
-    cpu = cpu_features()
-    return {
-        "cpu": cpu.model,
-        "flags": cpu.describe().split("(", 1)[-1].rstrip(")"),
-        "native_bf16": cpu.native_bf16,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
+# --------------------------------------------------------------------------- load
 
 
 def load() -> list[float]:

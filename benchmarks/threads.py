@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from machine_info import machine
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -101,19 +102,6 @@ def _measure(name: str, data: Path, work: Path, steps: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--run-dir", str(run_dir), "--steps", str(steps)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return {"config": name, "load_before": round(load, 2), **json.loads(out.stdout.strip().splitlines()[-1])}
-
-
-def machine() -> dict[str, Any]:
-    import platform
-
-    import torch
-
-    from i2icli.threads import available_cpus
-
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Model name")), "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "available": available_cpus(), "torch": torch.__version__,
-            "python": platform.python_version()}  # fmt: skip
 
 
 def render(results: dict[str, Any]) -> str:
