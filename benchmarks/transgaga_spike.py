@@ -10,7 +10,8 @@ measures on 256 held-out digits of domain a:
     on_ink         mean ink intensity ([0, 1]) at the landmarks vs the mean over all pixels
     equivariance   |μ(shift(x)) - μ(x) - shift| / |shift| for a 3 px shift (0 = perfect, 1 = no tracking)
 
-Usage: python benchmarks/transgaga_spike.py [--minutes 8]
+Usage: python benchmarks/transgaga_spike.py [--minutes 8 | --steps N] [--equiv-w W]
+(``--equiv-w``: our landmark equivariance term, off in the paper's objective).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def measure(model: TransGaGaModel, x: torch.Tensor) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--steps", type=int, help="a fixed step budget instead of --minutes")
+    parser.add_argument("--equiv-w", type=float, default=0.0, help="weight of the landmark equivariance term (ours)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -104,7 +107,7 @@ def main() -> None:
     a, b = train_a[:half], warp(train_a[half:])  # unpaired: different digits in each domain
     test = digits("test")[:256]
     preset = METHOD.presets["cpu-small"]
-    cfg = preset.config
+    cfg = replace(preset.config, equiv_w=args.equiv_w)
     data = Pairs(a, b, preset.batch_size)
     model = TransGaGaModel(cfg.arch)
     probe = TransGaGaObjective(cfg, model, data, 0)
@@ -113,7 +116,7 @@ def main() -> None:
         out = probe.disentangle_loss(data[step], {})
         out.loss.backward()
     per_step = (time.perf_counter() - t0) / 3 * 1.3  # + optimiser and logging
-    steps = max(10, int(args.minutes * 60 / per_step))
+    steps = args.steps or max(10, int(args.minutes * 60 / per_step))
     cfg = replace(cfg, steps_disentangle=steps + 1, sep_warmup_steps=steps // 10)
     torch.manual_seed(0)
     model = TransGaGaModel(cfg.arch)
@@ -127,7 +130,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     results[f"step_{steps}"] = measure(model.eval(), test)
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    results["train_last"] = {k: round(v, 4) for k, v in last.items() if k[:4] in ("rec_", "sep_", "conc", "kl_a", "kl_b")}
+    results["train_last"] = {k: round(v, 4) for k, v in last.items() if k[:4] in ("rec_", "sep_", "conc", "kl_a", "kl_b", "equi")}
+    results["equiv_w"] = args.equiv_w
     results["wall_s"] = round(wall, 1)
     results["steps"] = steps
     print(json.dumps(results, indent=2))

@@ -456,3 +456,20 @@ def test_budget_overrides_fit_every_stage(tmp_path: Path) -> None:
     for steps in (3, 800, 3000):
         cfg = apply_overrides(impl.presets["cpu-small"].config, list(impl.budget_overrides(steps)))
         assert 0 < cfg.steps_disentangle < cfg.translate_start < steps
+
+
+def test_equivariance_loss_is_zero_for_landmarks_that_follow_the_warp() -> None:
+    """A Gaussian blob at p, warped by theta, has its centre at A⁻¹(p - t): the loss between the
+    measured centre and the moved one is ~0, and positive for a landmark that stays put."""
+    from i2icli.methods.transgaga import equivariance_loss, random_warp
+
+    torch.manual_seed(0)
+    h = w = 64
+    p = torch.tensor([[[0.2, -0.3]]])  # (B=1, K=1, 2) as (x, y)
+    blob = render_landmarks(p, h, w, 0.08)  # (1, 1, H, W)
+    theta = random_warp(1)
+    grid = torch.nn.functional.affine_grid(theta, [1, 1, h, w], align_corners=True)
+    warped = torch.nn.functional.grid_sample(blob, grid, align_corners=True)
+    found = moments(warped / warped.sum((2, 3), keepdim=True))[0]
+    assert float(equivariance_loss(p, found, theta)) < 1e-4
+    assert float(equivariance_loss(p, p, theta)) > 1e-3  # the warp moved it (rotation/scale/shift drawn != identity)
