@@ -11,7 +11,9 @@ measures on 256 held-out digits of domain a:
     equivariance   |μ(shift(x)) - μ(x) - shift| / |shift| for a 3 px shift (0 = perfect, 1 = no tracking)
 
 Usage: python benchmarks/transgaga_spike.py [--minutes 8 | --steps N] [--equiv-w W]
-(``--equiv-w``: our landmark equivariance term, off in the paper's objective).
+(``--equiv-w``: our landmark equivariance term, off in the paper's objective). A ``--steps`` run is
+recorded in ``benchmarks/results/transgaga_spike.json`` (keyed by steps and weight) and the table
+in this script's block of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -135,6 +138,8 @@ def main() -> None:
     results["wall_s"] = round(wall, 1)
     results["steps"] = steps
     print(json.dumps(results, indent=2))
+    if args.steps:
+        record(results)
     from i2icli.imageio import to_pil
     from i2icli.methods.transgaga import landmark_overlay
 
@@ -142,6 +147,37 @@ def main() -> None:
     strip = torch.cat(list(rows), 2)
     to_pil(strip).resize((strip.shape[2] * 4, strip.shape[1] * 4)).save(run_dir / "landmarks.png")
     print(run_dir / "landmarks.png")
+
+
+RESULTS = Path(__file__).resolve().parent / "results" / "transgaga_spike.json"
+
+
+def record(results: dict) -> None:
+    """Keep this run in the JSON (one entry per steps and weight) and rewrite the RESULTS.md block."""
+    from machine_info import machine
+    from results_md import write_block
+
+    runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    runs[f"steps={results['steps']},equiv_w={results['equiv_w']}"] = {**results, "machine": machine(), "load": list(os.getloadavg())}
+    RESULTS.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "## TransGaGa landmark spike (`benchmarks/transgaga_spike.py`)", "",
+        "Stage 1 of preset `cpu-small` (batch 8, 1 thread) on 32 px MNIST-5k digits <-> warped digits; measured on 256",
+        "held-out digits: concentration (heatmap variance, 0 = sharp), landmarks on ink (mean ink under the landmarks;",
+        "the page average is 0.13) and the tracking error under a 3 px shift (0 = the landmarks move with the digit,",
+        "1 = they stay put). `equiv_w` > 0 adds our equivariance term (not the paper's).", "",
+        "| equiv_w | steps | concentration | on ink | tracking error | wall s | command |", "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for key, run in sorted(runs.items(), key=lambda kv: (kv[1]["steps"], kv[1]["equiv_w"])):
+        end = run[f"step_{run['steps']}"]
+        command = f"python benchmarks/transgaga_spike.py --steps {run['steps']} --equiv-w {run['equiv_w']:g}"
+        lines.append(f"| {run['equiv_w']:g} | {run['steps']} | {end['concentration']:.3f} | {end['on_ink']:.2f} | "
+                     f"{end['equivariance']:.2f} | {run['wall_s']} | `{command}` |")  # fmt: skip
+    start = next(iter(runs.values()))["step_0"]
+    m = next(iter(runs.values()))["machine"]
+    lines += ["", f"At step 0: concentration {start['concentration']:.3f}, on ink {start['on_ink']:.2f}, tracking error "
+              f"{start['equivariance']:.2f}. Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}."]  # fmt: skip
+    write_block(Path(__file__).resolve().parent / "RESULTS.md", "transgaga-spike", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

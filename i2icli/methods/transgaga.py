@@ -96,7 +96,7 @@ Choices where the paper (and §7) is silent, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -1056,6 +1056,10 @@ def _tiny(size: int, pix_cycle: Literal["reencode", "direct"], channels: int) ->
 TEST_PRESETS = {
     "reencode": Preset("reencode", "tiny: 16^2 RGB, K 4, widths 4, full pixel cycle", _tiny(16, "reencode", 3), batch_size=2, max_steps=4),
     "direct": Preset("direct", "tiny: 16^2 gray, K 4, widths 4, direct pixel cycle", _tiny(16, "direct", 1), batch_size=2, max_steps=4),
+    "equiv": Preset(
+        "equiv", "tiny: 16^2 RGB, K 4, widths 4, landmark equivariance term (ours)",
+        replace(_tiny(16, "reencode", 3), equiv_w=10.0), batch_size=2, max_steps=4,
+    ),
 }
 
 def budget_overrides(steps: int) -> tuple[str, ...]:
