@@ -136,3 +136,20 @@ def test_unchanged_values_pass_and_safe_options_are_applied_and_recorded(domains
     loop = json.loads((run_dir / "run.json").read_text())["spec"]["loop"]
     assert loop["save_every"] == 1 and loop["keep_last"] == 5
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir())[-2:] == ["step_00000007.pt", "step_00000008.pt"]
+
+
+def test_resume_removes_temp_files_a_kill_left_in_every_folder_it_writes(domains: Path, tmp_path: Path) -> None:
+    # kill -9 during an atomic write leaves its hidden temp file (found by the kill -9 soak in the
+    # exported model folder); the resumed run, holding the run lock, removes them everywhere.
+    run_dir = tmp_path / "r"
+    _start(domains, run_dir, steps=2)
+    stale = [
+        run_dir / ".run.json.k3j2.tmp", run_dir / "checkpoints" / ".step_00000002.pt.a1b2.tmp",
+        run_dir / "model" / ".model.safetensors.2fj0rge2.tmp",
+    ]  # fmt: skip
+    for path in stale:
+        path.write_bytes(b"partial")
+    resumed = _resume(run_dir, "--max-steps", "3")
+    assert resumed.exit_code == 0, resumed.output
+    assert [p for p in stale if p.exists()] == []
+    assert (run_dir / "model" / "model.safetensors").is_file()

@@ -224,9 +224,11 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 def _remove_stale_temps(run_dir: Path) -> None:
-    """Temp files of checkpoint writes a kill interrupted (the run lock says nobody else writes)."""
-    for tmp in (run_dir / "checkpoints").glob(".step_*.tmp"):
-        tmp.unlink(missing_ok=True)
+    """Temp files (``.<name>.<random>.tmp``, see ``atomic_write_bytes``) of writes a kill interrupted:
+    checkpoints, run records, exported models (the run lock says nobody else writes)."""
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "model", run_dir / "model-best"):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
