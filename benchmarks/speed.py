@@ -238,6 +238,8 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
         skipped["onnxruntime"] = "onnxruntime/onnxscript not installed"
     if sizes.slow_variants:
         variants["fp32 compiled, batch 1"] = (Runtime(compile=True), 1)
+        if native:
+            variants["bf16 compiled, channels_last, batch 1"] = (Runtime(precision="bf16", channels_last=True, compile=True), 1)
         if importlib.util.find_spec("torchao"):
             variants["int8 (PT2E static, compiled), batch 1"] = (Runtime(precision="int8"), 1)
         else:
