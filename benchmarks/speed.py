@@ -729,7 +729,7 @@ def _render_e(r: Record) -> str:
         growth = (max(r["tiled_sides"]) / top["side"]) ** 2 if r.get("tiled_sides") else 4
         out += ["", f"The untiled path was not run above {top['side']}^2: activations grow with the pixel count, so "
                 f"{max(r.get('tiled_sides', [top['side'] * 2]))}^2 would need about {growth:.0f} x {top['peak_rss_gb']} GB "
-                "(not tried on this shared machine)."]  # fmt: skip
+                "(not tried here)."]  # fmt: skip
     out += ["", "Tile fidelity on a page of each shipped model's examples (at the scale it was trained at); the seam is the",
             "mean error (8-bit levels) inside the blended overlaps against the mean error elsewhere:", "",
             "| model | page | tile / overlap | statistics | PSNR vs untiled dB | seam / elsewhere |", "|---|---|---|---|---|---|"]  # fmt: skip
