@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from machine_info import machine
+from machine_info import describe, machine
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent
@@ -215,7 +215,7 @@ def render(results: Record) -> str:
         lines += [
             f"### {budget['steps']} steps (batch {budget['batch']}, preset `{budget['preset']}`)", "",
             f"Command: `{budget['command']}`. "
-            f"Machine: {m['cpu']}, {m['threads']} thread(s), torch {m['torch']}; shared with other jobs "
+            f"Machine: {describe(m)}; shared with other jobs "
             "(load = 1-minute load average at the start and end of each UNIT cell).", "",
             "| direction | source-only | UNIT | oracle | gap closed | UNIT wall (s) | UNIT CPU (s) | load |",
             "|---|---|---|---|---|---|---|---|",

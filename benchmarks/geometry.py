@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from machine_info import machine
-from results_md import write_block
+from machine_info import describe, machine
+from results_md import smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -727,9 +727,7 @@ def _how_section(results: Record) -> list[str]:
     cells = list(results["cells"].values())
     if not cells:
         return []
-    machines = sorted(
-        "{cpu}, {cores} cores, torch threads {threads}, torch {torch}, Python {python}".format(**c["machine"]) for c in cells
-    )
+    machines = sorted(describe(c["machine"]) for c in cells)
     dates = sorted(c["finished"] for c in cells)
     total = sum(c["train_seconds"] + c["eval_seconds"] for c in cells)
     budgets = sorted({f"{c['steps']} steps x batch {c['batch_size']}" for c in cells if c["steps"]})
@@ -845,11 +843,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = run_table(cells, paths, smoke=args.smoke)
     if args.smoke:
-        problems = check_shape(results, cells)
-        for problem in problems:
-            print(f"smoke: {problem}", file=sys.stderr)
-        print(f"smoke: {len(cells)} cells, table in {paths.markdown}")
-        return 1 if problems else 0
+        return smoke_status(check_shape(results, cells), len(cells), paths.markdown)
     return 0
 
 

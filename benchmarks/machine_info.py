@@ -28,3 +28,18 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "i2icli": i2icli.__version__,
     }
+
+
+def describe(m: dict[str, Any]) -> str:
+    """One line for RESULTS.md from a recorded ``machine()``: CPU, cores, native bf16, torch threads
+    and versions. A record older than a field says so instead of guessing it."""
+    bf16 = m.get("native_bf16")
+    parts = [
+        m.get("cpu", "unknown CPU"),
+        f"{m['cores']} cores" if "cores" in m else "",
+        "native bf16" if bf16 else ("no native bf16" if bf16 is False else "native bf16 not recorded"),
+        f"torch threads {m['threads']}" if "threads" in m else "",
+        f"torch {m['torch']}" if "torch" in m else "",
+        f"Python {m['python']}" if "python" in m else "",
+    ]
+    return ", ".join(p for p in parts if p)

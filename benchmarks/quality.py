@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from machine_info import machine
-from results_md import write_block
+from machine_info import describe, machine
+from results_md import smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -504,10 +504,7 @@ def _summary(results: Record) -> list[str]:
 
 def _how_section(results: Record) -> list[str]:
     cells = list(results["cells"].values())
-    machines = sorted(
-        "{cpu}, {cores} cores, torch threads {threads}, torch {torch}, Python {python}".format(**c["machine"])
-        for c in cells
-    )
+    machines = sorted(describe(c["machine"]) for c in cells)
     dates = sorted(c["finished"] for c in cells)
     budgets = [f"{b.name} {b.steps} steps x batch {b.batch_size}" for b in BENCHMARKS.values()]
     lines = [
@@ -725,11 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, _ = run_table(cells, paths, smoke=args.smoke, quick=args.quick)
     if args.smoke:
         available = [(p, b) for p, b in cells if b.unavailable() is None]
-        problems = check_shape(results, available)
-        for problem in problems:
-            print(f"smoke: {problem}", file=sys.stderr)
-        print(f"smoke: {len(available)} cells, table in {paths.markdown}")
-        return 1 if problems else 0
+        return smoke_status(check_shape(results, available), len(available), paths.markdown)
     return 0
 
 

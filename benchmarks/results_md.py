@@ -37,3 +37,13 @@ def write_block(path: Path, name: str, body: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def smoke_status(problems: list[str], cells: int, markdown: Path) -> int:
+    """Print a smoke run's problems (stderr) and its summary line; the exit status (1 on a problem)."""
+    import sys
+
+    for problem in problems:
+        print(f"smoke: {problem}", file=sys.stderr)
+    print(f"smoke: {cells} cells, table in {markdown}")
+    return 1 if problems else 0

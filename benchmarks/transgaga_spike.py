@@ -13,7 +13,7 @@ measures on 256 held-out digits of domain a:
 Usage: python benchmarks/transgaga_spike.py [--minutes 8 | --steps N] [--equiv-w W]
 (``--equiv-w``: our landmark equivariance term, off in the paper's objective). A ``--steps`` run is
 recorded in ``benchmarks/results/transgaga_spike.json`` (keyed by steps and weight) and the table
-in this script's block of ``benchmarks/RESULTS.md``.
+in this script's block of ``benchmarks/RESULTS.md`` (``--report`` rewrites only the block).
 """
 
 from __future__ import annotations
@@ -102,7 +102,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--steps", type=int, help="a fixed step budget instead of --minutes")
     parser.add_argument("--equiv-w", type=float, default=0.0, help="weight of the landmark equivariance term (ours)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the RESULTS.md block from the JSON")
     args = parser.parse_args()
+    if args.report:
+        report(json.loads(RESULTS.read_text()))
+        return
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train_a = digits("train")
@@ -155,28 +159,37 @@ RESULTS = Path(__file__).resolve().parent / "results" / "transgaga_spike.json"
 def record(results: dict) -> None:
     """Keep this run in the JSON (one entry per steps and weight) and rewrite the RESULTS.md block."""
     from machine_info import machine
-    from results_md import write_block
 
     runs = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     runs[f"steps={results['steps']},equiv_w={results['equiv_w']}"] = {**results, "machine": machine(), "load": list(os.getloadavg())}
     RESULTS.write_text(json.dumps(runs, indent=2, sort_keys=True) + "\n")
+    report(runs)
+
+
+def report(runs: dict) -> None:
+    """This script's block of RESULTS.md, from the recorded runs alone."""
+    from machine_info import describe
+    from results_md import write_block
+
     lines = [
         "## TransGaGa landmark spike (`benchmarks/transgaga_spike.py`)", "",
         "Stage 1 of preset `cpu-small` (batch 8, 1 thread) on 32 px MNIST-5k digits <-> warped digits; measured on 256",
         "held-out digits: concentration (heatmap variance, 0 = sharp), landmarks on ink (mean ink under the landmarks;",
         "the page average is 0.13) and the tracking error under a 3 px shift (0 = the landmarks move with the digit,",
         "1 = they stay put). `equiv_w` > 0 adds our equivariance term (not the paper's).", "",
-        "| equiv_w | steps | concentration | on ink | tracking error | wall s | command |", "|---|---|---|---|---|---|---|",
+        "| equiv_w | steps | concentration | on ink | tracking error | wall s | load before | command |",
+        "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for key, run in sorted(runs.items(), key=lambda kv: (kv[1]["steps"], kv[1]["equiv_w"])):
+    ordered = sorted(runs.values(), key=lambda run: (run["steps"], run["equiv_w"]))
+    for run in ordered:
         end = run[f"step_{run['steps']}"]
         command = f"python benchmarks/transgaga_spike.py --steps {run['steps']} --equiv-w {run['equiv_w']:g}"
         lines.append(f"| {run['equiv_w']:g} | {run['steps']} | {end['concentration']:.3f} | {end['on_ink']:.2f} | "
-                     f"{end['equivariance']:.2f} | {run['wall_s']} | `{command}` |")  # fmt: skip
-    start = next(iter(runs.values()))["step_0"]
-    m = next(iter(runs.values()))["machine"]
+                     f"{end['equivariance']:.2f} | {run['wall_s']} | {run['load'][0]:.2f} | `{command}` |")  # fmt: skip
+    start = ordered[0]["step_0"]
+    machines = "; ".join(sorted({describe(run["machine"]) for run in ordered}))
     lines += ["", f"At step 0: concentration {start['concentration']:.3f}, on ink {start['on_ink']:.2f}, tracking error "
-              f"{start['equivariance']:.2f}. Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}."]  # fmt: skip
+              f"{start['equivariance']:.2f}. Machine: {machines}."]  # fmt: skip
     write_block(Path(__file__).resolve().parent / "RESULTS.md", "transgaga-spike", "\n".join(lines) + "\n")
 
 

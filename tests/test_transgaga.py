@@ -445,6 +445,8 @@ def test_a_budget_that_ends_before_a_stage_is_refused_before_any_run_folder(tmp_
     result = _cli(*args, "--preset", "cpu-tiny", "--max-steps", "30", "--run-dir", str(run_dir))  # stage 'pca' starts at 40
     assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
     assert "--max-steps 30: transgaga stage 'pca' starts at step 40" in result.output  # type: ignore[attr-defined]
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]  # type: ignore[attr-defined]
+    assert len(errors) == 1 and errors[0] == result.output.strip().splitlines()[-1]  # type: ignore[attr-defined]
     assert "Traceback" not in result.output and not run_dir.exists()  # type: ignore[attr-defined]
 
 

@@ -1062,6 +1062,7 @@ TEST_PRESETS = {
     ),
 }
 
+
 def budget_overrides(steps: int) -> tuple[str, ...]:
     """Stage lengths for a budget of ``steps`` in cpu-small's proportions (1500 + 200 of 3000 steps;
     the separation warm-up a tenth of stage 1), so every stage runs (it takes at least 3 steps)."""
