@@ -68,7 +68,7 @@ def test_multimodal_json_size_quiet_batch_size(munit: Path, tmp_path: Path, comm
         assert img.size == (20, 16)
     failed = [r for r in records if "error" in r]
     if command != "interpolate":
-        assert failed == [{"input": str(bad), "error": failed[0]["error"]}] and "bad.png" in failed[0]["error"]
+        assert failed == [{"input": str(bad), "status": "failed", "error": failed[0]["error"]}] and "bad.png" in failed[0]["error"]
 
 
 def test_translate_json_lists_failures(tiny_model_file: Path, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_translate_json_lists_failures(tiny_model_file: Path, tmp_path: Path) ->
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["input"] for r in records} == {str(tmp_path / "in" / "good.png"), str(tmp_path / "in" / "bad.png")}
     bad = next(r for r in records if r["input"].endswith("bad.png"))
-    assert set(bad) == {"input", "error"} and "not an image" in bad["error"]
+    assert set(bad) == {"input", "status", "error"} and "not an image" in bad["error"]
 
 
 def test_flags_show_no_bool_metavar() -> None:

@@ -10,7 +10,7 @@ from i2icli import __version__
 from i2icli.cli import (
     convert_cmd, data_cmd, eval_cmd, export_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
 )  # fmt: skip
-from i2icli.cli.common import Group, run_app, set_debug
+from i2icli.cli.common import DomainsCommand, Group, run_app, set_debug
 
 app = typer.Typer(
     name="i2i",
@@ -49,13 +49,13 @@ def root(
 
 
 app.command("translate")(translate_cmd.translate)
-app.command("train")(train_cmd.train)
+app.command("train", cls=DomainsCommand)(train_cmd.train)
 app.command("export-checkpoint")(train_cmd.export_checkpoint)
 app.command("sample-styles")(multimodal_cmd.sample_styles)
 app.command("sample", help="Alias of sample-styles.")(multimodal_cmd.sample_styles)
 app.command("interpolate")(multimodal_cmd.interpolate)
 app.command("exemplar")(multimodal_cmd.exemplar)
-app.command("convert")(convert_cmd.convert)
+app.command("convert", cls=DomainsCommand)(convert_cmd.convert)
 app.command("export")(export_cmd.export)
 app.command("push")(push_cmd.push)
 app.add_typer(models_cmd.app, name="models")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from i2icli.errors import I2IError, UsageError
 
@@ -28,7 +28,15 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (results are d
 OutDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Output folder.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display and no summary line.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per output (or failed input) on stdout.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")]
+BatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", "-b",
+        help="Images per forward pass (outputs do not depend on it). Defaults differ by command: translate 1 "
+        "(inputs of different sizes cannot share a pass), sample/exemplar/interpolate 8 (one input's styles share "
+        "a pass), eval 64 (test images share one size).",
+    ),
+]
 SizeOpt = Annotated[
     str,
     typer.Option(
@@ -50,7 +58,7 @@ MaxPixelsOpt = Annotated[
     int | None,
     typer.Option(
         "--max-pixels",
-        help="Refuse images with more pixels than this (decompression-bomb guard; default Pillow's 89478485, 0: no limit).",
+        help="Refuse images with more pixels than this (decompression-bomb guard; 0: no limit) (default: 89478485, Pillow's).",
     ),
 ]
 OverwriteOpt = Annotated[
@@ -72,23 +80,98 @@ def debug_enabled() -> bool:
 
 
 class Group(TyperGroup):
-    """A command group whose help shows flags without a value type (``--gif``, not ``--gif <bool>``)."""
+    """A command group whose help reads like ``git``'s: flags without a value type (``--gif``, not
+    ``--gif <bool>``), values named by what they hold (``-o DIR``, ``--set FIELD=VALUE``, not
+    ``<str>``), every stated default as ``[default: ...]``, and help text printed as written
+    (``pip install 'i2icli[int8]'`` keeps its brackets: it is not rich markup)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain_flags(super().get_params(ctx))
+        return _help_params(super().get_params(ctx))
 
     def get_command(self, ctx: Any, name: str) -> Any:
         command = super().get_command(ctx, name)
-        if command is not None:
-            _plain_flags(command.get_params(ctx))  # the parameter objects are the command's own
+        if command is not None and id(command) not in _DONE:
+            _DONE.add(id(command))
+            _help_params(command.get_params(ctx))  # the parameter objects are the command's own
+            if command.help:
+                command.help = _literal(command.help)
         return command
 
 
-def _plain_flags(params: list[Any]) -> list[Any]:
+class DomainsCommand(TyperCommand):
+    """A command with ``--domains A,B``: the older ``--domains A B`` is joined into one value
+    before parsing, so the option never takes a following flag as a name."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from i2icli.cli.validate import join_domains
+
+        try:
+            joined = join_domains(list(args))
+        except UsageError as e:  # before the command runs: the same one line its own checks give
+            err(f"error: {e}")
+            raise typer.Exit(e.exit_code) from None
+        return super().parse_args(ctx, joined)
+
+
+_DONE: set[int] = set()  # parameters and commands whose help was already rewritten (once each)
+
+# Metavars by parameter name (what the value is), then by type; Typer's ``<str>`` says nothing.
+_METAVARS = {
+    "inputs": "INPUT", "output": "OUT", "model": "MODEL", "model_ref": "MODEL", "direction": "a2b|b2a",
+    "to": "DOMAIN", "device": "DEVICE", "size": "auto|native|N", "fmt": "FORMAT", "suffix": "TEXT",
+    "style": "FILE", "style_a": "FILE", "style_b": "FILE", "config": "FILE", "overrides": "FIELD=VALUE",
+    "dataroot": "DIR", "domain_a": "DIR", "domain_b": "DIR", "domain_names": "A,B", "run_dir": "DIR",
+    "resume": "DIR", "run": "DIR", "method": "METHOD", "preset": "NAME", "init_from": "MODEL", "data": "DIR",
+    "real": "DIR", "fake": "DIR", "metrics": "NAME,...", "inception": "FILE", "png": "FILE", "mode": "lerp|slerp",
+    "precision": "PRECISION", "runtime": "torch|onnx", "schedule": "replan|keep", "amp_dtype": "bf16|fp16",
+    "lr": "RATE", "domain": "a|b", "repo": "ORG/NAME", "revision": "REV", "name": "NAME", "recipe": "RECIPE",
+}  # fmt: skip
+_TYPE_METAVARS = {"int": "N", "float": "X", "Path": "PATH", "str": "TEXT", "bool": "BOOL"}
+
+
+def _help_params(params: list[Any]) -> list[Any]:
+    import re
+
     for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
+        if id(param) in _DONE:
+            continue
+        _DONE.add(id(param))
+        if getattr(param, "is_flag", False):
+            if param.metavar is None:
+                param.metavar = ""
+        else:
+            name = param.metavar or _METAVARS.get(param.name or "")
+            if name is None:
+                bare = param.bare_type() if hasattr(param, "bare_type") else ""
+                name = _TYPE_METAVARS.get(bare.removeprefix("list[").removesuffix("]"), "VALUE")
+                if param.nargs not in (1, -1):
+                    name = " ".join([name] * param.nargs)
+            if param.param_type_name == "argument":
+                name = name.removesuffix("...")
+                shown = name + ("..." if param.nargs != 1 else "")
+                # Typer would add "<list[str]>" beside the name and braces around it in the usage line.
+                param.display_type_rich = lambda ctx: None
+                param._usage_display_name = lambda shown=shown: shown
+            elif getattr(param, "multiple", False):
+                name = name if name.endswith("...") else name + "..."
+            param.metavar = name
+        help_text = getattr(param, "help", None)
+        if help_text:
+            # A default stated in prose ("(default: X)") is shown like every other one: [default: X].
+            match = re.search(r" ?\(default:? ([^()]*(?:\([^()]*\)[^()]*)*)\)", help_text)
+            if match and param.param_type_name == "option":
+                help_text = help_text[: match.start()] + help_text[match.end() :]
+                help_text = f"{help_text.rstrip()} [default: {match.group(1)}]"
+                param.show_default = False
+            param.help = _literal(help_text)
     return params
+
+
+def _literal(text: str) -> str:
+    """Help text shown as written: rich would read ``[int8]`` or ``[@rev]`` as markup and drop it."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def check_output_folder(folder: Path) -> None:
@@ -189,7 +272,9 @@ class Report:
 
     def __init__(self, total: int, *, as_json: bool, quiet: bool, verb: str, bar: bool = True) -> None:
         self.as_json, self.quiet, self.verb, self.total = as_json, quiet, verb, total
-        self.written = self.failures = self.skipped = 0
+        self.written = self.skipped = 0
+        self.failed_inputs: set[str] = set()  # inputs (or references) that could not be used
+        self.failed_outputs = 0  # outputs of usable inputs that could not be written
         self.start = time.perf_counter()
         self.notes: list[str] = []  # added to the summary line
         self.notes_given: set[str] = set()  # one-time warnings already printed
@@ -209,18 +294,34 @@ class Report:
         """One output written (``dest`` None: stdout)."""
         self.written += 1
         if self.as_json:
-            record = {"input": source, "output": str(dest) if dest is not None else "-", **extra, "size": list(size),
-                      "seconds": round(seconds, 4)}  # fmt: skip
+            record = {"input": source, "output": str(dest) if dest is not None else "-", "status": "written", **extra,
+                      "size": list(size), "seconds": round(seconds, 4)}  # fmt: skip
             typer.echo(json.dumps(record))
 
-    def failed(self, source: str, message: str, error: BaseException | None = None) -> None:
-        """An input (or reference) that could not be used: an error line, and a JSON line with ``--json``."""
-        self.failures += 1
+    def kept(self, source: str, dest: Path, **extra: Any) -> None:
+        """An output that exists and was kept (no ``--overwrite``): counted, and a JSON line with
+        ``--json`` so a pipeline sees every input."""
+        self.skipped += 1
+        if self.as_json:
+            typer.echo(json.dumps({"input": source, "output": str(dest), "status": "kept", **extra}))
+
+    @property
+    def failures(self) -> int:
+        """Inputs that failed plus outputs that could not be written (non-zero: exit code 1)."""
+        return len(self.failed_inputs) + self.failed_outputs
+
+    def failed(self, source: str, message: str, error: BaseException | None = None, *, output: bool = False) -> None:
+        """An input (or reference) that could not be used, or with ``output`` one output that could
+        not be written: an error line, and a JSON line with ``--json``."""
+        if output:
+            self.failed_outputs += 1
+        else:
+            self.failed_inputs.add(source)
         if error is not None:
             debug_trace(error)
         self.line(f"error: {message}")
         if self.as_json:
-            typer.echo(json.dumps({"input": source, "error": message}))
+            typer.echo(json.dumps({"input": source, "status": "failed", "error": message}))
 
     def line(self, text: str) -> None:
         """A line on stderr that does not break the progress bar."""
@@ -243,7 +344,9 @@ class Report:
         if self.quiet or self.as_json:
             return
         seconds = time.perf_counter() - self.start
-        failed = f", {self.failures} of {self.total} inputs failed" if self.failures else ""
+        failed = f", {len(self.failed_inputs)} of {self.total} inputs failed" if self.failed_inputs else ""
+        if self.failed_outputs:
+            failed += f", {self.failed_outputs} output(s) could not be written"
         notes = "".join(f"; {n}" for n in self.notes)
         err(f"{self.verb}: {self.written} file(s) written{failed} in {seconds:.1f} s{notes}")
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from i2icli.cli.common import OverwriteOpt, err, handle_errors
+from i2icli.cli.validate import parse_domains
 from i2icli.errors import UsageError
 from i2icli.methods import METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -42,7 +43,7 @@ def convert(
     gen_ba: Annotated[
         Path | None, typer.Option("--gen-ba", help="A second file (CycleGAN: the b->a generator, latest_net_G_B.pth).", readable=False)
     ] = None,
-    domains: Annotated[tuple[str, str], typer.Option("--domains", help="Names of domains A and B, e.g. horse zebra.")] = ("a", "b"),
+    domains: Annotated[str, typer.Option("--domains", help="Names of domains A and B, comma-separated, e.g. horse,zebra.")] = "a,b",
     image_size: Annotated[int, typer.Option("--image-size", help="Training crop size recorded in the config.")] = 256,
     fp16: Annotated[bool, typer.Option("--fp16", help="Store weights as fp16 (half the file size).")] = False,
     overwrite: OverwriteOpt = False,
@@ -65,7 +66,7 @@ def convert(
         from i2icli.convert import convert_files
 
         files = [*weights, *([gen_ba] if gen_ba is not None else [])]
-        written, summary = convert_files(source, files, output, domains=domains, image_size=image_size, fp16=fp16)
+        written, summary = convert_files(source, files, output, domains=parse_domains(domains), image_size=image_size, fp16=fp16)
         err(f"wrote {written} ({summary})")
 
 

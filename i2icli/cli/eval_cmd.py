@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from i2icli.cli.common import (
-    DeviceOpt, Group, ModelOpt, SeedOpt, SizeOpt, ThreadsOpt, handle_errors, parse_size, stage_bar,
+    BatchOpt, DeviceOpt, Group, ModelOpt, SeedOpt, SizeOpt, ThreadsOpt, handle_errors, parse_size, stage_bar,
 )  # fmt: skip
 from i2icli.errors import UsageError
 
@@ -89,7 +89,7 @@ def model(
     styles: Annotated[int, typer.Option("--styles", help="Style models: samples per input for diversity.")] = 8,
     inception: InceptionOpt = None,
     pixel_threshold: ThresholdOpt = 16,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
+    batch_size: BatchOpt = 64,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
@@ -137,7 +137,7 @@ def adapt(
     model_ref: ModelOpt = None,
     domain: Annotated[str, typer.Option("--domain", help="Domain of the images: b (the target, default) or a.")] = "b",
     png: Annotated[Path | None, typer.Option("--png", help="Also write the confusion matrix as a PNG.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 64,
+    batch_size: BatchOpt = 64,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     threads: ThreadsOpt = None,

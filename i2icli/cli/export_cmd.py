@@ -7,17 +7,19 @@ from typing import Annotated
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, ModelOpt, err, handle_errors
+from i2icli.cli.common import ModelOpt, err, handle_errors
 from i2icli.errors import I2IError, UsageError
 
 
 def export(
-    output: Annotated[Path, typer.Argument(help="OUT.onnx")],
+    output: Annotated[Path, typer.Argument(help="The ONNX file to write (its name ends in .onnx).", metavar="OUT.onnx")],
     model: ModelOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="onnx (the only format).")] = "onnx",
     direction: Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a.")] = "a2b",
     to: Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")] = None,
-    device: DeviceOpt = "cpu",
+    device: Annotated[
+        str, typer.Option("--device", help="Device the model is traced on: cpu, cuda, mps or auto (GPU when there is one).")
+    ] = "cpu",
 ) -> None:
     """Export one direction of a model to ONNX: input "image" (B, C, H, W) in [-1, 1] (plus "style"
     (B, S, 1, 1) for style models such as MUNIT), output "translated"; batch, height and width are

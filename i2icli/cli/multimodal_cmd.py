@@ -26,6 +26,7 @@ from i2icli.cli.common import (
     Report, SeedOpt, SizeOpt, ThreadsOpt, check_max_pixels, check_output_folder, handle_errors, parse_direction,
     parse_size,
 )  # fmt: skip
+from i2icli.cli.validate import writable_folder
 from i2icli.errors import I2IError, UsageError
 
 if TYPE_CHECKING:
@@ -126,7 +127,9 @@ def _load(ref: str, opts: _Common) -> tuple[LoadedModel, Direction, InputScale]:
     apply_threads(opts.threads)
     loaded = load_model(ref, device=opts.device)
     chosen = loaded.choose_direction(opts.direction, opts.to)
-    return loaded, chosen, input_scale(loaded, opts.size)
+    scale = input_scale(loaded, opts.size)
+    writable_folder("-o", opts.output)  # once, before any input is read (one line, exit 1)
+    return loaded, chosen, scale
 
 
 def _check_unique(destinations: list[tuple[Path, str]]) -> None:
@@ -170,20 +173,23 @@ class _Writer:
         """Write ``image``; with ``source`` the output is reported (a ``--json`` line)."""
         from i2icli.imageio import write_image
 
-        if self._put(path, lambda: write_image(path, image)) and source is not None:
+        if self._put(path, lambda: write_image(path, image), source, extra) and source is not None:
             self.report.wrote(source, path, image.size, time.perf_counter() - start, **extra)
 
     def write_gif(self, path: Path, frames: list[Image.Image]) -> None:
         self._put(path, lambda: _write_gif(path, frames))
 
-    def _put(self, path: Path, save: Callable[[], None]) -> bool:
+    def _put(self, path: Path, save: Callable[[], None], source: str | None = None, extra: dict | None = None) -> bool:
         if not self.overwrite and path.exists():
-            self.report.skipped += 1
+            if source is not None:
+                self.report.kept(source, path, **(extra or {}))
+            else:
+                self.report.skipped += 1
             return False
         try:
             save()
         except I2IError as e:
-            self.report.failed(str(path), str(e), e)
+            self.report.failed(str(path), str(e), e, output=True)
             return False
         return True
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 import typer
 
 from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
+from i2icli.cli import validate
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -24,9 +25,9 @@ def train(
     domain_a: Annotated[Path | None, typer.Option("--domain-a", help="Folder of domain A images.")] = None,
     domain_b: Annotated[Path | None, typer.Option("--domain-b", help="Folder of domain B images.")] = None,
     domain_names: Annotated[
-        tuple[str, str], typer.Option("--domains", help="Human names of domains A and B (e.g. horse zebra).")
-    ] = ("a", "b"),
-    preset: Annotated[str | None, typer.Option("--preset", help="paper (default) or a labelled CPU preset.")] = None,
+        str, typer.Option("--domains", help="Names of domains A and B, comma-separated, e.g. horse,zebra.")
+    ] = "a,b",
+    preset: Annotated[str | None, typer.Option("--preset", help="paper (the official recipe) or a labelled CPU preset (cpu-small, cpu-tiny) (default: paper).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of config fields.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="field=value, e.g. --set lambda_identity=0.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Total steps (keeps the schedule's shape).")] = None,
@@ -169,12 +170,19 @@ def _train(
     sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads, method_options,
     typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} {value}: must be at least 1")
-    if min(save_every, sample_every, log_every, keep_last, num_workers, val_every) < 0 or log_every == 0:
-        raise UsageError("--save-every/--sample-every/--keep-last/--num-workers/--val-every must be >= 0, --log-every >= 1")
+    # Every option and folder is checked before anything is created (usage errors exit 2).
+    validate.at_least(1, max_steps=max_steps, batch_size=batch_size, log_every=log_every, threads=threads)
+    validate.at_least(
+        0, save_every=save_every, sample_every=sample_every, keep_last=keep_last, num_workers=num_workers,
+        val_every=val_every,
+    )  # fmt: skip
+    validate.positive(lr=lr)
     check_max_pixels(max_pixels)
+    domain_names = validate.parse_domains(domain_names)
+    if config is not None and not config.is_file():
+        raise UsageError(f"--config {config}: no such file")
+    if resume is None:
+        _check_new_run(dataroot, domain_a, domain_b, run_dir)
 
     if schedule not in (None, "replan", "keep"):
         raise UsageError(f"--schedule {schedule!r}: use replan or keep")
@@ -200,6 +208,21 @@ def _train(
         distributed.shutdown(place)
 
 
+def _check_new_run(dataroot: Path | None, domain_a: Path | None, domain_b: Path | None, run_dir: Path | None) -> None:
+    """The data folders hold images and the run folder can be made: before anything is written."""
+    if dataroot is not None and domain_a is None and domain_b is None:
+        if not dataroot.is_dir():
+            raise UsageError(f"--dataroot {dataroot}: no such folder")
+        for side in ("A", "B"):
+            validate.image_folder(f"--dataroot {dataroot}: train{side}/;", dataroot / f"train{side}")
+    else:
+        for option, folder in (("--domain-a", domain_a), ("--domain-b", domain_b)):
+            if folder is not None:
+                validate.image_folder(option, folder)
+    if run_dir is not None:
+        validate.new_folder("--run-dir", run_dir)
+
+
 def _train_as(
     place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
     batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, save_every,
@@ -217,6 +240,10 @@ def _train_as(
             raise UsageError(f"{given[0]}: a resumed run keeps its recorded config (see run.json)")
         if not (resume / "run.json").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
+        from i2icli.train.run import run_lock
+
+        with run_lock(resume):  # a run still training there is refused before any line claims work
+            pass
         values = dict(
             method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
             preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
@@ -254,6 +281,7 @@ def _train_as(
             batch_size=batch_size, lr=lr, max_steps=max_steps, loop_kwargs=loop_kwargs, init_from=init_from,
             steps_per_epoch=steps_per_epoch,
         )  # fmt: skip
+        validate.positive_rates(spec.config)
         if run_dir is None:
             import time
 
@@ -270,7 +298,7 @@ def _train_as(
     display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
     try:
         result, exported = run(
-            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=err,
+            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=display.note,
             threads=chosen_threads, place=place,
         )
     finally:
@@ -280,7 +308,8 @@ def _train_as(
     if result.interrupted:
         err(f"stopped at step {result.step}; checkpoint saved. Resume with: i2i train --resume {folder}")
         return
-    err(f"done: {result.step} steps; model exported to {exported}")
+    if not quiet:
+        err(f"done: {result.step} steps; model exported to {exported}")
 
 
 class _Silent:
@@ -333,6 +362,11 @@ class TrainDisplay:
         self.stream.write("\r\x1b[2K" + "  ".join(parts))
         self.stream.flush()
         self.pending = True
+
+    def note(self, text: str) -> None:
+        """A message (a warning, the CPU time estimate) on a line of its own, below the live line."""
+        self.close()
+        err(text)
 
     def close(self) -> None:
         if self.pending:

@@ -16,6 +16,7 @@ from i2icli.cli.common import (
 from i2icli.cli.speed import (
     CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
 )  # fmt: skip
+from i2icli.cli import validate
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ def _translate(
         if output == "-":
             raise UsageError("--save-landmarks writes files beside the outputs; it cannot be combined with -o -")
 
+    _check_writable(output, dests)
     speed.calibrate(loaded, chosen, [job for job in jobs if job[0] != Path("-")], style_of, scale, max_pixels)
     report = Report(len(jobs), as_json=as_json, quiet=quiet, verb="translate", bar=output != "-")
     report.notes.append(scale.describe_outputs(restore_size))
@@ -196,6 +198,15 @@ def _translate(
     )  # fmt: skip
     report.close(output if output != "-" else "stdout")
     return report.failures
+
+
+def _check_writable(output: str, dests: list[Path | None]) -> None:
+    """The output folder (of ``-o FILE``: its parent) can be written: checked once, before any input
+    is read, so a bad location is one line, not one per input."""
+    if output == "-":
+        return
+    out = Path(output)
+    validate.writable_folder("-o", out.parent if dests == [out] and not out.is_dir() else out)
 
 
 def _style_source(loaded, direction, style_ref: Path | None, seed: int, scale, max_pixels=None) -> Callable[[Path], Tensor] | None:  # type: ignore[no-untyped-def]
@@ -258,7 +269,7 @@ def _run_jobs(
         if isinstance(event, Failed):
             report.failed(source, str(event.error), event.error)
         elif isinstance(event, Skipped):
-            report.skipped += 1
+            report.kept(source, event.job.dest)
         elif isinstance(event, Done):
             outcome = event.value
             report.skipped += outcome.skipped
@@ -269,7 +280,7 @@ def _run_jobs(
             for written in outcome.written:
                 dest = written.dest if isinstance(written.dest, Path) else None
                 if written.error is not None:
-                    report.failed(source, str(written.error), written.error)
+                    report.failed(source, str(written.error), written.error, output=True)
                 else:
                     report.wrote(source, dest, written.size, event.seconds)
         report.advance()
