@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2icli.cli.common import ModelOpt, err, handle_errors
+from i2icli.cli.common import ModelOpt, err, handle_errors, parse_direction
 from i2icli.errors import I2IError, UsageError
 
 
@@ -29,11 +29,18 @@ def export(
             raise UsageError(f"--format {fmt!r}: only onnx is supported")
         if output.suffix != ".onnx":
             raise UsageError(f"{output}: the output file must end in .onnx")
+        direction = parse_direction(direction)
+        for folder in output.parents:  # the file's folder, checked before the model loads
+            if folder.exists():
+                if not folder.is_dir():
+                    raise UsageError(f"{output}: {folder} is a file, not a folder")
+                break
         from i2icli.api import load_model
         from i2icli.registry import DEFAULT_TRANSLATE_MODEL
         from i2icli.runtime import export_onnx_file
 
-        loaded = load_model(model or DEFAULT_TRANSLATE_MODEL, device=device)
+        ref = _exportable(model or DEFAULT_TRANSLATE_MODEL)
+        loaded = load_model(ref, device=device)
         chosen = loaded.check_direction(loaded.direction_to(to) if to else direction)
         try:
             result = export_onnx_file(loaded, chosen, output)
@@ -46,3 +53,20 @@ def export(
             f"wrote {output}: inputs {', '.join(result.inputs)}; sides multiples of {stride}; onnxruntime vs PyTorch "
             f"max abs diff {result.max_abs_diff:.2e} on shapes {', '.join('x'.join(map(str, s)) for s in result.checked)}"
         )
+
+
+def _exportable(ref: str) -> str:
+    """The local checkpoint of ``ref``, refusing (exit 2, before loading) a method that does not
+    trace to ONNX; judged from its config alone."""
+    from i2icli.checkpoint import read_config
+    from i2icli.registry import METHODS, Capability, fetch, resolve
+
+    path = fetch(resolve(ref))
+    method = read_config(path).method
+    if method in METHODS and Capability.ONNX not in METHODS[method].capabilities:
+        able = ", ".join(name for name, spec in METHODS.items() if Capability.ONNX in spec.capabilities)
+        raise UsageError(
+            f"{ref}: a {method} model cannot be exported to ONNX (its translation has steps the ONNX exporter "
+            f"cannot trace); these methods export: {able}"
+        )
+    return str(path)

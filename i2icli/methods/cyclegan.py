@@ -37,7 +37,7 @@ INFO = MethodInfo(
     name="cyclegan",
     summary="two ResNet generators, PatchGAN discriminators, cycle + identity losses",
     paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
-    capabilities=("translate", "bidirectional"),
+    capabilities=("translate", "bidirectional", "onnx"),
     convert_help="the official a->b generator (latest_net_G_A.pth), optionally the b->a one (latest_net_G_B.pth)",
 )
 

@@ -59,7 +59,7 @@ INFO = MethodInfo(
     name="distancegan",
     summary="DistanceGAN: translation that keeps normalised pairwise (or half-to-half) distances; one or both directions",
     paper="Benaim & Wolf, NIPS 2017, https://arxiv.org/abs/1706.00826",
-    capabilities=("translate", "bidirectional"),
+    capabilities=("translate", "bidirectional", "onnx"),
     convert_help="official <epoch>_net_G_A.pth (a2b), optionally followed by <epoch>_net_G_B.pth (b2a)",
     one_sided=False,
 )

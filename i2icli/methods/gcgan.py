@@ -55,7 +55,7 @@ INFO = MethodInfo(
     name="gcgan",
     summary="GcGAN: one-sided a->b translation kept consistent under a fixed 90-degree rotation or vertical flip",
     paper="Fu, Gong, Wang, Batmanghelich, Zhang & Tao, CVPR 2019, https://arxiv.org/abs/1809.05852",
-    capabilities=("translate",),
+    capabilities=("translate", "onnx"),
     options=(
         MethodOption(
             flag="--geometry",

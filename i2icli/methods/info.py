@@ -25,6 +25,7 @@ class Capability(str, Enum):
     SAMPLE_STYLES = "sample-styles"
     INTERPOLATE = "interpolate"
     EXEMPLAR = "exemplar"
+    ONNX = "onnx"  # ``i2i export``: the translation traces to an ONNX graph
 
 
 OptionKind = Literal["path", "str", "int", "float", "bool"]

@@ -78,7 +78,7 @@ INFO = MethodInfo(
     name="munit",
     summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
     paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
-    capabilities=("translate", "bidirectional", "sample-styles", "interpolate", "exemplar"),
+    capabilities=("translate", "bidirectional", "sample-styles", "interpolate", "exemplar", "onnx"),
     options=(
         MethodOption(
             flag="--vgg-weights",

@@ -80,7 +80,7 @@ INFO = MethodInfo(
     name="unit",
     summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
     paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
-    capabilities=("translate", "bidirectional", "interpolate"),
+    capabilities=("translate", "bidirectional", "interpolate", "onnx"),
     options=(
         MethodOption(
             flag="--arch",
