@@ -305,6 +305,38 @@ class InputScale:
         return max(side / self.learned, self.learned / side) > FAR_FROM_SCALE
 
 
+# An input whose side reaching the network is this many times the card's training crop (or smaller
+# by as much) is far from anything the model saw: a wider margin than FAR_FROM_SCALE, since models
+# are often applied to images a few times their crop.
+FAR_FROM_CARD = 4.0
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def domain_warning(model: LoadedModel, direction: str, scale: InputScale, name: str, size: tuple[int, int], mode: str | None) -> str | None:
+    """One warning line when an input is far from what the model was trained on: a side far from
+    the card's training crop (``config.image_size``; only when the checkpoint records no resize,
+    since ``scale.far`` covers that case), or colour into a gray model or gray into a colour one.
+    ``size`` is the input's (W, H), ``mode`` its Pillow mode before conversion (None: unknown)."""
+    c_in, _ = model.channels(direction)  # type: ignore[arg-type]
+    problems = []
+    crop = model.config.image_size
+    w, h = scale.size_for(size)
+    if scale.learned is None and crop and max(min(w, h) / crop, crop / min(w, h)) > FAR_FROM_CARD:
+        # Said here, once, rather than after every summary: only a far input makes it matter.
+        unscaled = " (the model records no training resize; --size N resizes inputs)" if scale.target is None else ""
+        problems.append(f"reaches the model at {w}x{h}{unscaled}")
+    if mode is not None and (c_in == 1) != (mode in _GRAY_MODES):
+        problems.append("is a colour image" if c_in == 1 else "is a gray image")
+    if not problems:
+        return None
+    trained = f"{crop}x{crop} " if crop else ""
+    kind = "gray" if c_in == 1 else "colour"
+    return (
+        f"warning: {name} {' and '.join(problems)}, but the model was trained on {trained}{kind} images "
+        "(see its card: i2i models info); results may be poor"
+    )
+
+
 def training_scale(config: ModelConfig) -> tuple[int | None, Literal["short", "width"]]:
     """The side length images had in training and which side it measures, from the checkpoint's
     recorded preprocessing: ``resize_and_crop`` resized whole images to load_size² (so the short
@@ -335,7 +367,7 @@ def input_scale(model: LoadedModel, size: int | str) -> InputScale:
         return InputScale(None, side, learned, "native resolution (--size native)")
     if size == "auto":
         if learned is None:
-            return InputScale(None, side, None, "native resolution (the model records no training resize)")
+            return InputScale(None, side, None, "native resolution")
         what = "short side" if side == "short" else "width"
         return InputScale(learned, side, learned, f"the model's training scale ({what} {learned} px)")
     if not isinstance(size, int) or size < 1:

@@ -277,6 +277,8 @@ def _run_jobs(
                 if scale.far(size) and "far" not in report.notes_given:
                     report.notes_given.add("far")
                     report.line(scale.far_warning(source, size))
+            if outcome.input_sizes and event.index < _DOMAIN_CHECKS:
+                _warn_out_of_domain(loaded, direction, scale, report, event.job.src, outcome.input_sizes[0])
             for written in outcome.written:
                 dest = written.dest if isinstance(written.dest, Path) else None
                 if written.error is not None:
@@ -286,3 +288,32 @@ def _run_jobs(
         report.advance()
 
 
+
+
+_DOMAIN_CHECKS = 8  # the first inputs are compared with what the model was trained on (one warning at most)
+
+
+def _warn_out_of_domain(loaded, direction, scale, report: Report, src: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    """One line on stderr (not an error) when an input's size or channels are far from the model's
+    training images, as its card records them."""
+    from i2icli.inference import domain_warning
+
+    if "domain" in report.notes_given:
+        return
+    warning = domain_warning(loaded, direction, scale, "stdin" if src == Path("-") else str(src), size, _mode_of(src))
+    if warning is not None:
+        report.notes_given.add("domain")
+        report.line(warning)
+
+
+def _mode_of(path: Path) -> str | None:
+    """The Pillow mode of an image file, from its header (None for stdin or an unreadable file)."""
+    from PIL import Image
+
+    if path == Path("-"):
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.mode
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
