@@ -41,7 +41,7 @@ def test_registry_entry_is_pinned_small_and_the_paper_network() -> None:
 def test_examples_are_distinct_gray_28px_digits_of_both_domains() -> None:
     from PIL import Image
 
-    files = sorted(EXAMPLES.glob("*.png"))
+    files = sorted(EXAMPLES.rglob("*.png"))
     assert {f.name.split("_")[0] for f in files} == {"mnist", "uci"} and len(files) == 10
     for f in files:
         with Image.open(f) as image:
@@ -60,7 +60,7 @@ def test_card_shows_the_measured_figures() -> None:
 
 def test_translate_both_ways_changes_the_digits_deterministically(tmp_path: Path) -> None:
     for domain, direction in (("mnist", "a2b"), ("uci", "b2a")):
-        inputs = sorted(EXAMPLES.glob(f"{domain}_*.png"))
+        inputs = sorted(EXAMPLES.rglob(f"{domain}_*.png"))
         outs = []
         for run in ("first", "again"):
             out = tmp_path / f"{direction}-{run}"

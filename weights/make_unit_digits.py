@@ -42,18 +42,20 @@ FIGURES = (("class-kept", "class kept", True), ("looks-like-target", "looks like
 
 
 def examples(data: Path) -> None:
-    """The first held-out test image of digits 0-4 from MNIST and 5-9 from UCI."""
+    """The first held-out test image of digits 0-4 from MNIST (in the folder, domain A, as the tour
+    translates it) and 5-9 from UCI (in uci/, domain B)."""
     import csv
 
     out = REPO / "examples" / NAME
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    (out / "uci").mkdir(parents=True)
     for folder, domain, digits in (("testA", "mnist", range(5)), ("testB", "uci", range(5, 10))):
         with open(data / f"{folder}_labels.csv") as f:
             rows = [(r["filename"], int(r["label"])) for r in csv.DictReader(f)]
         for digit in digits:
             name = next(n for n, label in rows if label == digit)
-            shutil.copy(data / folder / name, out / f"{domain}_{digit}_{Path(name).name}")
+            where = out if domain == "mnist" else out / "uci"
+            shutil.copy(data / folder / name, where / f"{domain}_{digit}_{Path(name).name}")
 
 
 def measure(data: Path, model_file: Path) -> dict[str, Any]:
