@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator
@@ -90,8 +91,8 @@ class Group(TyperGroup):
 
     def get_command(self, ctx: Any, name: str) -> Any:
         command = super().get_command(ctx, name)
-        if command is not None and id(command) not in _DONE:
-            _DONE.add(id(command))
+        if command is not None and command not in _DONE:
+            _DONE.add(command)
             _help_params(command.get_params(ctx))  # the parameter objects are the command's own
             if command.help:
                 command.help = _literal(command.help)
@@ -113,7 +114,8 @@ class DomainsCommand(TyperCommand):
         return super().parse_args(ctx, joined)
 
 
-_DONE: set[int] = set()  # parameters and commands whose help was already rewritten (once each)
+# Parameters and commands whose help was already rewritten (once each; weak: Typer builds new ones per run).
+_DONE: weakref.WeakSet[Any] = weakref.WeakSet()
 
 # Metavars by parameter name (what the value is), then by type; Typer's ``<str>`` says nothing.
 _METAVARS = {
@@ -133,9 +135,9 @@ def _help_params(params: list[Any]) -> list[Any]:
     import re
 
     for param in params:
-        if id(param) in _DONE:
+        if param in _DONE:
             continue
-        _DONE.add(id(param))
+        _DONE.add(param)
         if getattr(param, "is_flag", False):
             if param.metavar is None:
                 param.metavar = ""
