@@ -145,7 +145,8 @@ def test_layout_suffix_format_and_skip_existing(tiny_model_file: Path, tmp_path:
     assert (tmp_path / "out" / "x" / "deep_b.webp").is_file() and (tmp_path / "out" / "top_b.webp").is_file()
     assert len(first.stdout.splitlines()) == 2
     again = runner.invoke(app, args + ["--json", "--skip-existing"])
-    assert again.exit_code == 0 and again.stdout.strip() == ""
+    assert again.exit_code == 0
+    assert sorted(json.loads(line)["status"] for line in again.stdout.splitlines()) == ["kept", "kept"]
 
 
 def test_direction_by_domain_name_and_size(tiny_model_file: Path, tmp_path: Path) -> None:

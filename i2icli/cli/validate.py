@@ -97,23 +97,16 @@ def new_folder(option: str, folder: Path) -> None:
 
 
 def writable_folder(option: str, folder: Path) -> None:
-    """Create ``folder`` if needed and prove a file can be written there: one ``I2IError`` line
-    (exit 1) when it cannot, before any input is read. What this call created is removed again
-    on failure."""
-    created: list[Path] = []
-    path = folder
-    while not path.exists() and path != path.parent:
-        created.append(path)
-        path = path.parent
+    """Prove that ``folder`` can be created (if missing) and written: one ``I2IError`` line (exit 1)
+    when it cannot, before any input is read. Leaves nothing behind: the probe is a temporary entry
+    in ``folder``, or in its nearest existing parent when ``folder`` does not exist yet."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".i2i-write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        probe = tempfile.mkdtemp(prefix=".i2i-write-test-", dir=existing)
+        os.rmdir(probe)
     except OSError as e:
-        for made in created:  # innermost first
-            try:
-                made.rmdir()
-            except OSError:
-                pass
         raise I2IError(f"{option} {folder}: cannot write there ({e.strerror or e})") from None

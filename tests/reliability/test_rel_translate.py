@@ -202,7 +202,7 @@ def test_unreadable_file_and_read_only_folder_as_unprivileged_user(model: Path) 
         blocked = run(i2i("translate", root / "in" / "a.png", "-m", ckpt, "-o", read_only, "--device", "cpu"), as_nobody=True)
         assert_clean_failure(blocked, 1)
         (line,) = error_lines(blocked.stderr)
-        assert "a.png: cannot write (Permission denied)" in line
+        assert f"-o {read_only}: cannot write there (Permission denied)" in line  # once, before any input
         assert os.listdir(read_only) == []
 
 
