@@ -156,6 +156,10 @@ def adapt(
             raise UsageError(f"--batch-size {batch_size}: must be at least 1")
         if not data.exists():
             raise UsageError(f"--data {data}: no such file or folder")
+        if png is not None:
+            from i2icli.cli.validate import writable_folder
+
+            writable_folder("--png", png.parent)  # before the work, not after it
         from i2icli.api import load_model
         from i2icli.eval.adapt import classifier, confusion_png, evaluate_adaptation
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Callable, Optional, get_type_hints
 
 import typer
 
-from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.cli import validate
+from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.errors import UsageError
 from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
 from i2icli.methods.info import read_info
@@ -214,13 +214,14 @@ def _check_new_run(dataroot: Path | None, domain_a: Path | None, domain_b: Path 
         if not dataroot.is_dir():
             raise UsageError(f"--dataroot {dataroot}: no such folder")
         for side in ("A", "B"):
-            validate.image_folder(f"--dataroot {dataroot}: train{side}/;", dataroot / f"train{side}")
+            validate.image_folder("--dataroot", dataroot / f"train{side}")
     else:
         for option, folder in (("--domain-a", domain_a), ("--domain-b", domain_b)):
             if folder is not None:
                 validate.image_folder(option, folder)
     if run_dir is not None:
         validate.new_folder("--run-dir", run_dir)
+        validate.writable_folder("--run-dir", run_dir)
 
 
 def _train_as(

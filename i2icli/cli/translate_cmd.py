@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
+from i2icli.cli import validate
 from i2icli.cli.common import (
     BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, Report, SeedOpt,
     SizeOpt, ThreadsOpt, check_max_pixels, handle_errors, parse_direction, parse_size,
@@ -16,7 +17,6 @@ from i2icli.cli.common import (
 from i2icli.cli.speed import (
     CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
 )  # fmt: skip
-from i2icli.cli import validate
 from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
