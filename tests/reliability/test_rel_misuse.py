@@ -153,6 +153,14 @@ def test_an_unwritable_output_is_one_line_before_work(tmp_path: Path, args: list
     assert blocker.read_text() == "x"
 
 
+def test_eval_adapt_checks_its_png_before_loading(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    args = ["eval", "adapt", "--data", str(DIGITS), "--model", "unit-digits", "--png", str(blocker / "confusion.png")]
+    line = _one_error_line(runner.invoke(app, args), code=1)
+    assert "--png" in line and "cannot write" in line
+
+
 def test_failed_counts_count_inputs_once() -> None:
     from i2icli.cli.common import Report
 
