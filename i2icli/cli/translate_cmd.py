@@ -307,13 +307,14 @@ def _warn_out_of_domain(loaded, direction, scale, report: Report, src: Path, siz
 
 
 def _mode_of(path: Path) -> str | None:
-    """The Pillow mode of an image file, from its header (None for stdin or an unreadable file)."""
+    """The Pillow mode of an image file, from its header only, for the common formats (None for
+    stdin, another format or an unreadable file: then no channel warning)."""
     from PIL import Image
 
     if path == Path("-"):
         return None
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=["PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP"]) as image:
             return image.mode
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
