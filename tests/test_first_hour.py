@@ -108,7 +108,8 @@ _COMMANDS = [
 
 
 def _help(command: list[str]) -> str:
-    result = runner.invoke(app, [*command, "--help"], terminal_width=240)
+    # A wide terminal: at 80 columns rich cuts long tokens such as hf-hub:org/name[@rev] with an ellipsis.
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     return result.output
 
