@@ -28,11 +28,12 @@ from i2icli.nn.adain import AdaptiveInstanceNorm2d
 _PREFIX = "official MUNIT checkpoint: "
 
 
-def load_official_munit(path: str | os.PathLike[str]) -> tuple[MunitArch, dict[str, Tensor]]:
-    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it."""
+def load_official_munit(path: str | os.PathLike[str], obj: Any = None) -> tuple[MunitArch, dict[str, Tensor]]:
+    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it;
+    ``obj``: the file's content when the caller has read it already."""
     from i2icli.checkpoint import safe_torch_load
 
-    obj = safe_torch_load(path)
+    obj = safe_torch_load(path) if obj is None else obj
     try:
         return convert_munit(obj)
     except CheckpointError as e:
