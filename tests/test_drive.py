@@ -56,7 +56,7 @@ class FakeDrive:
         drive = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:  # http.server's naming
                 url = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(url.query)
                 file_id = query.get("id", [""])[0]

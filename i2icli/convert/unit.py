@@ -35,7 +35,6 @@ def convert_files(files: Sequence[Path]) -> Converted:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])
     from i2icli.checkpoint import safe_torch_load
-
     from i2icli.convert.imaginaire import convert_loaded
 
     obj = safe_torch_load(path)  # weights_only=True; one line for a missing, damaged or hostile file

@@ -21,6 +21,7 @@ Module names follow imaginaire's with its ``layers.`` level dropped, so conversi
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -154,7 +155,7 @@ class StyleMLP(nn.Module):
     def __init__(self, style_dim: int, mlp_dim: int, n_blocks: int) -> None:
         super().__init__()
         dims = [style_dim] + [mlp_dim] * n_blocks
-        self.model = nn.Sequential(*(LinearRelu(i, o) for i, o in zip(dims[:-1], dims[1:])))
+        self.model = nn.Sequential(*(LinearRelu(i, o) for i, o in pairwise(dims)))
 
     def forward(self, style: Tensor) -> Tensor:
         return self.model(style.flatten(1))
