@@ -271,7 +271,9 @@ def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
         done.append(f"removed {folder}")
     if entry.release is not None:
         name = entry.release.filename
-        for path in (downloads_dir() / n for n in (name, f"{name}.part", f"{name}.bad")):
+        # gdown's partial Drive downloads are NAME + 8 random characters + .part
+        partial = sorted(downloads_dir().glob(f"{name}{'?' * 8}.part")) if downloads_dir().is_dir() else []
+        for path in [*(downloads_dir() / n for n in (name, f"{name}.part", f"{name}.bad")), *partial]:
             if path.exists():
                 path.unlink()
                 done.append(f"removed {path}")

@@ -197,6 +197,14 @@ def test_an_interrupted_download_resumes_and_the_sha256_is_enforced_later(drive:
     assert (downloads_dir() / (PRETRAINED[S2W].release.filename + ".bad")).is_file()
 
 
+def test_models_rm_removes_a_partial_drive_download(drive: FakeDrive, tmp_path: Path) -> None:
+    drive.cut = len(drive.files[S2W_ID]) - 20_000
+    assert translate(tmp_path).exit_code == 2
+    (part,) = partial_files(PRETRAINED[S2W].release, downloads_dir())
+    removed = runner.invoke(app, ["models", "rm", S2W])
+    assert removed.exit_code == 0 and part.name in removed.output and not part.exists()
+
+
 def test_quota_page_no_network_and_offline_are_one_line_exit_2(drive: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     drive.quota = True
     quota = translate(tmp_path)

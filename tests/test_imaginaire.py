@@ -124,6 +124,18 @@ def test_cli_convert_translate_sample_exemplar(tmp_path: Path) -> None:
     assert any((tmp_path / "t").iterdir()) and any((tmp_path / "s").rglob("*.png"))
 
 
+def test_cli_unit_translate_and_interpolate(tmp_path: Path) -> None:
+    out = tmp_path / "u"
+    assert runner.invoke(app, ["convert", "--from", "unit", str(F / "unit_d2.pt"), "-o", str(out)]).exit_code == 0
+    image, other = write_rgb(tmp_path / "x.png", (20, 16)), write_rgb(tmp_path / "y.png", (20, 16), seed=1)
+    for argv in (
+        ["translate", str(image), "--model", str(out), "-o", str(tmp_path / "t"), "--direction", "b2a"],
+        ["interpolate", str(image), str(other), "--model", str(out), "--steps", "3", "-o", str(tmp_path / "i")],
+    ):
+        result = runner.invoke(app, [*argv, "--device", "cpu"])
+        assert result.exit_code == 0, (argv, result.output)
+
+
 # ------------------------------------------------------------------ the released configs, full size
 
 
