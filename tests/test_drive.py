@@ -280,5 +280,8 @@ def test_prefilled_cache_translate_sample_exemplar_and_models_info(tmp_path: Pat
         result = runner.invoke(app, [*argv, "--device", "cpu"])
         assert result.exit_code == 0, (argv, result.output)
     assert len(list((tmp_path / "s").glob("img_s*.png"))) == 8
+    listed = {m["name"]: m for m in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)}
+    for name in (S2W, "munit-dog2cat", "munit-edges2shoes-hd", "unit-winter2summer"):
+        assert LICENCE in json.dumps(listed[name])
     info = runner.invoke(app, ["models", "info", S2W])
     assert info.exit_code == 0 and LICENCE in info.stdout and "17gYCHgWD9xM_EFqid1S3b3MXBjIvElAI" in info.stdout
