@@ -285,3 +285,13 @@ def test_prefilled_cache_translate_sample_exemplar_and_models_info(tmp_path: Pat
         assert LICENCE in json.dumps(listed[name])
     info = runner.invoke(app, ["models", "info", S2W])
     assert info.exit_code == 0 and LICENCE in info.stdout and "17gYCHgWD9xM_EFqid1S3b3MXBjIvElAI" in info.stdout
+
+
+def test_progress_bar_on_request(drive: FakeDrive, capfd: pytest.CaptureFixture[str]) -> None:
+    from i2icli.releases import fetch_release
+
+    path = fetch_release(PRETRAINED[S2W], progress=True)
+    assert path.is_file()
+    err = capfd.readouterr().err
+    size = len(drive.files[S2W_ID])
+    assert "100%" in err and f"{size / 1000:.0f}k" in err.replace(" ", "").lower()  # tqdm's bar, total in bytes
