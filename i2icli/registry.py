@@ -87,7 +87,6 @@ class Release:
     project: str  # the official repository that documents the release
     drive_id: str = ""  # ``drive``: the file's Google Drive id ...
     drive_folder: str = ""  # ... or the id of the Drive folder holding ``filename``
-    config: str = ""  # the authors' training config the weights come from
     trained_at: int | None = None  # short side (px) of the authors' training images: ``--size auto`` uses it
 
 
@@ -174,7 +173,7 @@ def _imaginaire(
         aliases=(alias,),
         release=Release(
             f"https://drive.google.com/file/d/{drive_id}/view", f"{name}.pt", "drive", _IMAGINAIRE,
-            drive_id=drive_id, config=f"configs/projects/{config}", trained_at=size,
+            drive_id=drive_id, trained_at=size,
         ),
     )
 
