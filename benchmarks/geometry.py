@@ -373,7 +373,7 @@ def select_cells(variants: str | None, pairs: str | None, cells: str | None) -> 
 
 def expected_directions(variant: Variant) -> list[str]:
     """The directions a variant's model translates: one-sided methods (GcGAN) have a2b only."""
-    from i2icli.methods.info import read_info
+    from i2icli.methods import read_info
 
     return ["a2b"] if variant.method is not None and read_info(variant.method).one_sided else ["a2b", "b2a"]
 

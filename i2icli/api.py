@@ -7,12 +7,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from i2icli.checkpoint import load_checkpoint, read_config
+from i2icli.checkpoint import read_config
+from i2icli.methods.load import load_checkpoint
 from i2icli.config import to_dict
 from i2icli.device import pick_device
 from i2icli.errors import UsageError
 from i2icli.inference import LoadedModel
-from i2icli.registry import PRETRAINED, Pretrained, fetch, resolve
+from i2icli.registry import PRETRAINED, Pretrained
+from i2icli.sources import fetch, resolve
 from i2icli.runtime import Engine, Runtime
 
 

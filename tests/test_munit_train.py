@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import load_checkpoint
+from i2icli.methods.load import load_checkpoint
 from i2icli.cli.app import app
 from i2icli.config import apply_overrides, from_dict
 from i2icli.data import transforms

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icli.checkpoint import ModelConfig, load_checkpoint, save_model
+from i2icli.checkpoint import ModelConfig, save_model
+from i2icli.methods.load import load_checkpoint
 from i2icli.config import to_dict
 from i2icli.errors import UsageError
 from i2icli.methods.transgaga import (

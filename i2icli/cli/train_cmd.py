@@ -12,8 +12,7 @@ import typer
 
 from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.errors import UsageError
-from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
-from i2icli.methods.info import read_info
+from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES, read_info
 from i2icli.progress import format_duration
 
 
@@ -119,9 +118,7 @@ train.__signature__ = inspect.Signature([*_generic, *_method_parameters()])  # t
 
 def method_overrides(method: str, given: dict[str, str | None]) -> dict[str, Any]:
     """Method-specific flags -> config field values; a flag of another method is a usage error."""
-    from i2icli.registry import method_spec
-
-    own = {_param_name(o.flag): o for o in method_spec(method).info.options} if method in METHOD_MODULES else {}
+    own = {_param_name(o.flag): o for o in read_info(method).options} if method in METHOD_MODULES else {}
     values: dict[str, Any] = {}
     for name, value in given.items():
         if value is None:

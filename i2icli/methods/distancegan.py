@@ -61,6 +61,7 @@ INFO = MethodInfo(
     paper="Benaim & Wolf, NIPS 2017, https://arxiv.org/abs/1706.00826",
     capabilities=("translate", "bidirectional"),
     convert_help="official <epoch>_net_G_A.pth (a2b), optionally followed by <epoch>_net_G_B.pth (b2a)",
+    converter="i2icli.convert.distancegan",
     one_sided=False,
 )
 
@@ -440,13 +441,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Converted:
-    # Imported on use: the converter module imports this one for the arch and model classes.
-    from i2icli.convert.distancegan import convert_official
-
-    return convert_official(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=DistanceGANArch,
@@ -456,5 +450,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="dist",
-    convert=_convert,
 )

@@ -65,6 +65,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="official <epoch>_net_G_AB.pth (gc_gan_share); add a second file for a gc_gan_cross G_gc_AB",
+    converter="i2icli.convert.gcgan",
     one_sided=True,
 )
 
@@ -381,13 +382,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Converted:
-    # Imported on use: the converter module imports this one for the arch and model classes.
-    from i2icli.convert.gcgan import convert_official
-
-    return convert_official(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=GcGANArch,
@@ -397,5 +391,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="geo_ab",
-    convert=_convert,
 )

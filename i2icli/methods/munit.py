@@ -78,7 +78,7 @@ INFO = MethodInfo(
     name="munit",
     summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
     paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
-    capabilities=("translate", "bidirectional", "sample-styles", "interpolate", "exemplar"),
+    capabilities=("translate", "bidirectional", "styles"),
     options=(
         MethodOption(
             flag="--vgg-weights",
@@ -88,6 +88,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="the official gen_*.pt (or a released file such as edges2shoes.pt) holding both generators {'a','b'}",
+    converter="i2icli.convert.munit",
 )
 
 
@@ -573,16 +574,6 @@ TEST_PRESETS = {
 }
 
 
-def convert_official(files: Sequence[Path]) -> Converted:
-    """Official ``gen_*.pt`` (both generators) -> our model state."""
-    from i2icli.convert.munit import load_official_munit
-
-    if len(files) != 1:
-        raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
-    arch, state = load_official_munit(files[0])
-    return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=MunitArch,
@@ -592,5 +583,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="recon_x_a",
-    convert=convert_official,
 )

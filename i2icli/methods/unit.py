@@ -80,7 +80,7 @@ INFO = MethodInfo(
     name="unit",
     summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
     paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
-    capabilities=("translate", "bidirectional", "interpolate"),
+    capabilities=("translate", "bidirectional", "latent-walk"),
     options=(
         MethodOption(
             flag="--arch",
@@ -95,6 +95,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    converter="i2icli.convert.unit",
     one_sided=False,
 )
 
@@ -834,12 +835,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Any:
-    from i2icli.convert.unit import convert_files
-
-    return convert_files(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=UnitArch,
@@ -849,5 +844,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="recon_a",
-    convert=_convert,
 )

@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterator, Literal, Mapping
 import torch
 
 from i2icli import __version__
-from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
+from i2icli.checkpoint import ModelConfig, atomic_write_bytes, save_model
+from i2icli.methods.load import load_checkpoint
 from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import I2IError, UsageError
@@ -500,7 +501,7 @@ def run_or_resume(
 
 def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     """Fine-tune start: copy a resolvable model's weights into ``model`` (same method and arch)."""
-    from i2icli.registry import fetch, resolve
+    from i2icli.sources import fetch, resolve
 
     path = fetch(resolve(ref))
     source, config = load_checkpoint(path)

@@ -158,7 +158,7 @@ def test_convert_keeps_an_existing_output_unless_overwrite(tmp_path: Path) -> No
     assert "kept it (pass --overwrite to replace it)" in kept.stderr
     replaced = runner.invoke(app, ["convert", "--from", "cyclegan", str(OFFICIAL), "-o", str(out), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
-    from i2icli.checkpoint import load_checkpoint
+    from i2icli.methods.load import load_checkpoint
 
     load_checkpoint(out)
 
