@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
 from machine_info import describe, machine
 from results_md import smoke_status, write_block
 
@@ -112,7 +111,7 @@ def _grey_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images[..., None], 3, axis=-1)  # (N, H, W) -> (N, H, W, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> np.ndarray:
     from skimage import data
 

@@ -30,6 +30,7 @@ class LoadedModel:
     path: Path
     device: torch.device
     runtime: Runtime = Runtime()
+    precision_reason: str = "requested"  # why ``runtime.precision`` was chosen (``--precision auto`` says it)
     # Built lazily per (direction, with style): translation functions, activation bytes per pixel.
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -180,6 +181,12 @@ class LoadedModel:
         return self.check_direction(self.direction_to(to), shown=f"--to {to}")
 
 
+def check_tiling(model: LoadedModel, tiling: TileOptions) -> None:
+    """Refuse tiles for a model that cannot run in them (``landmarks``: a global geometry)."""
+    if tiling.tile and not model.tileable:
+        raise UsageError(f"--tile: a {model.config.method} model uses global geometry (landmarks) and cannot be tiled")
+
+
 def _run_padded(
     model: LoadedModel, group: list[torch.Tensor], direction: Direction, styles: list[torch.Tensor] | None,
     tiling: TileOptions,
@@ -191,9 +198,8 @@ def _run_padded(
     s = None if styles is None else torch.stack(styles).to(model.device)  # (B, S, 1, 1)
     padded, padding = pad_for_network(x, net.stride, net.min_size)
     pixels = padded.shape[2] * padded.shape[3]
+    check_tiling(model, tiling)
     tile = tiling.tile
-    if tile and not model.tileable:
-        raise UsageError(f"--tile: a {model.config.method} model uses global geometry (landmarks) and cannot be tiled")
     per_image = None
     if model.tileable:  # landmark models always run whole
         per_image = model.bytes_per_pixel(direction, s) * pixels

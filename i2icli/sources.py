@@ -9,7 +9,7 @@ References (``resolve``):
                                      the i2i cache, a Hub copy or the authors' release (below)
 
 A string that looks like a path but does not exist is an error (never a silent registry lookup), and
-an unknown name lists close matches. Torch is imported only to read or convert a checkpoint.
+an unknown name lists close matches. Torch is imported only where a checkpoint or a download is handled.
 
 ``fetch_release(entry)`` returns an i2i checkpoint for a ``registry.PRETRAINED`` entry, trying:
 
@@ -43,11 +43,10 @@ from pathlib import Path
 from typing import Literal
 
 from i2icli.cards import model_card, read_metrics
-from i2icli.data.download import check_archive, download, forget, recorded_sha256
 from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError, UnknownModelError
 from i2icli.hub import download_model_file, env_offline, parse_hub_ref, sha256_file
-from i2icli.runfolder import RUN_FILE, training_run_of
 from i2icli.registry import ALIASES, HUB_PREFIX, PRETRAINED, Pretrained, Release, lookup, weights_dir
+from i2icli.runfolder import RUN_FILE, training_run_of
 
 CACHE_ENV = "I2I_CACHE_DIR"
 MIRROR_ENV = "I2I_MODELS_URL"
@@ -265,6 +264,8 @@ def manual_steps(entry: Pretrained) -> str:
 
 
 def _download_and_install(entry: Pretrained, release: Release, url: str, *, progress: bool | None) -> Path:
+    from i2icli.data.download import download  # the i2icli.data package imports torch
+
     dest = downloads_dir() / release.filename
     try:
         download(url, dest, progress=progress)
@@ -289,6 +290,8 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
     The release file's sha256 is checked against the one recorded for it (recorded here after the
     first successful conversion). ``downloaded``: the file is ours, so a mismatch renames it ``.bad``.
     """
+    from i2icli.data.download import check_archive, recorded_sha256  # torch, through i2icli.data
+
     release = entry.release
     if release is None:
         raise NotAvailableError(f"{entry.name} has no authors' release to convert ({_not_published(entry)})")
@@ -357,6 +360,8 @@ def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
     The recorded sha256 of its release file stays (a later download is still checked) unless
     ``forget_sha256``: then the next download records a new one.
     """
+    from i2icli.data.download import forget  # torch, through i2icli.data
+
     done: list[str] = []
     folder = model_dir(entry.name)
     if folder.exists():

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
-from i2icli.errors import CheckpointError, UsageError
 from i2icli.convert.distancegan import convert_official
+from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.distancegan import (
     METHOD,
     DistanceGANArch,

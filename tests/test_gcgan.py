@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
+from i2icli.convert.gcgan import convert_official
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Optim
-from i2icli.convert.gcgan import convert_official
 from i2icli.methods.gcgan import (
     METHOD,
     GcGANArch,

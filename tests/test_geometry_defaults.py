@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
 from typer.testing import CliRunner
 
-import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 from i2icli.cli.app import app
 from i2icli.registry import PRETRAINED
 from i2icli.sources import fetch, resolve

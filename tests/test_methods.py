@@ -25,13 +25,13 @@ from conftest import write_rgb
 from typer.testing import CliRunner
 
 from i2icli.checkpoint import ModelConfig, save_model
-from i2icli.methods.load import load_checkpoint
 from i2icli.cli.app import app
 from i2icli.config import to_dict
 from i2icli.errors import CheckpointError
 from i2icli.methods import METHOD_MODULES, load_method, read_info
 from i2icli.methods.base import CAPABILITY_PROTOCOLS, METHOD_CAPABILITIES, Method, Preset, Translator, split_direction
 from i2icli.methods.info import COMMANDS, Capability
+from i2icli.methods.load import load_checkpoint
 from i2icli.train.loop import LoopOptions, train
 from i2icli.train.run import DataSpec, RunSpec, run
 

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2icli.methods.load import load_checkpoint
 from i2icli.cli.app import app
 from i2icli.config import apply_overrides, from_dict
 from i2icli.data import transforms
 from i2icli.errors import UsageError
 from i2icli.losses import l1
 from i2icli.methods.base import Optim
+from i2icli.methods.load import load_checkpoint
 from i2icli.methods.munit import (
     METHOD,
     PRESETS,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from i2icli.inference import LoadedModel
 
 from i2icli.convert.unit import convert_official, convert_unit
+from i2icli.data.labels import read_labels
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.unit import (
     METHOD,
@@ -28,7 +29,6 @@ from i2icli.methods.unit import (
     gaussian_kl,
     read_domain_a_labels,
 )
-from i2icli.data.labels import read_labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "unit"
 ATOL = 1e-5  # fixture README: observed float noise <= 4e-6; never loosen

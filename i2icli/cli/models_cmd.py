@@ -64,7 +64,7 @@ def list_models(
     table.columns[4].overflow = "fold"
     methods = Table("method", "capabilities", "paper", title="methods")
     for m in METHODS.values():
-        methods.add_row(m.name, ", ".join(sorted(c.value for c in m.capabilities)), m.info.paper)
+        methods.add_row(m.name, ", ".join(m.capabilities), m.paper)
     console = Console(width=180)
     console.print(table)
     if not cached:

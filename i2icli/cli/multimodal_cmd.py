@@ -22,8 +22,24 @@ from typing import TYPE_CHECKING, Annotated, Callable
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OutDirOpt, OverwriteOpt, QuietOpt,
-    Report, SeedOpt, SizeOpt, ThreadsOpt, check_max_pixels, check_output_folder, handle_errors, parse_direction,
+    BatchOpt,
+    DeviceOpt,
+    InputsArg,
+    JsonOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    OfflineOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    QuietOpt,
+    Report,
+    SeedOpt,
+    SizeOpt,
+    ThreadsOpt,
+    check_max_pixels,
+    check_output_folder,
+    handle_errors,
+    parse_direction,
     parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError

@@ -6,7 +6,7 @@ import inspect
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, get_type_hints
+from typing import Annotated, Any, Callable, get_type_hints
 
 import typer
 
@@ -95,7 +95,7 @@ def _method_parameters() -> list[inspect.Parameter]:
             inspect.Parameter.KEYWORD_ONLY,
             default=None,
             annotation=Annotated[
-                Optional[str], typer.Option(flag, help=f"{'/'.join(who)} only: {helps[flag]}.", show_default=False)
+                str | None, typer.Option(flag, help=f"{'/'.join(who)} only: {helps[flag]}.", show_default=False)
             ],
         )
         for flag, who in owners.items()

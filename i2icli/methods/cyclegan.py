@@ -17,16 +17,14 @@ with the LSGAN loss halved.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from i2icli.data.transforms import Preprocess
-from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import DIRECTIONS, Converted, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation

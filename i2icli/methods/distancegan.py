@@ -40,8 +40,7 @@ checkpoints ``i2i convert --from distancegan`` reads. The discriminator is the 7
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -49,7 +48,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, split_direction
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,6 @@ from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import (
     DIRECTIONS,
-    Converted,
     Direction,
     Domain,
     Method,
@@ -61,8 +60,8 @@ from i2icli.nn.adain import (
     MLP,
     Activation,
     AdaINResBlocks,
-    Conv2dBlock,
     ContentEncoder,
+    Conv2dBlock,
     InitKind,
     MsDisArch,
     MultiScaleDiscriminator,
@@ -70,7 +69,7 @@ from i2icli.nn.adain import (
     StyleEncoder,
     init_weights,
 )
-from i2icli.nn.vgg import VggInput, VggFeatures, load_vgg16_features, vgg_loss
+from i2icli.nn.vgg import VggFeatures, VggInput, load_vgg16_features, vgg_loss
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 

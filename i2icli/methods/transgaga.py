@@ -103,16 +103,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2icli.data.transforms import Preprocess
 from i2icli.config import require
+from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.adain import (
     MLP,
-    Conv2dBlock,
     ContentEncoder,
+    Conv2dBlock,
     MsDisArch,
     MultiScaleDiscriminator,
     ResBlocks,

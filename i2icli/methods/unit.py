@@ -65,14 +65,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2icli.config import require
 from i2icli.data.labels import labels_for_files, read_labels
 from i2icli.data.transforms import Preprocess
-from i2icli.config import require
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.adain import Conv2dBlock, ContentEncoder, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 

@@ -12,7 +12,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-
 Padding = Literal["reflect", "zero"]
 
 

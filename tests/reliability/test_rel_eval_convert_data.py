@@ -15,7 +15,15 @@ import pytest
 import torch
 from conftest import FIXTURES
 from faults import (
-    SETPRIV, assert_clean_failure, error_lines, i2i, make_bad_inputs, make_good_inputs, rgb_array, run, shared_tmp,
+    SETPRIV,
+    assert_clean_failure,
+    error_lines,
+    i2i,
+    make_bad_inputs,
+    make_good_inputs,
+    rgb_array,
+    run,
+    shared_tmp,
 )  # fmt: skip
 from PIL import Image
 from typer.testing import CliRunner
