@@ -503,7 +503,7 @@ class TransGaGaModel(nn.Module):
         _, target = split_direction(direction)
         return self.geo_tf(direction)(p) * self.domain(target).pca.active
 
-    # -- the StyleNet protocol
+    # -- base.StyleModel
 
     def encode_content(self, x: Tensor, domain: Domain | str) -> Tensor:
         """Landmark configuration as [p_a, p_b] (both domains' whitened PCA coordinates), tiled over
