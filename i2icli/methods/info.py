@@ -2,10 +2,10 @@
 method-specific command-line options it has.
 
 Each method module declares ``INFO = MethodInfo(...)`` near its top, written with literals only
-(strings, numbers, tuples and nested ``MethodOption(...)`` calls). ``read_info`` reads that
-declaration from the module's source with ``ast`` instead of importing it, so ``i2i --help``,
-``i2i models list`` and capability checks never import torch, and the description is written once,
-in the method's own file. ``tests/test_methods.py`` checks that the parsed value equals the
+(strings, numbers, tuples and nested ``MethodOption(...)`` calls). ``parse_info`` reads that
+declaration from the module's source with ``ast`` instead of importing it (``i2icli.methods.read_info``
+finds the source by method name), so ``i2i --help``, ``i2i models list`` and capability checks never
+import torch, and the description is written once, in the method's own file. ``tests/test_methods.py`` checks that the parsed value equals the
 imported one, and that every declared capability is met by its protocol in ``base.py``.
 """
 
