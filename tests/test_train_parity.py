@@ -136,3 +136,24 @@ def test_cyclegan_matches_the_official_trainer(tmp_path: Path) -> None:
     x_a, x_b = data.a[0], data.b[0]
     inputs = {"gen_ab": x_a, "gen_ba": x_b, "dis_a": x_a, "dis_b": x_b}
     _check(objective, history, final, record, terms, inputs)
+
+
+@pytest.mark.parametrize("geometry", ["rot", "vflip"])
+def test_gcgan_matches_the_official_trainer(tmp_path: Path, geometry: str) -> None:
+    """Official ``gc_gan_share`` (one generator on x and f(x)); its ``vf`` is our ``vflip``. Its
+    schedule with this 1 + 2 epoch plan runs step 3 at lr 0, as ours does (``gcgan_linear_decay``)."""
+    init, final, data, record = _fixture(f"gcgan-{geometry}")
+    o = record["options"]
+    cfg = gcgan.GcGANConfig(
+        arch=gcgan.GcGANArch(ngf=o["ngf"], n_blocks=o["n_blocks"]), geometry=geometry, ndf=o["ndf"],
+        n_layers_d=o["n_layers_D"], pool_size=o["pool_size"], lambda_g=o["lambda_G"], lambda_ab=o["lambda_AB"],
+        lambda_gc=o["lambda_gc"], lambda_identity=o["identity"],
+    )  # fmt: skip
+    cfg = gcgan.replace(cfg, data=gcgan.replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
+    objective = gcgan.GcGANObjective(cfg, gcgan.GcGANModel(cfg.arch), data, 0)
+    history = _train_like_official(objective, data, init, record, tmp_path)
+    # The official D_B loss is the sum of both discriminators' halved LSGAN losses: our loss_dis.
+    terms = {"g_gan_ab": "G_AB", "g_gan_ab_gc": "G_gc_AB", "geo_ab": "gc", "idt_ab": "idt", "idt_ab_gc": "idt_gc", "loss_dis": "D_B"}
+    x_a, x_b = data.a[0], data.b[0]
+    inputs = {"gen_ab": x_a, "dis_b": x_b, "dis_b_gc": gcgan.geo_fwd(x_b, geometry)}
+    _check(objective, history, final, record, terms, inputs)
