@@ -11,6 +11,7 @@ identically), and must agree within 1e-5 everywhere (fp32, CPU).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,13 @@ def _check(
         cancelled = _cancelled_biases(modules[name])
         for key, value in expected.items():
             if key not in cancelled:
-                torch.testing.assert_close(got[key], value, atol=ATOL, rtol=0, msg=lambda m: f"{name}.{key}: {m}")
+                torch.testing.assert_close(got[key], value, atol=ATOL, rtol=0, msg=f"{name}.{key}")
         # The cancelled biases change no output: the trained networks compute the same function.
         theirs = copy.deepcopy(modules[name])
         theirs.load_state_dict(expected)
         if name in inputs:
             with torch.no_grad():
-                torch.testing.assert_close(modules[name](inputs[name]), theirs(inputs[name]), atol=ATOL, rtol=0, msg=lambda m: f"{name} output: {m}")
+                torch.testing.assert_close(modules[name](inputs[name]), theirs(inputs[name]), atol=ATOL, rtol=0, msg=f"{name} output")
 
 
 def _cancelled_biases(module: nn.Module) -> set[str]:
@@ -114,7 +115,7 @@ def _cancelled_biases(module: nn.Module) -> set[str]:
     for prefix, seq in module.named_modules():
         if isinstance(seq, nn.Sequential):
             layers = list(seq.named_children())
-            for (conv_name, conv), (_, nxt) in zip(layers, layers[1:]):
+            for (conv_name, conv), (_, nxt) in itertools.pairwise(layers):
                 if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and conv.bias is not None and isinstance(nxt, nn.InstanceNorm2d):
                     names.add(f"{prefix}.{conv_name}.bias".lstrip("."))
     return names
@@ -213,3 +214,23 @@ def test_distancegan_statistics_match_the_official_formula_on_single_images(vari
     assert float(stats.dist_std_a) == pytest.approx(p["std_A"], abs=1e-6)
     assert float(stats.dist_mean_b) == pytest.approx(p["expectation_B"], abs=1e-6)
     assert float(stats.dist_std_b) == pytest.approx(p["std_B"], abs=1e-6)
+
+
+def test_distancegan_self_distance_averages_per_image_terms() -> None:
+    """The labelled deviation in fixed tensors: ours averages each image's |normalised difference|
+    (the paper's form); the official code takes |.| of the batch-averaged distances. Equal at
+    batch 1 (checked against the official trainer above), different when signs differ in a batch."""
+    x = torch.stack([torch.full((1, 4, 2), 0.1), torch.full((1, 4, 2), 0.1)])  # (2, 1, 4, 2)
+    x[0, :, 2:] = 0.9  # image 0's halves far apart, image 1's equal
+    y = torch.stack([torch.full((1, 4, 2), 0.1), torch.full((1, 4, 2), 0.1)])
+    y[1, :, 2:] = 0.9  # the translation swaps which image has distant halves
+    stats = (torch.tensor(0.4), torch.tensor(0.2))
+    ours = distancegan.distance_loss(x, y, "self", stats, stats)
+    d_x, d_y = distancegan.half_distances(x), distancegan.half_distances(y)  # (0.8, 0), (0, 0.8)
+    per_image = ((d_x - 0.4) / 0.2 - (d_y - 0.4) / 0.2).abs()  # (4, 4)
+    official = ((d_x.mean() - 0.4) / 0.2 - (d_y.mean() - 0.4) / 0.2).abs()  # 0
+    assert float(ours) == pytest.approx(float(per_image.mean()), abs=1e-6) == pytest.approx(4.0, abs=1e-5)
+    assert float(official) == pytest.approx(0.0, abs=1e-6)
+    for i in range(2):  # at batch 1 the two forms are one
+        one = distancegan.distance_loss(x[i : i + 1], y[i : i + 1], "self", stats, stats)
+        assert float(one) == pytest.approx(float(per_image[i]), abs=1e-5)
