@@ -26,6 +26,12 @@ left and right halves (leaving d unchanged but tying the two halves of a left/ri
 same content), while a top/bottom split is untouched by that augmentation. For odd heights the
 middle row is left out so both halves have the same size.
 
+Ours, not the official code's: the self-distance loss is the mean over images of each image's
+|normalised difference| (the paper's expectation outside the absolute value); the official code
+takes the absolute value of batch-averaged distances. The two agree at batch size 1 and differ
+for larger batches (tests/test_train_parity.py checks the official trainer at batch 1). The
+fork's init leaves conv biases at PyTorch's default; ours zeroes them (current CycleGAN code).
+
 μ and σ are estimated once, when training starts (the ``fit-statistics`` stage), from a bounded
 random sample of ``stat_images`` images per domain (``data.sample``): over all pairs of individual
 images in that sample (not over whole batches, which shrinks σ; METHODS.md §3.9), population std,
