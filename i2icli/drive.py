@@ -38,7 +38,7 @@ def _gdown() -> ModuleType:
 
 def licence_notice(entry: Pretrained) -> str:
     """The one-time notice shown before a first download."""
-    from i2icli.releases import licence_line
+    from i2icli.sources import licence_line
 
     return f"{licence_line(entry)}; downloading it means accepting these terms"
 
@@ -73,7 +73,7 @@ def _file_id(gdown: ModuleType, entry: Pretrained, release: Release, quiet: bool
 def fetch_drive(entry: Pretrained, release: Release, *, offline: bool, progress: bool | None) -> Path:
     """Download ``entry``'s Drive release (resuming a partial one), convert, cache; return the checkpoint."""
     from i2icli.data.download import recorded_sha256
-    from i2icli.releases import LOCK_NAME, downloads_dir, install, model_dir
+    from i2icli.sources import LOCK_NAME, downloads_dir, install, model_dir
 
     if offline:
         raise NotAvailableError(

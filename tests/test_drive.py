@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from i2icli.cli.app import app
 from i2icli.drive import partial_files
 from i2icli.registry import PRETRAINED
-from i2icli.releases import LOCK_NAME, downloads_dir, model_dir
+from i2icli.sources import LOCK_NAME, downloads_dir, model_dir
 
 runner = CliRunner()
 S2W = "munit-summer2winter"
@@ -288,7 +288,7 @@ def test_prefilled_cache_translate_sample_exemplar_and_models_info(tmp_path: Pat
 
 
 def test_progress_bar_on_request(drive: FakeDrive, capfd: pytest.CaptureFixture[str]) -> None:
-    from i2icli.releases import fetch_release
+    from i2icli.sources import fetch_release
 
     path = fetch_release(PRETRAINED[S2W], progress=True)
     assert path.is_file()

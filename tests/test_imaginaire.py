@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
+from i2icli.convert import load_converter
 from i2icli.convert.imaginaire import convert_imaginaire, fold_spectral_norm
 from i2icli.errors import CheckpointError
 from i2icli.methods import load_method
@@ -46,10 +47,8 @@ def _outputs(model: torch.nn.Module, ref: dict[str, torch.Tensor], method: str) 
 
 
 def _check(path: Path, name: str, method: str, copy: str) -> str:
-    impl = load_method(method)
-    assert impl.convert is not None
-    converted = impl.convert([path])
-    model = impl.build_model(converted.arch)
+    converted = load_converter(method)([path])
+    model = load_method(method).build_model(converted.arch)
     model.load_state_dict(converted.state, strict=True)
     ref = load_file(F / f"{name}_ref.safetensors")
     for key, value in _outputs(model.eval(), ref, method).items():
