@@ -229,9 +229,7 @@ def fetch_release(
     if release.hosting == "manual":
         raise NotAvailableError(manual_steps(entry))
     if release.hosting == "drive":
-        from i2icli.drive import fetch_drive
-
-        return fetch_drive(entry, release, offline=offline, progress=progress)
+        return _drive_install(entry, release, offline=offline, progress=progress)
     url = release_url(release)
     if offline:
         raise NotAvailableError(
@@ -267,6 +265,26 @@ def manual_steps(entry: Pretrained) -> str:
         f" then --model {entry.name} works, offline too. Licence: {entry.license}"
         + (f" ({entry.license_note})" if entry.license_note else "")
     )
+
+
+def _drive_install(entry: Pretrained, release: Release, *, offline: bool, progress: bool | None) -> Path:
+    """A Google Drive release (``i2icli.drive``), downloaded once and installed like any other."""
+    from i2icli import drive
+    from i2icli.data.download import recorded_sha256
+
+    if offline:
+        raise NotAvailableError(
+            f"{entry.name} is not in the i2i cache ({model_dir(entry.name)}) and offline mode is on"
+            f" (--offline or HF_HUB_OFFLINE=1); run it once online to download {release.filename} from Google Drive"
+        )
+    drive.require_gdown()  # the install hint before anything else is said
+    folder = downloads_dir()
+    if recorded_sha256(folder / LOCK_NAME, release.filename) is None and not drive.partial_files(release, folder):
+        _say(f"{licence_line(entry)}; downloading it means accepting these terms")  # once: before the first download
+    path, origin = drive.download(entry, release, folder, progress=progress)
+    cached = install(entry, [path], origin=origin, downloaded=True, licence=False)
+    path.unlink(missing_ok=True)  # converted and cached; the lock file keeps the sha256
+    return cached
 
 
 def _download_and_install(entry: Pretrained, release: Release, url: str, *, progress: bool | None) -> Path:

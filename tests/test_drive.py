@@ -235,7 +235,7 @@ def test_missing_gdown_gives_the_install_hint_intact(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(builtins, "__import__", no_gdown)
     result = translate(tmp_path)
-    assert result.exit_code == 2 and len(lines(result.stderr)) <= 2, result.output
+    assert result.exit_code == 2 and len(lines(result.stderr)) == 1, result.output
     assert "pip install 'i2icli[drive]'" in result.stderr  # brackets survive the console
 
 
