@@ -56,17 +56,21 @@ def export(
 
 
 def _exportable(ref: str) -> str:
-    """The local checkpoint of ``ref``, refusing (exit 2, before loading) a method that does not
-    trace to ONNX; judged from its config alone."""
+    """The local checkpoint of ``ref``, refusing (exit 2, before loading) a landmark model: its warp
+    is driven by the landmark positions it finds, a data-dependent step the ONNX exporter cannot
+    trace. Judged from the config alone."""
     from i2icli.checkpoint import read_config
-    from i2icli.registry import METHODS, Capability, fetch, resolve
+    from i2icli.methods import METHODS
+    from i2icli.methods.info import Capability
+    from i2icli.sources import fetch, resolve
 
     path = fetch(resolve(ref))
     method = read_config(path).method
-    if method in METHODS and Capability.ONNX not in METHODS[method].capabilities:
-        able = ", ".join(name for name, spec in METHODS.items() if Capability.ONNX in spec.capabilities)
+    info = METHODS.get(method)
+    if info is not None and Capability.LANDMARKS in info.caps:
+        able = ", ".join(name for name, other in METHODS.items() if Capability.LANDMARKS not in other.caps)
         raise UsageError(
-            f"{ref}: a {method} model cannot be exported to ONNX (its translation has steps the ONNX exporter "
-            f"cannot trace); these methods export: {able}"
+            f"{ref}: a {method} model cannot be exported to ONNX (its landmark warp depends on the landmarks it "
+            f"finds, which the ONNX exporter cannot trace); these methods export: {able}"
         )
     return str(path)
