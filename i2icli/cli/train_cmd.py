@@ -240,8 +240,9 @@ def _train_as(
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
         from i2icli.train.run import run_lock
 
-        with run_lock(resume):  # a run still training there is refused before any line claims work
-            pass
+        if place.writes:  # rank 0 holds the lock for the job (see run)
+            with run_lock(resume):  # a run still training there is refused before any line claims work
+                pass
         values = dict(
             method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
             preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
