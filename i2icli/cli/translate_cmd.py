@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Literal
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
@@ -20,9 +20,6 @@ from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-Format = Literal["png", "jpg", "webp"]
-
 
 def translate(
     inputs: InputsArg,

@@ -22,7 +22,6 @@ from typing import Any, Callable, Generic, Literal, Mapping, Protocol, Sequence,
 import torch
 from torch import nn
 
-from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.methods.info import MethodInfo
 from i2icli.train.objective import Batch, Objective
@@ -63,19 +62,6 @@ class MethodArch(Protocol):
 
     @property
     def channels_b(self) -> int: ...
-
-
-class MethodConfig(Protocol):
-    """The fields every method config has; the rest (loss weights, discriminators) is its own."""
-
-    @property
-    def arch(self) -> MethodArch: ...
-
-    @property
-    def data(self) -> Preprocess: ...
-
-    @property
-    def optim(self) -> Optim: ...
 
 
 class Translator(Protocol):

@@ -140,9 +140,6 @@ INFO = MethodInfo(
     one_sided=False,
 )
 
-STAGES = ("disentangle", "pca", "translate")
-
-
 # --------------------------------------------------------------------------- geometry primitives
 
 
