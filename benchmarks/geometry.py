@@ -446,7 +446,7 @@ def baseline_translator(baseline: Baseline, pair: Pair, data: Path) -> Translate
     translator earns by painting the average page."""
     import torch
 
-    from i2icli.eval.report import load_split
+    from i2icli.eval.datasets import load_split
 
     if baseline == "identity":
         return lambda images, direction: list(images)
@@ -463,7 +463,8 @@ def evaluate_direction(
 
     from i2icli.eval import metrics
     from i2icli.eval.judges import extract_features, predict
-    from i2icli.eval.report import PIXEL_THRESHOLD, load_split, paired_metrics
+    from i2icli.eval.datasets import load_split
+    from i2icli.eval.report import PIXEL_THRESHOLD, paired_metrics
     from i2icli.imageio import to_pil
 
     src, tgt = (0, 1) if direction == "a2b" else (1, 0)
@@ -588,20 +589,20 @@ def check_shape(results: Record, cells: Sequence[tuple[Variant, Pair]]) -> list[
 
 
 def _label(key: str) -> str:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     info = metric_info(key)
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
 def _value(metrics: Record, key: str) -> str:
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     return format_metric(key, metrics[key]) if key in metrics else "–"
 
 
 def _better(key: str, value: float, other: float) -> bool:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     better = metric_info(key).better
     return (better == "higher" and value > other) or (better == "lower" and value < other)

@@ -86,7 +86,8 @@ class Benchmark:
 
 
 def _small_digits(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.layout import write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_mnist, load_uci
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -97,7 +98,9 @@ def _small_digits(out: Path, n_train: int, n_test: int) -> None:
 
 
 def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import PAIRED_DIR, RECIPES, render_synthetic, write_dataset_info, write_images
+    from i2icli.data.builders import render_synthetic
+    from i2icli.data.layout import PAIRED_DIR, write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_mnist
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -112,7 +115,8 @@ def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
 
 
 def _small_fashion(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.layout import write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_fashion
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -224,7 +228,7 @@ def train(
     """Train (or resume) one cell; returns the exported model folder and this session's seconds."""
     import torch
 
-    from i2icli.eval.report import read_dataset_info
+    from i2icli.eval.datasets import read_dataset_info
     from i2icli.train.loop import latest_checkpoint
     from i2icli.train.run import DataSpec, build_spec, read_spec, run
 
@@ -263,7 +267,8 @@ def _strip(images: Sequence[torch.Tensor]) -> torch.Tensor:
 def write_sample_strips(subject: Subject, bench: Benchmark, data: Path, figures: Path) -> None:
     """Save the subject's translations of SAMPLE_ROWS fixed test inputs (and those inputs, and the
     ground truth where it exists) as column images under ``figures/cells/<benchmark>/<direction>/``."""
-    from i2icli.eval.report import PAIRED_DIR, load_split, read_dataset_info
+    from i2icli.data.layout import PAIRED_DIR
+    from i2icli.eval.datasets import load_split, read_dataset_info
     from i2icli.imageio import to_pil
 
     info = read_dataset_info(data)
@@ -396,7 +401,7 @@ def _headline_key(metrics: Record, kind: str) -> str | None:
 
 
 def _is_better(key: str, value: float, other: float) -> bool:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     better = metric_info(key).better
     return (better == "higher" and value > other) or (better == "lower" and value < other)
@@ -404,7 +409,7 @@ def _is_better(key: str, value: float, other: float) -> bool:
 
 def beats(cell: Record, floor: Record) -> list[str]:
     """``direction metric`` entries where ``cell`` is strictly better than the do-nothing ``floor``."""
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     won = []
     bases = _dirs(floor)
@@ -431,14 +436,14 @@ def _header(cells: Sequence[str]) -> list[str]:
 
 def _label(key: str) -> str:
     """A metric's column title with its direction arrow."""
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     info = metric_info(key)
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
 def _value(metrics: Record, key: str) -> str:
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     return format_metric(key, metrics[key]) if key in metrics else "–"
 
@@ -525,7 +530,7 @@ def _how_section(results: Record) -> list[str]:
 
 def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
     """Per benchmark: the cells' budgets and times, then one metric table per direction."""
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     needs = f" (needs {bench.needs})" if bench.needs else ""
     lines = [f"## {bench.name}{needs}", ""]

@@ -314,8 +314,9 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
 def cell_c(sizes: Sizes, work: Path) -> Record:
     """The streaming pipeline over JPEG files against the model alone on the same decoded images."""
     from i2icli.api import load_model
-    from i2icli.imageio import list_images, read_image, to_tensor
+    from i2icli.imageio import read_image, to_tensor
     from i2icli.inference import translate_tensors
+    from i2icli.listing import list_images
     from i2icli.pipeline import Done, Job, translate_files
     from i2icli.precision import cpu_features
 
@@ -508,8 +509,10 @@ def tile_fidelity(sizes: Sizes) -> list[Record]:
 
     from i2icli.api import load_model
     from i2icli.eval.metrics import psnr
-    from i2icli.imageio import list_images, pad_for_network, read_image, to_tensor
+    from i2icli.imageio import read_image, to_tensor
+    from i2icli.listing import list_images
     from i2icli.multimodal import named_style
+    from i2icli.padding import pad_for_network
     from i2icli.tiling import translate_tiled
 
     out = []

@@ -18,8 +18,9 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from i2icli.errors import UsageError
-from i2icli.imageio import pad_for_network, to_pil, write_image
+from i2icli.imageio import to_pil, write_image
 from i2icli.inference import LoadedModel
+from i2icli.padding import pad_for_network
 
 
 @runtime_checkable

@@ -23,7 +23,8 @@ from i2icli.data.unpaired import (
     seeded,
 )
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import LoadedImage, list_images, read_image
+from i2icli.imageio import LoadedImage, read_image
+from i2icli.listing import list_images
 from i2icli.inference import prepare_input
 from test_imageio import _linear_rgb_icc
 

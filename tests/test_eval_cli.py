@@ -17,10 +17,12 @@ from typer.testing import CliRunner
 from i2icli.checkpoint import ModelConfig, save_model
 from i2icli.cli.eval_cmd import app
 from i2icli.config import to_dict
-from i2icli.data import recipes
+from i2icli.data import layout, recipes
 from i2icli.data.shipped import load_mnist, load_uci
 from i2icli.eval.judges import accuracy, load_judge, predict
-from i2icli.eval.report import DATASET_INFO, EvalOptions, evaluate_model, load_split
+from i2icli.data.layout import DATASET_INFO
+from i2icli.eval.datasets import load_split
+from i2icli.eval.report import EvalOptions, evaluate_model
 from i2icli.imageio import read_image, to_tensor
 
 runner = CliRunner()
@@ -34,7 +36,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, n in (("train", 8), ("test", N_TEST)):
         for folder, (images, labels) in ((f"{split}A", load_mnist(split)), (f"{split}B", load_uci(split))):
             pick = np.linspace(0, len(images) - 1, n).astype(int)
-            recipes.write_images(root, folder, images[pick], labels[pick])
+            layout.write_images(root, folder, images[pick], labels[pick])
     recipes.write_dataset_info(recipes.RECIPES["mnist-uci-digits"], root)
     return root
 

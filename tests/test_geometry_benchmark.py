@@ -71,7 +71,7 @@ def test_mnistm_is_the_difference_with_a_background_fixed_by_split_and_index() -
 
 @pytest.mark.parametrize("name", list(geometry.PAIRS))
 def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, name: str) -> None:
-    from i2icli.eval.report import load_split
+    from i2icli.eval.datasets import load_split
 
     pair = geometry.PAIRS[name]
     data = geometry.prepare_pair(pair, tmp_path, small=True)

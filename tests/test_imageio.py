@@ -18,17 +18,9 @@ import torch
 from PIL import Image, ImageCms, ImageFile
 
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import (
-    ImageWriteError,
-    LoadedImage,
-    Padding,
-    list_images,
-    pad_for_network,
-    read_image,
-    to_pil,
-    to_tensor,
-    write_image,
-)
+from i2icli.imageio import ImageWriteError, LoadedImage, read_image, to_pil, to_tensor, write_image
+from i2icli.listing import list_images
+from i2icli.padding import Padding, pad_for_network
 
 # ----------------------------------------------------------------------------- helpers
 

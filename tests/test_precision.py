@@ -16,8 +16,9 @@ from i2icli.api import load_model
 from i2icli.cli.app import app
 from i2icli.errors import UsageError
 from i2icli.eval.metrics import psnr
-from i2icli.imageio import list_images, read_image, to_tensor
+from i2icli.imageio import read_image, to_tensor
 from i2icli.inference import translate_tensors
+from i2icli.listing import list_images
 from i2icli.multimodal import named_style
 from i2icli.runtime import Runtime
 
@@ -113,7 +114,7 @@ def test_int8_static_quantisation_fidelity() -> None:
     graph without compiling (same int8 rounding, simulated): >= 30 dB from fp32 on every example;
     the graph really quantises every (non-transposed) convolution's input and weights, and the
     output is not fp32's. The X86 quantizer leaves transposed convolutions in fp32."""
-    from i2icli.imageio import pad_for_network
+    from i2icli.padding import pad_for_network
     from i2icli.runtime import quantise
 
     images, _ = _examples("cyclegan-digits")

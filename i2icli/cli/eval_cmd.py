@@ -64,7 +64,8 @@ def folders(
         choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
-        from i2icli.eval.report import evaluate_folders, parse_metrics
+        from i2icli.eval.catalogue import parse_metrics
+        from i2icli.eval.report import evaluate_folders
 
         names = parse_metrics(metrics, inception=inception)
         apply_threads(threads)
@@ -108,7 +109,8 @@ def model(
         choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
-        from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject, read_dataset_info
+        from i2icli.eval.datasets import read_dataset_info
+        from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
 
         read_dataset_info(data)  # a bad dataset or a missing judge is reported before the model loads
         apply_threads(threads)
@@ -211,7 +213,7 @@ def _print_model_report(report: ModelReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     title = f"{report.subject} on {report.dataset or report.data}"
     columns = [f"{d.source} -> {d.target} ({d.direction}, n={d.n})" for d in report.directions]
@@ -239,7 +241,7 @@ def _print_folder_report(report: FolderReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     paired = f", {report.n_paired} pairs" if report.n_paired else ""
     console = Console(width=120)

@@ -243,7 +243,7 @@ def _train_as(
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
-            from i2icli.imageio import list_images
+            from i2icli.listing import list_images
 
             sizes = (len(list_images([str(d)], recursive=True)) for d in (dir_a, dir_b))
             return -(-max(sizes) // bs)

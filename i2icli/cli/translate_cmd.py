@@ -77,7 +77,7 @@ def translate(
 
 
 def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None, suffix: str) -> None:
-    from i2icli.imageio import check_suffix
+    from i2icli.listing import check_suffix
 
     check_suffix(suffix)
     if fmt not in (None, "png", "jpg", "webp"):
@@ -150,7 +150,7 @@ def _translate(
     from i2icli.threads import choose_threads
 
     choose_threads(threads)  # a bad --threads is a usage error before any work
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     use_stdin = inputs == ["-"]
     if "-" in inputs and not use_stdin:

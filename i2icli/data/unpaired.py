@@ -34,7 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from i2icli.data.transforms import Preprocess, apply_preprocess, resize_step, test_transform
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import check_image, list_images, read_image
+from i2icli.imageio import check_image, read_image
+from i2icli.listing import list_images
 
 # Tags that keep the random streams apart even when their other parts coincide.
 _STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG, _STREAM_HOLDOUT = 1, 2, 3, 4, 5, 6

@@ -119,7 +119,7 @@ def build_spec(
 def data_channels(data: DataSpec) -> int:
     """1 when both training folders hold only gray images, else 3 (a gray domain beside a colour
     one is read as RGB: one model needs equal channel counts)."""
-    from i2icli.imageio import images_are_gray, list_images
+    from i2icli.listing import images_are_gray, list_images
 
     folders = (data.dir_a, data.dir_b)
     gray = all(images_are_gray([p for p, _ in list_images([d], recursive=True)]) for d in folders)
@@ -181,7 +181,7 @@ def read_spec(run_dir: Path) -> RunSpec:
 
 def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
     """``testA``/``testB`` beside ``trainA``/``trainB``, when both exist: the validation images."""
-    from i2icli.data.recipes import TEST_SPLITS, TRAIN_SPLITS
+    from i2icli.data.layout import TEST_SPLITS, TRAIN_SPLITS
 
     a, b = Path(spec.data.dir_a), Path(spec.data.dir_b)
     if (a.name, b.name) != TRAIN_SPLITS:
@@ -214,7 +214,7 @@ def open_data(spec: RunSpec, channels: int, place: Dist = Dist()) -> Any:
 def _validation_images(spec: RunSpec, data: Any, cfg: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
     """(A, B) validation images and where they come from (test folders or the held-back files)."""
     from i2icli.data.unpaired import evaluation_images
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     folders = _test_folders(spec)
     if folders is not None:
