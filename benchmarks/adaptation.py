@@ -126,11 +126,11 @@ def supervised_cell(train_on: str, test_on: str, steps: int, batch: int, limit: 
     import torch
     import torch.nn.functional as F
 
-    from i2icli.methods.unit import DaClassifier, init_da_discriminator
+    from i2icli.nn.da32 import DaClassifier, init_da_discriminator
 
     torch.manual_seed(SEED)
     cfg = _unit_config(preset)
-    net = DaClassifier(cfg.arch)
+    net = DaClassifier(cfg.arch.channels_a, cfg.arch.channels_b, cfg.arch.dis_dim, cfg.arch.n_classes)
     init_da_discriminator(net)
     o = cfg.optim
     opt = torch.optim.Adam(net.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)

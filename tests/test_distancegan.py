@@ -193,7 +193,7 @@ def test_schedule_is_the_2017_forks() -> None:
 
 
 class _OfficialBlock(nn.Module):
-    """RB-C with zero padding and affine IN: conv_block.{0,1,3,4} (METHODS.md §1.2, §3.3)."""
+    """RB-C with zero padding and affine IN: conv_block.{0,1,3,4} (docs/methods/distancegan.md)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()

@@ -92,3 +92,21 @@ def test_cli_tour_runs_top_to_bottom(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "runs" / "tour" / "run.json").read_text())["spec"]["loop"]["max_steps"] == 30
     assert (tmp_path / "runs" / "tour-step20" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "eval.json").read_text())["directions"]
+
+
+def test_package_points_only_inside_the_repository() -> None:
+    """Every ``docs/...`` path the package, tests and weight scripts name exists in the repository,
+    and none names a document or an absolute path that is not in it."""
+    files = [p for folder in ("i2icli", "tests", "weights", "benchmarks") for p in (REPO / folder).rglob("*")]
+    files = [p for p in files if p.suffix in (".py", ".md", ".json", ".toml") and p.is_file()]
+    named: set[str] = set()
+    outside = ("METHODS" + ".md", "/wo" + "rk/")  # spelled apart so that this file passes its own check
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert not any(s in text for s in outside), path
+        named |= set(re.findall(r"docs/methods/[a-z0-9]+\.md", text))
+    assert named and all((REPO / doc).is_file() for doc in named), sorted(named)
+    # Every method file names its page.
+    for module in (REPO / "i2icli" / "methods").glob("*.py"):
+        if module.stem not in ("__init__", "base", "info"):
+            assert f"docs/methods/{module.stem}.md" in module.read_text(), module

@@ -1,7 +1,7 @@
 """Official UNIT master generator checkpoints -> ``UnitArch(variant="master")`` + a ``UnitModel`` state dict.
 
 The official trainer saves ``gen_%08d.pt = {'a': gen_a.state_dict(), 'b': gen_b.state_dict()}``
-of ``VAEGen`` networks (METHODS.md §4.7). Our master modules keep the official names, so a key
+of ``VAEGen`` networks (docs/methods/unit.md). Our master modules keep the official names, so a key
 maps by prefixing ``gen_a.`` / ``gen_b.``. Instance norms have no state in the official code, but
 PyTorch-0.3 era files may carry ``running_mean``/``running_var`` (and later
 ``num_batches_tracked``) for them; the official converter forgets to remove them for UNIT, so

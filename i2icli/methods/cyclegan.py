@@ -1,5 +1,6 @@
 """CycleGAN: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
-Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593
+Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593 (facts relied on, official
+checkpoints and deviations: docs/methods/cyclegan.md).
 
 Paper symbols -> code names (paper §3; official models/cycle_gan_model.py):
 
