@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from machine_info import describe, machine
-from results_md import smoke_status, write_block
+from results_md import Paths, cell_directions, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -568,20 +568,15 @@ def check_shape(results: Record, cells: Sequence[tuple[Variant, Pair]]) -> list[
     problems = []
     for variant, pair in cells:
         key = cell_key(variant.name, pair.name)
-        record = results["cells"].get(key)
-        if record is None:
-            problems.append(f"{key}: missing")
-            continue
-        dirs = _dirs(record)
-        if sorted(dirs) != sorted(expected_directions(variant)):
-            problems.append(f"{key}: needs {expected_directions(variant)}, got {sorted(dirs)}")
+        dirs = cell_directions(results, key, list(expected_directions(variant)), problems)
+        if dirs is None:
             continue
         for name, d in dirs.items():
             tgt = 1 if name == "a2b" else 0
             wanted = {"class-kept", f"fid-{pair.judges[tgt]}"} | ({"psnr", "ssim"} if name in pair.truth else set())
             missing = wanted - set(d["metrics"])
-            if missing or d["n"] < 1:
-                problems.append(f"{key} {name}: lacks {sorted(missing)} or images")
+            if missing:
+                problems.append(f"{key} {name}: lacks {sorted(missing)}")
     return problems
 
 
@@ -779,14 +774,6 @@ def render_figures(results: Record, figures: Path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-
-
-@dataclass(frozen=True)
-class Paths:
-    results: Path
-    markdown: Path
-    figures: Path
-    work: Path
 
 
 def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: bool, log: Callable[[str], None] = print) -> Record:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import smoke_status, write_block
+from results_md import Paths, cell_directions, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -353,14 +353,8 @@ def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) 
     problems = []
     for plan, bench in cells:
         key = cell_key(plan.name, bench.name)
-        record = results["cells"].get(key)
-        if record is None:
-            problems.append(f"{key}: missing")
-            continue
-        dirs = _dirs(record)
-        expected = ["a2b"] if _one_sided(plan.name) else ["a2b", "b2a"]
-        if sorted(dirs) != expected or any(d["n"] < 1 for d in dirs.values()):
-            problems.append(f"{key}: needs {' and '.join(expected)} with images, got {sorted(dirs)}")
+        dirs = cell_directions(results, key, ["a2b"] if _one_sided(plan.name) else ["a2b", "b2a"], problems)
+        if dirs is None:
             continue
         if not dirs["a2b"]["metrics"]:
             problems.append(f"{key}: a2b has no metrics")
@@ -651,14 +645,6 @@ def _chart(results: Record, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-
-
-@dataclass(frozen=True)
-class Paths:
-    results: Path
-    markdown: Path
-    figures: Path
-    work: Path
 
 
 def _paths(args: argparse.Namespace) -> Paths:

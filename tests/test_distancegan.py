@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_rgb
+from conftest import write_domains
 from objective_steps import TensorData, run_steps
 from torch import nn
 from typer.testing import CliRunner
@@ -302,9 +302,7 @@ def test_too_few_images_for_statistics_are_refused_before_training() -> None:
 
 
 def _folders(root: Path, n: int = 4) -> list[str]:
-    for domain in ("A", "B"):
-        for i in range(n):
-            write_rgb(root / f"train{domain}" / f"{i}.png", (20, 20), seed=i + (50 if domain == "B" else 0))
+    write_domains(root, n, seed_b=50)
     return ["--domain-a", str(root / "trainA"), "--domain-b", str(root / "trainB")]
 
 

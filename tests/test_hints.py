@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_rgb
+from conftest import write_rgb, tiny_train_args, write_domains
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,13 +20,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hints")
-    for i in range(3):
-        write_rgb(root / "data" / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "data" / "trainB" / f"{i}.png", (20, 20), seed=7 + i)
-    result = runner.invoke(app, [
-        "train", "--preset", "cpu-tiny", "--dataroot", str(root / "data"), "--run-dir", str(root / "run"),
-        "--max-steps", "4", "--save-every", "2", "--sample-every", "0", "--device", "cpu", "--quiet",
-    ])  # fmt: skip
+    data = write_domains(root / "data", 3, seed_b=7)
+    result = runner.invoke(app, tiny_train_args(data, root / "run", 4, "--save-every", "2", "--quiet"))
     assert result.exit_code == 0, result.output
     return root / "run"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, write_rgb
+from conftest import REPO, write_rgb, tiny_train_args, write_domains
 from typer.testing import CliRunner
 
 from i2icli.checkpoint import read_config
@@ -26,19 +26,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def domains(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i in range(6):
-        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "trainB" / f"{i}.jpg", (24, 18), seed=100 + i)
-    return root
+    return write_domains(tmp_path_factory.mktemp("data"), 6, seed_b=100, size_b=(24, 18), ext_b=".jpg")
 
 
 def _train_cmd(domains: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "i2icli", "train", "--method", "cyclegan", "--preset", "cpu-tiny",
-        "--dataroot", str(domains), "--run-dir", str(run_dir), "--max-steps", "40", "--seed", "3",
-        "--device", "cpu", "--sample-every", "0", "--log-every", "1", *extra,
-    ]  # fmt: skip
+    return [sys.executable, "-m", "i2icli", *tiny_train_args(domains, run_dir, 40, "--seed", "3", "--log-every", "1", *extra)]
 
 
 def _env() -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 
@@ -70,10 +70,15 @@ def folders(
         names = parse_metrics(metrics, inception=inception)
         apply_threads(threads)
         report = evaluate_folders(real, fake, names, inception=inception, pixel_threshold=pixel_threshold)
+    _show(report, as_json, _print_folder_report)
+
+
+def _show(report: Any, as_json: bool, print_table: Callable[[Any], None]) -> None:
+    """A report as JSON (``--json``) or as the command's table."""
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_folder_report(report)
+        print_table(report)
 
 
 @app.command("model")
@@ -127,10 +132,7 @@ def model(
             subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed, size=size_spec)
         with stage_bar(not as_json) as on_stage:
             report = evaluate(subject, data, opts, on_stage=on_stage)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_model_report(report)
+    _show(report, as_json, _print_model_report)
 
 
 @app.command("adapt")
@@ -169,10 +171,7 @@ def adapt(
             from i2icli.imageio import write_image
 
             write_image(png, confusion_png(report))
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_adapt_report(report)
+    _show(report, as_json, _print_adapt_report)
 
 
 def _print_adapt_report(report: AdaptReport) -> None:

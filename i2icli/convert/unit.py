@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from i2icli.convert.two_generators import map_generators, shape, split_domains
+from i2icli.convert.two_generators import encoder_depth, map_generators, shape, split_domains
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Converted
 from i2icli.methods.unit import UnitArch, UnitModel
@@ -60,13 +60,7 @@ def infer_unit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor]
     """dim, n_downsample, n_res and the channel counts from the weights' keys and shapes."""
     dim, channels_a = shape(state_a, "a", "enc.model.0.conv.weight", _PREFIX)[:2]
     channels_b = shape(state_b, "b", "enc.model.0.conv.weight", _PREFIX)[1]
-    # Encoder: convs at 0..n_downsample, then the residual blocks.
-    n_downsample = 0
-    while f"enc.model.{n_downsample + 1}.conv.weight" in state_a:
-        n_downsample += 1
-    n_res = 0
-    while f"enc.model.{n_downsample + 1}.model.{n_res}.model.0.conv.weight" in state_a:
-        n_res += 1
+    n_downsample, n_res = encoder_depth(state_a, "enc")
     if n_downsample == 0:
         raise CheckpointError(f"{_PREFIX}no downsampling convs under 'enc.model' (not a VAEGen?)")
     return UnitArch(variant="master", channels_a=channels_a, channels_b=channels_b, dim=dim,

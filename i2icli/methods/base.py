@@ -111,6 +111,13 @@ class Preset:
     epochs: int = 200
 
 
+def cpu_small_preset(config: Any) -> Preset:
+    """``cpu-small`` of the ResNet-generator methods (CycleGAN, GcGAN, DistanceGAN): ``config`` is
+    the method's own config at these sizes, the loop defaults are shared."""
+    what = "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps"
+    return Preset("cpu-small", what, config, batch_size=8, max_steps=2000)
+
+
 @dataclass(frozen=True)
 class Converted:
     """An official checkpoint turned into ours: the inferred arch, the model state dict, one line."""

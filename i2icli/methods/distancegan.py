@@ -29,7 +29,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, split_direction
+from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation
@@ -392,13 +392,7 @@ PRESETS = {
         batch_size=2,
         max_steps=None,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
-        _cpu_config(16, 3, 32),
-        batch_size=8,
-        max_steps=2000,
-    ),
+    "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 4, 40 steps",

@@ -30,7 +30,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_xavier, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
@@ -338,13 +338,7 @@ PRESETS = {
         batch_size=8,
         max_steps=None,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
-        _cpu_config(16, 3, 32),
-        batch_size=8,
-        max_steps=2000,
-    ),
+    "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",
