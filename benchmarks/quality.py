@@ -498,7 +498,47 @@ def _summary(results: Record) -> list[str]:
                     for m in methods
                 ]
                 lines.append(_row([bench.name, f"{d['source']} → {d['target']}", _label(key), *values]))
-    return [*lines, ""]
+    return [*lines, "", *_reading(results)]
+
+
+def _reading(results: Record) -> list[str]:
+    """What the summary table says, computed from it: per trained method the range of looks-like-target
+    and of its FID-<judge> against do-nothing's, and the best method of each summary row."""
+    from i2icli.eval.catalogue import format_metric, metric_info
+
+    methods = [m for m in _method_order(results) if m != DO_NOTHING]
+    pairs: dict[str, list[tuple[Record, Record]]] = {m: [] for m in methods}  # (method's, do-nothing's) metrics
+    best: list[str] = []
+    for bench in BENCHMARKS.values():
+        here = {c["method"]: c for c in _cells_of(results, bench)}
+        floor = _dirs(here[DO_NOTHING]) if DO_NOTHING in here else {}
+        for name in _direction_names(list(here.values())):
+            mine = {m: _dirs(here[m])[name]["metrics"] for m in methods if m in here and name in _dirs(here[m])}
+            pairs_here = {m: (v, floor[name]["metrics"]) for m, v in mine.items() if name in floor}
+            for m, pair in pairs_here.items():
+                pairs[m].append(pair)
+            d = next(_dirs(c)[name] for c in here.values() if name in _dirs(c))
+            for key in filter(None, (_headline_key(d["metrics"], kind) for kind in bench.headline)):
+                scored = {m: v[key] for m, v in mine.items() if key in v}
+                if scored:
+                    top = (min if metric_info(key).better == "lower" else max)(scored.values())
+                    winners = ", ".join(m for m, v in scored.items() if format_metric(key, v) == format_metric(key, top))
+                    best.append(f"{bench.name} {d['source']} → {d['target']} {_label(key)}: {winners} ({format_metric(key, top)})")
+    lines = ["Read from the table (trained methods against do-nothing, over every direction they translate):", ""]
+    for m in methods:
+        looks = [(v["looks-like-target"], f["looks-like-target"]) for v, f in pairs[m] if "looks-like-target" in v]
+        fid = [f[k] / v[k] for v, f in pairs[m] for k in v if k.startswith("fid-") and k in f and v[k] > 0]
+        parts = []
+        if looks:
+            parts.append(
+                f"looks like target {min(x for x, _ in looks):.0%}-{max(x for x, _ in looks):.0%}"
+                f" (do-nothing {min(y for _, y in looks):.0%}-{max(y for _, y in looks):.0%})"
+            )
+        if fid:
+            parts.append(f"do-nothing's FID-<judge> over its own {min(fid):.1f}-{max(fid):.1f} (above 1: lower FID than do-nothing)")
+        if parts:
+            lines.append(f"- {m}: {'; '.join(parts)}.")
+    return [*lines, "", "Best trained method of each row:", "", *(f"- {b}" for b in best), ""]
 
 
 def _how_section(results: Record) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -110,3 +111,25 @@ def test_package_points_only_inside_the_repository() -> None:
     for module in (REPO / "i2icli" / "methods").glob("*.py"):
         if module.stem not in ("__init__", "base", "info"):
             assert f"docs/methods/{module.stem}.md" in module.read_text(), module
+
+
+def test_readme_precision_auto_figures_are_the_cards() -> None:
+    """The `--precision auto` sentence counts the embedded models whose card qualifies and gives the
+    range of their worst-example PSNR, as the cards (weights/<name>/metrics.json) record them."""
+    from i2icli.precision import AUTO_MIN_PSNR_DB, CARD_KEY
+    from i2icli.registry import PRETRAINED
+
+    embedded = [name for name, entry in PRETRAINED.items() if entry.local is not None]
+    cards = [json.loads((REPO / "weights" / name / "metrics.json").read_text()) for name in embedded]
+    scores = [card[CARD_KEY]["bf16"]["psnr_db"] for card in cards if CARD_KEY in card]
+    assert len(scores) == len(embedded) and min(scores) >= AUTO_MIN_PSNR_DB
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"all {len(embedded)} embedded models qualify (worst example {min(scores):.1f}-{max(scores):.1f} dB)" in readme
+
+
+def test_every_embedded_model_has_the_script_that_made_it() -> None:
+    from i2icli.registry import PRETRAINED
+
+    for name, entry in PRETRAINED.items():
+        if entry.local is not None:
+            assert (REPO / "weights" / f"make_{name.replace('-', '_')}.py").is_file(), name

@@ -98,7 +98,7 @@ def init_da_discriminator(module: nn.Module) -> None:
     """The da32 discriminator's initialisation (the official DA code's): Xavier-uniform with gain √2
     on every conv weight, biases 0.1."""
     # N(0, 0.02) instead shrinks the signal through the 5-conv trunk so much that the class head
-    # barely learns in a CPU budget (cross-entropy still 1.9 after 250 steps).
+    # barely learns in a CPU budget (seen in the issue-8 trials, whose figures were not kept).
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight, gain=2**0.5)
