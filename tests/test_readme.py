@@ -133,3 +133,12 @@ def test_every_embedded_model_has_the_script_that_made_it() -> None:
     for name, entry in PRETRAINED.items():
         if entry.local is not None:
             assert (REPO / "weights" / f"make_{name.replace('-', '_')}.py").is_file(), name
+
+
+def test_readme_folder_memory_is_the_measured_one() -> None:
+    """"Flat memory" is the speed benchmark's cell h: the same peak RSS for few and for many files."""
+    h = json.loads((REPO / "benchmarks" / "results" / "speed.json").read_text())["cells"]["h"]["result"]
+    few, many = h["runs"]
+    assert few["files"] < many["files"] and many["peak_rss_gb"] <= 1.1 * few["peak_rss_gb"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"peak RSS {few['peak_rss_gb']} GB for {few['files']} and for {many['files']} files" in readme
