@@ -234,6 +234,8 @@ def _print_model_report(report: ModelReport) -> None:
     for d in report.directions:
         for note in d.skipped:
             console.print(f"[dim]{d.direction}: skipped {note}[/dim]", highlight=False)
+        for note in d.notes:
+            console.print(f"[yellow]{d.direction}: note: {note}[/yellow]", highlight=False, markup=True)
 
 
 def _print_folder_report(report: FolderReport) -> None:
@@ -253,3 +255,5 @@ def _print_folder_report(report: FolderReport) -> None:
     console.print(table)
     if "pixel-acc" in report.metrics:
         console.print(f"[dim]pixel acc: pixels whose channels all differ by < {report.pixel_threshold} levels[/dim]")
+    for note in report.notes:
+        console.print(f"[yellow]note: {note}[/yellow]", highlight=False)
