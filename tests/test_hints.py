@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_rgb, tiny_train_args, write_domains
+from conftest import tiny_train_args, write_domains, write_rgb
 from PIL import Image
 from typer.testing import CliRunner
 

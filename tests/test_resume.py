@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_rgb, tiny_train_args, write_domains
+from conftest import tiny_train_args, write_domains, write_rgb
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app

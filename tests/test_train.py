@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, write_rgb, tiny_train_args, write_domains
+from conftest import REPO, tiny_train_args, write_domains, write_rgb
 from typer.testing import CliRunner
 
 from i2icli.checkpoint import read_config

@@ -18,6 +18,7 @@ from i2icli.eval.judges import list_judges
 from i2icli.imageio import GRAY_MODES, image_mode, read_image, to_tensor
 from i2icli.listing import list_images
 
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a prepared dataset says about how to judge it (``i2i-dataset.json``; defaults without one)."""

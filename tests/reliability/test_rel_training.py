@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_rgb, tiny_train_args, write_domains
+from conftest import tiny_train_args, write_domains, write_rgb
 from faults import env, i2i, make_bad_inputs, make_good_inputs, run
 from safetensors.torch import load_file
 from typer.testing import CliRunner
