@@ -20,8 +20,7 @@ Paper symbols -> code names:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -29,7 +28,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation
@@ -41,6 +40,7 @@ INFO = MethodInfo(
     paper="Benaim & Wolf, NIPS 2017, https://arxiv.org/abs/1706.00826",
     capabilities=("translate", "bidirectional"),
     convert_help="official <epoch>_net_G_A.pth (a2b), optionally followed by <epoch>_net_G_B.pth (b2a)",
+    converter="i2icli.convert.distancegan",
     one_sided=False,
 )
 
@@ -414,13 +414,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Converted:
-    # Imported on use: the converter module imports this one for the arch and model classes.
-    from i2icli.convert.distancegan import convert_official
-
-    return convert_official(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=DistanceGANArch,
@@ -430,5 +423,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="dist",
-    convert=_convert,
 )
