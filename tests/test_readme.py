@@ -107,10 +107,12 @@ def test_package_points_only_inside_the_repository() -> None:
         assert not any(s in text for s in outside), path
         named |= set(re.findall(r"docs/methods/[a-z0-9]+\.md", text))
     assert named and all((REPO / doc).is_file() for doc in named), sorted(named)
-    # Every method file names its page.
-    for module in (REPO / "i2icli" / "methods").glob("*.py"):
-        if module.stem not in ("__init__", "base", "info"):
-            assert f"docs/methods/{module.stem}.md" in module.read_text(), module
+    # Every method module names its page.
+    from i2icli.methods import METHOD_MODULES
+
+    for name, module in METHOD_MODULES.items():
+        source = REPO / (module.replace(".", "/") + ".py")
+        assert f"docs/methods/{name}.md" in source.read_text(), source
 
 
 def test_readme_precision_auto_figures_are_the_cards() -> None:
