@@ -29,7 +29,8 @@ from i2icli.methods import METHOD_MODULES, load_method
 from i2icli.methods.base import Method, Preset, split_direction
 from i2icli.methods.info import Capability, read_info
 from i2icli.train.loop import LoopOptions, train
-from i2icli.train.run import DataSpec, RunSpec, run
+from i2icli.train.run import run
+from i2icli.train.spec import DataSpec, RunSpec
 
 runner = CliRunner()
 

@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from i2icli.checkpoint import read_config
 from i2icli.cli.app import app
-from i2icli.train.loop import load_training_state
-from i2icli.train.run import read_spec, run
+from i2icli.train.run import run
+from i2icli.train.spec import read_spec
+from i2icli.train.state import load_training_state
 
 runner = CliRunner()
 
@@ -197,7 +198,8 @@ def test_amp_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: 
 
 
 def test_run_or_resume_trains_once_then_returns_the_model(domains: Path, tmp_path: Path) -> None:
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+    from i2icli.train.run import run_or_resume
+    from i2icli.train.spec import DataSpec, build_spec
 
     calls = []
 

@@ -209,7 +209,9 @@ def _train_as(
     """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
     from i2icli.precision import check_half_supported
     from i2icli.train import distributed
-    from i2icli.train.run import DataSpec, build_spec, plan_resume, run
+    from i2icli.train.resume import plan_resume
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec
 
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
