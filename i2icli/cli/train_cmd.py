@@ -49,10 +49,16 @@ def train(
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    amp: Annotated[
-        bool, typer.Option("--amp", help="Mixed precision (CUDA; CPU only with native bf16: refused where it would be emulated).")
-    ] = False,
-    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="bf16 (default) or fp16 (with loss scaling).")] = "bf16",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="fp32 (default), bf16 or fp16 autocast (fp16 with loss scaling); on a CPU only where it is native "
+            "(refused where it would be emulated).",
+        ),
+    ] = "fp32",
+    amp: Annotated[bool, typer.Option("--amp", help="Older spelling of --precision bf16 (or --amp-dtype).", hidden=True)] = False,
+    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="With --amp: bf16 or fp16.", hidden=True)] = "bf16",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last memory layout.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (slow first steps).")] = False,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
@@ -165,9 +171,9 @@ _NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quie
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, schedule, init_from, seed, device, amp, amp_dtype, channels_last, compile, save_every, keep_last,
-    sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads, method_options,
-    typed,
+    run_dir, resume, schedule, init_from, seed, device, precision, amp, amp_dtype, channels_last, compile, save_every,
+    keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads,
+    method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -180,8 +186,9 @@ def _train(
         raise UsageError(f"--schedule {schedule!r}: use replan or keep")
     if schedule is not None and resume is None:
         raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
-    if amp_dtype not in ("bf16", "fp16"):
-        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
+    amp, amp_dtype = _autocast(precision, amp, amp_dtype, typed)
+    if typed & {"amp", "amp_dtype"}:
+        typed = typed | {"precision"}
     from i2icli.device import pick_device
     from i2icli.threads import apply_threads
     from i2icli.train import distributed
@@ -198,6 +205,19 @@ def _train(
         )  # fmt: skip
     finally:
         distributed.shutdown(place)
+
+
+def _autocast(precision: str, amp: bool, amp_dtype: str, typed: set[str]) -> tuple[bool, str]:
+    """``--precision`` as the loop's (autocast on, its dtype); ``--amp [--amp-dtype]`` is its older spelling."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision {precision!r}: use fp32, bf16 or fp16")
+    if amp_dtype not in ("bf16", "fp16"):
+        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
+    if not amp:
+        return precision != "fp32", "bf16" if precision == "fp32" else precision
+    if "precision" in typed and precision != amp_dtype:
+        raise UsageError(f"--amp means --precision {amp_dtype}, which contradicts --precision {precision}; give one of them")
+    return True, amp_dtype
 
 
 def _train_as(
@@ -222,7 +242,7 @@ def _train_as(
         values = dict(
             method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
             preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
-            init_from=init_from, seed=seed, amp=amp, save_every=save_every, keep_last=keep_last,
+            init_from=init_from, seed=seed, precision=amp_dtype if amp else "fp32", save_every=save_every, keep_last=keep_last,
             sample_every=sample_every, log_every=log_every, val_every=val_every, num_workers=num_workers,
             preload=preload, tensorboard=tensorboard, max_pixels=max_pixels,
         )  # fmt: skip
@@ -264,7 +284,7 @@ def _train_as(
                 run_dir = Path(distributed.gather(str(run_dir))[0])  # rank 0's clock names the folder
         folder = run_dir
     if spec.loop.amp:
-        check_half_supported(spec.loop.amp_dtype, dev, "--amp")
+        check_half_supported(spec.loop.amp_dtype, dev, f"--precision {spec.loop.amp_dtype}")
     channels = spec.config["arch"]["channels_a"]
     kind = "gray images" if channels == 1 else "RGB images"
     if not quiet:

@@ -94,7 +94,7 @@ def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> N
     plain = {
         "method": ("--method", spec.method), "preset": ("--preset", spec.preset),
         "batch_size": ("--batch-size", spec.batch_size), "seed": ("--seed", spec.loop.seed),
-        "amp": ("--amp", spec.loop.amp), "val_every": ("--val-every", spec.loop.val_every),
+        "precision": ("--precision", spec.loop.amp_dtype if spec.loop.amp else "fp32"), "val_every": ("--val-every", spec.loop.val_every),
         "init_from": ("--init-from", spec.init_from), "max_pixels": ("--max-pixels", spec.data.max_pixels),
     }  # fmt: skip
     for name, (flag, recorded) in plain.items():
