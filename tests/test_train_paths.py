@@ -87,3 +87,32 @@ def test_inductor_compiled_steps_train_the_same_parameters(folders: Path) -> Non
     """``--compile`` as shipped (inductor, C++ kernels on a CPU): about two minutes of compiling."""
     torch._dynamo.reset()
     _assert_close(_parameters_after_steps(folders, compile=True), _parameters_after_steps(folders))
+
+
+def test_cpu_presets_take_their_faster_path_unless_told_otherwise(
+    folders: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from i2icli import precision
+    from i2icli.cli.app import app
+    from i2icli.train import spec as spec_module
+
+    cpu = torch.device("cpu")
+    assert spec_module.cpu_preset_path("paper", cpu, set()) == {}
+    assert spec_module.cpu_preset_path("cpu-small", torch.device("cuda"), set()) == {}
+    monkeypatch.setattr(spec_module, "CPU_PRESET_PATH", {"preload": True, "precision": "bf16"})
+    monkeypatch.setattr(precision, "cpu_features", lambda: precision.CpuFeatures("test CPU", frozenset({"avx2"})))
+    assert spec_module.cpu_preset_path("cpu-small", cpu, set()) == {"preload": True}  # no bf16 where it is emulated
+    assert spec_module.cpu_preset_path("cpu-small", cpu, {"preload"}) == {}
+    monkeypatch.undo()
+
+    common = ["train", "--dataroot", str(folders), "--preset", "cpu-tiny", "--max-steps", "1", "--sample-every", "0",
+              "--device", "cpu", "--quiet"]  # fmt: skip
+    for flags, preload in (([], spec_module.CPU_PRESET_PATH.get("preload", False)), (["--no-preload"], False)):
+        run = tmp_path / f"run{len(flags)}"
+        result = CliRunner().invoke(app, [*common, "--run-dir", str(run), *flags])
+        assert result.exit_code == 0, result.output
+        assert json.loads((run / "run.json").read_text())["spec"]["data"]["preload"] is preload

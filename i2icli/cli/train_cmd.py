@@ -59,8 +59,10 @@ def train(
     ] = "fp32",
     amp: Annotated[bool, typer.Option("--amp", help="Older spelling of --precision bf16 (or --amp-dtype).", hidden=True)] = False,
     amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="With --amp: bf16 or fp16.", hidden=True)] = "bf16",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last memory layout.")] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (slow first steps).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="channels_last memory layout.")] = False,
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile each network (slow first steps).")
+    ] = False,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
@@ -73,7 +75,13 @@ def train(
         ),
     ] = 0,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
-    preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
+    preload: Annotated[
+        bool,
+        typer.Option(
+            "--preload/--no-preload",
+            help="Decode all training images once into memory (default for the cpu- presets on a CPU).",
+        ),
+    ] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
     max_pixels: MaxPixelsOpt = None,
     quiet: QuietOpt = False,
@@ -231,7 +239,7 @@ def _train_as(
     from i2icli.train import distributed
     from i2icli.train.resume import plan_resume
     from i2icli.train.run import run
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.train.spec import DataSpec, build_spec, cpu_preset_path
 
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
@@ -257,6 +265,13 @@ def _train_as(
         from i2icli.data.unpaired import resolve_domains
 
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
+        # The CPU presets' faster path, for what the command line left unset.
+        path = cpu_preset_path(preset, dev, typed)
+        preload = path.get("preload", preload)
+        channels_last = path.get("channels_last", channels_last)
+        compile = path.get("compile", compile)
+        if "precision" in path:
+            amp, amp_dtype = _autocast(path["precision"], False, amp_dtype, set())
         data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload, max_pixels)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,

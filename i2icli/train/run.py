@@ -32,7 +32,7 @@ from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
 from i2icli.train.loop import TrainResult, train
 from i2icli.train.objective import Stage
-from i2icli.train.spec import RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
+from i2icli.train.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
 from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint, load_training_state
 
 
@@ -103,7 +103,6 @@ def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: in
 
 
 PAPER_PRESET = "paper"  # every method's official recipe (see ``Method.presets``)
-CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
 _ESTIMATE_AFTER = 3  # steps; the first one (allocation, warm-up) is not counted in the rate
 
 

@@ -20,6 +20,26 @@ from i2icli.threads import ThreadChoice
 from i2icli.train.loop import LoopOptions
 
 
+CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
+# The CPU presets' training path on a CPU, for the options a command line leaves unset: only paths
+# whose loss curves stay within fp32's seed-to-seed spread and that are faster on a quiet machine
+# (benchmarks/train_speed.py, RESULTS.md "training speed"). --preload gives the same batches to the bit.
+CPU_PRESET_PATH: dict[str, Any] = {"preload": True}
+
+
+def cpu_preset_path(preset: str | None, device: torch.device, given: set[str]) -> dict[str, Any]:
+    """The ``CPU_PRESET_PATH`` options (``preload``, ``channels_last``, ``compile``, ``precision``) for a
+    CPU preset trained on a CPU, leaving out those in ``given``; bf16 only where the CPU has it natively."""
+    from i2icli.precision import cpu_features
+
+    if preset is None or not preset.startswith(CPU_PRESET_PREFIX) or device.type != "cpu":
+        return {}
+    chosen = {k: v for k, v in CPU_PRESET_PATH.items() if k not in given}
+    if chosen.get("precision") == "bf16" and not cpu_features().native_bf16:
+        del chosen["precision"]
+    return chosen
+
+
 @dataclass(frozen=True)
 class DataSpec:
     dir_a: str
