@@ -119,7 +119,8 @@ def train(
     optimizers = {p.name: make_optimizer(p, device) for p in phases}
     half = torch.float16 if opts.amp_dtype == "fp16" else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type) if opts.amp and opts.amp_dtype == "fp16" else None
-    start, last_ckpt = 0, None
+    start = 0
+    last_ckpt: Path | None = None
     if resume:
         resumed = restore(
             run_dir, device, objective, optimizers, scaler=scaler, place=place, restore_rng=restore_rng, log=log
