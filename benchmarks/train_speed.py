@@ -180,8 +180,10 @@ def run_steps(spec: Any, data: Any, objective: Any, run_dir: Path) -> list[float
     from i2icli.train.loop import train
 
     stamps = [time.perf_counter()]
-    train(objective, data, spec.loop, run_dir=run_dir, device=torch.device("cpu"), log=lambda line: None,
-          on_tick=lambda step: stamps.append(time.perf_counter()))  # fmt: skip
+    result = train(objective, data, spec.loop, run_dir=run_dir, device=torch.device("cpu"), log=lambda line: None,
+                   on_tick=lambda step: stamps.append(time.perf_counter()))  # fmt: skip
+    if result.interrupted:  # the loop turns Ctrl-C into a clean stop: stop the benchmark too (finished cells are kept)
+        raise SystemExit(f"train_speed: interrupted at step {result.step}")
     return stamps
 
 
