@@ -267,6 +267,9 @@ def _train_as(
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
         # The CPU presets' faster path, for what the command line left unset.
         path = cpu_preset_path(preset, dev, typed)
+        if path and not quiet:
+            flags = " ".join(f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}" for k, v in path.items())
+            err(f"{preset} on a CPU: {flags} (its faster path; turn an option off with --no-...)")
         preload = path.get("preload", preload)
         channels_last = path.get("channels_last", channels_last)
         compile = path.get("compile", compile)
