@@ -241,6 +241,7 @@ def _train_as(
     from i2icli.train.run import run
     from i2icli.train.spec import DataSpec, build_spec, cpu_preset_path
 
+    path: dict[str, Any] = {}  # the CPU preset's faster path, for a new run
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
         if given:
@@ -267,9 +268,6 @@ def _train_as(
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
         # The CPU presets' faster path, for what the command line left unset.
         path = cpu_preset_path(preset, dev, typed)
-        if path and not quiet:
-            flags = " ".join(f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}" for k, v in path.items())
-            err(f"{preset} on a CPU: {flags} (its faster path; turn an option off with --no-...)")
         preload = path.get("preload", preload)
         channels_last = path.get("channels_last", channels_last)
         compile = path.get("compile", compile)
@@ -305,6 +303,9 @@ def _train_as(
         check_half_supported(spec.loop.amp_dtype, dev, f"--precision {spec.loop.amp_dtype}")
     channels = spec.config["arch"]["channels_a"]
     kind = "gray images" if channels == 1 else "RGB images"
+    if path and not quiet:
+        flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in path.items())
+        err(f"{spec.preset} on a CPU: {flags} (its faster path; turn an option off with --no-...)")
     if not quiet:
         err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}")
     display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
