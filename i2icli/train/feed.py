@@ -17,12 +17,14 @@ class StepData(Protocol):
 
     def __getitem__(self, step: int) -> Batch: ...
 
+
 def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:
     def move(v: torch.Tensor) -> torch.Tensor:
         v = v.to(device, non_blocking=True)
         return v.contiguous(memory_format=torch.channels_last) if channels_last and v.dim() == 4 else v
 
     return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
 
 def batches(data: StepData, start: int, stop: int, num_workers: int, stage_starts: list[int]) -> Iterator[Batch]:
     """``data[step]`` for ``step`` in ``start .. stop - 1``. Without worker processes, each stage's
@@ -40,6 +42,7 @@ def batches(data: StepData, start: int, stop: int, num_workers: int, stage_start
                 yield from rest
             finally:
                 rest.close()
+
 
 def _prefetched(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
     """``batches`` produced one or two steps ahead in a background thread, so decoding and

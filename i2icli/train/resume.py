@@ -27,6 +27,7 @@ _SAFE_DATA = {"num_workers": "--num-workers", "preload": "--preload"}
 
 ScheduleMode = Literal["replan", "keep"]
 
+
 @dataclass(frozen=True)
 class ResumePlan:
     """How ``--resume`` continues a run: the spec to run (recorded in run.json), the step it
@@ -35,6 +36,7 @@ class ResumePlan:
     spec: RunSpec
     step: int
     notes: tuple[str, ...]
+
 
 def plan_resume(
     run_dir: Path, given: Mapping[str, Any], *, max_steps: int | None = None, schedule: ScheduleMode | None = None
@@ -83,11 +85,13 @@ def plan_resume(
         loop = dataclasses.replace(loop, max_steps=max_steps, extensions=(*loop.extensions, extension))
     return ResumePlan(dataclasses.replace(spec, loop=loop, data=data), step, tuple(notes))
 
+
 def _refuse(flag: str, value: object, recorded: object) -> UsageError:
     return UsageError(
         f"{flag} {value}: this run was started with {recorded}; a resumed run keeps what defines it "
         "(start a new run to change it)"
     )
+
 
 def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> None:
     """Raise for the first given option whose value differs from the run's recorded one."""
@@ -114,6 +118,7 @@ def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> N
             raise _refuse(flag, value, f"{spec.data.dir_a} and {spec.data.dir_b}")
     _refuse_config_changes(spec, given)
 
+
 def _refuse_config_changes(spec: RunSpec, given: Mapping[str, Any]) -> None:
     cfg = from_dict(load_method(spec.method).config_cls, spec.config)
     recorded = to_dict(cfg)
@@ -135,10 +140,12 @@ def _refuse_config_changes(spec: RunSpec, given: Mapping[str, Any]) -> None:
     except ConfigError as e:
         raise UsageError(str(e)) from None
 
+
 def _lookup(data: dict[str, Any], path: list[str]) -> Any:
     for part in path:
         data = data[part]
     return data
+
 
 def resume_spec(run_dir: Path, max_steps: int | None) -> RunSpec:
     """The spec ``--resume run_dir [--max-steps N]`` runs (see ``plan_resume``)."""

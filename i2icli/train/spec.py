@@ -49,6 +49,7 @@ class DataSpec:
     preload: bool = False
     max_pixels: int | None = None  # training images above this are skipped (None: Pillow's limit)
 
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines a run; saved as run.json and read back by ``--resume``."""
@@ -60,6 +61,7 @@ class RunSpec:
     batch_size: int
     data: DataSpec
     init_from: str | None = None
+
 
 def build_spec(
     *,
@@ -114,6 +116,7 @@ def build_spec(
     loop = LoopOptions(max_steps=steps, **loop_kwargs)
     return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
 
+
 def data_channels(data: DataSpec) -> int:
     """1 when both training folders hold only gray images, else 3 (a gray domain beside a colour
     one is read as RGB: one model needs equal channel counts)."""
@@ -123,6 +126,7 @@ def data_channels(data: DataSpec) -> int:
     gray = all(images_are_gray([p for p, _ in list_images([d], recursive=True)]) for d in folders)
     return 1 if gray else 3
 
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -131,6 +135,7 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
 
 def spec_to_json(spec: RunSpec, device: torch.device, threads: ThreadChoice | None = None, world_size: int = 1) -> str:
     return json.dumps(
@@ -147,12 +152,14 @@ def spec_to_json(spec: RunSpec, device: torch.device, threads: ThreadChoice | No
         indent=2,
     )
 
+
 def recorded_world_size(run_dir: Path) -> int:
     """The number of processes the run in ``run_dir`` was started with (1 for older runs)."""
     try:
         return int(json.loads((run_dir / "run.json").read_text()).get("world_size", 1))
     except (OSError, ValueError, json.JSONDecodeError) as e:
         raise UsageError(f"--resume {run_dir}: not a run folder ({e})") from None
+
 
 def current_threads() -> ThreadChoice:
     """What a library caller left torch with (the command line passes its own choice)."""
@@ -161,6 +168,7 @@ def current_threads() -> ThreadChoice:
     from i2icli.threads import available_cpus
 
     return ThreadChoice(torch.get_num_threads(), "caller", available_cpus(), None, os.environ.get("OMP_WAIT_POLICY", ""))
+
 
 def read_spec(run_dir: Path) -> RunSpec:
     """The ``RunSpec`` stored in ``run_dir/run.json``."""

@@ -32,9 +32,11 @@ from i2icli.train.objective import Objective
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:08d}.pt"
 
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     found = sorted((run_dir / "checkpoints").glob("step_*.pt"))
     return found[-1] if found else None
+
 
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -42,10 +44,12 @@ def _rng_state() -> dict[str, Any]:
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
+
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
 
 @dataclass(frozen=True)
 class Best:
@@ -53,6 +57,7 @@ class Best:
 
     step: int
     score: float
+
 
 def save_training_state(
     path: Path,
@@ -92,6 +97,7 @@ def save_training_state(
         kept = f"; {previous[-1]} is intact" if previous else ""
         raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e}){kept}") from None
 
+
 def state_digest(obj: Any) -> str:
     """sha256 over a nested checkpoint state: every tensor's dtype, shape and bytes, every other
     value's repr, dict keys in sorted order (a ``"sha256"`` key itself is left out)."""
@@ -119,6 +125,7 @@ def state_digest(obj: Any) -> str:
     feed(obj)
     return h.hexdigest()
 
+
 def load_training_state(path: Path, device: torch.device) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True`` (plain tensors and containers only)
     and check its sha256; any failure is a one-line ``CheckpointError``."""
@@ -129,6 +136,7 @@ def load_training_state(path: Path, device: torch.device) -> dict[str, Any]:
     if recorded is not None and state_digest(state) != recorded:
         raise CheckpointError(f"{path}: contents do not match the recorded sha256 (file corrupted)")
     return state
+
 
 def resume_point(run_dir: Path, device: torch.device, log: Callable[[str], None]) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint of ``run_dir`` that reads back intact, and its state (None if there is none).
@@ -148,6 +156,7 @@ def resume_point(run_dir: Path, device: torch.device, log: Callable[[str], None]
             except OSError:
                 pass  # a folder we cannot rename in: the next resume meets (and skips) it again
     return None
+
 
 @dataclass(frozen=True)
 class Resumed:
@@ -216,6 +225,7 @@ def _shared_resume_point(
         return found
     return Path(name), load_training_state(Path(name), device)
 
+
 def write_checkpoint(
     path: Path, step: int, objective: Objective, optimizers: dict[str, torch.optim.Optimizer], entered: list[str],
     best: Best | None, scaler: Any, place: Dist, keep_last: int,
@@ -235,6 +245,7 @@ def write_checkpoint(
     if place.enabled:
         distributed.barrier()
 
+
 def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.cpu()
@@ -244,11 +255,13 @@ def _to_cpu(obj: Any) -> Any:
         return type(obj)(_to_cpu(v) for v in obj)
     return obj
 
+
 def _prune(run_dir: Path, keep_last: int) -> None:
     if keep_last <= 0:
         return
     for old in sorted((run_dir / "checkpoints").glob("step_*.pt"))[:-keep_last]:
         old.unlink(missing_ok=True)
+
 
 def _trim_metrics(path: Path, step: int) -> None:
     """Keep the records of steps <= ``step`` (a resumed run logs the later ones again) and drop a
@@ -265,12 +278,15 @@ def _trim_metrics(path: Path, step: int) -> None:
             kept.append(line + "\n")
     atomic_write_bytes(path, "".join(kept).encode())
 
+
 def _remove_stale_temps(run_dir: Path) -> None:
     """Temp files (``.<name>.<random>.tmp``, see ``atomic_write_bytes``) of writes a kill interrupted:
     checkpoints, run records, exported models (the run lock says nobody else writes)."""
     for folder in (run_dir, run_dir / "checkpoints", run_dir / "model", run_dir / "model-best"):
         for tmp in folder.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
 def checkpoint_step(path: Path) -> int:
     """The step of a ``checkpoints/step_*.pt`` file, from its name."""
     return int(path.stem.split("_")[-1])
