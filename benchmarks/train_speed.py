@@ -288,7 +288,8 @@ def curve(method: str, sizes: Sizes, root: Path, path: Path_, seed: int, work: P
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     width = max(1, len(records) // sizes.windows)
     keys = [k for k in records[0] if k.startswith("loss_")]
-    return {k: [round(median([r[k] for r in records[i : i + width]]), 5) for i in range(0, width * sizes.windows, width)] for k in keys}
+    starts = range(0, width * sizes.windows, width)
+    return {k: [round(sum(r[k] for r in records[i : i + width]) / width, 5) for i in starts] for k in keys}
 
 
 def cell_curves(method: str, sizes: Sizes, work: Path) -> Record:
