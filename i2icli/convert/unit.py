@@ -29,14 +29,18 @@ from i2icli.methods.unit import UnitArch, UnitModel
 _PREFIX = "official UNIT checkpoint: "
 
 
-def convert_files(files: Sequence[Path]) -> Converted:
-    """``Method.convert``: one official ``gen_*.pt`` file -> ``Converted``."""
+def convert_official(files: Sequence[Path]) -> Converted:
+    """``INFO.converter``: one official ``gen_*.pt`` file -> ``Converted``."""
     if len(files) != 1:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])
     from i2icli.checkpoint import safe_torch_load
+    from i2icli.convert.imaginaire import convert_loaded
 
     obj = safe_torch_load(path)  # weights_only=True; one line for a missing, damaged or hostile file
+    converted = convert_loaded(obj, "unit", path)  # the authors' imaginaire release
+    if converted is not None:
+        return converted
     try:
         arch, state = convert_unit(obj)
     except CheckpointError as e:

@@ -21,7 +21,7 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b):
     λ3           ``kl_cyc_w``   (paper 0.1, master 0.01, da32 0)
     λ4           ``cyc_w``      (paper 100, master 10, da32 0: the official DA trainer has no cycle)
 
-Three architectures, chosen by ``arch.variant``:
+Four architectures, chosen by ``arch.variant``:
 
 ``paper`` (default): the NIPS 2017 design (official branch version_02, ``COCOResGen``). Private
     front layers per domain; the last encoder residual block(s) ``enc_shared`` and the first decoder
@@ -53,6 +53,11 @@ Three architectures, chosen by ``arch.variant``:
     (0 in ``da32``, not in the paper) adds the class head's cross-entropy on translated source
     images x_ab through the target first layer, with the source labels; the labelled CPU preset
     ``da32-cpu`` uses it (see its description and benchmarks/RESULTS.md).
+``imaginaire``: the improved generator of the authors' later NVlabs/imaginaire release
+    (``nn/imaginaire.py``): per domain a content encoder (affine instance norm, channels capped at
+    ``max_dim``) and a decoder with pre-activation residual blocks and no output tanh; nothing is
+    shared between the domains and the code is used as it is (no noise). Converted from the
+    authors' checkpoints (``convert/imaginaire.py``) for inference; it is not trained here.
 """
 
 from __future__ import annotations
@@ -65,14 +70,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2icli.config import require
 from i2icli.data.labels import labels_for_files, read_labels
 from i2icli.data.transforms import Preprocess
-from i2icli.config import require
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.adain import Conv2dBlock, ContentEncoder, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.nn.imaginaire import UnitAutoEncoder
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
@@ -80,7 +86,7 @@ INFO = MethodInfo(
     name="unit",
     summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
     paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
-    capabilities=("translate", "bidirectional", "interpolate"),
+    capabilities=("translate", "bidirectional", "latent-walk"),
     options=(
         MethodOption(
             flag="--arch",
@@ -94,12 +100,13 @@ INFO = MethodInfo(
             kind="path",
         ),
     ),
-    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts, or an NVlabs/imaginaire UNIT checkpoint",
+    converter="i2icli.convert.unit",
     one_sided=False,
 )
 
-Variant = Literal["paper", "master", "da32"]
-VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32")
+Variant = Literal["paper", "master", "da32", "imaginaire"]
+VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32", "imaginaire")
 # LeakyReLU slope of the version_02 code (PyTorch's default), paper and da32 networks.
 V02_SLOPE = 0.01
 # The da32 discriminator halves the image 4 times and its heads are 2x2 convs: 32 px at least.
@@ -121,6 +128,7 @@ class UnitArch:
     dis_layers: int = 6  # paper: stride-2 convs; master: convs per scale; da32: unused (fixed trunk)
     dis_scales: int = 1  # master: multi-scale discriminator scales
     n_classes: int = 0  # da32: size of the class head (10 for digits); 0 for the others
+    max_dim: int = 256  # imaginaire: the encoder's channel cap
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -335,6 +343,11 @@ class UnitModel(nn.Module):
             self.stride = 2**arch.n_downsample
             self.min_size = 2 * self.stride  # reflection padding needs >= 2 pixels at the code
             self.gen_a, self.gen_b = VaeGen(ch["a"], arch), VaeGen(ch["b"], arch)
+        elif arch.variant == "imaginaire":
+            self.stride = 2**arch.n_downsample
+            self.min_size = 2 * self.stride
+            kw = {"dim": arch.dim, "max_dim": arch.max_dim, "n_downsample": arch.n_downsample, "n_res": arch.n_res}
+            self.gen_a, self.gen_b = UnitAutoEncoder(ch["a"], **kw), UnitAutoEncoder(ch["b"], **kw)
         else:
             self.stride = 16
             self.min_size = 16
@@ -357,7 +370,7 @@ class UnitModel(nn.Module):
 
     def generators(self) -> tuple[nn.Module, ...]:
         """Every encoder/decoder module once (the shared ones once): what the generator phase trains."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a, self.gen_b)
         mods = (self.enc_a, self.enc_b, self.enc_shared, self.dec_shared, self.dec_a, self.dec_b)
         return mods + ((self.latent,) if self.arch.variant == "da32" else ())
@@ -367,6 +380,8 @@ class UnitModel(nn.Module):
         v = self.arch.variant
         if v == "master":
             return (self.gen_a if domain == "a" else self.gen_b).enc(x), None
+        if v == "imaginaire":
+            return (self.gen_a if domain == "a" else self.gen_b).enc_content(x), None
         if v == "paper":
             return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
         return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(_coords(x))))
@@ -377,7 +392,7 @@ class UnitModel(nn.Module):
 
     def decode_latent(self, z: Tensor, domain: Domain) -> Tensor:
         """Code (B, Z, h, w) -> image of ``domain`` in [-1, 1] (B, C, h·stride, w·stride)."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a if domain == "a" else self.gen_b).dec(z)
         return (self.dec_a if domain == "a" else self.dec_b)(self.dec_shared(z))
 
@@ -720,6 +735,8 @@ def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed:
         raise ValueError("UNIT needs a UnitModel")
     if model.arch != cfg.arch:
         raise ValueError("the model's arch differs from the config's")
+    if cfg.arch.variant == "imaginaire":
+        raise ValueError("arch.variant imaginaire: converted for inference only; train paper, master or da32")
     return UnitObjective(cfg, model, data, seed)
 
 
@@ -834,12 +851,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Any:
-    from i2icli.convert.unit import convert_files
-
-    return convert_files(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=UnitArch,
@@ -849,5 +860,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="recon_a",
-    convert=_convert,
 )

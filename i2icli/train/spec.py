@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from i2icli import __version__
+from i2icli._version import __version__
 from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, to_dict
 from i2icli.errors import UsageError
 from i2icli.threads import ThreadChoice
