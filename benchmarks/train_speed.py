@@ -220,7 +220,6 @@ def profile(method: str, sizes: Sizes, root: Path, work: Path, top: int = 8) -> 
 def cell_speed(method: str, sizes: Sizes, work: Path) -> Record:
     """Every usable path, interleaved over ``repeats`` rounds; FLOPs, peak, profile."""
     import torch
-
     from speed import matmul_rate
 
     root = data_root(work, sizes)

@@ -19,7 +19,6 @@ from i2icli.errors import UsageError
 from i2icli.threads import ThreadChoice
 from i2icli.train.loop import LoopOptions
 
-
 CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
 # The CPU presets' training path on a CPU, for the options a command line leaves unset: only paths
 # whose loss curves stay within fp32's seed-to-seed spread and that are faster on a quiet machine
