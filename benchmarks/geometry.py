@@ -384,7 +384,8 @@ def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: i
     CPU seconds of every session are added up in ``run_dir/seconds.json`` (see ``run_seconds``)."""
     import torch
 
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+    from i2icli.train.run import run_or_resume
+    from i2icli.train.spec import DataSpec, build_spec
 
     assert variant.method is not None
 
@@ -501,7 +502,7 @@ def run_cell(
     log: Callable[[str], None],
 ) -> Record:  # fmt: skip
     """Train (unless do-nothing), then score every direction the model has on the test split."""
-    from i2icli.train.loop import latest_checkpoint
+    from i2icli.train.state import latest_checkpoint
 
     load_before = os.getloadavg()[0]
     spent = {"wall": 0.0, "cpu": 0.0}

@@ -229,8 +229,9 @@ def train(
     import torch
 
     from i2icli.eval.datasets import read_dataset_info
-    from i2icli.train.loop import latest_checkpoint
-    from i2icli.train.run import DataSpec, build_spec, read_spec, run
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.train.state import latest_checkpoint
 
     if (run_dir / "model" / "model.safetensors").is_file():
         return run_dir / "model", 0.0
@@ -294,7 +295,7 @@ def run_cell(
     """Train (unless do-nothing), evaluate on the test split, save sample strips; the cell's record."""
     from i2icli.api import load_model
     from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
-    from i2icli.train.loop import latest_checkpoint
+    from i2icli.train.state import latest_checkpoint
 
     load_before = os.getloadavg()[0]
     train_seconds, resumed = 0.0, False

@@ -149,7 +149,9 @@ def test_cli_int8_compiled(tmp_path: Path) -> None:
         assert psnr(a[None], b[None]) >= 30
 
 
-def test_train_amp_is_refused_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_train_bf16_is_refused_in_one_line_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``train --precision bf16`` (and its older spelling ``--amp``) on a CPU whose flags lack native
+    bf16 (simulated through the detection function): one error line, exit 2, no run folder."""
     from conftest import write_rgb
 
     monkeypatch.setattr(precision, "cpu_features", lambda: AVX2_ONLY)
@@ -158,6 +160,11 @@ def test_train_amp_is_refused_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatc
             write_rgb(tmp_path / "data" / f"train{domain}" / f"{i}.png", (20, 20), seed=i)
     run = tmp_path / "run"
     args = ["train", "--dataroot", str(tmp_path / "data"), "--preset", "cpu-tiny", "--max-steps", "2", "--run-dir", str(run)]
-    result = runner.invoke(app, [*args, "--amp"])
-    assert result.exit_code == 2 and "--amp: this CPU" in result.stderr and "no native bf16" in result.stderr
-    assert not run.exists()
+    for flags in (["--precision", "bf16"], ["--amp"]):
+        result = runner.invoke(app, [*args, *flags])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: --precision bf16: this CPU (AMD EPYC (test: AVX2 only)) has no native bf16")
+        assert not run.exists()
+    result = runner.invoke(app, [*args, "--amp", "--precision", "fp32"])
+    assert result.exit_code == 2 and "contradicts --precision fp32" in result.stderr

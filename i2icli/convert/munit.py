@@ -32,17 +32,25 @@ _PREFIX = "official MUNIT checkpoint: "
 
 def convert_official(files: Sequence[Path]) -> Converted:
     """``INFO.converter``: official ``gen_*.pt`` (both generators) -> our model state."""
+    from i2icli.checkpoint import safe_torch_load
+    from i2icli.convert.imaginaire import convert_loaded
+
     if len(files) != 1:
         raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
-    arch, state = load_official_munit(files[0])
+    obj = safe_torch_load(files[0])
+    converted = convert_loaded(obj, "munit", files[0])  # the authors' imaginaire release
+    if converted is not None:
+        return converted
+    arch, state = load_official_munit(files[0], obj)
     return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
 
 
-def load_official_munit(path: str | os.PathLike[str]) -> tuple[MunitArch, dict[str, Tensor]]:
-    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it."""
+def load_official_munit(path: str | os.PathLike[str], obj: Any = None) -> tuple[MunitArch, dict[str, Tensor]]:
+    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it;
+    ``obj``: the file's content when the caller has read it already."""
     from i2icli.checkpoint import safe_torch_load
 
-    obj = safe_torch_load(path)
+    obj = safe_torch_load(path) if obj is None else obj
     try:
         return convert_munit(obj)
     except CheckpointError as e:

@@ -35,8 +35,12 @@ def convert_official(files: Sequence[Path]) -> Converted:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])
     from i2icli.checkpoint import safe_torch_load
+    from i2icli.convert.imaginaire import convert_loaded
 
     obj = safe_torch_load(path)  # weights_only=True; one line for a missing, damaged or hostile file
+    converted = convert_loaded(obj, "unit", path)  # the authors' imaginaire release
+    if converted is not None:
+        return converted
     try:
         arch, state = convert_unit(obj)
     except CheckpointError as e:

@@ -1,6 +1,6 @@
 """UNIT: Liu, Breuel & Kautz, "Unsupervised Image-to-Image Translation Networks", NIPS 2017.
-https://arxiv.org/abs/1703.00848. Facts relied on, the three variants (``paper``, ``master``,
-``da32``) and the deviations: docs/methods/unit.md. The da32 networks: ``i2icli/nn/da32.py``.
+https://arxiv.org/abs/1703.00848. Facts relied on, the variants (``paper``, ``master``,
+``da32``, ``imaginaire``) and the deviations: docs/methods/unit.md. The da32 networks: ``i2icli/nn/da32.py``.
 
 Each domain is a VAE (encoder E_i, generator G_i) plus a discriminator D_i; the two domains share
 one latent code. Translation a -> b is G_2(E_1(x_1)) from the posterior mean (no noise).
@@ -17,8 +17,12 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b):
                  z = μ + σ·ε with σ = 1 (paper, master) or learned (da32, ``posterior``)
     λ0..λ4       ``gan_w``, ``kl_w``, ``recon_x_w``, ``kl_cyc_w``, ``cyc_w``
 
-Over ~600 lines on purpose: one file per method, and UNIT has three official networks sharing
-one model class and one objective.
+Four architectures, chosen by ``arch.variant``: ``paper`` (version_02), ``master`` (``VAEGen``),
+``da32`` (digits domain adaptation) and ``imaginaire`` (the authors' later generator, converted for
+inference only).
+
+Over ~600 lines on purpose: one file per method, and UNIT has four official networks sharing one
+model class and one objective.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Pr
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
 from i2icli.nn.da32 import V02_SLOPE, DaClassifier, GaussianLatent, down, init_da_discriminator, up, with_coords
+from i2icli.nn.imaginaire import UnitAutoEncoder
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
@@ -61,13 +66,13 @@ INFO = MethodInfo(
             kind="path",
         ),
     ),
-    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts, or an NVlabs/imaginaire UNIT checkpoint",
     converter="i2icli.convert.unit",
     one_sided=False,
 )
 
-Variant = Literal["paper", "master", "da32"]
-VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32")
+Variant = Literal["paper", "master", "da32", "imaginaire"]
+VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32", "imaginaire")
 # The da32 discriminator halves the image 4 times and its heads are 2x2 convs: 32 px at least.
 DA_MIN_TRAIN_SIZE = 32
 
@@ -87,6 +92,7 @@ class UnitArch:
     dis_layers: int = 6  # paper: stride-2 convs; master: convs per scale; da32: unused (fixed trunk)
     dis_scales: int = 1  # master: multi-scale discriminator scales
     n_classes: int = 0  # da32: size of the class head (10 for digits); 0 for the others
+    max_dim: int = 256  # imaginaire: the encoder's channel cap
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -221,6 +227,11 @@ class UnitModel(nn.Module):
             self.stride = 2**arch.n_downsample
             self.min_size = 2 * self.stride  # reflection padding needs >= 2 pixels at the code
             self.gen_a, self.gen_b = VaeGen(ch["a"], arch), VaeGen(ch["b"], arch)
+        elif arch.variant == "imaginaire":
+            self.stride = 2**arch.n_downsample
+            self.min_size = 2 * self.stride
+            kw = {"dim": arch.dim, "max_dim": arch.max_dim, "n_downsample": arch.n_downsample, "n_res": arch.n_res}
+            self.gen_a, self.gen_b = UnitAutoEncoder(ch["a"], **kw), UnitAutoEncoder(ch["b"], **kw)
         else:
             self.stride = 16
             self.min_size = 16
@@ -243,7 +254,7 @@ class UnitModel(nn.Module):
 
     def generators(self) -> tuple[nn.Module, ...]:
         """Every encoder/decoder module once (the shared ones once): what the generator phase trains."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a, self.gen_b)
         mods = (self.enc_a, self.enc_b, self.enc_shared, self.dec_shared, self.dec_a, self.dec_b)
         return mods + ((self.latent,) if self.arch.variant == "da32" else ())
@@ -253,6 +264,8 @@ class UnitModel(nn.Module):
         v = self.arch.variant
         if v == "master":
             return (self.gen_a if domain == "a" else self.gen_b).enc(x), None
+        if v == "imaginaire":
+            return (self.gen_a if domain == "a" else self.gen_b).enc_content(x), None
         if v == "paper":
             return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
         return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(with_coords(x))))
@@ -263,7 +276,7 @@ class UnitModel(nn.Module):
 
     def decode_latent(self, z: Tensor, domain: Domain) -> Tensor:
         """Code (B, Z, h, w) -> image of ``domain`` in [-1, 1] (B, C, h·stride, w·stride)."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a if domain == "a" else self.gen_b).dec(z)
         return (self.dec_a if domain == "a" else self.dec_b)(self.dec_shared(z))
 
@@ -594,6 +607,8 @@ def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed:
         raise ValueError("UNIT needs a UnitModel")
     if model.arch != cfg.arch:
         raise ValueError("the model's arch differs from the config's")
+    if cfg.arch.variant == "imaginaire":
+        raise ValueError("arch.variant imaginaire: converted for inference only; train paper, master or da32")
     return UnitObjective(cfg, model, data, seed)
 
 

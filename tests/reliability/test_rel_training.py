@@ -26,7 +26,7 @@ from i2icli.cli.app import app
 from i2icli.data.transforms import Preprocess
 from i2icli.data.unpaired import SkippedImageWarning, UnpairedImages
 from i2icli.errors import CheckpointError
-from i2icli.train.loop import load_training_state
+from i2icli.train.state import load_training_state
 
 runner = CliRunner()
 STEPS, SAVE_EVERY = 24, 4
