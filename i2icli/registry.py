@@ -97,7 +97,7 @@ _NVIDIA_NC = "NVIDIA; non-commercial use only, adaptations shared alike"
 
 
 def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) -> Pretrained:
-    """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (METHODS.md §2.7)."""
+    """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (docs/methods/cyclegan.md#checkpoints)."""
     return Pretrained(
         name="cyclegan-" + official.replace("_", "-"),
         method="cyclegan",

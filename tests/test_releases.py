@@ -33,7 +33,7 @@ from i2icli.sources import LOCK_NAME, MIRROR_ENV, cache_dir, cached_file, fetch_
 runner = CliRunner()
 H2Z = "cyclegan-horse2zebra"
 H2Z_PATH = "/cyclegan/pretrained_models/horse2zebra.pth"
-# The official list (METHODS.md §2.7, scripts/download_cyclegan_model.sh of the official repository).
+# The official list (docs/methods/cyclegan.md#checkpoints, scripts/download_cyclegan_model.sh of the official repository).
 CYCLEGAN_RELEASES = {
     "apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra", "zebra2horse",
     "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map", "map2sat",

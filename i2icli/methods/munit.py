@@ -1,14 +1,13 @@
 """MUNIT: Multimodal Unsupervised Image-to-Image Translation (Huang et al., ECCV 2018).
 
-Paper: https://arxiv.org/abs/1804.04732
-Official code: https://github.com/NVlabs/MUNIT (networks.py).
-Each domain has an autoencoder whose latent code splits into a spatial *content* code, shared
-across domains, and a small *style* vector with a N(0, I) prior. Translation keeps the content
-and decodes it with the other domain's decoder and a random or example-encoded style.
+Paper: https://arxiv.org/abs/1804.04732; official code: https://github.com/NVlabs/MUNIT. A domain's
+code splits into a spatial content code (shared across domains) and a style vector with an N(0, I)
+prior; translation decodes the content with the other domain's decoder and a style. Facts, losses
+and deviations (AdaIN parameters passed as arguments, so each sample uses its own style):
+docs/methods/munit.md.
 
-Paper symbol -> code name (domain 1 = a, domain 2 = b; paper §3.1):
+Paper symbol -> code name (domain 1 = a, domain 2 = b):
 
-    x_1, x_2         images of domain a / b           ``x`` with ``domain="a"`` / ``"b"``
     E^c_1, E^c_2     content encoders                 ``gen_a.enc_content``, ``gen_b.enc_content``
     E^s_1, E^s_2     style encoders                   ``gen_a.enc_style``, ``gen_b.enc_style``
     G_1, G_2         decoders (AdaIN res blocks, up)  ``gen_a.dec``, ``gen_b.dec``
@@ -16,26 +15,12 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b; paper §3.1):
     c_1, s_1         content / style of x_1           ``encode(x, "a") -> (content, style)``
     s_2 ~ N(0, I)    random style of domain b         ``random_style(n, generator)``
     x_{1->2}         G_2(c_1, s_2)                    ``translate(x, "a2b", style)``
-    D_1, D_2         multi-scale discriminators       ``dis_a``, ``dis_b`` (training objective):
-                                                      ``MultiScaleDiscriminator(in_ch, arch.dis)``
+    D_1, D_2         multi-scale discriminators       ``dis_a``, ``dis_b`` (training objective)
+    λ_GAN, λ_x, λ_c, λ_s                              ``gan_w`` 1, ``recon_x_w`` 10, ``recon_c_w`` 1, ``recon_s_w`` 1
 
-Two generator architectures, chosen by ``arch.variant``: ``official`` (the 2018 NVlabs/MUNIT
-``AdaINGen``, above) and ``imaginaire``, the improved generator of the authors' later NVlabs/imaginaire
-release (``nn/imaginaire.py``: pre-activation residual blocks, a style feature projected by every AdaIN
-layer, channels capped at ``max_dim``, no output tanh), converted from their checkpoints for inference;
-training uses the official variant.
-
-Unlike the official code, AdaIN parameters are passed down the decoder as arguments instead of
-being assigned to module attributes, so a generator is re-entrant and each sample in a batch
-uses its own style.
-
-Training (``MunitObjective``, paper §3.2 and official trainer.py): each step updates the discriminators first
-and then the generators, as the official trainer does; each phase draws its own random styles
-s_a, s_b ~ N(0, I) from the global torch RNG (saved in training checkpoints, so resuming is
-exact). Generator loss per direction: LSGAN (weight ``gan_w`` 1) + image reconstruction
-(``recon_x_w`` 10) + content reconstruction (``recon_c_w`` 1) + style reconstruction
-(``recon_s_w`` 1), optionally the style-augmented cycle (``recon_x_cyc_w``) and the
-domain-invariant perceptual loss (``vgg_w``, needs a VGG16 file).
+Two generator architectures, chosen by ``arch.variant``: ``official`` (the 2018 ``AdaINGen``) and
+``imaginaire`` (the authors' later NVlabs/imaginaire generator, ``nn/imaginaire.py``), converted
+from their checkpoints for inference only.
 """
 
 from __future__ import annotations
