@@ -77,7 +77,7 @@ def _name_like(arg: str) -> bool:
 
 def image_folder(option: str, folder: Path) -> None:
     """``folder`` exists, is a folder and holds at least one image file (by extension)."""
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "no such folder"
