@@ -149,10 +149,30 @@ def _score(subject: Any, val: Path) -> dict[str, dict[str, float]]:
     return {d.direction: {k: round(v, 5) for k, v in d.metrics.items()} for d in report.directions}
 
 
+SAMPLES = 8  # validation inputs whose translations are saved at every point
+
+
+def _save_samples(subject: Any, val: Path, out: Path) -> None:
+    """The translations of SAMPLES fixed validation inputs per direction as one row image each,
+    ``out/<direction>.png`` (and ``out/../input_<direction>.png``, the inputs)."""
+    import torch
+
+    from i2icli.eval.report import TEST_SPLITS, load_split
+    from i2icli.imageio import to_pil
+
+    out.mkdir(parents=True, exist_ok=True)
+    for direction, folder in zip(("a2b", "b2a"), TEST_SPLITS):
+        if direction not in subject.directions:
+            continue
+        inputs = load_split(val, folder, subject.channels(direction)[0], SAMPLES, SEED).images
+        to_pil(torch.cat(inputs, dim=2)).save(out.parent / f"input_{direction}.png")
+        to_pil(torch.cat(subject.translate(inputs, direction), dim=2)).save(out / f"{direction}.png")
+
+
 def _score_checkpoint(run_dir: Path, step: int, val: Path) -> dict[str, dict[str, float]]:
-    """Export checkpoint ``step`` to a temporary folder and score it. Training's random state is
-    saved and restored around it (building the objective draws initial weights), so a scored run
-    trains exactly as an unscored one."""
+    """Export checkpoint ``step`` to a temporary folder, score it and save its sample rows under
+    ``run_dir/curve-samples/step_N``. Training's random state is saved and restored around it
+    (building the objective draws initial weights), so a scored run trains exactly as an unscored one."""
     import torch
 
     from i2icli.api import load_model
@@ -164,7 +184,9 @@ def _score_checkpoint(run_dir: Path, step: int, val: Path) -> dict[str, dict[str
         with tempfile.TemporaryDirectory(prefix="i2i-curve-") as tmp:
             folder = export_checkpoint(run_dir, step, Path(tmp) / "model", torch.device("cpu"))
             model = load_model(str(folder / "model.safetensors"), device="cpu")
-            return _score(model_subject(model, "model", seed=SEED), val)
+            subject = model_subject(model, "model", seed=SEED)
+            _save_samples(subject, val, run_dir / "curve-samples" / f"step_{step:08d}")
+            return _score(subject, val)
     finally:
         torch.set_rng_state(saved[0])
         random.setstate(saved[1])
@@ -314,7 +336,8 @@ def render_results(results: Record) -> str:
         lines += [
             f"### {r['variant']} on {r['benchmark']} ({r['steps']} steps x batch {r['batch_size']})", "",
             f"{r['method']} preset `{r['preset']}`; variant overrides: {overrides}"
-            f"{'; ' + r['note'] if r['note'] else ''}. Command: `{r['command']}`.", "",
+            f"{'; ' + r['note'] if r['note'] else ''}. Command: `{r['command']}`."
+            + (f" Samples at each step: [{r['samples'].split('/')[-1]}]({r['samples']})." if "samples" in r else ""), "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
         ]  # fmt: skip
         if base:
@@ -331,6 +354,38 @@ def render_results(results: Record) -> str:
 
 def _short(key: str) -> str:
     return {"class-kept": "class kept", "looks-like-target": "looks like target"}.get(key, key)
+
+
+def sample_sheet(run_dir: Path, path: Path) -> bool:
+    """Per direction, the inputs above each scored step's translations (2x), side by side; False
+    when the run saved no samples."""
+    from PIL import Image, ImageDraw
+
+    folder = run_dir / "curve-samples"
+    steps = sorted(folder.glob("step_*"))
+    directions = [d for d in ("a2b", "b2a") if (folder / f"input_{d}.png").is_file()]
+    if not steps or not directions:
+        return False
+    label, gap, scale = 70, 6, 2
+    panels = []
+    for d in directions:
+        rows = [("input", Image.open(folder / f"input_{d}.png"))]
+        rows += [(f"{d} {int(s.name[5:])}", Image.open(s / f"{d}.png")) for s in steps if (s / f"{d}.png").is_file()]
+        w, h = rows[0][1].width * scale, rows[0][1].height * scale
+        panel = Image.new("RGB", (label + w, len(rows) * h), "white")
+        draw = ImageDraw.Draw(panel)
+        for i, (name, row) in enumerate(rows):
+            panel.paste(row.convert("RGB").resize((w, h), Image.Resampling.NEAREST), (label, i * h))
+            draw.text((2, i * h + h // 2 - 5), name, fill="black")
+        panels.append(panel)
+    sheet = Image.new("RGB", (sum(p.width for p in panels) + gap * (len(panels) - 1), max(p.height for p in panels)), "white")
+    x = 0
+    for p in panels:
+        sheet.paste(p, (x, 0))
+        x += p.width + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return True
 
 
 def render_figure(results: Record, path: Path) -> None:
@@ -425,6 +480,9 @@ def run_curves(
         run_dir = work / "curves-runs" / f"{variant.name}-{bench.name}-{steps}"
         _train_and_score(variant, bench, train_dir, val, run_dir, steps, every, record, save, log)
         record["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        sheet = figure.parent / "curves" / f"{variant.name}-{bench.name}-{steps}.png"
+        if sample_sheet(run_dir, sheet):
+            record["samples"] = sheet.relative_to(figure.parent.parent).as_posix()
         save()
     render_figure(results, figure)
     return results

@@ -44,6 +44,7 @@ def test_smoke_scores_every_checkpoint_on_a_validation_split_and_resumes(tmp_pat
     assert "finished" in run and run["n_val"] == curves.SMOKE_VAL
     assert set(results["baselines"]["mnist-uci-digits"]["directions"]) == {"a2b", "b2a"}
     assert read_block(tmp_path / "RESULTS.md", "curves") == curves.render_results(results)
+    assert (tmp_path / run["samples"]).is_file()  # inputs above each scored step's translations
     # The validation images were taken out of the training folders, and the test split is not there.
     carved = tmp_path / "curves-data" / "mnist-uci-digits" / f"val{curves.SMOKE_VAL}"
     for train, val in (("trainA", "testA"), ("trainB", "testB")):
