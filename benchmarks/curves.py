@@ -146,7 +146,8 @@ def _score(subject: Any, val: Path) -> dict[str, dict[str, float]]:
     from i2icli.eval.report import EvalOptions, evaluate
 
     report = evaluate(subject, val, EvalOptions(seed=SEED))
-    return {d.direction: {k: round(v, 5) for k, v in d.metrics.items()} for d in report.directions}
+    # References (the judge on real images, real images' diversity) sit beside the metrics they explain.
+    return {d.direction: {k: round(v, 5) for k, v in (d.metrics | d.reference).items()} for d in report.directions}
 
 
 SAMPLES = 8  # validation inputs whose translations are saved at every point
@@ -326,7 +327,7 @@ def render_results(results: Record) -> str:
         header = ["step", "train time", "load"]
         keys: list[tuple[str, str]] = []
         for d in dirs:
-            for kind in METRICS:
+            for kind in (*METRICS, "real-diversity"):
                 sample = next((p["directions"][d] for p in r["points"].values() if d in p["directions"]), {})
                 key = _metric_key(sample, kind)
                 if key is not None:
@@ -340,6 +341,8 @@ def render_results(results: Record) -> str:
             + (f" Samples at each step: [{r['samples'].split('/')[-1]}]({r['samples']})." if "samples" in r else ""), "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
         ]  # fmt: skip
+        if r["key"] in results.get("notes", {}):
+            lines += [f"Diagnosis: {results['notes'][r['key']]}", ""]
         if base:
             row = ["do-nothing", "–", "–", *(_fmt(k, base.get(d, {})) for d, k in keys)]
             lines.append("| " + " | ".join(row) + " |")
@@ -353,7 +356,7 @@ def render_results(results: Record) -> str:
 
 
 def _short(key: str) -> str:
-    return {"class-kept": "class kept", "looks-like-target": "looks like target"}.get(key, key)
+    return {"class-kept": "class kept", "looks-like-target": "looks like target", "real-diversity": "real images' diversity"}.get(key, key)
 
 
 def sample_sheet(run_dir: Path, path: Path) -> bool:
@@ -529,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="4 steps on tiny data in a temp folder")
     mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the figure")
     mode.add_argument("--list", action="store_true", help="list the variants")
+    mode.add_argument("--note", nargs=2, metavar=("RUN_KEY", "TEXT"), help="record a diagnosis under a run's table")
     args = parser.parse_args(argv)
     wanted = _select(args.runs)
     if args.steps < 1 or args.every < 1 or args.val < 2:
@@ -537,7 +541,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for v in VARIANTS.values():
             print(f"{v.name}: {v.method} {v.preset} {' '.join(v.overrides)}  {v.note}")
         return 0
-    if args.report:
+    if args.note:
+        with _locked(RESULTS):
+            results = load_results(RESULTS)
+            if args.note[0] not in results["runs"]:
+                raise SystemExit(f"error: {RESULTS}: no run {args.note[0]!r} (runs: {', '.join(results['runs'])})")
+            results.setdefault("notes", {})[args.note[0]] = args.note[1]
+            save_results(RESULTS, results)
+    if args.report or args.note:
         results = load_results(RESULTS)
         write_block(MARKDOWN, "curves", render_results(results))
         render_figure(results, FIGURE)
