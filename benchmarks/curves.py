@@ -79,6 +79,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("cyclegan-small-sn", "cyclegan", "cpu-small", ("spectral_norm_d=true",), "spectral norm on D"),
         Variant("cyclegan-small-d2", "cyclegan", "cpu-small", ("n_layers_d=2",), "2-layer D (5x5 patches at 28 px)"),
         Variant(
+            "cyclegan-small-content3-d2", "cyclegan", "cpu-small", ("lambda_content=3", "n_layers_d=2"),
+            "content term at weight 3 and 2-layer D",
+        ),
+        Variant(
             "cyclegan-small-content-d2", "cyclegan", "cpu-small", ("lambda_content=10", "n_layers_d=2"),
             "content term and 2-layer D",
         ),
