@@ -422,6 +422,11 @@ def render_figure(results: Record, path: Path) -> None:
                     if xy:
                         ax.plot(*zip(*xy), style, color=f"C{i}", marker=".", label=f"{r['variant']} {d}")
                         drawn = True
+            for d, style in (("a2b", ":"), ("b2a", "-.")) if kind == "diversity" else ():  # the real images' figure
+                refs = [p["directions"].get(d, {}).get("real-diversity") for r in runs for p in r["points"].values()]
+                ref = next((v for v in refs if v is not None), None)
+                if ref is not None:
+                    ax.axhline(ref, color="black", linestyle=style, linewidth=1, label=f"real images {d}")
             for d, style in (("a2b", ":"), ("b2a", "-.")):
                 key = _metric_key(base.get(d, {}), kind)
                 if drawn and key is not None:
