@@ -249,6 +249,13 @@ TEST_PRESETS = {
     "tiny": Preset(
         "tiny", "generic-suite config", replace(_cpu_config(4, 1, 16), pool_size=2, n_layers_d=2), batch_size=2, max_steps=4
     ),
+    "tiny-options": Preset(
+        "tiny-options",
+        "generic-suite config with the labelled options on (content term, spectral norm on D)",
+        replace(_cpu_config(4, 1, 16), pool_size=2, n_layers_d=2, lambda_content=1.0, spectral_norm_d=True),
+        batch_size=2,
+        max_steps=4,
+    ),
 }
 
 
