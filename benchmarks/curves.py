@@ -86,6 +86,7 @@ VARIANTS: dict[str, Variant] = {
             "cyclegan-small-content-d2", "cyclegan", "cpu-small", ("lambda_content=10", "n_layers_d=2"),
             "content term and 2-layer D",
         ),
+        Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 3)"),
         Variant("munit-small", "munit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
     )
