@@ -122,7 +122,7 @@ def carve_validation(full: Path, out: Path, n_val: int, seed: int = SEED) -> tup
     """Split ``full``'s training folders into ``out/train/{trainA,trainB}`` (training) and
     ``out/val/{testA,testB}`` (validation, a seeded random ``n_val`` per domain, labels kept for
     the judges) with the dataset's ``i2i-dataset.json``; the test split is not copied. Reused when present."""
-    from i2icli.eval.report import DATASET_INFO
+    from i2icli.eval.datasets import DATASET_INFO
 
     train, val = out / "train", out / "val"
     if (val / "testB").is_dir() and (train / "trainB").is_dir():
@@ -168,7 +168,8 @@ def _save_samples(subject: Any, val: Path, out: Path) -> None:
     ``out/<direction>.png`` (and ``out/../input_<direction>.png``, the inputs)."""
     import torch
 
-    from i2icli.eval.report import TEST_SPLITS, load_split
+    from i2icli.data.layout import TEST_SPLITS
+    from i2icli.eval.datasets import load_split
     from i2icli.imageio import to_pil
 
     out.mkdir(parents=True, exist_ok=True)
@@ -211,9 +212,10 @@ def _train_and_score(
     """Train (or resume) the run, scoring each checkpoint not yet in ``record['points']`` as it appears."""
     import torch
 
-    from i2icli.eval.report import read_dataset_info
-    from i2icli.train.loop import checkpoint_path, latest_checkpoint
-    from i2icli.train.run import DataSpec, build_spec, checkpoint_step, read_spec, run
+    from i2icli.eval.datasets import read_dataset_info
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint
 
     points = record["points"]
     clock = {"last": time.perf_counter(), "train": record["train_seconds"]}

@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
 from typer.testing import CliRunner
 
-import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 from i2icli.cli.app import app
-from i2icli.registry import PRETRAINED, fetch, resolve
+from i2icli.registry import PRETRAINED
+from i2icli.sources import fetch, resolve
 
 NAMES = [name for name in ("gcgan-digits", "distancegan-digits", "transgaga-digits") if name in PRETRAINED]
 MAX_BYTES = 4 * 1024 * 1024
@@ -34,7 +35,7 @@ def test_registry_entry_is_pinned_small_and_its_card_has_the_measured_figures(na
     assert (config.arch["channels_a"], config.arch["channels_b"]) == (1, 1)
     figures = json.loads((path.parent / "metrics.json").read_text())
     card = (path.parent / "README.md").read_text()
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     for direction in config.arch.get("directions", ["a2b", "b2a"]):
         rows = figures["directions"][direction]["metrics"]

@@ -31,7 +31,8 @@ def train(
 ) -> Path:  # fmt: skip
     """Train (or continue) the run in WORK/run; returns its exported model folder. The wall time of
     the part run by this call is added to WORK/train_seconds.txt."""
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+    from i2icli.train.run import run_or_resume
+    from i2icli.train.spec import DataSpec, build_spec
 
     def new_spec():  # type: ignore[no-untyped-def]
         return build_spec(
@@ -60,7 +61,8 @@ def train_seconds(work: Path) -> int | None:
 def export(model_dir: Path, name: str) -> Path:
     """fp16 weights and config in weights/NAME/ (byte-reproducible: ``save_model`` sorts the header);
     returns the model file."""
-    from i2icli.checkpoint import load_checkpoint, save_model
+    from i2icli.checkpoint import save_model
+    from i2icli.methods.load import load_checkpoint
 
     net, config = load_checkpoint(model_dir)
     save_model(HERE / name, net, config, fp16=True)
