@@ -79,16 +79,24 @@ VARIANTS: dict[str, Variant] = {
         Variant("cyclegan-small-sn", "cyclegan", "cpu-small", ("spectral_norm_d=true",), "spectral norm on D"),
         Variant("cyclegan-small-d2", "cyclegan", "cpu-small", ("n_layers_d=2",), "2-layer D (5x5 patches at 28 px)"),
         Variant(
-            "cyclegan-small-content3-d2", "cyclegan", "cpu-small", ("lambda_content=3", "n_layers_d=2"),
+            "cyclegan-small-content3-d2",
+            "cyclegan",
+            "cpu-small",
+            ("lambda_content=3", "n_layers_d=2"),
             "content term at weight 3 and 2-layer D",
         ),
         Variant(
-            "cyclegan-small-content3-d2-cyca2", "cyclegan", "cpu-small",
+            "cyclegan-small-content3-d2-cyca2",
+            "cyclegan",
+            "cpu-small",
             ("lambda_content=3", "n_layers_d=2", "lambda_a=2.5"),
             "content term 3, 2-layer D, a->b->a cycle weight 2.5 (MNIST->UCI loses detail the cycle would make G hide)",
         ),
         Variant(
-            "cyclegan-small-content-d2", "cyclegan", "cpu-small", ("lambda_content=10", "n_layers_d=2"),
+            "cyclegan-small-content-d2",
+            "cyclegan",
+            "cpu-small",
+            ("lambda_content=10", "n_layers_d=2"),
             "content term and 2-layer D",
         ),
         Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 3)"),
@@ -266,7 +274,9 @@ def _train_and_score(
 def _one_line(dirs: dict[str, dict[str, float]]) -> str:
     parts = []
     for d, m in dirs.items():
-        shown = [f"{k} {v:.3g}" for k, v in m.items() if k in ("class-kept", "looks-like-target", "diversity") or k.startswith("fid-")]
+        shown = [
+            f"{k} {v:.3g}" for k, v in m.items() if k in ("class-kept", "looks-like-target", "diversity") or k.startswith("fid-")
+        ]
         parts.append(f"{d}: " + ", ".join(shown))
     return "; ".join(parts)
 
@@ -370,7 +380,9 @@ def render_results(results: Record) -> str:
 
 
 def _short(key: str) -> str:
-    return {"class-kept": "class kept", "looks-like-target": "looks like target", "real-diversity": "real images' diversity"}.get(key, key)
+    return {"class-kept": "class kept", "looks-like-target": "looks like target", "real-diversity": "real images' diversity"}.get(
+        key, key
+    )
 
 
 def sample_sheet(run_dir: Path, path: Path) -> bool:

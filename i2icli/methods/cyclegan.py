@@ -234,8 +234,7 @@ PRESETS = {
     # content term keeps the coarse layout that the cycle alone lets drift (a 6 drawn as a 9).
     "cpu-fast": Preset(
         "cpu-fast",
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 3, "
-        "batch 8, 3000 steps",
+        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 3, batch 8, 3000 steps",
         replace(_cpu_config(16, 3, 32), n_layers_d=2, lambda_content=3.0),
         batch_size=8,
         max_steps=3000,
