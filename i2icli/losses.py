@@ -15,9 +15,9 @@ def gan_d_loss(real: torch.Tensor, fake: torch.Tensor, mode: GanMode) -> torch.T
     if mode == "lsgan":
         return F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake))
     if mode == "nsgan":
-        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
-            fake, torch.zeros_like(fake)
-        )
+        return F.binary_cross_entropy_with_logits(
+            real, torch.ones_like(real)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
     if mode == "hinge":
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
     raise ValueError(f"unknown GAN mode {mode!r}")
