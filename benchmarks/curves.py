@@ -352,8 +352,9 @@ def render_results(results: Record) -> str:
         keys: list[tuple[str, str]] = []
         for d in dirs:
             for kind in (*METRICS, "real-diversity"):
-                sample = next((p["directions"][d] for p in r["points"].values() if d in p["directions"]), {})
-                key = _metric_key(sample, kind)
+                # Every metric any point has (points scored by an older version may lack some).
+                seen = {k: 0.0 for p in r["points"].values() for k in p["directions"].get(d, {})}
+                key = _metric_key(seen, kind)
                 if key is not None:
                     keys.append((d, key))
                     header.append(f"{d} {_short(key)}")
