@@ -431,7 +431,7 @@ def render_figure(results: Record, path: Path) -> None:
     benches = list(dict.fromkeys(r["benchmark"] for r in results["runs"].values()))
     if not benches:
         return
-    fig, axes = plt.subplots(len(benches), len(METRICS), figsize=(4 * len(METRICS), 3.2 * len(benches)), squeeze=False)
+    fig, axes = plt.subplots(len(benches), len(METRICS), figsize=(4 * len(METRICS) + 3, 3.2 * len(benches)), squeeze=False)
     for row, bench in zip(axes, benches):
         runs = [r for r in results["runs"].values() if r["benchmark"] == bench]
         base = results["baselines"].get(bench, {}).get("directions", {})
@@ -456,10 +456,13 @@ def render_figure(results: Record, path: Path) -> None:
                     ax.axhline(base[d][key], color="gray", linestyle=style, linewidth=1, label=f"do-nothing {d}")
             ax.set_title(f"{bench}\n{kind}", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
-            if drawn:
-                ax.legend(fontsize=6)
-            else:
+            if not drawn:
                 ax.axis("off")
+        # One legend per row, outside its last panel, so no curve is hidden behind it.
+        shown = [ax for ax in row if ax.lines]
+        if shown:
+            handles, labels = max((ax.get_legend_handles_labels() for ax in shown), key=lambda hl: len(hl[0]))
+            row[-1].legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
