@@ -1,0 +1,168 @@
+"""Training parity with the official MUNIT and UNIT trainers (NVlabs/MUNIT, mingyuliutw/UNIT).
+
+Each fixture (``tests/fixtures/train_parity/<method>/``, provenance in its README) holds what the
+official trainer did on tiny networks: the initial weights, three batches, the random draws it
+made, every loss term it computed at each step and every weight (discriminators included) after
+3 full iterations (D update, G update, lr schedule). Here our objective, run by our training
+loop from the same weights, batches and draws, must give each term and each weight within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from i2icli.train.loop import LoopOptions, train
+
+FIXTURES = Path(__file__).parent / "fixtures" / "train_parity"
+TOL = 1e-5
+
+
+def _fixture(method: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    folder = FIXTURES / method
+    return load_file(folder / "official.safetensors"), json.loads((folder / "official.json").read_text())
+
+
+def _section(tensors: dict[str, torch.Tensor], prefix: str, module: str) -> dict[str, torch.Tensor]:
+    head = f"{prefix}.{module}."
+    return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+
+
+class _Batches:
+    """``data[step]``: the fixture's batch of that step."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], steps: int, extra: Callable[[int], dict[str, torch.Tensor]] | None = None):
+        self.t, self.steps, self.extra = tensors, steps, extra
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        batch = {"a": self.t[f"batch.{step}.a"], "b": self.t[f"batch.{step}.b"]}
+        return batch | (self.extra(step) if self.extra else {})
+
+
+def _run_loop(objective: Any, data: _Batches, steps: int, noise_seed: int, tmp_path: Path) -> list[dict[str, float]]:
+    """Our training loop for ``steps`` steps; the global RNG seeded as the official run seeded it
+    right before its first iteration. Returns each step's logged scalars."""
+    logged: list[dict[str, float]] = []
+    opts = LoopOptions(max_steps=steps, save_every=0, sample_every=0, log_every=1)
+    torch.manual_seed(noise_seed)
+    train(objective, data, opts, run_dir=tmp_path, device=torch.device("cpu"), on_step=lambda s, v: logged.append(v), log=lambda m: None)
+    return logged
+
+
+def _assert_close(name: str, ours: float | torch.Tensor, theirs: float | torch.Tensor) -> None:
+    ours_t, theirs_t = torch.as_tensor(ours, dtype=torch.float32), torch.as_tensor(theirs, dtype=torch.float32)
+    assert ours_t.shape == theirs_t.shape, f"{name}: shape {tuple(ours_t.shape)} != official {tuple(theirs_t.shape)}"
+    err = float((ours_t - theirs_t).abs().max()) if ours_t.numel() else 0.0
+    assert err <= TOL, f"{name}: max |ours - official| = {err:.3g} > {TOL}"
+
+
+def _assert_states(
+    label: str, ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], noise_only: dict[str, float] | None = None
+) -> None:
+    """Every entry within ``TOL``; ``noise_only`` entries (name -> bound) are those whose true
+    gradient is zero, checked only to have moved at most ``bound`` from the start (see below)."""
+    assert ours.keys() == theirs.keys(), f"{label}: keys differ: {sorted(ours.keys() ^ theirs.keys())[:5]}"
+    for k in ours:
+        if noise_only and k in noise_only:
+            continue
+        _assert_close(f"{label}.{k}", ours[k].float(), theirs[k].float())
+
+
+def _norm_cancelled_biases(module: torch.nn.Module, prefix: str = "") -> list[str]:
+    """Conv biases right before an instance norm (plain or adaptive): the norm subtracts each
+    channel's mean, so the bias has no effect on any loss and its true gradient is 0. Autograd
+    returns rounding noise (~1e-9) there instead, which Adam rescales to steps of up to ~lr in a
+    sign the noise decides, in the official run and in ours alike; so these entries cannot be
+    compared value by value. They are checked to stay within the 3 steps' lr bound instead."""
+    from i2icli.nn.adain import AdaINConv2dBlock, AdaptiveInstanceNorm2d, Conv2dBlock
+
+    return [
+        f"{prefix}{name}.conv.bias"
+        for name, m in module.named_modules()
+        if isinstance(m, (Conv2dBlock, AdaINConv2dBlock)) and isinstance(m.norm, (torch.nn.InstanceNorm2d, AdaptiveInstanceNorm2d))
+    ]
+
+
+def _assert_noise_only_bounded(label: str, ours: dict[str, torch.Tensor], init: dict[str, torch.Tensor], names: list[str], bound: float) -> None:
+    for k in names:
+        moved = float((ours[k] - init[k]).abs().max())
+        assert moved <= bound, f"{label}.{k}: moved {moved:.3g} (> {bound:.3g}), more than rounding noise under Adam can explain"
+
+
+# --------------------------------------------------------------------------- MUNIT
+
+
+def _munit_setup() -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+    from i2icli.convert.munit import convert_munit
+    from i2icli.data.transforms import Preprocess
+    from i2icli.methods.munit import MunitArch, MunitConfig, MunitModel, MunitObjective
+    from i2icli.methods.base import Optim
+    from i2icli.nn.adain import MsDisArch
+
+    t, meta = _fixture("munit")
+    c, g, d = meta["config"], meta["config"]["gen"], meta["config"]["dis"]
+    arch = MunitArch(
+        dim=g["dim"], style_dim=g["style_dim"], n_downsample=g["n_downsample"], n_res=g["n_res"], mlp_dim=g["mlp_dim"],
+        channels_a=c["input_dim_a"], channels_b=c["input_dim_b"],
+        dis=MsDisArch(dim=d["dim"], n_layer=d["n_layer"], num_scales=d["num_scales"], gan_type=d["gan_type"]),
+    )  # fmt: skip
+    cfg = MunitConfig(
+        arch=arch, data=Preprocess(mode="scale_width_and_crop", load_size=meta["size"], crop_size=meta["size"], flip=False),
+        gan_w=c["gan_w"], recon_x_w=c["recon_x_w"], recon_c_w=c["recon_c_w"], recon_s_w=c["recon_s_w"],
+        recon_x_cyc_w=c["recon_x_cyc_w"], optim=Optim(lr=c["lr"], beta1=c["beta1"], beta2=c["beta2"], weight_decay=c["weight_decay"]),
+        lr_policy=c["lr_policy"], step_size=c["step_size"], gamma=c["gamma"],
+    )  # fmt: skip
+    model = MunitModel(arch)
+    objective = MunitObjective(cfg, model, None, seed=0)  # type: ignore[arg-type]
+    gens = {x: _section(t, "init", f"gen_{x}") for x in "ab"}
+    model.load_state_dict(convert_munit(gens)[1])
+    for x in "ab":
+        getattr(objective, f"dis_{x}").load_state_dict(_section(t, "init", f"dis_{x}"))
+    return objective, t, meta
+
+
+def test_munit_three_iterations_match_official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from i2icli.convert.munit import convert_munit
+    from i2icli.methods.munit import MunitObjective
+
+    objective, t, meta = _munit_setup()
+    n = len(meta["steps"])
+    styles: list[torch.Tensor] = []
+    draw = MunitObjective._random_styles
+
+    def recording(self: MunitObjective, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s_a, s_b = draw(self, x_a, x_b)
+        styles.extend([s_a, s_b])
+        return s_a, s_b
+
+    monkeypatch.setattr(MunitObjective, "_random_styles", recording)
+    logged = _run_loop(objective, _Batches(t, n), n, meta["noise_seed"], tmp_path)
+    # The same style draws, in the same order (D phase s_a, s_b; G phase s_a, s_b).
+    assert len(styles) == meta["n_noise"]
+    for i, s in enumerate(styles):
+        _assert_close(f"style draw {i}", s, t[f"noise.{i}"])
+    names = {
+        "d_a": "dis_a", "d_b": "dis_b", "gan_a": "gen_adv_a", "gan_b": "gen_adv_b", "recon_x_a": "gen_recon_x_a",
+        "recon_x_b": "gen_recon_x_b", "recon_s_a": "gen_recon_s_a", "recon_s_b": "gen_recon_s_b",
+        "recon_c_a": "gen_recon_c_a", "recon_c_b": "gen_recon_c_b", "cyc_x_a": "gen_cycrecon_x_a",
+        "cyc_x_b": "gen_cycrecon_x_b", "loss_dis": "dis_total", "loss_gen": "gen_total",
+    }  # fmt: skip
+    for step, (ours, theirs) in enumerate(zip(logged, meta["steps"], strict=True)):
+        for our_name, their_name in names.items():
+            _assert_close(f"step {step} {our_name}", ours[our_name], theirs[their_name])
+    final = {x: _section(t, "final", f"gen_{x}") for x in "ab"}
+    expected = convert_munit(final)[1]
+    initial = convert_munit({x: _section(t, "init", f"gen_{x}") for x in "ab"})[1]
+    cancelled = _norm_cancelled_biases(objective.model)
+    assert len(cancelled) >= 8  # the content encoders' and the residual blocks' convs
+    # Adam's step is at most ~lr per update; weight decay adds a negligible lr * wd * |w|.
+    bound = 1.5 * sum(meta["steps"][i]["lr"] for i in range(n))
+    _assert_states("final model", objective.model.state_dict(), expected, dict.fromkeys(cancelled, bound))
+    _assert_noise_only_bounded("final model", objective.model.state_dict(), initial, cancelled, bound)
+    for x in "ab":
+        _assert_states(f"final dis_{x}", getattr(objective, f"dis_{x}").state_dict(), _section(t, "final", f"dis_{x}"))
