@@ -166,3 +166,71 @@ def test_munit_three_iterations_match_official(tmp_path: Path, monkeypatch: pyte
     _assert_noise_only_bounded("final model", objective.model.state_dict(), initial, cancelled, bound)
     for x in "ab":
         _assert_states(f"final dis_{x}", getattr(objective, f"dis_{x}").state_dict(), _section(t, "final", f"dis_{x}"))
+
+
+# --------------------------------------------------------------------------- UNIT (master)
+
+
+def _record_randn_like(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Every ``torch.randn_like`` draw our objective makes, in order (the UNIT noise ε)."""
+    draws: list[torch.Tensor] = []
+    original = torch.randn_like
+
+    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = original(*args, **kwargs)
+        draws.append(out.detach().clone())
+        return out
+
+    monkeypatch.setattr(torch, "randn_like", recording)
+    return draws
+
+
+def test_unit_master_three_iterations_match_official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from i2icli.convert.unit import convert_unit
+    from i2icli.data.transforms import Preprocess
+    from i2icli.methods.base import Optim
+    from i2icli.methods.unit import UnitArch, UnitConfig, UnitModel, UnitObjective
+
+    t, meta = _fixture("unit")
+    c, g, d = meta["config"], meta["config"]["gen"], meta["config"]["dis"]
+    arch = UnitArch(
+        variant="master", channels_a=c["input_dim_a"], channels_b=c["input_dim_b"], dim=g["dim"],
+        n_downsample=g["n_downsample"], n_res=g["n_res"], dis_dim=d["dim"], dis_layers=d["n_layer"], dis_scales=d["num_scales"],
+    )  # fmt: skip
+    cfg = UnitConfig(
+        arch=arch, data=Preprocess(mode="resize_and_crop", load_size=meta["size"], crop_size=meta["size"], flip=False),
+        optim=Optim(lr=c["lr"], beta1=c["beta1"], beta2=c["beta2"], weight_decay=c["weight_decay"]),
+        gan_w=c["gan_w"], kl_w=c["recon_kl_w"], recon_x_w=c["recon_x_w"], kl_cyc_w=c["recon_kl_cyc_w"],
+        cyc_w=c["recon_x_cyc_w"], kl_cyc_on_input=False, gan_type=d["gan_type"], lr_policy=c["lr_policy"],
+        step_size=c["step_size"], gamma=c["gamma"], init=c["init"],
+    )  # fmt: skip
+    model = UnitModel(arch)
+    objective = UnitObjective(cfg, model, None, seed=0)  # type: ignore[arg-type]
+    model.load_state_dict(convert_unit({x: _section(t, "init", f"gen_{x}") for x in "ab"})[1])
+    for x in "ab":
+        getattr(objective, f"dis_{x}").load_state_dict(_section(t, "init", f"dis_{x}"))
+    n = len(meta["steps"])
+    draws = _record_randn_like(monkeypatch)
+    logged = _run_loop(objective, _Batches(t, n), n, meta["noise_seed"], tmp_path)
+    assert len(draws) == meta["n_noise"]
+    for i, eps in enumerate(draws):
+        _assert_close(f"noise draw {i}", eps, t[f"noise.{i}"])
+    for step, (ours, theirs) in enumerate(zip(logged, meta["steps"], strict=True)):
+        pairs = {
+            "d_a": theirs["dis_a"], "d_b": theirs["dis_b"], "gan_a": theirs["gen_adv_a"], "gan_b": theirs["gen_adv_b"],
+            "recon_a": theirs["gen_recon_x_a"], "recon_b": theirs["gen_recon_x_b"],
+            "kl": theirs["gen_recon_kl_a"] + theirs["gen_recon_kl_b"],
+            "kl_cyc": theirs["gen_recon_kl_cyc_aba"] + theirs["gen_recon_kl_cyc_bab"],
+            "cyc_a": theirs["gen_cyc_x_a"], "cyc_b": theirs["gen_cyc_x_b"],
+            "loss_dis": theirs["dis_total"], "loss_gen": theirs["gen_total"],
+        }  # fmt: skip
+        for name, value in pairs.items():
+            _assert_close(f"step {step} {name}", ours[name], value)
+    expected = convert_unit({x: _section(t, "final", f"gen_{x}") for x in "ab"})[1]
+    initial = convert_unit({x: _section(t, "init", f"gen_{x}") for x in "ab"})[1]
+    cancelled = _norm_cancelled_biases(model)
+    bound = 1.5 * sum(s["lr"] for s in meta["steps"])
+    _assert_states("final model", model.state_dict(), expected, dict.fromkeys(cancelled, bound))
+    _assert_noise_only_bounded("final model", model.state_dict(), initial, cancelled, bound)
+    for x in "ab":
+        _assert_states(f"final dis_{x}", getattr(objective, f"dis_{x}").state_dict(), _section(t, "final", f"dis_{x}"))

@@ -651,10 +651,12 @@ class UnitObjective(SingleStage):
         if c.arch.variant == "da32":
             return self._da_generator_loss(x_a, x_b, f)
         # The cycle runs through the latent space: re-encode each translation, decode it back.
-        mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
+        # Noise for x_ba is drawn before x_ab's, in the official order (parity of the draws).
         mu_ba, sd_ba = m.posterior(f["x_ba"], "a")
+        mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
+        z_ba = self._sample(mu_ba, sd_ba)
         x_aba = m.decode_latent(self._sample(mu_ab, sd_ab), "a")
-        x_bab = m.decode_latent(self._sample(mu_ba, sd_ba), "b")
+        x_bab = m.decode_latent(z_ba, "b")
         gan = lambda x, d: torch.stack([gan_g_loss(s, c.gan_type) for s in self._scores(x, d)]).sum()  # noqa: E731
         kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
         kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
