@@ -234,3 +234,80 @@ def test_unit_master_three_iterations_match_official(tmp_path: Path, monkeypatch
     _assert_noise_only_bounded("final model", model.state_dict(), initial, cancelled, bound)
     for x in "ab":
         _assert_states(f"final dis_{x}", getattr(objective, f"dis_{x}").state_dict(), _section(t, "final", f"dis_{x}"))
+
+
+# --------------------------------------------------------------------------- UNIT digits DA (da32)
+
+
+def _official_da_to_ours(gen: dict[str, torch.Tensor], dis: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Official ``CoVAE32x32`` + ``CoDis32x32`` state dicts -> (our da32 ``UnitModel`` state with the
+    official layout, our GAN head). Each official BN block is ``model.{0: conv, 1: BN, 2: bias}``."""
+    blocks = {
+        "g_en_conv0_a": "enc_a", "g_en_conv0_b": "enc_b", "g_en_conv1": "enc_shared.0", "g_en_conv2": "enc_shared.1",
+        "g_en_conv3": "enc_shared.2", "g_de_conv0": "dec_shared.0", "g_de_conv1": "dec_shared.1",
+        "g_de_conv2": "dec_shared.2", "g_de_conv3_a": "dec_a.0", "g_de_conv3_b": "dec_b.0",
+    }  # fmt: skip
+    plain = {
+        "g_vae.en_mu": "latent.mu", "g_vae.en_sigma": "latent.sigma", "de_conv4_a": "dec_a.1", "de_conv4_b": "dec_b.1",
+        "conv0_a.0": "classifier.front_a.0", "conv0_b.0": "classifier.front_b.0", "conv1.0": "classifier.trunk.0",
+        "conv2.0": "classifier.trunk.4", "conv3.0": "classifier.trunk.8", "conv_cl": "classifier.class_head",
+    }  # fmt: skip
+    model: dict[str, torch.Tensor] = {}
+    head: dict[str, torch.Tensor] = {}
+    for key, value in (gen | dis).items():
+        module, _, leaf = key.rpartition(".")
+        if module == "conv4":
+            head[leaf] = value
+        elif module in plain:
+            model[f"{plain[module]}.{leaf}"] = value
+        else:
+            block, part = module.split(".model.")
+            ours = blocks[block]
+            model[{"0": f"{ours}.0.{leaf}", "1": f"{ours}.1.norm.{leaf}", "2": f"{ours}.1.bias"}[part]] = value
+    return model, head
+
+
+def test_unit_da32_three_iterations_match_official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digits DA trainer (version_02 ``COCOGANDAContextTrainer``, ``CoVAE32x32``/``CoDis32x32``)."""
+    from i2icli.data.transforms import Preprocess
+    from i2icli.methods.unit import UnitArch, UnitModel, UnitObjective, _da32_config
+
+    t, meta = _fixture("unit_da")
+    hp, n, b = meta["config"], len(meta["steps"]), meta["batch_size"]
+    arch = UnitArch(
+        variant="da32", channels_a=hp["input_dim_a"], channels_b=hp["input_dim_b"], dim=hp["gen_ch"],
+        dis_dim=hp["dis_ch"], n_classes=10, da_layout="official",
+    )  # fmt: skip
+    cfg = _da32_config(arch, Preprocess(mode="resize_and_crop", load_size=32, crop_size=32, flip=False))
+    assert (cfg.kl_w, cfg.recon_x_w, cfg.feat_w, cfg.cls_w, cfg.gan_w) == (
+        hp["kl_normalized_direct_w"], hp["ll_normalized_direct_w"], hp["feature_w"], hp["cls_w"], hp["gan_w"],
+    )  # the preset's weights are the official ones
+    model = UnitModel(arch)
+    objective = UnitObjective(cfg, model, None, seed=0)  # type: ignore[arg-type]
+    # Labels: each step's batch carries indices into a label table made of the fixture's labels.
+    objective.labels = torch.cat([t[f"batch.{i}.labels_a"] for i in range(n)])
+    index = lambda step: {"index_a": torch.arange(step * b, (step + 1) * b)}  # noqa: E731
+    state, head = _official_da_to_ours(_section(t, "init", "gen"), _section(t, "init", "dis"))
+    model.load_state_dict(state)
+    objective.gan_head.load_state_dict(head)
+    draws = _record_randn_like(monkeypatch)
+    logged = _run_loop(objective, _Batches(t, n, index), n, meta["noise_seed"], tmp_path)
+    assert len(draws) == meta["n_noise"]
+    for i, eps in enumerate(draws):
+        _assert_close(f"noise draw {i}", eps, t[f"noise.{i}"])
+    # Our KL keeps the -1 per element that the official code drops (so the prior scores 0).
+    kl_offset = 2 * meta["code_numel_per_image"]
+    for step, (ours, theirs) in enumerate(zip(logged, meta["steps"], strict=True)):
+        pairs = {
+            "d": theirs["dis_ad_true"] + theirs["dis_ad_fake"], "feat": theirs["dis_feature_a"] + theirs["dis_feature_b"],
+            "cls": theirs["dis_cls"], "loss_dis": theirs["dis_total"], "gan_recon": theirs["gen_ce_recon"],
+            "gan_trans": theirs["gen_ce_trans"], "recon_a": theirs["gen_ll_a"], "recon_b": theirs["gen_ll_b"],
+            "kl": theirs["gen_enc"] - kl_offset,
+        }  # fmt: skip
+        for name, value in pairs.items():
+            _assert_close(f"step {step} {name}", ours[name] / max(1.0, abs(value)), value / max(1.0, abs(value)))
+        # The totals differ by the KL constant times its weight.
+        _assert_close(f"step {step} loss_gen", ours["loss_gen"] + cfg.kl_w * kl_offset, theirs["gen_total"])
+    state, head = _official_da_to_ours(_section(t, "final", "gen"), _section(t, "final", "dis"))
+    _assert_states("final model", model.state_dict(), state)
+    _assert_states("final gan_head", objective.gan_head.state_dict(), head)
