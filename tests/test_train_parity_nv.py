@@ -23,9 +23,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "train_parity"
 TOL = 1e-5
 
 
-def _fixture(method: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _fixture(method: str, name: str = "official") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     folder = FIXTURES / method
-    return load_file(folder / "official.safetensors"), json.loads((folder / "official.json").read_text())
+    return load_file(folder / f"{name}.safetensors"), json.loads((folder / f"{name}.json").read_text())
 
 
 def _section(tensors: dict[str, torch.Tensor], prefix: str, module: str) -> dict[str, torch.Tensor]:
@@ -81,11 +81,19 @@ def _norm_cancelled_biases(module: torch.nn.Module, prefix: str = "") -> list[st
     compared value by value. They are checked to stay within the 3 steps' lr bound instead."""
     from i2icli.nn.adain import AdaINConv2dBlock, AdaptiveInstanceNorm2d, Conv2dBlock
 
-    return [
+    norms = (torch.nn.InstanceNorm2d, AdaptiveInstanceNorm2d)
+    found = [
         f"{prefix}{name}.conv.bias"
         for name, m in module.named_modules()
-        if isinstance(m, (Conv2dBlock, AdaINConv2dBlock)) and isinstance(m.norm, (torch.nn.InstanceNorm2d, AdaptiveInstanceNorm2d))
+        if isinstance(m, (Conv2dBlock, AdaINConv2dBlock)) and isinstance(m.norm, norms)
     ]
+    for name, m in module.named_modules():  # plain Sequentials: a conv directly followed by the norm
+        if isinstance(m, torch.nn.Sequential):
+            children = list(m.named_children())
+            for (key, conv), (_, norm) in zip(children, children[1:]):
+                if isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and isinstance(norm, norms):
+                    found.append(f"{prefix}{name}.{key}.bias")
+    return found
 
 
 def _assert_noise_only_bounded(label: str, ours: dict[str, torch.Tensor], init: dict[str, torch.Tensor], names: list[str], bound: float) -> None:
@@ -311,3 +319,89 @@ def test_unit_da32_three_iterations_match_official(tmp_path: Path, monkeypatch: 
     state, head = _official_da_to_ours(_section(t, "final", "gen"), _section(t, "final", "dis"))
     _assert_states("final model", model.state_dict(), state)
     _assert_states("final gan_head", objective.gan_head.state_dict(), head)
+
+
+# --------------------------------------------------------------------------- UNIT (paper: version_02)
+
+
+def _by_order(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], groups: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Official state -> ours, entry by entry in module order within each group (official prefix
+    -> our prefix); the two layouts hold the same tensors in the same order, checked by shape."""
+    # Module order = natural order of the keys (the fixture file stores them sorted as text).
+    natural = lambda k: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in k.split(".")]  # noqa: E731
+    out: dict[str, torch.Tensor] = {}
+    for theirs_prefix, ours_prefix in groups.items():
+        mine = sorted((k for k in ours if k.startswith(ours_prefix + ".")), key=natural)
+        official = sorted((k for k in theirs if k.startswith(theirs_prefix + ".")), key=natural)
+        assert len(mine) == len(official), f"{ours_prefix}: {len(mine)} entries, official {theirs_prefix}: {len(official)}"
+        for k, o in zip(mine, official):
+            assert ours[k].shape == theirs[o].shape, f"{k} {tuple(ours[k].shape)} vs official {o} {tuple(theirs[o].shape)}"
+            out[k] = theirs[o]
+    return out
+
+
+_PAPER_GEN = {
+    "encode_A": "enc_a", "encode_B": "enc_b", "enc_shared": "enc_shared", "dec_shared": "dec_shared",
+    "decode_A": "dec_a", "decode_B": "dec_b",
+}  # fmt: skip
+
+
+def test_unit_paper_three_iterations_match_official(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NIPS 2017 trainer (version_02 ``COCOGANTrainer``, ``COCOResGen`` + ``COCODis``, cat2tiger weights).
+
+    Its code weights the input's KL by λ1 only (the paper's L_CC adds λ3): ``kl_cyc_on_input``
+    False reproduces it; our default follows the paper's equations (labelled in methods/unit.py).
+    """
+    from i2icli.data.transforms import Preprocess
+    from i2icli.methods.base import Optim
+    from i2icli.methods.unit import UnitArch, UnitConfig, UnitModel, UnitObjective
+
+    t, meta = _fixture("unit", "paper_official")
+    hp, g, d = meta["config"], meta["config"]["gen"], meta["config"]["dis"]
+    arch = UnitArch(
+        variant="paper", channels_a=g["input_dim_a"], channels_b=g["input_dim_b"], dim=g["ch"],
+        n_downsample=g["n_enc_front_blk"] - 1, n_res=g["n_enc_res_blk"], n_shared=g["n_enc_shared_blk"],
+        dis_dim=d["ch"], dis_layers=d["n_layer"],
+    )  # fmt: skip
+    cfg = UnitConfig(
+        arch=arch, data=Preprocess(mode="resize_and_crop", load_size=meta["size"], crop_size=meta["size"], flip=False),
+        optim=Optim(lr=hp["lr"], beta1=0.5, beta2=0.999, weight_decay=1e-4), gan_w=hp["gan_w"],
+        kl_w=hp["kl_direct_link_w"], recon_x_w=hp["ll_direct_link_w"], kl_cyc_w=hp["kl_cycle_link_w"],
+        cyc_w=hp["ll_cycle_link_w"], kl_cyc_on_input=False,
+    )  # fmt: skip
+    model = UnitModel(arch)
+    objective = UnitObjective(cfg, model, None, seed=0)  # type: ignore[arg-type]
+    dis_groups = {"model_A": "dis_a.model", "model_B": "dis_b.model"}
+
+    def ours_of(prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        gen = _by_order(model.state_dict(), _section(t, prefix, "gen"), _PAPER_GEN)
+        both = {f"dis_{x}.{k}": v for x in "ab" for k, v in getattr(objective, f"dis_{x}").state_dict().items()}
+        return gen, _by_order(both, _section(t, prefix, "dis"), dis_groups)
+
+    gen0, dis0 = ours_of("init")
+    model.load_state_dict(gen0)
+    for x in "ab":
+        getattr(objective, f"dis_{x}").load_state_dict({k[6:]: v for k, v in dis0.items() if k.startswith(f"dis_{x}.")})
+    n = len(meta["steps"])
+    draws = _record_randn_like(monkeypatch)
+    logged = _run_loop(objective, _Batches(t, n), n, meta["noise_seed"], tmp_path)
+    # The official code draws one noise tensor for both domains' batch (2B); ours one per domain.
+    assert torch.cat(draws).numel() == sum(t[f"noise.{i}"].numel() for i in range(meta["n_noise"]))
+    for step, (ours, theirs) in enumerate(zip(logged, meta["steps"], strict=True)):
+        pairs = {
+            "loss_dis": theirs["dis_total"], "gan_a": theirs["gen_ad_loss_a"], "gan_b": theirs["gen_ad_loss_b"],
+            "recon_a": theirs["gen_ll_loss_a"], "recon_b": theirs["gen_ll_loss_b"], "cyc_a": theirs["gen_ll_loss_aba"],
+            "cyc_b": theirs["gen_ll_loss_bab"], "kl": 2 * theirs["gen_enc_loss"],
+            "kl_cyc": theirs["gen_enc_aba_loss"] + theirs["gen_enc_bab_loss"], "loss_gen": theirs["gen_total_loss"],
+        }  # fmt: skip
+        for name, value in pairs.items():
+            _assert_close(f"step {step} {name}", ours[name] / max(1.0, abs(value)), value / max(1.0, abs(value)))
+    gen1, dis1 = ours_of("final")
+    cancelled = _norm_cancelled_biases(model)
+    assert len(cancelled) >= 10
+    bound = 1.5 * n * hp["lr"]
+    _assert_states("final model", model.state_dict(), gen1, dict.fromkeys(cancelled, bound))
+    _assert_noise_only_bounded("final model", model.state_dict(), gen0, cancelled, bound)
+    for x in "ab":
+        ours_d = {f"dis_{x}.{k}": v for k, v in getattr(objective, f"dis_{x}").state_dict().items()}
+        _assert_states(f"final dis_{x}", ours_d, {k: v for k, v in dis1.items() if k.startswith(f"dis_{x}.")})

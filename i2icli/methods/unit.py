@@ -618,7 +618,7 @@ class UnitObjective(SingleStage):
         mu_b, sd_b = m.posterior(x_b, "b")
         z_a, z_b = self._sample(mu_a, sd_a), self._sample(mu_b, sd_b)
         return {
-            "mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b,
+            "mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b, "z_a": z_a, "z_b": z_b,
             "x_aa": m.decode_latent(z_a, "a"), "x_ab": m.decode_latent(z_a, "b"),
             "x_bb": m.decode_latent(z_b, "b"), "x_ba": m.decode_latent(z_b, "a"),
         }  # fmt: skip
@@ -694,11 +694,18 @@ class UnitObjective(SingleStage):
         mu_ba, sd_ba = m.posterior(f["x_ba"], "a")
         mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
         z_ba = self._sample(mu_ba, sd_ba)
-        x_aba = m.decode_latent(self._sample(mu_ab, sd_ab), "a")
+        z_ab = self._sample(mu_ab, sd_ab)
+        x_aba = m.decode_latent(z_ab, "a")
         x_bab = m.decode_latent(z_ba, "b")
         gan = lambda x, d: torch.stack([gan_g_loss(s, c.gan_type) for s in self._scores(x, d)]).sum()  # noqa: E731
-        kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
-        kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
+        if c.arch.variant == "paper":
+            # The version_02 code takes its KL terms, mean(z²), of the sampled code z = μ + ε: the
+            # same expected gradient as mean(μ²) (master), plus noise; kept for parity.
+            kl = gaussian_kl(f["z_a"]) + gaussian_kl(f["z_b"])
+            kl_cyc = gaussian_kl(z_ab) + gaussian_kl(z_ba)
+        else:
+            kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
+            kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
         terms: dict[str, tuple[float, Tensor]] = {
             "gan_a": (c.gan_w, gan(f["x_ba"], "a")),
             "gan_b": (c.gan_w, gan(f["x_ab"], "b")),
