@@ -28,8 +28,11 @@ Three architectures, chosen by ``arch.variant``:
     residual block(s) ``dec_shared`` are single modules used by both domains: the same tensors.
     Zero padding, LeakyReLU 0.01, 6-layer discriminators with the vanilla (BCE-with-logits) GAN
     loss. Objective in the paper's form: λ1 KL + λ2 L1 reconstruction + λ3 KL (input code and the
-    re-encoded translation) + λ4 L1 cycle + λ0 GAN, KL = mean(μ²) per domain (the code's
-    normalisation of ½‖μ‖²). Adam lr 1e-4, β (0.5, 0.999), weight decay 1e-4, constant lr.
+    re-encoded translation) + λ4 L1 cycle + λ0 GAN, KL = mean(z²) per domain of the sampled code
+    z = μ + ε, as the version_02 trainer computes it (its per-element normalisation of ½‖μ‖², with
+    noise; logged values sit about 1 above mean(μ²)). Adam lr 1e-4, β (0.5, 0.999), weight decay
+    1e-4, constant lr. Deviation (labelled): ``kl_cyc_on_input`` (default on) adds λ3 to the input
+    code's KL as the paper's L_CC does; the version_02 code weights it by λ1 only (off).
 ``master``: the later official code's ``VAEGen`` (no shared layers, reflect padding, LayerNorm in
     the upsampling decoder), LSGAN with multi-scale discriminators and the master weights
     (λ0..λ4 = 1, 0.01, 10, 0.01, 10); the released checkpoints use it, so ``convert/unit.py``
@@ -39,18 +42,24 @@ Three architectures, chosen by ``arch.variant``:
     conv is private, the rest of the encoder and all but the last two decoder layers are shared;
     the latent is Gaussian with a learned (softplus) σ; batch norm in the generator, and the two
     domains' batches pass the shared layers as one batch (joint statistics), as in the official
-    code. The discriminator has a private first conv per domain, a shared trunk, a GAN head (in
-    the objective) and a class head (in the model, so the exported checkpoint classifies
-    target-domain images: ``classify``), Xavier-initialised (gain √2, biases 0.1). D update: GAN
-    cross-entropy on real images of both domains and on both translated and reconstructed fakes,
+    code. Coordinate channels are the official (i − H/2)/(H/2), row first. The discriminator has
+    a private first conv per domain, a shared trunk, a two-logit (fake, real) GAN head (in
+    the objective; its score is the logit difference, so the vanilla loss is the official
+    two-class cross-entropy) and a class head (in the model, so the exported checkpoint classifies
+    target-domain images: ``classify``), Xavier-initialised (gain √2, biases 0.1); batch-norm and
+    latent biases start N(0, 0.002), as there. The two domains' batches also pass the trunk as one
+    batch, so each dropout layer draws one mask for both, and passes run in the official order
+    (seeded runs draw the official masks). D update: GAN cross-entropy on real images of both domains and on both translated and reconstructed fakes,
     + ``cls_w`` (10) cross-entropy of the class head on labelled source images, + ``feat_w``
     (1e-4) consistency between the dropout-free trunk features of x_ab and x_aa (and x_ba, x_bb).
     G update: GAN on translations and reconstructions, ``kl_w`` KL, ``recon_x_w`` summed squared
     pixel error; no cycle. Adam lr 2e-4, weight decay 5e-4. At test time target images go through
     the target first layer, the shared trunk and the class head.
-    Deviations: the official net maps a 32² image to a 1x1 code with an 8x8 valid conv; here
-    stride-2 convs map it to a 2x2 code, so any multiple of 16 pixels translates. ``cls_trans_w``
-    (0 in ``da32``, not in the paper) adds the class head's cross-entropy on translated source
+    Deviations: the official net maps a 32² image to a 1x1 code with an 8x8 valid conv; by default
+    (``arch.da_layout`` strided) stride-2 convs map it to a 2x2 code, so any multiple of 16 pixels
+    translates; ``arch.da_layout`` official builds the official layers exactly (32² images only).
+    The KL keeps the constant −1 per element that the official code drops (same gradient; the
+    prior scores 0). ``cls_trans_w`` (0 in ``da32``, not in the paper) adds the class head's cross-entropy on translated source
     images x_ab through the target first layer, with the source labels; the labelled CPU preset
     ``da32-cpu`` uses it (see its description and benchmarks/RESULTS.md).
 """
@@ -399,7 +408,11 @@ class UnitModel(nn.Module):
         if v == "paper":
             return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
         if self.arch.da_layout == "official" and x.shape[-2:] != (32, 32):
-            raise UsageError(f"arch.da_layout official translates 32x32 images only, got {x.shape[-2]}x{x.shape[-1]}")
+            raise UsageError(
+                f"UNIT da32 with arch.da_layout official encodes 32x32 images only (got {x.shape[-2]}x{x.shape[-1]}): its "
+                "model classifies (i2i eval adapt) but cannot go through the any-size translation pipeline; "
+                "translate with a model trained with the default layout (strided)"
+            )
         return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(_coords(x))))
 
     def encode_latent(self, x: Tensor, domain: Domain) -> Tensor:
