@@ -53,7 +53,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -459,7 +458,6 @@ def evaluate_direction(
 ) -> Record:
     """class-kept, FID on the target judge's features, and paired metrics where the truth is known."""
     import torch
-    from scipy.linalg import LinAlgWarning
 
     from i2icli.eval import metrics
     from i2icli.eval.judges import extract_features, predict
@@ -473,13 +471,11 @@ def evaluate_direction(
     judge = judges[tgt]
     assert sources.labels is not None and real.labels is not None
     found = {"class-kept": float((predict(judge, torch.stack(fakes)) == sources.labels).double().mean())}
-    with warnings.catch_warnings():
-        # Constant outputs (target-mean) and tiny smoke sets make covariances singular; the
-        # Fréchet distance falls back to a regularised root by itself.
-        warnings.simplefilter("ignore", LinAlgWarning)
-        found[f"fid-{pair.judges[tgt]}"] = metrics.fid_from_features(
-            extract_features(judge, torch.stack(real.images)), extract_features(judge, torch.stack(fakes))
-        )
+    # Constant outputs (target-mean) and tiny smoke sets give singular covariances: the Fréchet
+    # distance stays real and finite there (a symmetric root), and the record notes the small N.
+    real_feats, fake_feats = extract_features(judge, torch.stack(real.images)), extract_features(judge, torch.stack(fakes))
+    found[f"fid-{pair.judges[tgt]}"] = metrics.fid_from_features(real_feats, fake_feats)
+    fid_note = metrics.fid_sample_note(pair.judges[tgt], len(real_feats), len(fake_feats), real_feats.shape[1])
     truths = None
     if direction in pair.truth:
         truths = load_split(data, TRUTH_DIRS[direction], pair.channels).images
@@ -496,6 +492,7 @@ def evaluate_direction(
         "n": len(fakes),
         "metrics": found,
         "reference": {"real-class-acc": float((predict(judge, torch.stack(real.images)) == real.labels).double().mean())},
+        "notes": [fid_note] if fid_note else [],
     }
 
 

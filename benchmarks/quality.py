@@ -319,7 +319,7 @@ def run_cell(
         "machine": machine() | {"load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "command": f"python benchmarks/quality.py --cells {cell_key(plan.name, bench.name)}",
         "directions": [
-            {k: d[k] for k in ("direction", "source", "target", "n", "metrics", "reference", "skipped")}
+            {k: d[k] for k in ("direction", "source", "target", "n", "metrics", "reference", "skipped", "notes")}
             for d in report.to_dict()["directions"]
         ],
     }
@@ -554,6 +554,9 @@ def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
         # Real-image references depend on the data (and the judge) only: the first cell that has one speaks for all.
         refs = {k: v for x in reversed(per_cell) for k, v in x["reference"].items()}
         lines += [f"\nReference: {metric_info(k).label} = {format_metric(k, v)}." for k, v in refs.items()]
+        # Caveats (e.g. FID from fewer images than feature dimensions) hold for every cell of the same N.
+        notes = dict.fromkeys(n for x in per_cell for n in x.get("notes", []))
+        lines += [f"\nNote: {n}." for n in notes]
         lines.append("")
     floor = next((c for c in here if c["method"] == DO_NOTHING), None)
     for c in here if floor is not None else []:

@@ -75,6 +75,9 @@ def test_eval_model_json_reports_every_metric_that_applies(digits: Path, tiny_di
         assert 0 <= d["metrics"]["class-kept"] <= 1 and 0 <= d["metrics"]["looks-like-target"] <= 1
         assert d["reference"]["real-class-acc"] > 0.8  # the judges read real target digits well
         assert any(s.startswith("diversity:") and "cyclegan" in s for s in d["skipped"])
+    # 24 test images against the judges' 128 feature dimensions: the FID is given, with a caveat.
+    assert [n.split(":")[0] for n in a2b["notes"]] == ["fid-digits-uci"] and "24 real" in a2b["notes"][0]
+    assert [n.split(":")[0] for n in b2a["notes"]] == ["fid-digits-mnist"]
 
 
 def test_do_nothing_scores_follow_the_definitions(digits: Path) -> None:
@@ -129,6 +132,9 @@ def test_eval_folders_json_and_paired_metrics(digits: Path) -> None:
     assert same["metrics"]["ssim"] == pytest.approx(1)
     assert same["metrics"]["fid-digits-uci"] < 1e-3 * cross["metrics"]["fid-digits-uci"]
     assert same["n_paired"] == N_TEST
+    assert len(cross["notes"]) == 1 and "biased" in cross["notes"][0]
+    table = runner.invoke(app, [*(a for a in args if a != "--json"), "--metrics", "fid-digits-uci"])
+    assert table.exit_code == 0 and "note: fid-digits-uci: 24 real / 24 translated" in " ".join(table.stdout.split())
 
 
 def test_eval_folders_pairs_by_name(digits: Path, tmp_path: Path) -> None:

@@ -61,10 +61,82 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
     assert scores[0] > 0
 
 
-def test_fid_with_fewer_samples_than_dimensions_is_finite():
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(6, 16)), rng.normal(size=(6, 16)) + 1.0
-    assert math.isfinite(metrics.fid_from_features(a, b))
+def _classic_frechet(mu1, s1, mu2, s2) -> float:
+    """The textbook route, sqrtm of the non-symmetric product: right only where it is well-posed."""
+    from scipy import linalg  # scipy comes with the test extra (pytorch-fid, scikit-image need it)
+
+    root = linalg.sqrtm(s1 @ s2).real
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(root))
+
+
+@pytest.mark.parametrize("n", [5, 16, 17, 400])  # d = 16: n < d, n = d, n = d + 1, n >> d
+def test_fid_of_a_set_with_itself_is_zero_for_any_sample_count(n):
+    feats = np.random.default_rng(n).normal(size=(n, 16)) * np.linspace(0.1, 10, 16)  # anisotropic
+    assert 0.0 <= metrics.fid_from_features(feats, feats) <= 1e-6
+
+
+@pytest.mark.parametrize("n", [5, 16, 400])
+def test_fid_is_symmetric_in_its_arguments(n):
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(n, 16)), rng.normal(size=(n + 3, 16)) * 2 + 0.5
+    assert metrics.fid_from_features(a, b) == pytest.approx(metrics.fid_from_features(b, a), rel=1e-9, abs=1e-9)
+
+
+def test_fid_equals_the_classic_formula_on_well_conditioned_statistics():
+    rng = np.random.default_rng(5)
+    for d in (4, 32, 128):
+        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        s1, s2 = _random_spd(rng, d) / d + np.eye(d), _random_spd(rng, d) / d + np.eye(d)
+        assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_classic_frechet(mu1, s1, mu2, s2), abs=1e-6)
+
+
+def test_fid_on_rank_deficient_sets_is_real_where_sqrtm_of_the_product_is_not():
+    # The quality smoke's shape: far fewer images than the judge's 128 feature dimensions, features
+    # after a ReLU. There sqrtm(s1 @ s2) comes back with imaginary parts of order 1-40 (scipy 1.17).
+    from scipy import linalg
+
+    found_complex = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        a = np.maximum(rng.normal(size=(4, 128)), 0)
+        b = np.maximum(rng.normal(size=(4, 128)) + 0.3, 0)
+        (mu1, s1), (mu2, s2) = metrics.feature_stats(a), metrics.feature_stats(b)
+        root = linalg.sqrtm(s1 @ s2)
+        found_complex += bool(np.iscomplexobj(root) and np.abs(root.imag).max() > 1e-3)
+        # Independent route: s1 s2 is similar to a PSD matrix, so its eigenvalues are real and >= 0.
+        eig = np.linalg.eigvals(s1 @ s2).real
+        cross = np.sqrt(np.clip(eig, 0, None)).sum()
+        expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * cross
+        value = metrics.frechet_distance(mu1, s1, mu2, s2)
+        assert math.isfinite(value) and value >= 0
+        assert value == pytest.approx(expected, rel=1e-6)
+    assert found_complex, "the classic route never failed here: this test no longer exercises the fix"
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (np.outer(np.arange(10.0), np.ones(6)), np.outer(np.arange(10.0), np.ones(6)) + 1),  # rank-1 sets
+        (np.ones((10, 6)), np.zeros((10, 6))),  # all-equal sets: zero covariance
+        (np.ones((10, 6)), np.ones((10, 6))),
+        (np.random.default_rng(3).normal(size=(6, 16)), np.random.default_rng(4).normal(size=(6, 16)) + 1.0),
+    ],
+)
+def test_fid_is_finite_and_non_negative_on_degenerate_sets(a, b):
+    value = metrics.fid_from_features(a, b)
+    assert math.isfinite(value) and value >= 0
+    assert value == pytest.approx(metrics.fid_from_features(b, a), abs=1e-9)
+
+
+def test_all_equal_sets_give_the_squared_distance_of_their_means():
+    assert metrics.fid_from_features(np.ones((10, 6)), np.zeros((10, 6))) == pytest.approx(6.0, abs=1e-12)
+
+
+def test_fid_sample_note_flags_no_more_samples_than_dimensions():
+    assert metrics.fid_sample_note("digits-uci", 200, 300, 128) is None
+    for n in (8, 128):
+        note = metrics.fid_sample_note("digits-uci", n, 300, 128)
+        assert note is not None and note.startswith("fid-digits-uci:") and f"{n} real" in note and "biased" in note
 
 
 def test_feature_stats_is_mean_and_unbiased_covariance():

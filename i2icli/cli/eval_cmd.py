@@ -233,6 +233,8 @@ def _print_model_report(report: ModelReport) -> None:
     for d in report.directions:
         for note in d.skipped:
             console.print(f"[dim]{d.direction}: skipped {note}[/dim]", highlight=False)
+        for note in d.notes:
+            console.print(f"[yellow]{d.direction}: note: {note}[/yellow]", highlight=False, markup=True)
 
 
 def _print_folder_report(report: FolderReport) -> None:
@@ -252,3 +254,5 @@ def _print_folder_report(report: FolderReport) -> None:
     console.print(table)
     if "pixel-acc" in report.metrics:
         console.print(f"[dim]pixel acc: pixels whose channels all differ by < {report.pixel_threshold} levels[/dim]")
+    for note in report.notes:
+        console.print(f"[yellow]note: {note}[/yellow]", highlight=False)

@@ -34,38 +34,62 @@ def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance(
-    mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike, eps: float = 1e-6
-) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
+def _psd_eigenvalues(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues (D,) of a matrix that is PSD in exact arithmetic: those within rounding of 0 become 0.
 
-    ``|mu1 - mu2|² + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^½)``, in float64.
+    A rank-deficient covariance has eigenvalues that are 0 up to ~D·eps·max|w|, of either sign; their
+    square roots (~1e-8 each) would otherwise add noise that breaks symmetry and FID(x, x) = 0.
     """
-    # scipy is an optional extra ([bench]/[test]); only this function needs it.
-    from scipy import linalg
+    tol = np.abs(w).max(initial=0.0) * len(w) * np.finfo(np.float64).eps
+    return np.where(w > tol, w, 0.0)
 
+
+def _sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+    """Square root (D, D) of a symmetric PSD matrix through its eigendecomposition."""
+    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (v * np.sqrt(_psd_eigenvalues(w))) @ v.T
+
+
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64:
+
+    ``|mu1 - mu2|² + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^½)``.
+
+    The classic route takes ``sqrtm(sigma1 @ sigma2)``: that product is not symmetric, and for
+    rank-deficient covariances (fewer samples than dimensions) its root is ill-posed and can come
+    back complex. ``sigma1 sigma2`` is similar to the symmetric PSD ``A = s1½ sigma2 s1½`` (s1½ the
+    PSD root of sigma1), so both have the same eigenvalues and ``tr((sigma1 sigma2)^½) = Σ sqrt(eig(A))``:
+    real and non-negative by construction, and the result is clipped at 0 against rounding.
+    """
     mu1, mu2 = _as_float64(mu1), _as_float64(mu2)
     sigma1, sigma2 = _as_float64(sigma1), _as_float64(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise UsageError(f"feature statistics differ in shape: {mu1.shape} vs {mu2.shape}")
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        # A singular product (fewer samples than dimensions) has no stable root; nudging both
-        # covariances by eps*I makes it well-posed while moving the distance by O(eps).
-        offset = eps * np.eye(sigma1.shape[0])
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        # Rounding can leave tiny imaginary parts; large ones mean the statistics are broken.
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"sqrtm gave an imaginary component of {np.abs(covmean.imag).max():.3g}")
-        covmean = covmean.real
+    root1 = _sqrt_psd(sigma1)
+    inner = root1 @ sigma2 @ root1  # (D, D), symmetric PSD up to rounding
+    cross = np.sqrt(_psd_eigenvalues(np.linalg.eigvalsh((inner + inner.T) / 2))).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross)
+    return max(value, 0.0)
 
 
 def fid_from_features(feats_real: ArrayLike, feats_fake: ArrayLike) -> float:
     """Fréchet distance between the Gaussian fits of two feature sets (N, D) and (M, D)."""
     return frechet_distance(*feature_stats(feats_real), *feature_stats(feats_fake))
+
+
+def fid_sample_note(tag: str, n_real: int, n_fake: int, dim: int) -> str | None:
+    """A warning for a report when either set has fewer samples than feature dimensions, else None.
+
+    With N <= D the covariance is rank-deficient: the figure is still defined and finite, but it is
+    biased (upward, and strongly dependent on N), so it only compares with figures of the same N.
+    """
+    if min(n_real, n_fake) > dim:
+        return None
+    return (
+        f"fid-{tag}: {n_real} real / {n_fake} translated images for {dim} feature dimensions "
+        "(no more samples than dimensions: singular covariance, the figure is biased; compare it only at the same N)"
+    )
 
 
 def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

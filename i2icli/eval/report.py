@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import difflib
 import json
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -385,6 +384,7 @@ class DirectionReport:
     metrics: dict[str, float]
     reference: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # "metric: why not"
+    notes: list[str] = field(default_factory=list)  # caveats on figures that were computed
 
 
 @dataclass(frozen=True)
@@ -412,20 +412,20 @@ def _predict(judge: Judge, images: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def _distribution_metrics(
-    real: torch.Tensor, fake: torch.Tensor, tag: str, kinds: Sequence[str] = ("fid", "kid")
+    real: torch.Tensor, fake: torch.Tensor, tag: str, notes: list[str], kinds: Sequence[str] = ("fid", "kid")
 ) -> dict[str, float]:
-    """FID and/or KID between feature sets (N, D) and (M, D), keyed ``fid-<tag>`` / ``kid-<tag>``."""
+    """FID and/or KID between feature sets (N, D) and (M, D), keyed ``fid-<tag>`` / ``kid-<tag>``.
+
+    A FID from no more images than feature dimensions is returned, and ``notes`` gets a line saying so.
+    """
     if min(len(real), len(fake)) < 2:
         raise UsageError(f"FID/KID-{tag} need at least 2 real and 2 translated images")
     found = {}
     if "fid" in kinds:
-        from scipy.linalg import LinAlgWarning  # scipy is needed by FID only
-
-        with warnings.catch_warnings():
-            # Fewer images than feature dimensions make the covariances singular; scipy warns, and
-            # frechet_distance already falls back to a regularised root when the result is not finite.
-            warnings.simplefilter("ignore", LinAlgWarning)
-            found[f"fid-{tag}"] = metrics.fid_from_features(real, fake)
+        found[f"fid-{tag}"] = metrics.fid_from_features(real, fake)
+        note = metrics.fid_sample_note(tag, len(real), len(fake), real.shape[1])
+        if note is not None:
+            notes.append(note)
     if "kid" in kinds:
         size = min(KID_MAX_SUBSET, len(real), len(fake))
         found[f"kid-{tag}"] = metrics.kid(real, fake, subsets=KID_SUBSETS, subset_size=size)[0]
@@ -491,6 +491,7 @@ class _Scores:
     metrics: dict[str, float] = field(default_factory=dict)
     reference: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -519,7 +520,7 @@ def _score_class(info: DatasetInfo, d: _Direction, out: _Scores) -> Judge | None
     else:
         out.metrics["class-kept"] = float((_predict(judge, d.fakes) == d.sources.labels).double().mean())
         out.reference["real-class-acc"] = float((_predict(judge, d.real.images) == d.real.labels).double().mean())
-    out.metrics |= _distribution_metrics(_features(judge, d.real.images), _features(judge, d.fakes), name)
+    out.metrics |= _distribution_metrics(_features(judge, d.real.images), _features(judge, d.fakes), name, out.notes)
     return judge
 
 
@@ -583,9 +584,10 @@ def _evaluate_direction(
     _score_diversity(subject, class_judge or domain_judge, d, opts, out)
     if inception is not None:
         real_f, fake_f = _inception_features(inception, real.images), _inception_features(inception, d.fakes)
-        out.metrics |= _distribution_metrics(real_f, fake_f, "inception")
+        out.metrics |= _distribution_metrics(real_f, fake_f, "inception", out.notes)
     return DirectionReport(
-        direction, info.domains[src], info.domains[tgt], len(d.fakes), out.metrics, out.reference, out.skipped
+        direction, info.domains[src], info.domains[tgt], len(d.fakes), out.metrics, out.reference, out.skipped,
+        out.notes,
     )
 
 
@@ -641,6 +643,7 @@ class FolderReport:
     n_paired: int  # 0 when no paired metric was asked for
     pixel_threshold: int
     metrics: dict[str, float]
+    notes: list[str] = field(default_factory=list)  # caveats on figures that were computed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -674,6 +677,7 @@ def evaluate_folders(
     real_images, fake_images = _read_folder(Path(real), "--real"), _read_folder(Path(fake), "--fake")
     reals, fakes = list(real_images.values()), list(fake_images.values())
     found: dict[str, float] = {}
+    notes: list[str] = []
     # Group the distribution metrics by feature extractor: "fid-digits-uci" -> ("digits-uci", "fid").
     wanted: dict[str, list[str]] = {}
     for name in names:
@@ -687,10 +691,12 @@ def evaluate_folders(
             from i2icli.eval.inception import load_fid_inception
 
             net = load_fid_inception(inception)
-            found |= _distribution_metrics(_inception_features(net, reals), _inception_features(net, fakes), tag, kinds)
+            found |= _distribution_metrics(
+                _inception_features(net, reals), _inception_features(net, fakes), tag, notes, kinds
+            )
         else:
             judge = load_judge(tag)
-            found |= _distribution_metrics(_features(judge, reals), _features(judge, fakes), tag, kinds)
+            found |= _distribution_metrics(_features(judge, reals), _features(judge, fakes), tag, notes, kinds)
     n_paired = 0
     if any(n in PAIRED_METRICS for n in names):
         missing = [n for n in fake_images if n not in real_images]
@@ -707,4 +713,6 @@ def evaluate_folders(
         found |= {k: v for k, v in scores.items() if k in names}
         n_paired = len(fakes)
     ordered = {n: found[n] for n in names}
-    return FolderReport(str(real), str(fake), len(real_images), len(fake_images), n_paired, pixel_threshold, ordered)
+    return FolderReport(
+        str(real), str(fake), len(real_images), len(fake_images), n_paired, pixel_threshold, ordered, notes
+    )
