@@ -60,9 +60,9 @@ Record = dict[str, Any]
 
 
 def _load(name: str, split: str, limit: int | None) -> tuple[Any, Any]:
-    from i2icli.data.shipped import load_mnist, load_uci
-
     import numpy as np
+
+    from i2icli.data.shipped import load_mnist, load_uci
 
     images, labels = (load_mnist if name == "mnist" else load_uci)(split)  # type: ignore[arg-type]
     if not limit:

@@ -60,7 +60,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-
 from machine_info import describe, machine
 from results_md import smoke_status, write_block
 
@@ -111,7 +110,7 @@ def _grey_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(images[..., None], 3, axis=-1)  # (N, H, W) -> (N, H, W, 3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> np.ndarray:
     from skimage import data
 
@@ -372,7 +371,7 @@ def select_cells(variants: str | None, pairs: str | None, cells: str | None) -> 
 
 def expected_directions(variant: Variant) -> list[str]:
     """The directions a variant's model translates: one-sided methods (GcGAN) have a2b only."""
-    from i2icli.methods.info import read_info
+    from i2icli.methods import read_info
 
     return ["a2b"] if variant.method is not None and read_info(variant.method).one_sided else ["a2b", "b2a"]
 

@@ -376,7 +376,7 @@ def _dirs(cell: Record) -> dict[str, Record]:
 
 
 def _one_sided(method: str) -> bool:
-    from i2icli.methods.info import read_info
+    from i2icli.methods import read_info
 
     return method != DO_NOTHING and read_info(method).one_sided
 

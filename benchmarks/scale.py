@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from machine_info import describe, machine
+from PIL import Image
 from results_md import write_block
 
 HERE = Path(__file__).resolve().parent

@@ -275,7 +275,7 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
                 row[name] = len(images) / timed(plain)
             else:
                 model, batch = models[name], variants[name][1]
-                row[name] = len(images) / timed(lambda: translate_tensors(model, images, "a2b", batch_size=batch))
+                row[name] = len(images) / timed(lambda: translate_tensors(model, images, "a2b", batch_size=batch))  # noqa: B023 (called at once)
             if i == len(names) // 2:  # the peaks are measured amid the variants, under the same load
                 row["matmul fp32"] = matmul_rate(sizes.matmul, torch.float32)
                 if native:
@@ -523,7 +523,7 @@ def tile_fidelity(sizes: Sizes) -> list[Record]:
         run = model.eager_fn("a2b")
 
         def fn(t: torch.Tensor) -> torch.Tensor:
-            return run(t, None if style is None else style.expand(t.shape[0], -1, -1, -1))
+            return run(t, None if style is None else style.expand(t.shape[0], -1, -1, -1))  # noqa: B023 (called within this iteration)
 
         net = model.net
         tile = max(64, sizes.page // 4 // net.stride * net.stride)

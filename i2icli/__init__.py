@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from i2icli._version import __version__
 
 __all__ = ["__version__", "load_model", "translate", "list_models", "METHODS", "PRETRAINED"]
 

@@ -7,13 +7,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from i2icli.checkpoint import load_checkpoint, read_config
+from i2icli.checkpoint import read_config
 from i2icli.config import to_dict
 from i2icli.device import pick_device
 from i2icli.errors import UsageError
 from i2icli.inference import LoadedModel
-from i2icli.registry import PRETRAINED, Pretrained, fetch, resolve
+from i2icli.methods.load import load_checkpoint
+from i2icli.registry import PRETRAINED, Pretrained
 from i2icli.runtime import Engine, Runtime
+from i2icli.sources import fetch, resolve
 
 
 def load_model(
@@ -34,15 +36,16 @@ def load_model(
     ``precision``: fp32 (default), bf16, fp16, int8 or auto (``i2icli.precision``); bf16/fp16 are
     refused on a CPU that would only emulate them. ``channels_last`` defaults to on for half
     precision. ``compile``: ``torch.compile`` the translation; ``engine="onnx"``: run it in
-    onnxruntime (``i2icli.runtime``).
+    onnxruntime (``i2icli.runtime``). The model is resolved and fetched once; why its precision was
+    chosen is ``precision_reason`` (what ``auto`` found).
     """
     from i2icli import precision as prec
 
     dev = pick_device(device)
     path = fetch(resolve(ref), token=token, offline=offline)
-    chosen, _ = prec.resolve(precision, dev, path)
+    chosen, why = prec.resolve(precision, dev, path)
     net, config = load_checkpoint(path, device=dev)
-    loaded = LoadedModel(net=net, config=config, path=path, device=dev)
+    loaded = LoadedModel(net=net, config=config, path=path, device=dev, precision_reason=why)
     if channels_last is None:
         channels_last = chosen in ("bf16", "fp16")
     runtime = Runtime(precision=chosen, channels_last=channels_last, compile=compile, engine=engine)

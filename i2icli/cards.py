@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from i2icli.methods.info import Capability, read_info
+from i2icli.methods import read_info
 from i2icli.registry import Pretrained
 
 # Our licence names -> the Hub's licence identifiers; anything else is "other".
@@ -73,7 +73,7 @@ def model_card(
         lines.append(f"- **Architecture**: `{json.dumps(config.get('arch', {}), sort_keys=True)}`")
     lines += ["", "## Measured figures", "", *_figures(metrics), "", "## Use it with i2i", "", "```bash"]
     lines += ["pip install i2icli", f"i2i translate --model {run_ref} photo.jpg -o out/"]
-    if Capability.SAMPLE_STYLES in info.caps:
+    if info.can("sample-styles"):
         lines.append(f"i2i sample-styles --model {run_ref} photo.jpg --n 8 -o styles/")
     lines.append("```")
     if entry is not None and entry.recipe is not None:
@@ -133,32 +133,3 @@ def read_metrics(weights: Path) -> dict[str, Any] | None:
     """The ``metrics.json`` beside a checkpoint file, or None."""
     path = weights.parent / "metrics.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def card_for(ref: str, *, offline: bool = False) -> str:
-    """The card of any model reference. Registry entries never download for it: their card comes
-    from the entry (and the cached config, once cached); embedded models have a written card."""
-    from i2icli.registry import PRETRAINED, fetch, resolve
-
-    resolved = resolve(ref)
-    if resolved.kind == "embedded":
-        assert resolved.path is not None
-        written = resolved.path.parent / "README.md"
-        if written.is_file():
-            return written.read_text(encoding="utf-8")
-    if resolved.kind == "registry":
-        from i2icli.releases import cached_file
-
-        assert resolved.name is not None
-        entry = PRETRAINED[resolved.name]
-        cached = cached_file(entry)
-        if cached is None:
-            return model_card(entry=entry)
-        config = json.loads((cached.parent / "config.json").read_text(encoding="utf-8"))
-        return model_card(entry=entry, config=config, metrics=read_metrics(cached))
-    from i2icli.checkpoint import read_config
-    from i2icli.config import to_dict
-
-    path = fetch(resolved, offline=offline)
-    entry = PRETRAINED.get(resolved.name) if resolved.name else None
-    return model_card(entry=entry, config=to_dict(read_config(path)), metrics=read_metrics(path), ref=ref)

@@ -276,20 +276,3 @@ def load_state_strict(module: nn.Module, tensors: dict[str, torch.Tensor], where
             )
     cast = {k: t.to(own[k].dtype) if t.is_floating_point() else t for k, t in tensors.items()}
     module.load_state_dict(cast, strict=True)
-
-
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
-    """Build the model a checkpoint describes and load its weights strictly (fp32, eval mode)."""
-    from i2icli.registry import method_spec
-
-    file = model_file(Path(path))
-    config = read_config(file)
-    impl = method_spec(config.method).load()
-    try:
-        arch = from_dict(impl.arch_cls, config.arch)
-    except ConfigError as e:
-        raise CheckpointError(f"{file}: arch: {e}") from None
-    model = impl.build_model(arch)
-    tensors, _ = read_tensors(file)
-    load_state_strict(model, tensors, file)
-    return model.to(device).eval(), config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 from PIL import Image
@@ -14,7 +14,9 @@ from torch import nn
 from i2icli.checkpoint import ModelConfig
 from i2icli.errors import UsageError
 from i2icli.imageio import pad_for_network, to_pil, to_tensor
-from i2icli.methods.base import DIRECTIONS, Direction
+from i2icli.methods import read_info
+from i2icli.methods.base import DIRECTIONS, Direction, LandmarkModel, LatentModel, OwnStyleModel, StyleModel
+from i2icli.methods.info import Capability, MethodInfo
 from i2icli.runtime import Runtime, TranslateFn, build_fn, eager_fn
 from i2icli.tiling import TileOptions, activation_bytes_per_pixel, receptive_radius, translate_tiled
 
@@ -28,6 +30,7 @@ class LoadedModel:
     path: Path
     device: torch.device
     runtime: Runtime = Runtime()
+    precision_reason: str = "requested"  # why ``runtime.precision`` was chosen (``--precision auto`` says it)
     # Built lazily per (direction, with style): translation functions, activation bytes per pixel.
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -69,11 +72,47 @@ class LoadedModel:
         return autocast(self.device, self.runtime.eager_precision)
 
     @property
+    def info(self) -> MethodInfo:
+        """The method's torch-free declaration: what it can do (``info.caps``)."""
+        return read_info(self.config.method)
+
+    def has(self, capability: Capability) -> bool:
+        """Whether the model's method declares ``capability``."""
+        return capability in self.info.caps
+
+    def _capable(self, capability: Capability, lacks: str) -> Any:
+        if not self.has(capability):
+            raise UsageError(f"{self.path}: a {self.config.method} model has no {lacks}")
+        return self.net
+
+    @property
+    def style_net(self) -> StyleModel:
+        """The network as a ``StyleModel``; a usage error for a method without ``styles``."""
+        net: StyleModel = self._capable(Capability.STYLES, "style codes")
+        return net
+
+    @property
+    def latent_net(self) -> LatentModel:
+        """The network as a ``LatentModel``; a usage error for a method without ``latent-walk``."""
+        net: LatentModel = self._capable(Capability.LATENT_WALK, "latent space to walk")
+        return net
+
+    @property
+    def landmark_net(self) -> LandmarkModel:
+        """The network as a ``LandmarkModel``; a usage error for a method without ``landmarks``."""
+        net: LandmarkModel = self._capable(Capability.LANDMARKS, "landmarks")
+        return net
+
+    @property
+    def own_style_net(self) -> OwnStyleModel:
+        """The network as an ``OwnStyleModel``; a usage error for a method without ``optional-style``."""
+        net: OwnStyleModel = self._capable(Capability.OPTIONAL_STYLE, "styles of its own")
+        return net
+
+    @property
     def tileable(self) -> bool:
         """Whether tiles can stand for the whole image: not for networks with global geometry (landmarks)."""
-        from i2icli.landmarks import has_landmarks
-
-        return not has_landmarks(self)
+        return not self.has(Capability.LANDMARKS)
 
     def receptive_radius(self, direction: Direction, style: torch.Tensor | None) -> int:
         """Measured reach of one input pixel in the output (the default tile overlap)."""
@@ -105,17 +144,14 @@ class LoadedModel:
 
     @property
     def has_styles(self) -> bool:
-        """Whether the method has style codes (MUNIT): translation then needs a style per image."""
-        from i2icli.registry import METHODS, Capability
-
-        spec = METHODS.get(self.config.method)
-        return spec is not None and Capability.SAMPLE_STYLES in spec.capabilities
+        """Whether the method has style codes (``styles``): translation then takes a style per image."""
+        return self.has(Capability.STYLES)
 
     @property
     def needs_style(self) -> bool:
-        """Whether ``translate`` needs a style per image. A style model whose network declares
-        ``style_optional = True`` (TransGaGa: the appearance transformer supplies one) does not."""
-        return self.has_styles and not getattr(self.net, "style_optional", False)
+        """Whether ``translate`` needs a style per image: a style model that does not supply its
+        own (``optional-style``, TransGaGa's appearance transformer)."""
+        return self.has_styles and not self.has(Capability.OPTIONAL_STYLE)
 
     def direction_to(self, domain: str) -> Direction:
         """The direction whose output is ``domain`` (``--to winter``; case does not matter)."""
@@ -145,6 +181,12 @@ class LoadedModel:
         return self.check_direction(self.direction_to(to), shown=f"--to {to}")
 
 
+def check_tiling(model: LoadedModel, tiling: TileOptions) -> None:
+    """Refuse tiles for a model that cannot run in them (``landmarks``: a global geometry)."""
+    if tiling.tile and not model.tileable:
+        raise UsageError(f"--tile: a {model.config.method} model uses global geometry (landmarks) and cannot be tiled")
+
+
 def _run_padded(
     model: LoadedModel, group: list[torch.Tensor], direction: Direction, styles: list[torch.Tensor] | None,
     tiling: TileOptions,
@@ -156,9 +198,8 @@ def _run_padded(
     s = None if styles is None else torch.stack(styles).to(model.device)  # (B, S, 1, 1)
     padded, padding = pad_for_network(x, net.stride, net.min_size)
     pixels = padded.shape[2] * padded.shape[3]
+    check_tiling(model, tiling)
     tile = tiling.tile
-    if tile and not model.tileable:
-        raise UsageError(f"--tile: a {model.config.method} model uses global geometry (landmarks) and cannot be tiled")
     per_image = None
     if model.tileable:  # landmark models always run whole
         per_image = model.bytes_per_pixel(direction, s) * pixels

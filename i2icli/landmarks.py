@@ -1,49 +1,36 @@
 """The geometry a landmark model found: overlay and heatmap pictures (``i2i translate --save-landmarks``).
 
-Works for any network with ``landmarks(x, domain) -> (heatmaps (B, K, H, W), points (B, K, 2))``,
-points as (x, y) in [-1, 1] over pixel centres, and ``translated_style(x, direction)`` (the
-appearance a translation gives, which ``interpolate`` walks between two inputs; TransGaGa). Images are (C, H, W) in [-1, 1] at
-native size; the input is padded for the network like every inference path and the results are
-mapped back to the original pixels.
+Works for any method that declares ``landmarks`` (``base.LandmarkModel``: ``landmarks(x, domain) ->
+(heatmaps (B, K, H, W), points (B, K, 2))``, points as (x, y) in [-1, 1] over pixel centres;
+TransGaGa). Images are (C, H, W) in [-1, 1] at native size; the input is padded for the network
+like every inference path and the results are mapped back to the original pixels.
 """
 
 from __future__ import annotations
 
 import colorsys
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from i2icli.errors import UsageError
 from i2icli.imageio import pad_for_network, to_pil, write_image
 from i2icli.inference import LoadedModel
-
-
-@runtime_checkable
-class LandmarkNet(Protocol):
-    stride: int
-    min_size: int
-
-    def landmarks(self, x: Tensor, domain: str) -> tuple[Tensor, Tensor]: ...
-
-    def translated_style(self, x: Tensor, direction: str) -> Tensor: ...
+from i2icli.methods.info import Capability
+from i2icli.multimodal import grid_image
 
 
 def has_landmarks(model: LoadedModel) -> bool:
-    """Whether the model's network exposes landmarks."""
-    return isinstance(model.net, LandmarkNet)
+    """Whether the model's method declares landmarks."""
+    return model.has(Capability.LANDMARKS)
 
 
 @torch.inference_mode()
 def find_landmarks(model: LoadedModel, image: Tensor, domain: str) -> tuple[Tensor, Tensor]:
     """(heatmaps (K, H, W) over the original pixels, landmarks (K, 2) as (column, row) pixels)."""
-    if not has_landmarks(model):
-        raise UsageError(f"{model.path}: a {model.config.method} model has no landmarks")
-    net: LandmarkNet = model.net  # type: ignore[assignment]
-    padded, padding = pad_for_network(image.unsqueeze(0).to(model.device), net.stride, net.min_size)
+    net = model.landmark_net
+    padded, padding = pad_for_network(image.unsqueeze(0).to(model.device), model.net.stride, model.net.min_size)
     heat, points = net.landmarks(padded, domain)
     h, w = padded.shape[2:]
     # [-1, 1] over the padded frame's pixel centres -> pixels; the original sits at the top-left.
@@ -70,8 +57,6 @@ def overlay_image(image: Tensor, points: Tensor, *, scale: int = 4) -> Image.Ima
 
 def heatmap_image(heatmaps: Tensor, *, columns: int = 10, gap: int = 1) -> Image.Image:
     """The K heatmaps as a grid of gray tiles, each scaled to its own maximum (white)."""
-    from i2icli.multimodal import grid_image
-
     tiles = [to_pil(h[None] / h.max().clamp_min(1e-12) * 2 - 1) for h in heatmaps]
     rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]
     return grid_image(rows, gap=gap)

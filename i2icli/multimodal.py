@@ -1,6 +1,7 @@
-"""Multimodal inference for style-based models (MUNIT): styles drawn from the prior, styles encoded
-from example images, and walks between two styles or two contents; and, for unimodal models with a
-latent space (UNIT, the ``LatentNet`` protocol), walks between two inputs' latent codes.
+"""Multimodal inference for style-based models (``styles``: MUNIT, TransGaGa): styles drawn from the
+prior, styles encoded from example images, and walks between two styles or two contents; for
+unimodal models with a latent space (``latent-walk``: UNIT), walks between two inputs' latent codes.
+Each function uses only the capabilities the model's method declares (``base.py`` protocols).
 
 Images are (C, H, W) tensors in [-1, 1] at their native size; a style is (S, 1, 1) and a batch of
 them (N, S, 1, 1). Like ``inference.translate_tensors``, every function pads an input (reflect) to
@@ -12,51 +13,20 @@ seed alone (not on the device, batch size or input order).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal, Protocol, Sequence, runtime_checkable
+from typing import Literal, Sequence
 
 import torch
 from PIL import Image
 from torch import Tensor
 
+from i2icli.data.unpaired import mix_seed
 from i2icli.errors import UsageError
 from i2icli.imageio import Padding, pad_for_network
 from i2icli.inference import LoadedModel
 from i2icli.methods.base import Direction, split_direction
+from i2icli.methods.info import Capability
 
 Mode = Literal["lerp", "slerp"]
-
-
-class StyleNet(Protocol):
-    """What these functions need from a network beyond the ``Translator`` protocol."""
-
-    stride: int
-    min_size: int
-
-    def encode_content(self, x: Tensor, domain: str) -> Tensor: ...
-
-    def encode_style(self, x: Tensor, domain: str) -> Tensor: ...
-
-    def decode(self, content: Tensor, style: Tensor, domain: str) -> Tensor: ...
-
-    def random_style(self, n: int, generator: torch.Generator, device: torch.device | str | None = None) -> Tensor: ...
-
-
-@runtime_checkable
-class LatentNet(Protocol):
-    """A unimodal model whose translation goes through one latent code (UNIT): what a latent walk needs."""
-
-    stride: int
-    min_size: int
-
-    def encode_latent(self, x: Tensor, domain: str) -> Tensor: ...
-
-    def decode_latent(self, z: Tensor, domain: str) -> Tensor: ...
-
-
-def _net(model: LoadedModel) -> StyleNet:
-    if not model.has_styles:
-        raise UsageError(f"{model.path}: a {model.config.method} model has no style codes")
-    return model.net  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- styles
@@ -66,13 +36,11 @@ def prior_styles(model: LoadedModel, n: int, seed: int) -> Tensor:
     """``n`` styles from N(0, I) drawn with a CPU generator seeded by ``seed``: (n, S, 1, 1)."""
     if n < 1:
         raise UsageError(f"need at least one style, got {n}")
-    return _net(model).random_style(n, torch.Generator().manual_seed(seed))
+    return model.style_net.random_style(n, torch.Generator().manual_seed(seed))
 
 
 def name_seed(seed: int, name: str) -> int:
     """A per-input seed from the run seed and the input's (relative) name."""
-    from i2icli.data.unpaired import mix_seed
-
     digest = hashlib.sha256(name.encode("utf-8")).digest()
     return mix_seed(seed, int.from_bytes(digest[:8], "little"))
 
@@ -91,12 +59,12 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
     The style is a global average, so a reference smaller than the network minimum is only
     edge-padded up to it; any other size is encoded as it is.
     """
-    net = _net(model)
+    net = model.style_net
     _, target = split_direction(direction)
     styles = []
     with torch.inference_mode(), model.autocast():
         for ref in refs:
-            padded, _ = pad_for_network(ref.unsqueeze(0).to(model.device), 1, net.min_size)
+            padded, _ = pad_for_network(ref.unsqueeze(0).to(model.device), 1, model.net.min_size)
             styles.append(net.encode_style(padded, target))  # (1, S, 1, 1)
     if not styles:
         raise UsageError("need at least one reference image")
@@ -108,20 +76,20 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
 
 def _padded(model: LoadedModel, image: Tensor) -> tuple[Tensor, Padding]:
     """(C, H, W) -> (1, C, H', W') on the model's device, padded to the network's stride and minimum."""
-    net = _net(model)
+    net = model.net
     return pad_for_network(image.unsqueeze(0).to(model.device), net.stride, net.min_size)
 
 
 def _content(model: LoadedModel, image: Tensor, source: str) -> tuple[Tensor, Padding]:
     padded, padding = _padded(model, image)
     with model.autocast():
-        return _net(model).encode_content(padded, source), padding  # (1, D, h, w)
+        return model.style_net.encode_content(padded, source), padding  # (1, D, h, w)
 
 
 def _decode(model: LoadedModel, content: Tensor, styles: Tensor, target: str, padding: Padding) -> list[Tensor]:
     # content: (1 or K, D, h, w); styles: (K, S, 1, 1) -> K images (C, H, W) on the CPU
     with model.autocast():
-        out = _net(model).decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
+        out = model.style_net.decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
     return list(padding.crop(out).float().cpu())
 
 
@@ -213,22 +181,19 @@ def interpolate(
     geometry; ``geometry=True`` walks its landmark space between two images instead (one style).
     Each frame is decoded on its own, so the end frames equal plain translations bit for bit.
     """
-    from i2icli.landmarks import has_landmarks
-
     source, target = split_direction(direction)
-    landmarks = has_landmarks(model)
-    if geometry and not landmarks:
+    if geometry and not model.has(Capability.LANDMARKS):
         raise UsageError(f"--geometry: a {model.config.method} model has no landmarks to walk")
     if geometry and len(images) != 2:
         raise UsageError(f"--geometry walks landmark space between two inputs, got {len(images)}")
     if not model.has_styles:
         return _latent_walk(model, images, styles, steps=steps, mode=mode, source=source, target=target)
-    if landmarks and not geometry and len(images) == 2:
+    if model.has(Capability.OPTIONAL_STYLE) and not geometry and len(images) == 2:
         if styles is not None:
             raise UsageError("an appearance walk between two inputs takes both ends from them; drop the styles or walk --geometry")
         _check_pair(images)
         with model.autocast():
-            ends = [model.net.translated_style(_padded(model, img)[0], direction) for img in images]  # type: ignore[attr-defined]
+            ends = [model.own_style_net.translated_style(_padded(model, img)[0], direction) for img in images]
         return interpolate(model, images[:1], torch.cat(ends), steps=steps, mode=mode, direction=direction)
     if styles is None:
         raise UsageError(f"a {model.config.method} model walks with styles; pass one (content walk) or two (style walk)")
@@ -261,16 +226,14 @@ def _check_pair(images: Sequence[Tensor]) -> None:
 def _latent_walk(
     model: LoadedModel, images: Sequence[Tensor], styles: Tensor | None, *, steps: int, mode: Mode, source: str, target: str
 ) -> list[Tensor]:
-    net = model.net
-    if not isinstance(net, LatentNet):
-        raise UsageError(f"{model.path}: a {model.config.method} model has no latent space to walk")
+    net = model.latent_net
     if styles is not None:
         raise UsageError(f"a {model.config.method} model has no style codes; interpolate walks between two inputs")
     if len(images) != 2:
         raise UsageError(f"a {model.config.method} model walks between two inputs' latent codes; got {len(images)} input(s)")
     _check_pair(images)
     x = torch.stack(list(images)).to(model.device)  # (2, C, H, W)
-    padded, padding = pad_for_network(x, net.stride, net.min_size)
+    padded, padding = pad_for_network(x, model.net.stride, model.net.min_size)
     with model.autocast():
         codes = [net.encode_latent(padded[i : i + 1], source) for i in range(2)]  # each (1, Z, h, w)
         frames: list[Tensor] = []

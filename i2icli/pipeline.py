@@ -356,6 +356,40 @@ def translate_files(
     return stream(jobs, decode, compute, write, batch_size=batch_size, batch_key=key, skip=exists, decode_threads=decode_threads)
 
 
+CALIBRATION_IMAGES = 8  # inputs that calibrate --precision int8
+
+
+def calibrate(
+    model: LoadedModel,
+    direction: Direction,
+    files: Iterable[tuple[Path, Path]],
+    *,
+    resize: Callable[[Image.Image, Image.Image | None], tuple[Image.Image, Image.Image | None]] | None = None,
+    style_of: Callable[[Path], torch.Tensor] | None = None,
+    max_pixels: int | None = None,
+) -> None:
+    """int8 runtimes: calibrate activation ranges on the first ``CALIBRATION_IMAGES`` readable
+    ``(source, relative name)`` files, prepared as ``translate_files`` prepares them (``resize``,
+    ``style_of``); any other runtime needs nothing. The pipeline decodes them again."""
+    if model.runtime.precision != "int8":
+        return
+    from i2icli.imageio import read_image, to_tensor
+
+    c_in = model.channels(direction)[0]
+    examples: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for path, rel in files:
+        try:
+            image = read_image(path, channels=c_in, max_pixels=max_pixels).image
+        except I2IError:
+            continue  # the pipeline reports it
+        if resize is not None:
+            image = resize(image, None)[0]
+        examples.append((to_tensor(image), None if style_of is None else style_of(rel)))
+        if len(examples) == CALIBRATION_IMAGES:
+            break
+    model.calibrate(direction, examples)
+
+
 def frame_path(dest: Path, k: int, count: int) -> Path:
     """``name.png`` -> ``name_f007.png``: frame ``k`` of ``count`` (zero-padded so names sort)."""
     return dest.with_name(f"{dest.stem}_f{k:0{max(3, len(str(count - 1)))}d}{dest.suffix}")

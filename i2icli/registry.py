@@ -1,36 +1,21 @@
-"""The model registry, as data: which methods exist, which trained weights exist, and how a
-reference string resolves to a checkpoint file.
-
-References (``resolve``):
-    ``hf-hub:org/name[@revision]``   a Hugging Face Hub repo holding model.safetensors + config.json
-    an existing path                 a ``.safetensors`` file, or a folder holding ``model.safetensors``
-    a ``PRETRAINED`` name or alias   an embedded default in ``weights/``, or weights ``fetch`` gets from
-                                     the i2i cache, a Hub copy or the authors' release (``releases.py``)
-
-A string that looks like a path but does not exist is an error (never a silent registry lookup), and
-an unknown name lists close matches. This module imports neither torch nor huggingface_hub.
+"""The model registry, as data: which trained weights exist, where they come from, under which
+licence, and the default models. ``METHODS`` (every method's torch-free ``MethodInfo``) is the
+method table of ``i2icli.methods``. Resolving a reference and fetching weights is
+``i2icli.sources``. This module imports neither torch nor huggingface_hub.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from i2icli.errors import ResolveError, UnknownModelError
-from i2icli.methods import METHOD_MODULES, load_method
-from i2icli.methods.info import Capability, MethodInfo, read_info
+from i2icli.methods import METHODS
+from i2icli.methods.info import Capability
 
-if TYPE_CHECKING:
-    from i2icli.methods.base import Method
-
-__all__ = [
-    "Capability", "METHODS", "PRETRAINED", "ALIASES", "MethodSpec", "Pretrained", "Release", "lookup", "resolve",
-    "fetch", "method_spec",
-]  # fmt: skip
+__all__ = ["Capability", "METHODS", "PRETRAINED", "ALIASES", "Pretrained", "Release", "lookup"]
 
 # The embedded models: a built package carries the repository's weights/ folder as i2icli/_weights/
 # (setup.py maps it); an editable install or a source checkout reads weights/ where it is.
@@ -49,29 +34,6 @@ def weights_dir() -> Path:
     if isinstance(packaged, Path) and packaged.is_dir():
         return packaged
     return _CHECKOUT_WEIGHTS
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A method: its torch-free ``MethodInfo`` (checked before anything is loaded) and a lazy loader."""
-
-    info: MethodInfo
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.info.caps
-
-    def load(self) -> Method:
-        """Import the method module (and torch)."""
-        return load_method(self.info.name)
-
-
-# Derived from the one list of method modules; each description is written once, in its module.
-METHODS: dict[str, MethodSpec] = {name: MethodSpec(read_info(name)) for name in METHOD_MODULES}
 
 
 Hosting = Literal["http", "manual"]
@@ -335,130 +297,3 @@ def lookup(name: str) -> Pretrained | None:
 DEFAULT_TRANSLATE_MODEL = "cyclegan-digits"
 # The model `i2i sample-styles` / `exemplar` / `interpolate` use without --model.
 DEFAULT_MULTIMODAL_MODEL: str | None = "munit-fashion"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Where a reference points. ``path`` is set for local files; ``fetch`` gets the others:
-    ``hub`` refs through the HF cache, ``registry`` entries (``name``) through ``i2icli.releases``."""
-
-    ref: str
-    kind: Literal["local", "hub", "embedded", "registry"]
-    path: Path | None = None
-    repo_id: str | None = None
-    revision: str | None = None
-    filename: str = "model.safetensors"
-    sha256: str | None = None
-    name: str | None = None  # the registry name, for ``registry`` and ``embedded``
-
-
-def _looks_like_path(ref: str) -> bool:
-    return "/" in ref or "\\" in ref or ref.startswith((".", "~")) or bool(Path(ref).suffix)
-
-
-RUN_FILE = "run.json"  # marks a training run folder (i2icli.train.run)
-
-
-def training_run_of(path: Path) -> Path | None:
-    """The run folder when ``path`` is a training checkpoint ``RUN/checkpoints/step_*.pt``."""
-    run = path.parent.parent
-    if path.parent.name == "checkpoints" and path.name.startswith("step_") and (run / RUN_FILE).is_file():
-        return run
-    return None
-
-
-def _local(ref: str, path: Path) -> Resolved:
-    if path.is_dir():
-        inner = path / "model.safetensors"
-        if inner.is_file():
-            return Resolved(ref, "local", path=inner)
-        if (path / RUN_FILE).is_file():  # a training run: its exported model
-            if (path / "model" / "model.safetensors").is_file():
-                return Resolved(ref, "local", path=path / "model" / "model.safetensors")
-            raise ResolveError(
-                f"{ref}: a training run without an exported model yet; export its last checkpoint with "
-                f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
-            )
-        raise ResolveError(f"{ref}: folder has no model.safetensors")
-    run = training_run_of(path)
-    if run is not None:
-        step = int(path.stem.split("_")[-1])
-        raise ResolveError(
-            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
-            f"`i2i export-checkpoint {run} --step {step}`"
-        )
-    if path.suffix in (".pth", ".pt", ".ckpt"):
-        raise ResolveError(
-            f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
-        )
-    if path.suffix != ".safetensors":
-        raise ResolveError(f"{ref}: not a .safetensors checkpoint or a model folder")
-    return Resolved(ref, "local", path=path)
-
-
-def resolve(ref: str) -> Resolved:
-    """Turn a model reference into a ``Resolved`` source (no download happens here)."""
-    ref = ref.strip()
-    if not ref:
-        raise UnknownModelError("empty model reference")
-    if ref.startswith(HUB_PREFIX):
-        from i2icli.hub import parse_hub_ref
-
-        hub = parse_hub_ref(ref)
-        return Resolved(ref, "hub", repo_id=hub.repo_id, revision=hub.revision)
-    path = Path(ref).expanduser()
-    entry = lookup(ref)
-    # A dataset folder called like a model ("horse2zebra/" beside "--model horse2zebra") is not a model.
-    dataset_folder = entry is not None and path.is_dir() and not (path / "model.safetensors").exists()
-    if path.exists() and not dataset_folder:
-        return _local(ref, path)
-    if entry is None:
-        if _looks_like_path(ref):
-            raise UnknownModelError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
-        close = difflib.get_close_matches(ref, [*PRETRAINED, *ALIASES], n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
-        raise UnknownModelError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
-    if entry.local is not None:
-        local = weights_dir() / entry.local
-        if not local.is_file():
-            raise ResolveError(f"{ref}: embedded weights {local} are missing (a partial install? reinstall i2icli)")
-        return Resolved(ref, "embedded", path=local, sha256=entry.sha256, name=entry.name)
-    return Resolved(ref, "registry", name=entry.name)
-
-
-def fetch(resolved: Resolved, *, token: str | bool | None = None, offline: bool = False) -> Path:
-    """Local path of the checkpoint file, downloading it when needed and allowed.
-
-    Hub weights come through the HF cache; registry entries from the i2i cache, their Hub copy or
-    the authors' release (``i2icli.releases``). ``offline`` (or ``HF_HUB_OFFLINE=1``) uses caches only.
-    """
-    if resolved.path is not None:
-        if resolved.sha256:
-            from i2icli.hub import sha256_file
-
-            actual = sha256_file(resolved.path)
-            if actual != resolved.sha256:
-                raise ResolveError(
-                    f"{resolved.path}: sha256 mismatch (expected {resolved.sha256[:12]}..., got {actual[:12]}...)"
-                )
-        return resolved.path
-    if resolved.kind == "registry":
-        from i2icli.releases import fetch_release
-
-        assert resolved.name is not None
-        return fetch_release(PRETRAINED[resolved.name], token=token, offline=offline)
-    from i2icli.hub import download_model_file
-
-    assert resolved.repo_id is not None
-    return download_model_file(
-        resolved.repo_id, resolved.filename, revision=resolved.revision, token=token, sha256=resolved.sha256,
-        offline=offline,
-    )  # fmt: skip
-
-
-def method_spec(name: str) -> MethodSpec:
-    """The ``MethodSpec`` for ``name``; unknown names list the known ones."""
-    spec = METHODS.get(name)
-    if spec is None:
-        raise ResolveError(f"method {name!r} is not available in this version (known: {', '.join(METHODS)})")
-    return spec

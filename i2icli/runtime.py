@@ -246,7 +246,7 @@ def export_onnx_file(model: Any, direction: str, path: Path) -> OnnxExport:
 
     def inputs(batch: int, height: int, width: int) -> tuple[Tensor, Tensor | None]:
         x = torch.rand(batch, c_in, height, width, generator=gen) * 2 - 1
-        style = net.random_style(batch, gen, "cpu") if with_style else None
+        style = model.style_net.random_style(batch, gen, "cpu") if with_style else None
         return x, style
 
     x, style = inputs(2, side, side)

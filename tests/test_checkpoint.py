@@ -12,14 +12,15 @@ import torch
 from conftest import REPO, make_tiny_cyclegan, save_tiny
 from safetensors import safe_open
 
-from i2icli.checkpoint import ModelConfig, load_checkpoint, read_config, save_model
+from i2icli.checkpoint import ModelConfig, read_config, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, to_dict
 from i2icli.errors import CheckpointError
 from i2icli.methods.cyclegan import CycleGANConfig
+from i2icli.methods.load import load_checkpoint
 
 _RUN = """
 import sys, torch
-from i2icli.checkpoint import load_checkpoint
+from i2icli.methods.load import load_checkpoint
 torch.manual_seed(5)
 x = torch.rand(2, 3, 20, 24) * 2 - 1
 model, _ = load_checkpoint(sys.argv[1])

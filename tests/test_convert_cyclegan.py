@@ -11,10 +11,11 @@ from conftest import FIXTURES
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import load_checkpoint, read_config
+from i2icli.checkpoint import read_config
 from i2icli.cli.app import app
 from i2icli.convert.cyclegan import convert_cyclegan
 from i2icli.errors import CheckpointError
+from i2icli.methods.load import load_checkpoint
 
 CG = FIXTURES / "cyclegan"
 runner = CliRunner()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_imageio import _linear_rgb_icc
 
-from i2icli.data import transforms
+from i2icli.data import transforms, unpaired
 from i2icli.data.transforms import Preprocess, apply_preprocess, output_size
-from i2icli.data import unpaired
 from i2icli.data.unpaired import (
     SkippedImageWarning,
     UnpairedImages,
@@ -25,7 +25,6 @@ from i2icli.data.unpaired import (
 from i2icli.errors import InputError, UsageError
 from i2icli.imageio import LoadedImage, list_images, read_image
 from i2icli.inference import prepare_input
-from test_imageio import _linear_rgb_icc
 
 SMALL = Preprocess(mode="resize_and_crop", load_size=12, crop_size=8)
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
+from i2icli.convert.distancegan import convert_official
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.distancegan import (
     METHOD,
@@ -256,7 +257,7 @@ def test_documented_keys_of_the_official_layout() -> None:
 def test_official_files_convert_and_reproduce_outputs(tmp_path: Path) -> None:
     g_a = _official_file(tmp_path / "latest_net_G_A.pth", 0)
     g_b = _official_file(tmp_path / "latest_net_G_B.pth", 1)
-    converted = METHOD.convert([tmp_path / "latest_net_G_A.pth", tmp_path / "latest_net_G_B.pth"])  # type: ignore[misc]
+    converted = convert_official([tmp_path / "latest_net_G_A.pth", tmp_path / "latest_net_G_B.pth"])
     assert converted.arch.generator == "resnet2017" and converted.arch.directions == ("a2b", "b2a")
     assert (converted.arch.ngf, converted.arch.n_blocks) == (4, 2)
     model = METHOD.build_model(converted.arch).eval()
@@ -271,7 +272,7 @@ def test_official_files_convert_and_reproduce_outputs(tmp_path: Path) -> None:
 def test_modern_layout_file_converts_to_the_resnet_generator(tmp_path: Path) -> None:
     source = DistanceGANModel(DistanceGANArch(ngf=4, n_blocks=2, directions=("a2b",)))
     torch.save({k.removeprefix("gen_ab."): v for k, v in source.state_dict().items()}, tmp_path / "g.pth")
-    converted = METHOD.convert([tmp_path / "g.pth"])  # type: ignore[misc]
+    converted = convert_official([tmp_path / "g.pth"])
     assert converted.arch.generator == "resnet" and converted.arch.directions == ("a2b",)
     assert all(torch.equal(converted.state[k], v) for k, v in source.state_dict().items())
 
@@ -280,10 +281,10 @@ def test_mismatched_pair_is_refused(tmp_path: Path) -> None:
     _official_file(tmp_path / "a.pth", 0, n_blocks=2)
     _official_file(tmp_path / "b.pth", 1, n_blocks=3)
     with pytest.raises(CheckpointError, match="does not mirror"):
-        METHOD.convert([tmp_path / "a.pth", tmp_path / "b.pth"])  # type: ignore[misc]
+        convert_official([tmp_path / "a.pth", tmp_path / "b.pth"])
     torch.save({"model.0.weight": torch.zeros(4, 3, 7, 7), "extra": torch.zeros(1)}, tmp_path / "c.pth")
     with pytest.raises(CheckpointError):
-        METHOD.convert([tmp_path / "c.pth"])  # type: ignore[misc]
+        convert_official([tmp_path / "c.pth"])
 
 
 def test_too_few_images_for_statistics_are_refused_before_training() -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from i2icli.cli.app import app
 from i2icli.config import ConfigError, from_dict
+from i2icli.convert.gcgan import convert_official
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Optim
 from i2icli.methods.gcgan import (
@@ -234,7 +235,7 @@ def test_schedule_decays_one_step_earlier_and_ends_at_zero() -> None:
 
 def test_official_generator_reproduces_official_outputs() -> None:
     # GcGAN's G_AB uses the CycleGAN layout; this file and its outputs come from the official code.
-    converted = METHOD.convert([CG / "cyclegan_G_small.pth"])  # type: ignore[misc]
+    converted = convert_official([CG / "cyclegan_G_small.pth"])
     assert converted.arch.variant == "share" and converted.arch.ngf == 8 and converted.arch.n_blocks == 3
     model = METHOD.build_model(converted.arch)
     model.load_state_dict(converted.state, strict=True)
@@ -253,21 +254,21 @@ def _manifest_state(manifest: str, seed: int) -> dict[str, torch.Tensor]:
 def test_cross_files_convert_to_two_generators(tmp_path: Path) -> None:
     torch.save(_manifest_state("cyclegan_keys_small.json", 0), tmp_path / "G_AB.pth")
     torch.save(_manifest_state("cyclegan_keys_small.json", 1), tmp_path / "G_gc_AB.pth")
-    converted = METHOD.convert([tmp_path / "G_AB.pth", tmp_path / "G_gc_AB.pth"])  # type: ignore[misc]
+    converted = convert_official([tmp_path / "G_AB.pth", tmp_path / "G_gc_AB.pth"])
     assert converted.arch.variant == "cross" and "same generator" not in converted.summary
     model = GcGANModel(converted.arch)
     model.load_state_dict(converted.state, strict=True)
     second = torch.load(tmp_path / "G_gc_AB.pth", weights_only=True)
     assert all(torch.equal(model.gen_ab_gc.state_dict()[k], v) for k, v in second.items())  # type: ignore[union-attr]
     # The official cross model saves netG_AB twice: converting such a pair says so.
-    same = METHOD.convert([tmp_path / "G_AB.pth", tmp_path / "G_AB.pth"])  # type: ignore[misc]
+    same = convert_official([tmp_path / "G_AB.pth", tmp_path / "G_AB.pth"])
     assert "same generator" in same.summary
 
 
 def test_full_size_official_layout_converts(tmp_path: Path) -> None:
     state = _manifest_state("cyclegan_keys_full.json", 0)  # resnet_9blocks, ngf 64: the paper's G
     torch.save(state, tmp_path / "latest_net_G_AB.pth")
-    converted = METHOD.convert([tmp_path / "latest_net_G_AB.pth"])  # type: ignore[misc]
+    converted = convert_official([tmp_path / "latest_net_G_AB.pth"])
     assert (converted.arch.ngf, converted.arch.n_blocks) == (64, 9)
     assert converted.state.keys() == {f"gen_ab.{k}" for k in state}
     assert all(torch.equal(converted.state[f"gen_ab.{k}"], v) for k, v in state.items())
@@ -282,13 +283,13 @@ def test_full_size_official_layout_converts(tmp_path: Path) -> None:
 )
 def test_bad_converter_input(tmp_path: Path, files: list[str], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
-        METHOD.convert([tmp_path / f for f in files])  # type: ignore[misc]
+        convert_official([tmp_path / f for f in files])
 
 
 def test_dropout_generator_is_refused(tmp_path: Path) -> None:
     torch.save(_manifest_state("cyclegan_keys_full_dropout.json", 0), tmp_path / "g.pth")
     with pytest.raises(CheckpointError, match="dropout"):
-        METHOD.convert([tmp_path / "g.pth"])  # type: ignore[misc]
+        convert_official([tmp_path / "g.pth"])
 
 
 # --- the CLI -------------------------------------------------------------------------------------

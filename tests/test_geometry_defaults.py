@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 import numpy as np
 import pytest
 from conftest import REPO
 from PIL import Image
 from typer.testing import CliRunner
 
-import geometry  # benchmarks/geometry.py: the pair the defaults were trained on
 from i2icli.cli.app import app
-from i2icli.registry import PRETRAINED, fetch, resolve
+from i2icli.registry import PRETRAINED
+from i2icli.sources import fetch, resolve
 
 NAMES = [name for name in ("gcgan-digits", "distancegan-digits", "transgaga-digits") if name in PRETRAINED]
 MAX_BYTES = 4 * 1024 * 1024

@@ -1,7 +1,8 @@
 """The generic method suite: every registered method, with each of its tiny test presets, gets the
 same checks. A method added to ``METHOD_MODULES`` gets them all by registering.
 
-Per (method, test preset): the torch-free INFO equals the imported one; build; forward shapes in
+Per (method, test preset): the torch-free INFO equals the imported one; every optional capability
+is declared exactly when its protocol (``base.CAPABILITY_PROTOCOLS``) is met; build; forward shapes in
 every direction; save -> strict load round trip, and a shape mismatch named; training on a fixed
 batch lowers the method's main loss; SIGTERM + resume equals an uninterrupted run; the exported
 model translates through the CLI; capability refusals exit 2.
@@ -10,6 +11,8 @@ model translates through the CLI; capability refusals exit 2.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 import json
 import os
 import signal
@@ -21,13 +24,14 @@ import torch
 from conftest import write_rgb
 from typer.testing import CliRunner
 
-from i2icli.checkpoint import ModelConfig, load_checkpoint, save_model
+from i2icli.checkpoint import ModelConfig, save_model
 from i2icli.cli.app import app
 from i2icli.config import to_dict
 from i2icli.errors import CheckpointError
-from i2icli.methods import METHOD_MODULES, load_method
-from i2icli.methods.base import Method, Preset, split_direction
-from i2icli.methods.info import Capability, read_info
+from i2icli.methods import METHOD_MODULES, load_method, read_info
+from i2icli.methods.base import CAPABILITY_PROTOCOLS, METHOD_CAPABILITIES, Method, Preset, Translator, split_direction
+from i2icli.methods.info import COMMANDS, Capability
+from i2icli.methods.load import load_checkpoint
 from i2icli.train.loop import LoopOptions, train
 from i2icli.train.run import DataSpec, RunSpec, run
 
@@ -112,7 +116,37 @@ def test_info_read_without_import_equals_the_module_info(name: str) -> None:
     assert method.info.name == name
     assert all(o.flag.startswith("--") for o in method.info.options)
     assert method.default_preset in method.presets
-    assert (method.convert is not None) == method.info.converts
+    if method.info.converts:  # the converter module the contract names provides the one entry point
+        assert callable(importlib.import_module(method.info.converter).convert_official)
+        assert method.info.convert_help
+
+
+def _meets(obj: object, protocol: type) -> bool:
+    """``obj`` has every member of ``protocol``, and each of its methods takes the protocol's arguments."""
+    if not isinstance(obj, protocol):
+        return False
+    for member, spec in vars(protocol).items():
+        if member.startswith("_") or not inspect.isfunction(spec):
+            continue
+        wanted = [p for p in inspect.signature(spec).parameters.values() if p.name != "self"]
+        try:  # every parameter of the protocol, passed by position: the implementation must accept them
+            inspect.signature(getattr(obj, member)).bind(*[None] * len(wanted))
+        except TypeError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(("name", "preset_name"), CASES)
+def test_declared_capabilities_are_exactly_the_protocols_met(name: str, preset_name: str) -> None:
+    method, preset = _method_and_preset(name, preset_name)
+    model = method.build_model(preset.config.arch)
+    assert _meets(model, Translator)
+    caps = method.info.caps
+    for capability, protocol in CAPABILITY_PROTOCOLS.items():
+        holder = method.stages if capability in METHOD_CAPABILITIES else model
+        assert _meets(holder, protocol) == (capability in caps), f"{name}: {capability.value} vs {protocol.__name__}"
+    if Capability.OPTIONAL_STYLE in caps:  # supplying one's own style only means something for a style model
+        assert Capability.STYLES in caps
 
 
 # --------------------------------------------------------------------------- model
@@ -131,7 +165,7 @@ def test_forward_shapes_in_every_direction(name: str, preset_name: str) -> None:
         x = _images(preset, source, 2, 0)
         assert x.shape[1] == c_in
         with torch.no_grad():
-            if Capability.SAMPLE_STYLES in method.info.caps:  # style models translate with a style code
+            if Capability.STYLES in method.info.caps:  # style models translate with a style code
                 y = model.translate(x, direction, model.random_style(2, torch.Generator().manual_seed(0)))
             else:
                 y = model.translate(x, direction)
@@ -249,16 +283,17 @@ def test_export_translates_through_the_cli_and_refuses_what_it_cannot_do(
     for direction in {"a2b", "b2a"} - set(net.directions):
         result = runner.invoke(app, ["translate", str(image), "--model", str(exported), "--direction", direction, "-o", str(tmp_path / "no")])
         assert result.exit_code == 2 and direction in result.output
-    caps = method.info.caps
     refusals = {
-        Capability.SAMPLE_STYLES: ["sample", str(image), "--n", "2"],
-        Capability.EXEMPLAR: ["exemplar", str(image), "--style", str(image)],
+        "sample-styles": ["sample", str(image), "--n", "2"],
+        "exemplar": ["exemplar", str(image), "--style", str(image)],
+        "interpolate": ["interpolate", str(image), str(image)],
     }
-    for capability, args in refusals.items():
-        if capability in caps:
+    assert set(refusals) == set(COMMANDS)
+    for command, args in refusals.items():
+        if method.info.can(command):
             continue
         result = runner.invoke(app, [*args, "--model", str(exported), "-o", str(tmp_path / "refused")])
-        assert result.exit_code == 2, (capability, result.output)
+        assert result.exit_code == 2, (command, result.output)
         assert not (tmp_path / "refused").exists()
 
 

@@ -21,7 +21,6 @@ from i2icli.errors import UsageError
 from i2icli.imageio import read_image, to_pil, to_tensor
 from i2icli.inference import LoadedModel, translate_tensors
 from i2icli.methods.munit import MunitArch, MunitModel
-from i2icli.nn.adain import init_weights
 from i2icli.multimodal import (
     encode_styles,
     exemplar,
@@ -33,6 +32,7 @@ from i2icli.multimodal import (
     sample_styles,
     translate_with_styles,
 )
+from i2icli.nn.adain import init_weights
 
 runner = CliRunner()
 GAP = 2  # grid_image's default gap between cells

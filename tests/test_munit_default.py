@@ -11,7 +11,8 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
-from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, PRETRAINED, fetch, resolve
+from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, PRETRAINED
+from i2icli.sources import fetch, resolve
 
 runner = CliRunner()
 EXAMPLES = REPO / "examples" / "munit-fashion"

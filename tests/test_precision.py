@@ -85,7 +85,7 @@ def test_cli_refuses_bf16_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_shipped_cards_record_bf16_fidelity_that_auto_reads() -> None:
-    from i2icli.registry import fetch, resolve
+    from i2icli.sources import fetch, resolve
 
     for name in ("cyclegan-digits", "munit-fashion"):
         db = precision.card_psnr(fetch(resolve(name)), "bf16")

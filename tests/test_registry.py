@@ -12,7 +12,8 @@ from conftest import REPO, make_tiny_cyclegan, save_tiny, write_rgb
 from mockhub import MockHub
 
 from i2icli.errors import ResolveError
-from i2icli.registry import PRETRAINED, resolve
+from i2icli.registry import PRETRAINED
+from i2icli.sources import resolve
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
-from i2icli.registry import ALIASES, METHODS, PRETRAINED, lookup, resolve
-from i2icli.releases import LOCK_NAME, MIRROR_ENV, cache_dir, cached_file, fetch_release, model_dir
+from i2icli.registry import ALIASES, METHODS, PRETRAINED, lookup
+from i2icli.sources import LOCK_NAME, MIRROR_ENV, cache_dir, cached_file, fetch_release, model_dir, resolve
 
 runner = CliRunner()
 H2Z = "cyclegan-horse2zebra"
@@ -257,7 +257,7 @@ def test_no_network_and_no_cache_fails_in_one_line_exit_2(tmp_path: Path) -> Non
 def test_a_published_hub_copy_comes_first_and_the_release_is_the_fallback(
     server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from i2icli.registry import fetch
+    from i2icli.sources import fetch
 
     fetch_release(PRETRAINED[H2Z])  # the converted file that a Hub copy would hold
     converted = cached_file(PRETRAINED[H2Z]).read_bytes()  # type: ignore[union-attr]

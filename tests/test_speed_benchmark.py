@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-
-import pytest
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from conftest import REPO
 from results_md import read_block
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from i2icli.checkpoint import ModelConfig, load_checkpoint, save_model
+from i2icli.checkpoint import ModelConfig, save_model
 from i2icli.config import to_dict
 from i2icli.errors import UsageError
+from i2icli.methods.load import load_checkpoint
 from i2icli.methods.transgaga import (
     METHOD,
     LandmarkPCA,
@@ -329,9 +330,8 @@ def _cli(*argv: str) -> object:
 
 
 def _png(path: Path) -> torch.Tensor:
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     return torch.from_numpy(np.asarray(Image.open(path)).copy())
 

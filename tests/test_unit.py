@@ -18,7 +18,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from i2icli.inference import LoadedModel
 
-from i2icli.convert.unit import convert_files, convert_unit
+from i2icli.convert.unit import convert_official, convert_unit
+from i2icli.data.labels import read_labels
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.unit import (
     METHOD,
@@ -28,7 +29,6 @@ from i2icli.methods.unit import (
     gaussian_kl,
     read_domain_a_labels,
 )
-from i2icli.data.labels import read_labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "unit"
 ATOL = 1e-5  # fixture README: observed float noise <= 4e-6; never loosen
@@ -40,7 +40,7 @@ def assert_close(actual: Tensor, expected: Tensor) -> None:
 
 @pytest.fixture(scope="module")
 def official() -> UnitModel:
-    converted = convert_files([FIXTURES / "unit_gen_tiny.pt"])
+    converted = convert_official([FIXTURES / "unit_gen_tiny.pt"])
     net = UnitModel(converted.arch)
     net.load_state_dict(converted.state, strict=True)
     return net.eval()
@@ -55,7 +55,7 @@ def io() -> dict[str, Tensor]:
 
 
 def test_converter_infers_the_tiny_config() -> None:
-    arch = convert_files([FIXTURES / "unit_gen_tiny.pt"]).arch
+    arch = convert_official([FIXTURES / "unit_gen_tiny.pt"]).arch
     meta = json.loads((FIXTURES / "unit_keys_tiny.json").read_text())["meta"]["params"]
     assert (arch.variant, arch.dim, arch.n_downsample, arch.n_res) == ("master", meta["dim"], meta["n_downsample"], meta["n_res"])
     assert (arch.channels_a, arch.channels_b) == (3, 3)
@@ -122,7 +122,7 @@ def test_convert_files_names_an_unreadable_file(tmp_path: Path) -> None:
     bad = tmp_path / "gen.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="gen.pt: not a readable PyTorch checkpoint"):
-        convert_files([bad])
+        convert_official([bad])
 
 
 # --------------------------------------------------------------------------- shared latent space

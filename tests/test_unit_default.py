@@ -11,7 +11,8 @@ from conftest import REPO
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
-from i2icli.registry import PRETRAINED, fetch, resolve
+from i2icli.registry import PRETRAINED
+from i2icli.sources import fetch, resolve
 
 runner = CliRunner()
 NAME = "unit-digits"

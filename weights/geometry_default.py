@@ -66,7 +66,8 @@ def train(model: GeometryDefault, work: Path, data: Path) -> Path:
 
 
 def export(model: GeometryDefault, trained: Path) -> Path:
-    from i2icli.checkpoint import load_checkpoint, save_model
+    from i2icli.checkpoint import save_model
+    from i2icli.methods.load import load_checkpoint
 
     net, config = load_checkpoint(trained)
     save_model(HERE / model.name, net, config, fp16=True)

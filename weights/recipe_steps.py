@@ -60,7 +60,8 @@ def train_seconds(work: Path) -> int | None:
 def export(model_dir: Path, name: str) -> Path:
     """fp16 weights and config in weights/NAME/ (byte-reproducible: ``save_model`` sorts the header);
     returns the model file."""
-    from i2icli.checkpoint import load_checkpoint, save_model
+    from i2icli.checkpoint import save_model
+    from i2icli.methods.load import load_checkpoint
 
     net, config = load_checkpoint(model_dir)
     save_model(HERE / name, net, config, fp16=True)

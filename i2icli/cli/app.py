@@ -6,9 +6,17 @@ from typing import Annotated
 
 import typer
 
-from i2icli import __version__
+from i2icli._version import __version__
 from i2icli.cli import (
-    convert_cmd, data_cmd, eval_cmd, export_cmd, models_cmd, multimodal_cmd, push_cmd, train_cmd, translate_cmd,
+    convert_cmd,
+    data_cmd,
+    eval_cmd,
+    export_cmd,
+    models_cmd,
+    multimodal_cmd,
+    push_cmd,
+    train_cmd,
+    translate_cmd,
 )  # fmt: skip
 from i2icli.cli.common import Group, run_app, set_debug
 

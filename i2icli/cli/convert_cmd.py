@@ -1,7 +1,7 @@
 """``i2i convert``: official checkpoints -> an i2i ``.safetensors`` checkpoint.
 
 Which files a method's converter expects is part of the method (``MethodInfo.convert_help``,
-``Method.convert``); this command only parses, calls it, and writes the result.
+``MethodInfo.converter``); this command only parses, calls it, and writes the result.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import typer
 
 from i2icli.cli.common import OverwriteOpt, err, handle_errors
 from i2icli.errors import UsageError
-from i2icli.methods import METHOD_MODULES
-from i2icli.methods.info import read_info
+from i2icli.methods import METHOD_MODULES, read_info
 
 
 def _sources_help() -> str:
@@ -82,6 +81,6 @@ def _install(name: str, weights: list[Path], source: str | None, output: Path | 
         raise UsageError(f"--model {entry.name} takes the one release file {entry.release.filename}, got {len(weights)}")
     if not weights[0].is_file():
         raise UsageError(f"{weights[0]}: no such file")
-    from i2icli.releases import install
+    from i2icli.sources import install
 
     install(entry, weights)

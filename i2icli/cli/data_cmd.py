@@ -28,9 +28,7 @@ def list_recipes() -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from i2icli.data.recipes import RECIPES
-
-    from i2icli.data.recipes import recipe_status
+    from i2icli.data.recipes import RECIPES, recipe_status
 
     table = Table("name", "kind", "here", "description")
     for recipe in RECIPES.values():

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from i2icli.cli.common import (
-    DeviceOpt, Group, ModelOpt, SeedOpt, SizeOpt, ThreadsOpt, handle_errors, parse_size, stage_bar,
+    DeviceOpt,
+    Group,
+    ModelOpt,
+    SeedOpt,
+    SizeOpt,
+    ThreadsOpt,
+    handle_errors,
+    parse_size,
+    stage_bar,
 )  # fmt: skip
 from i2icli.errors import UsageError
 

@@ -18,7 +18,7 @@ app = typer.Typer(cls=Group, help="The model registry: embedded defaults and the
 
 def _cached(entry: Pretrained) -> str:
     """"embedded", the cached file's path, or "" (not cached)."""
-    from i2icli.releases import cached_file
+    from i2icli.sources import cached_file
 
     if entry.local is not None:
         return "embedded"
@@ -64,7 +64,7 @@ def list_models(
     table.columns[4].overflow = "fold"
     methods = Table("method", "capabilities", "paper", title="methods")
     for m in METHODS.values():
-        methods.add_row(m.name, ", ".join(sorted(c.value for c in m.capabilities)), m.info.paper)
+        methods.add_row(m.name, ", ".join(m.capabilities), m.paper)
     console = Console(width=180)
     console.print(table)
     if not cached:
@@ -81,7 +81,7 @@ def info(
     A registry model is never downloaded for this."""
     with handle_errors():
         if not as_json:
-            from i2icli.cards import card_for
+            from i2icli.sources import card_for
 
             typer.echo(card_for(name, offline=offline), nl=False)
             return
@@ -91,7 +91,8 @@ def info(
 def _info_json(name: str, offline: bool) -> dict[str, object]:
     from dataclasses import asdict
 
-    from i2icli.registry import PRETRAINED, fetch, resolve
+    from i2icli.registry import PRETRAINED
+    from i2icli.sources import fetch, resolve
 
     resolved = resolve(name)
     out: dict[str, object] = {}
@@ -122,7 +123,7 @@ def rm(
     """Delete a model from the i2i cache (and any partial download); the next use fetches it again."""
     with handle_errors():
         from i2icli.registry import lookup
-        from i2icli.releases import remove
+        from i2icli.sources import remove
 
         entry = lookup(name)
         if entry is None:

@@ -22,8 +22,24 @@ from typing import TYPE_CHECKING, Annotated, Callable
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OutDirOpt, OverwriteOpt, QuietOpt,
-    Report, SeedOpt, SizeOpt, ThreadsOpt, check_max_pixels, check_output_folder, handle_errors, parse_direction,
+    BatchOpt,
+    DeviceOpt,
+    InputsArg,
+    JsonOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    OfflineOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    QuietOpt,
+    Report,
+    SeedOpt,
+    SizeOpt,
+    ThreadsOpt,
+    check_max_pixels,
+    check_output_folder,
+    handle_errors,
+    parse_direction,
     parse_size,
 )  # fmt: skip
 from i2icli.errors import I2IError, UsageError
@@ -100,20 +116,22 @@ def _check_references(flag: str, paths: list[Path]) -> None:
             raise UsageError(f"{flag} {path}: no such file")
 
 
-def _require(model_ref: str | None, capability: str, verb: str, offline: bool) -> str:
-    """The local checkpoint to use (fetched once here), refusing a method without ``capability``
-    (reads only the config)."""
+def _require(model_ref: str | None, command: str, verb: str, offline: bool) -> str:
+    """The local checkpoint to use (fetched once here), refusing a method whose declared
+    capabilities do not run ``command`` (reads only the config)."""
     from i2icli.checkpoint import read_config
-    from i2icli.registry import DEFAULT_MULTIMODAL_MODEL, METHODS, Capability, fetch, resolve
+    from i2icli.methods import METHODS
+    from i2icli.registry import DEFAULT_MULTIMODAL_MODEL
+    from i2icli.sources import fetch, resolve
 
     ref = model_ref or DEFAULT_MULTIMODAL_MODEL
     if ref is None:
         raise UsageError(f"{verb} needs a multimodal model (e.g. MUNIT); pass --model (no default is registered)")
     path = fetch(resolve(ref), offline=offline)
     config = read_config(path)
-    spec = METHODS.get(config.method)
-    if spec is None or Capability(capability) not in spec.capabilities:
-        why = "it has no style codes" if capability != "interpolate" else "it has no latent space to walk"
+    info = METHODS.get(config.method)
+    if info is None or not info.can(command):
+        why = "it has no style codes" if command != "interpolate" else "it has no latent space to walk"
         raise UsageError(f"{ref}: a {config.method} model cannot {verb} ({why})")
     return str(path)
 
@@ -384,12 +402,13 @@ def _interpolate(
     from PIL import Image as PILImage
 
     from i2icli.imageio import to_pil, to_tensor
-    from i2icli.landmarks import has_landmarks
+    from i2icli.methods.info import Capability
     from i2icli.multimodal import encode_styles, grid_image, interpolate, prior_styles
 
     loaded, chosen, scale = _load(ref, opts)
-    # A landmark model walks between two inputs' own appearances unless --geometry asks for landmarks.
-    appearance_walk = has_landmarks(loaded) and len(files) == 2 and not geometry
+    # A model that supplies its own styles walks between two inputs' own appearances unless
+    # --geometry asks for landmarks.
+    appearance_walk = loaded.has(Capability.OPTIONAL_STYLE) and len(files) == 2 and not geometry
     if appearance_walk and any(v is not None for v in end_a):
         raise UsageError("an appearance walk between two inputs takes both ends from them: drop --from-seed/--style-a or add --geometry")
     c_in, c_out = loaded.channels(chosen)

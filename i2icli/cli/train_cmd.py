@@ -6,14 +6,13 @@ import inspect
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, get_type_hints
+from typing import Annotated, Any, Callable, get_type_hints
 
 import typer
 
 from i2icli.cli.common import DeviceOpt, MaxPixelsOpt, QuietOpt, SeedOpt, ThreadsOpt, check_max_pixels, err, handle_errors
 from i2icli.errors import UsageError
-from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES
-from i2icli.methods.info import read_info
+from i2icli.methods import DEFAULT_METHOD, METHOD_MODULES, read_info
 from i2icli.progress import format_duration
 
 
@@ -96,7 +95,7 @@ def _method_parameters() -> list[inspect.Parameter]:
             inspect.Parameter.KEYWORD_ONLY,
             default=None,
             annotation=Annotated[
-                Optional[str], typer.Option(flag, help=f"{'/'.join(who)} only: {helps[flag]}.", show_default=False)
+                str | None, typer.Option(flag, help=f"{'/'.join(who)} only: {helps[flag]}.", show_default=False)
             ],
         )
         for flag, who in owners.items()
@@ -119,9 +118,7 @@ train.__signature__ = inspect.Signature([*_generic, *_method_parameters()])  # t
 
 def method_overrides(method: str, given: dict[str, str | None]) -> dict[str, Any]:
     """Method-specific flags -> config field values; a flag of another method is a usage error."""
-    from i2icli.registry import method_spec
-
-    own = {_param_name(o.flag): o for o in method_spec(method).info.options} if method in METHOD_MODULES else {}
+    own = {_param_name(o.flag): o for o in read_info(method).options} if method in METHOD_MODULES else {}
     values: dict[str, Any] = {}
     for name, value in given.items():
         if value is None:

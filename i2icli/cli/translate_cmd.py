@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Literal
 
 import typer
 
 from i2icli.cli.common import (
-    BatchOpt, DeviceOpt, InputsArg, JsonOpt, MaxPixelsOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, Report, SeedOpt,
-    SizeOpt, ThreadsOpt, check_max_pixels, handle_errors, parse_direction, parse_size,
+    BatchOpt,
+    DeviceOpt,
+    InputsArg,
+    JsonOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    OfflineOpt,
+    OverwriteOpt,
+    QuietOpt,
+    Report,
+    SeedOpt,
+    SizeOpt,
+    ThreadsOpt,
+    check_max_pixels,
+    handle_errors,
+    parse_direction,
+    parse_size,
 )  # fmt: skip
-from i2icli.cli.speed import (
-    CompileOpt, MemoryBudgetOpt, OverlapOpt, PrecisionOpt, RuntimeOpt, SpeedOptions, TileOpt, speed_options,
+from i2icli.cli.runtime_opts import (
+    CompileOpt,
+    MemoryBudgetOpt,
+    OverlapOpt,
+    PrecisionOpt,
+    RuntimeOpt,
+    RuntimeOptions,
+    TileOpt,
+    runtime_options,
 )  # fmt: skip
 from i2icli.errors import UsageError
 
@@ -69,14 +92,46 @@ def translate(
 ) -> None:
     """Translate images with a model (the embedded default when --model is omitted)."""
     with handle_errors():
-        speed = speed_options(precision, tile, overlap, memory_budget, compile, runtime)
         failures = _translate(
-            inputs, output, model, direction, to, device, batch_size, seed, recursive, suffix, fmt, size,
-            not overwrite, quiet, as_json, style, save_landmarks, threads, offline, restore_size, max_pixels, all_frames,
-            speed=speed,
+            TranslateOptions(
+                inputs=inputs, output=output, model=model, direction=direction, to=to, device=device,
+                batch_size=batch_size, seed=seed, recursive=recursive, suffix=suffix, fmt=fmt, size=size,
+                skip_existing=not overwrite, quiet=quiet, as_json=as_json, style=style, save_landmarks=save_landmarks,
+                threads=threads, offline=offline, restore_size=restore_size, max_pixels=max_pixels,
+                all_frames=all_frames, runtime=runtime_options(precision, tile, overlap, memory_budget, compile, runtime),
+            )
         )  # fmt: skip
     if failures:
         raise typer.Exit(1)
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """Every option of ``i2i translate``, as typed (``_translate`` checks them before any work)."""
+
+    inputs: list[str]
+    output: str = "translated"
+    model: str | None = None
+    direction: str = "a2b"
+    to: str | None = None
+    device: str = "auto"
+    batch_size: int = 1
+    seed: int = 0
+    recursive: bool = False
+    suffix: str = ""
+    fmt: str | None = None
+    size: str = "auto"
+    skip_existing: bool = True
+    quiet: bool = False
+    as_json: bool = False
+    style: Path | None = None
+    save_landmarks: bool = False
+    threads: int | None = None
+    offline: bool = False
+    restore_size: bool = False
+    max_pixels: int | None = None
+    all_frames: bool = False
+    runtime: RuntimeOptions = RuntimeOptions()
 
 
 def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None, suffix: str) -> None:
@@ -132,69 +187,59 @@ def _destinations(
     return list(seen), fmt
 
 
-def _translate(
-    inputs: list[str], output: str, model_ref: str | None, direction: str, to: str | None, device: str,
-    batch_size: int, seed: int, recursive: bool, suffix: str, fmt: str | None, size_text: str,
-    skip_existing: bool, quiet: bool, as_json: bool, style_ref: Path | None, save_landmarks: bool = False,
-    threads: int | None = None,
-    offline: bool = False,
-    restore_size: bool = False,
-    max_pixels: int | None = None,
-    all_frames: bool = False,
-    speed: SpeedOptions = SpeedOptions(),
-) -> int:  # fmt: skip
+def _translate(o: TranslateOptions) -> int:
     """Returns the number of inputs that failed."""
-    _check_usage(output, batch_size, fmt, as_json, style_ref, suffix)
-    check_max_pixels(max_pixels)
-    if all_frames and output == "-":
+    _check_usage(o.output, o.batch_size, o.fmt, o.as_json, o.style, o.suffix)
+    check_max_pixels(o.max_pixels)
+    if o.all_frames and o.output == "-":
         raise UsageError("--all-frames writes one file per frame; it cannot be combined with -o -")
-    size = parse_size(size_text)
-    direction = parse_direction(direction)
+    size = parse_size(o.size)
+    direction = parse_direction(o.direction)
     from i2icli.threads import choose_threads
 
-    choose_threads(threads)  # a bad --threads is a usage error before any work
+    choose_threads(o.threads)  # a bad --threads is a usage error before any work
     from i2icli.imageio import list_images
 
-    use_stdin = inputs == ["-"]
-    if "-" in inputs and not use_stdin:
+    use_stdin = o.inputs == ["-"]
+    if "-" in o.inputs and not use_stdin:
         raise UsageError("- (stdin) cannot be mixed with other inputs")
-    files = [] if use_stdin else list_images(inputs, recursive)
+    files = [] if use_stdin else list_images(o.inputs, o.recursive)
     if not use_stdin and not files:
-        raise UsageError(f"no images found in {' '.join(inputs)}")
-    if output == "-" and not use_stdin and len(files) != 1:
+        raise UsageError(f"no images found in {' '.join(o.inputs)}")
+    if o.output == "-" and not use_stdin and len(files) != 1:
         raise UsageError(f"-o - writes one PNG to stdout, but {len(files)} inputs were given")
     jobs = [(Path("-"), Path("stdin"))] if use_stdin else files
-    dests, fmt = _destinations(output, jobs, suffix, fmt)
+    dests, fmt = _destinations(o.output, jobs, o.suffix, o.fmt)
 
     import torch
 
     from i2icli.inference import input_scale
+    from i2icli.methods.info import Capability
+    from i2icli.pipeline import calibrate
     from i2icli.registry import DEFAULT_TRANSLATE_MODEL
     from i2icli.threads import apply_threads
 
-    apply_threads(threads)
-    torch.manual_seed(seed)
-    loaded = speed.load(model_ref or DEFAULT_TRANSLATE_MODEL, device, quiet, offline)
-    chosen = loaded.choose_direction(direction, to)
-    speed.check(loaded)
+    apply_threads(o.threads)
+    torch.manual_seed(o.seed)
+    loaded = o.runtime.load(o.model or DEFAULT_TRANSLATE_MODEL, o.device, o.quiet, o.offline)
+    chosen = loaded.choose_direction(direction, o.to)
     scale = input_scale(loaded, size)
-    style_of = _style_source(loaded, chosen, style_ref, seed, scale, max_pixels)
-    if save_landmarks:
-        from i2icli.landmarks import has_landmarks
-
-        if not has_landmarks(loaded):
+    style_of = _style_source(loaded, chosen, o.style, o.seed, scale, o.max_pixels)
+    if o.save_landmarks:
+        if not loaded.has(Capability.LANDMARKS):
             raise UsageError(f"--save-landmarks: a {loaded.config.method} model has no landmarks")
-        if output == "-":
+        if o.output == "-":
             raise UsageError("--save-landmarks writes files beside the outputs; it cannot be combined with -o -")
 
-    speed.calibrate(loaded, chosen, [job for job in jobs if job[0] != Path("-")], style_of, scale, max_pixels)
-    report = Report(len(jobs), as_json=as_json, quiet=quiet, verb="translate", bar=output != "-")
-    report.notes.append(scale.describe_outputs(restore_size))
+    on_disk = [job for job in jobs if job[0] != Path("-")]
+    calibrate(loaded, chosen, on_disk, resize=scale.resize, style_of=style_of, max_pixels=o.max_pixels)
+    report = Report(len(jobs), as_json=o.as_json, quiet=o.quiet, verb="translate", bar=o.output != "-")
+    report.notes.append(scale.describe_outputs(o.restore_size))
     _run_jobs(
-        loaded, chosen, jobs, dests, batch_size, fmt, scale, skip_existing, report, style_of, save_landmarks, restore_size,
-        max_pixels, all_frames, speed.tiling,
+        loaded, chosen, jobs, dests, o.batch_size, fmt, scale, o.skip_existing, report, style_of, o.save_landmarks,
+        o.restore_size, o.max_pixels, o.all_frames, o.runtime.tiling,
     )  # fmt: skip
-    report.close(output if output != "-" else "stdout")
+    report.close(o.output if o.output != "-" else "stdout")
     return report.failures
 
 

@@ -1,11 +1,32 @@
-"""Official checkpoints -> i2i checkpoints: one small filter module per codebase, reached through
-each method's ``Method.convert``; ``convert_files`` is the one path that builds, checks and saves."""
+"""Official checkpoints -> i2i checkpoints: one small filter module per codebase, named by its
+method's ``INFO.converter`` (a converter imports its method, never the reverse) and providing
+``convert_official(files) -> Converted``; ``convert_files`` is the one path that builds, checks and saves."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+from i2icli.checkpoint import ModelConfig, load_state_strict, save_model
+from i2icli.config import to_dict
+from i2icli.errors import InputError, UsageError
+from i2icli.imageio import describe_non_image, image_mode
+from i2icli.methods import load_method, read_info
+from i2icli.methods.base import Converted
+from i2icli.runfolder import training_run_of
+
+ConvertFn = Callable[[Sequence[Path]], Converted]
+
+
+def load_converter(method: str) -> ConvertFn:
+    """The ``convert_official`` of the module ``method``'s ``INFO.converter`` names."""
+    info = read_info(method)
+    if not info.converter:
+        raise UsageError(f"--from {method}: this method has no converter for official checkpoints")
+    convert: ConvertFn = importlib.import_module(info.converter).convert_official
+    return convert
 
 
 def convert_files(
@@ -21,21 +42,15 @@ def convert_files(
     """Convert ``files`` with ``method``'s converter, load the result strictly into a freshly built
     model, and save it to ``output``; returns (written path, one-line summary). ``provenance`` is
     recorded in the config's ``training`` (over the default: the method and the file paths)."""
-    from i2icli.checkpoint import ModelConfig, load_state_strict, save_model
-    from i2icli.config import to_dict
-    from i2icli.errors import UsageError
-    from i2icli.methods import load_method
-
+    convert = load_converter(method)
     impl = load_method(method)
-    if impl.convert is None:
-        raise UsageError(f"--from {method}: this method has no converter for official checkpoints")
     for f in files:
         if Path(f).is_dir():
             raise UsageError(f"{f}: is a folder, not a weights file")
         if not Path(f).is_file():
             raise UsageError(f"{f}: no such file")
         check_official_file(Path(f), method, impl.info.convert_help)
-    converted = impl.convert(list(files))
+    converted = convert(list(files))
     model = impl.build_model(converted.arch)
     load_state_strict(model, converted.state, Path(files[0]))
     config = ModelConfig(
@@ -52,9 +67,6 @@ _TORCH_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x0
 def check_official_file(path: Path, method: str, expected: str) -> None:
     """Refuse, in the command's own words, a file that is not an official PyTorch checkpoint: an i2i
     model, an i2i training checkpoint, an image, text or anything else that is not a torch file."""
-    from i2icli.errors import UsageError
-    from i2icli.registry import training_run_of
-
     run = training_run_of(path)
     if run is not None:
         step = int(path.stem.split("_")[-1])
@@ -80,9 +92,6 @@ def _is_safetensors(head: bytes) -> bool:
 
 
 def _what(path: Path, head: bytes) -> str:
-    from i2icli.errors import InputError
-    from i2icli.imageio import describe_non_image, image_mode
-
     try:
         image_mode(path)
     except InputError:

@@ -9,12 +9,14 @@ strip a ``module.`` prefix, drop stale instance-norm running statistics of old r
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from i2icli.checkpoint import safe_torch_load
-from i2icli.errors import CheckpointError
+from i2icli.errors import CheckpointError, UsageError
+from i2icli.methods.base import Converted
 from i2icli.methods.cyclegan import CycleGANArch, CycleGANModel
 from i2icli.nn.resnet import ResnetGenerator
 
@@ -89,3 +91,12 @@ def convert_cyclegan(gen_ab: Path, gen_ba: Path | None = None) -> CycleGANModel:
         check_keys(state, target.state_dict(), files[name])
         target.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def convert_official(files: Sequence[Path]) -> Converted:
+    """``INFO.converter``: official ``latest_net_G_A.pth`` [+ ``latest_net_G_B.pth``] -> our two-generator model."""
+    if not 1 <= len(files) <= 2:
+        raise UsageError(f"cyclegan: expected the a->b generator and optionally the b->a one, got {len(files)} files")
+    model = convert_cyclegan(files[0], files[1] if len(files) == 2 else None)
+    summary = f"{', '.join(model.directions)}; ngf {model.arch.ngf}, {model.arch.n_blocks} blocks"
+    return Converted(model.arch, model.state_dict(), summary)

@@ -14,18 +14,28 @@ weights; every official config uses ``relu`` and ``reflect``, which are therefor
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from i2icli.convert.two_generators import map_generators, shape, split_domains
-from i2icli.errors import CheckpointError
+from i2icli.errors import CheckpointError, UsageError
+from i2icli.methods.base import Converted
 from i2icli.methods.munit import STYLE_ENCODER_DOWNSAMPLE, MunitArch, MunitModel
 from i2icli.nn.adain import AdaptiveInstanceNorm2d
 
 _PREFIX = "official MUNIT checkpoint: "
+
+
+def convert_official(files: Sequence[Path]) -> Converted:
+    """``INFO.converter``: official ``gen_*.pt`` (both generators) -> our model state."""
+    if len(files) != 1:
+        raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
+    arch, state = load_official_munit(files[0])
+    return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
 
 
 def load_official_munit(path: str | os.PathLike[str]) -> tuple[MunitArch, dict[str, Tensor]]:

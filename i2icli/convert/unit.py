@@ -29,8 +29,8 @@ from i2icli.methods.unit import UnitArch, UnitModel
 _PREFIX = "official UNIT checkpoint: "
 
 
-def convert_files(files: Sequence[Path]) -> Converted:
-    """``Method.convert``: one official ``gen_*.pt`` file -> ``Converted``."""
+def convert_official(files: Sequence[Path]) -> Converted:
+    """``INFO.converter``: one official ``gen_*.pt`` file -> ``Converted``."""
     if len(files) != 1:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])

@@ -203,7 +203,7 @@ def _skimage_image(name: str) -> np.ndarray:
     return loaders[name]()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synthetic_background(name: str) -> np.ndarray:
     """The 32x32 RGB uint8 background cut from ``skimage.data.<name>()`` (see SYNTH_CROPS)."""
     image = _skimage_image(name)  # (H, W, 3) photo or (H, W) texture

@@ -1,11 +1,18 @@
 """The method contract: what a method module provides, and what every method config and model has.
 
-A method module (``i2icli/methods/<name>.py``) declares, and nothing outside it needs to know more:
+A method module (``i2icli/methods/<name>.py``, or any module given to ``register_method``)
+declares, and nothing outside it needs to know more:
 
     INFO     ``MethodInfo``: name, summary, paper, capabilities, method-specific train options,
-             converter help (torch-free; see ``info.py``)
+             converter module and help (torch-free; see ``info.py``)
     METHOD   ``Method``: the arch and config dataclasses, the model and objective builders, the
-             presets, the tiny test presets and an optional converter for official checkpoints
+             presets and the tiny test presets
+
+Every model is a ``Translator``. Each optional capability declared in ``INFO.capabilities`` is a
+protocol below (``CAPABILITY_PROTOCOLS``): the model meets it (``StyleModel``, ``LatentModel``,
+``LandmarkModel``, ``OwnStyleModel``), or for ``stage-budgets`` the ``Method.stages`` object does.
+Inference and the CLI only use a capability a method declares; ``tests/test_methods.py`` checks
+every declaration against its protocol, both ways.
 
 Every config has ``arch`` (with ``channels_a``/``channels_b``), ``data`` (a ``Preprocess``) and
 ``optim`` (an ``Optim``). The objective builder receives the training data, so a method can fit
@@ -17,14 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Literal, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Generic, Literal, Mapping, Protocol, TypeVar, runtime_checkable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
-from i2icli.methods.info import MethodInfo
+from i2icli.methods.info import Capability, MethodInfo
 from i2icli.train.objective import Batch, Objective
 
 Direction = Literal["a2b", "b2a"]
@@ -78,8 +85,9 @@ class MethodConfig(Protocol):
     def optim(self) -> Optim: ...
 
 
+@runtime_checkable
 class Translator(Protocol):
-    """What inference needs from a model (an ``nn.Module``)."""
+    """What inference needs from every model (an ``nn.Module``)."""
 
     directions: tuple[Direction, ...]  # the directions this checkpoint can translate
     stride: int  # inputs must be a multiple of this (H and W)
@@ -89,9 +97,90 @@ class Translator(Protocol):
         """(input channels, output channels) for ``direction``."""
         ...
 
-    def translate(self, x: torch.Tensor, direction: Direction) -> torch.Tensor:
-        """(B, C_in, H, W) in [-1, 1] -> (B, C_out, H, W) in [-1, 1]."""
+    def translate(self, x: Tensor, direction: Direction) -> Tensor:
+        """(B, C_in, H, W) in [-1, 1] -> (B, C_out, H, W) in [-1, 1]. A ``StyleModel`` also takes
+        ``style`` (B, S, 1, 1), the target domain's style, as a third argument."""
         ...
+
+
+# --------------------------------------------------------------------------- optional capabilities
+
+
+@runtime_checkable
+class StyleModel(Protocol):
+    """``styles``: translation through a content code and a style code (MUNIT; TransGaGa's
+    appearance). ``domain`` is "a" or "b"; a style is (S, 1, 1), a batch of them (B, S, 1, 1)."""
+
+    def encode_content(self, x: Tensor, domain: str) -> Tensor:
+        """(B, C, H, W) -> content (B, D, h, w)."""
+        ...
+
+    def encode_style(self, x: Tensor, domain: str) -> Tensor:
+        """(B, C, H, W) -> style (B, S, 1, 1)."""
+        ...
+
+    def decode(self, content: Tensor, style: Tensor, domain: str) -> Tensor:
+        """Content (B, D, h, w) and style (B, S, 1, 1) -> image (B, C, H, W) in ``domain``."""
+        ...
+
+    def random_style(self, n: int, generator: torch.Generator, device: torch.device | str | None = None) -> Tensor:
+        """``n`` styles from the prior, drawn with ``generator`` (on the CPU): (n, S, 1, 1)."""
+        ...
+
+
+@runtime_checkable
+class LatentModel(Protocol):
+    """``latent-walk``: a unimodal model whose translation goes through one latent code (UNIT)."""
+
+    def encode_latent(self, x: Tensor, domain: str) -> Tensor:
+        """(B, C, H, W) -> latent code (B, Z, h, w)."""
+        ...
+
+    def decode_latent(self, z: Tensor, domain: str) -> Tensor:
+        """Latent code (B, Z, h, w) -> image (B, C, H, W) in ``domain``."""
+        ...
+
+
+@runtime_checkable
+class LandmarkModel(Protocol):
+    """``landmarks``: a global geometry of K points (TransGaGa). Tiles cannot stand for the whole
+    image, so such a model always runs whole."""
+
+    def landmarks(self, x: Tensor, domain: str) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) -> heatmaps (B, K, H, W) and points (B, K, 2) as (x, y) in [-1, 1] over pixel centres."""
+        ...
+
+
+@runtime_checkable
+class OwnStyleModel(Protocol):
+    """``optional-style``: a style model that supplies an input's style itself, so translation
+    needs no style (TransGaGa's appearance transformer); ``interpolate`` walks between two of them."""
+
+    def translated_style(self, x: Tensor, direction: Direction) -> Tensor:
+        """(B, C, H, W) -> the target-domain style translation gives it: (B, S, 1, 1)."""
+        ...
+
+
+@runtime_checkable
+class StageBudgets(Protocol):
+    """``stage-budgets``: a method trained in stages (``Method.stages``). Benchmarks train every
+    method for one shared budget; this says how to fit every stage into it."""
+
+    def budget_overrides(self, steps: int) -> tuple[str, ...]:
+        """``--set`` overrides that fit every stage into ``steps`` steps."""
+        ...
+
+
+# Each optional capability and its protocol. ``stage-budgets`` is met by ``Method.stages``, the
+# others by the model ``Method.build_model`` returns.
+CAPABILITY_PROTOCOLS: dict[Capability, type] = {
+    Capability.STYLES: StyleModel,
+    Capability.LATENT_WALK: LatentModel,
+    Capability.LANDMARKS: LandmarkModel,
+    Capability.OPTIONAL_STYLE: OwnStyleModel,
+    Capability.STAGE_BUDGETS: StageBudgets,
+}
+METHOD_CAPABILITIES = frozenset({Capability.STAGE_BUDGETS})  # met by the Method, not the model
 
 
 class TrainingData(Protocol):
@@ -154,12 +243,17 @@ class Method(Generic[ArchT, ConfigT]):
     # A logged scalar that training must lower (the generic suite checks it falls on a fixed batch).
     main_loss: str
     default_preset: str = "paper"
-    # Official files -> ``Converted``; ``INFO.convert_help`` says which files. None: no converter.
-    convert: Callable[[Sequence[Path]], Converted] | None = None
-    # Staged methods: ``--set`` overrides that fit every stage into a budget of N steps (benchmarks
-    # train every method for one shared budget); a method without stages needs none.
-    budget_overrides: Callable[[int], tuple[str, ...]] = lambda steps: ()
+    # ``stage-budgets`` methods: how their stages fit a step budget; None for a method without stages.
+    stages: StageBudgets | None = None
 
     @property
     def name(self) -> str:
         return self.info.name
+
+    def budget_overrides(self, steps: int) -> tuple[str, ...]:
+        """``--set`` overrides that fit the method into ``steps`` steps (none for a method without stages)."""
+        if Capability.STAGE_BUDGETS not in self.info.caps:
+            return ()
+        if self.stages is None:
+            raise TypeError(f"{self.name}: declares stage-budgets but has no Method.stages")
+        return self.stages.budget_overrides(steps)

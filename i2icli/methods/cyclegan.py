@@ -17,16 +17,14 @@ with the LSGAN loss halved.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from i2icli.data.transforms import Preprocess
-from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import DIRECTIONS, Converted, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
@@ -39,6 +37,7 @@ INFO = MethodInfo(
     paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
     capabilities=("translate", "bidirectional"),
     convert_help="the official a->b generator (latest_net_G_A.pth), optionally the b->a one (latest_net_G_B.pth)",
+    converter="i2icli.convert.cyclegan",
 )
 
 
@@ -238,17 +237,6 @@ TEST_PRESETS = {
 }
 
 
-def convert_official(files: Sequence[Path]) -> Converted:
-    """Official ``latest_net_G_A.pth`` [+ ``latest_net_G_B.pth``] -> our two-generator model."""
-    from i2icli.convert.cyclegan import convert_cyclegan
-
-    if not 1 <= len(files) <= 2:
-        raise UsageError(f"cyclegan: expected the a->b generator and optionally the b->a one, got {len(files)} files")
-    model = convert_cyclegan(files[0], files[1] if len(files) == 2 else None)
-    summary = f"{', '.join(model.directions)}; ngf {model.arch.ngf}, {model.arch.n_blocks} blocks"
-    return Converted(model.arch, model.state_dict(), summary)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=CycleGANArch,
@@ -258,5 +246,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="cyc_a",
-    convert=convert_official,
 )

@@ -26,6 +26,12 @@ left and right halves (leaving d unchanged but tying the two halves of a left/ri
 same content), while a top/bottom split is untouched by that augmentation. For odd heights the
 middle row is left out so both halves have the same size.
 
+Ours, not the official code's: the self-distance loss is the mean over images of each image's
+|normalised difference| (the paper's expectation outside the absolute value); the official code
+takes the absolute value of batch-averaged distances. The two agree at batch size 1 and differ
+for larger batches (tests/test_train_parity.py checks the official trainer at batch 1). The
+fork's init leaves conv biases at PyTorch's default; ours zeroes them (current CycleGAN code).
+
 μ and σ are estimated once, when training starts (the ``fit-statistics`` stage), from a bounded
 random sample of ``stat_images`` images per domain (``data.sample``): over all pairs of individual
 images in that sample (not over whole batches, which shrinks σ; METHODS.md §3.9), population std,
@@ -40,8 +46,7 @@ checkpoints ``i2i convert --from distancegan`` reads. The discriminator is the 7
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -49,7 +54,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData, split_direction
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation
@@ -61,6 +66,7 @@ INFO = MethodInfo(
     paper="Benaim & Wolf, NIPS 2017, https://arxiv.org/abs/1706.00826",
     capabilities=("translate", "bidirectional"),
     convert_help="official <epoch>_net_G_A.pth (a2b), optionally followed by <epoch>_net_G_B.pth (b2a)",
+    converter="i2icli.convert.distancegan",
     one_sided=False,
 )
 
@@ -440,13 +446,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Converted:
-    # Imported on use: the converter module imports this one for the arch and model classes.
-    from i2icli.convert.distancegan import convert_official
-
-    return convert_official(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=DistanceGANArch,
@@ -456,5 +455,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="dist",
-    convert=_convert,
 )

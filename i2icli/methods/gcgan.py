@@ -36,8 +36,7 @@ ensemble ½(G(x) + f⁻¹(G̃(f(x)))) instead of G(x).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -45,7 +44,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Converted, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_xavier, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
@@ -65,6 +64,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="official <epoch>_net_G_AB.pth (gc_gan_share); add a second file for a gc_gan_cross G_gc_AB",
+    converter="i2icli.convert.gcgan",
     one_sided=True,
 )
 
@@ -381,13 +381,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Converted:
-    # Imported on use: the converter module imports this one for the arch and model classes.
-    from i2icli.convert.gcgan import convert_official
-
-    return convert_official(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=GcGANArch,
@@ -397,5 +390,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="geo_ab",
-    convert=_convert,
 )

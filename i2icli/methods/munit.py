@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,6 @@ from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import (
     DIRECTIONS,
-    Converted,
     Direction,
     Domain,
     Method,
@@ -61,8 +60,8 @@ from i2icli.nn.adain import (
     MLP,
     Activation,
     AdaINResBlocks,
-    Conv2dBlock,
     ContentEncoder,
+    Conv2dBlock,
     InitKind,
     MsDisArch,
     MultiScaleDiscriminator,
@@ -70,7 +69,7 @@ from i2icli.nn.adain import (
     StyleEncoder,
     init_weights,
 )
-from i2icli.nn.vgg import VggInput, VggFeatures, load_vgg16_features, vgg_loss
+from i2icli.nn.vgg import VggFeatures, VggInput, load_vgg16_features, vgg_loss
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
@@ -78,7 +77,7 @@ INFO = MethodInfo(
     name="munit",
     summary="content/style autoencoders with AdaIN decoders, multi-scale discriminators; multimodal",
     paper="Huang et al., ECCV 2018, https://arxiv.org/abs/1804.04732",
-    capabilities=("translate", "bidirectional", "sample-styles", "interpolate", "exemplar"),
+    capabilities=("translate", "bidirectional", "styles"),
     options=(
         MethodOption(
             flag="--vgg-weights",
@@ -88,6 +87,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="the official gen_*.pt (or a released file such as edges2shoes.pt) holding both generators {'a','b'}",
+    converter="i2icli.convert.munit",
 )
 
 
@@ -573,16 +573,6 @@ TEST_PRESETS = {
 }
 
 
-def convert_official(files: Sequence[Path]) -> Converted:
-    """Official ``gen_*.pt`` (both generators) -> our model state."""
-    from i2icli.convert.munit import load_official_munit
-
-    if len(files) != 1:
-        raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
-    arch, state = load_official_munit(files[0])
-    return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=MunitArch,
@@ -592,5 +582,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="recon_x_a",
-    convert=convert_official,
 )

@@ -103,16 +103,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2icli.data.transforms import Preprocess
 from i2icli.config import require
+from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.adain import (
     MLP,
-    Conv2dBlock,
     ContentEncoder,
+    Conv2dBlock,
     MsDisArch,
     MultiScaleDiscriminator,
     ResBlocks,
@@ -126,7 +126,7 @@ INFO = MethodInfo(
     name="transgaga",
     summary="geometry (unsupervised landmarks + PCA) and appearance (CVAE) translated separately; multimodal",
     paper="Wu, Cao, Li, Qian & Loy, CVPR 2019, https://arxiv.org/abs/1904.09571 (reconstruction: no official code)",
-    capabilities=("translate", "bidirectional", "sample-styles", "exemplar", "interpolate"),
+    capabilities=("translate", "bidirectional", "styles", "landmarks", "optional-style", "stage-budgets"),
     options=(
         MethodOption(
             flag="--vgg19-weights",
@@ -451,11 +451,10 @@ class TransGaGaModel(nn.Module):
 
     ``translate(x, direction)`` follows §7.8; the multimodal commands use ``encode_content``
     (landmarks in both domains' PCA spaces), ``encode_style`` (appearance code),
-    ``decode`` and ``random_style`` (the StyleNet protocol of ``i2icli/multimodal.py``).
-    A style is optional in ``translate``: without one the appearance transformer supplies it.
+    ``decode`` and ``random_style`` (``base.StyleModel``), ``landmarks`` (``base.LandmarkModel``).
+    A style is optional in ``translate``: without one the appearance transformer supplies it
+    (``translated_style``, ``base.OwnStyleModel``).
     """
-
-    style_optional = True
 
     def __init__(self, arch: TransGaGaArch) -> None:
         super().__init__()
@@ -504,7 +503,7 @@ class TransGaGaModel(nn.Module):
         _, target = split_direction(direction)
         return self.geo_tf(direction)(p) * self.domain(target).pca.active
 
-    # -- the StyleNet protocol
+    # -- base.StyleModel
 
     def encode_content(self, x: Tensor, domain: Domain | str) -> Tensor:
         """Landmark configuration as [p_a, p_b] (both domains' whitened PCA coordinates), tiled over
@@ -1063,13 +1062,17 @@ TEST_PRESETS = {
 }
 
 
-def budget_overrides(steps: int) -> tuple[str, ...]:
-    """Stage lengths for a budget of ``steps`` in cpu-small's proportions (1500 + 200 of 3000 steps;
-    the separation warm-up a tenth of stage 1), so every stage runs (it takes at least 3 steps)."""
-    pca = max(1, steps // 15)
-    disentangle = max(1, min(steps // 2, steps - pca - 1))
-    warmup = max(1, disentangle // 10)
-    return (f"steps_disentangle={disentangle}", f"steps_pca={pca}", f"sep_warmup_steps={warmup}")
+class Stages:
+    """``stage-budgets``: how the three stages share a step budget."""
+
+    @staticmethod
+    def budget_overrides(steps: int) -> tuple[str, ...]:
+        """Stage lengths for a budget of ``steps`` in cpu-small's proportions (1500 + 200 of 3000 steps;
+        the separation warm-up a tenth of stage 1), so every stage runs (it takes at least 3 steps)."""
+        pca = max(1, steps // 15)
+        disentangle = max(1, min(steps // 2, steps - pca - 1))
+        warmup = max(1, disentangle // 10)
+        return (f"steps_disentangle={disentangle}", f"steps_pca={pca}", f"sep_warmup_steps={warmup}")
 
 
 METHOD = Method(
@@ -1081,6 +1084,5 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="rec_a",  # logged in every stage (L1 reconstruction of domain a)
-    convert=None,
-    budget_overrides=budget_overrides,
+    stages=Stages(),
 )

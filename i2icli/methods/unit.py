@@ -74,14 +74,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from i2icli.config import require
 from i2icli.data.labels import labels_for_files, read_labels
 from i2icli.data.transforms import Preprocess
-from i2icli.config import require
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.adain import Conv2dBlock, ContentEncoder, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
@@ -89,7 +89,7 @@ INFO = MethodInfo(
     name="unit",
     summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
     paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
-    capabilities=("translate", "bidirectional", "interpolate"),
+    capabilities=("translate", "bidirectional", "latent-walk"),
     options=(
         MethodOption(
             flag="--arch",
@@ -104,6 +104,7 @@ INFO = MethodInfo(
         ),
     ),
     convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    converter="i2icli.convert.unit",
     one_sided=False,
 )
 
@@ -896,12 +897,6 @@ TEST_PRESETS = {
 }
 
 
-def _convert(files: Sequence[Path]) -> Any:
-    from i2icli.convert.unit import convert_files
-
-    return convert_files(files)
-
-
 METHOD = Method(
     info=INFO,
     arch_cls=UnitArch,
@@ -911,5 +906,4 @@ METHOD = Method(
     presets=PRESETS,
     test_presets=TEST_PRESETS,
     main_loss="recon_a",
-    convert=_convert,
 )

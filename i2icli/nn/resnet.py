@@ -12,7 +12,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-
 Padding = Literal["reflect", "zero"]
 
 
@@ -152,7 +151,8 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
 
 def init_xavier(module: nn.Module, gain: float = 0.02) -> None:
     """The 2018 fork's ``init_type=xavier`` (GcGAN's default): conv/linear weights ~
-    xavier_normal(gain), biases 0; affine norm scales ~ N(1, 0.02), shifts 0."""
+    xavier_normal(gain), biases 0; affine norm scales ~ N(1, 0.02), shifts 0. Ours: the fork
+    leaves biases at PyTorch's default uniform init; zero is the current CycleGAN code's choice."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.xavier_normal_(m.weight, gain=gain)

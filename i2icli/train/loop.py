@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Protocol
 
 import torch
+
 from i2icli.checkpoint import atomic_write_bytes, safe_torch_load
 from i2icli.data.unpaired import make_loader
 from i2icli.errors import CheckpointError, I2IError

@@ -26,12 +26,13 @@ from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 
-from i2icli import __version__
-from i2icli.checkpoint import ModelConfig, atomic_write_bytes, load_checkpoint, save_model
+from i2icli._version import __version__
+from i2icli.checkpoint import ModelConfig, atomic_write_bytes, save_model
 from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import I2IError, UsageError
 from i2icli.methods import load_method
+from i2icli.methods.load import load_checkpoint
 from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
 from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
@@ -500,7 +501,7 @@ def run_or_resume(
 
 def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
     """Fine-tune start: copy a resolvable model's weights into ``model`` (same method and arch)."""
-    from i2icli.registry import fetch, resolve
+    from i2icli.sources import fetch, resolve
 
     path = fetch(resolve(ref))
     source, config = load_checkpoint(path)

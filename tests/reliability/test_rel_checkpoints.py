@@ -19,10 +19,11 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import i2icli.checkpoint as checkpoint
-from i2icli.checkpoint import FORMAT_VERSION, ModelConfig, load_checkpoint, read_config, save_model
+from i2icli.checkpoint import FORMAT_VERSION, ModelConfig, read_config, save_model
 from i2icli.cli.app import app
 from i2icli.config import to_dict
 from i2icli.errors import CheckpointError
+from i2icli.methods.load import load_checkpoint
 
 runner = CliRunner()
 

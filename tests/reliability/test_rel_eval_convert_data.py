@@ -15,7 +15,15 @@ import pytest
 import torch
 from conftest import FIXTURES
 from faults import (
-    SETPRIV, assert_clean_failure, error_lines, i2i, make_bad_inputs, make_good_inputs, rgb_array, run, shared_tmp,
+    SETPRIV,
+    assert_clean_failure,
+    error_lines,
+    i2i,
+    make_bad_inputs,
+    make_good_inputs,
+    rgb_array,
+    run,
+    shared_tmp,
 )  # fmt: skip
 from PIL import Image
 from typer.testing import CliRunner
@@ -158,7 +166,7 @@ def test_convert_keeps_an_existing_output_unless_overwrite(tmp_path: Path) -> No
     assert "kept it (pass --overwrite to replace it)" in kept.stderr
     replaced = runner.invoke(app, ["convert", "--from", "cyclegan", str(OFFICIAL), "-o", str(out), "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
-    from i2icli.checkpoint import load_checkpoint
+    from i2icli.methods.load import load_checkpoint
 
     load_checkpoint(out)
 

@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 from faults import (
-    assert_clean_failure, assert_complete_images, error_lines, i2i, leftovers, make_bad_inputs, make_good_inputs,
-    rgb_array, run,
+    assert_clean_failure,
+    assert_complete_images,
+    error_lines,
+    i2i,
+    leftovers,
+    make_bad_inputs,
+    make_good_inputs,
+    rgb_array,
+    run,
 )  # fmt: skip
 from PIL import Image
 from typer.testing import CliRunner

@@ -16,8 +16,19 @@ import numpy as np
 import pytest
 from conftest import make_tiny_cyclegan, save_tiny
 from faults import (
-    SETPRIV, assert_clean_failure, assert_complete_images, env, error_lines, i2i, leftovers, make_bad_inputs,
-    make_good_inputs, rgb_array, run, save_animation, shared_tmp,
+    SETPRIV,
+    assert_clean_failure,
+    assert_complete_images,
+    env,
+    error_lines,
+    i2i,
+    leftovers,
+    make_bad_inputs,
+    make_good_inputs,
+    rgb_array,
+    run,
+    save_animation,
+    shared_tmp,
 )  # fmt: skip
 from PIL import Image
 from typer.testing import CliRunner

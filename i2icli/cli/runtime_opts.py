@@ -1,23 +1,19 @@
-"""Options that choose how fast inference runs: precision, tiling, compile, ONNX (no torch import here)."""
+"""``translate``'s options that choose how inference runs: precision, tiling, compile, ONNX runtime
+(parsed and checked here without torch; the library applies them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from i2icli.cli.common import err
-from i2icli.errors import I2IError, UsageError
+from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from i2icli.inference import LoadedModel
     from i2icli.tiling import TileOptions
-
-CALIBRATION_IMAGES = 8  # inputs that calibrate --precision int8
 
 PrecisionOpt = Annotated[
     str,
@@ -42,8 +38,8 @@ RuntimeOpt = Annotated[str, typer.Option("--runtime", help="torch (default) or o
 
 
 @dataclass(frozen=True)
-class SpeedOptions:
-    """The parsed speed options; ``load`` applies them to a model."""
+class RuntimeOptions:
+    """The parsed runtime options of ``translate``; ``load`` applies them to a model."""
 
     precision: str = "fp32"
     tile: int = 0
@@ -60,49 +56,24 @@ class SpeedOptions:
         return TileOptions(self.tile, self.overlap, budget)
 
     def load(self, ref: str, device: str, quiet: bool, offline: bool = False) -> LoadedModel:
-        """Load ``ref`` to run as asked; says on stderr what ``auto`` chose and why."""
+        """Load ``ref`` (fetched once) to run as asked, refusing tiles it cannot run in; says on
+        stderr what ``auto`` chose and why."""
         from i2icli.api import load_model
-        from i2icli.device import pick_device
-        from i2icli.precision import resolve
-        from i2icli.registry import fetch, resolve as resolve_ref
+        from i2icli.inference import check_tiling
 
-        if self.precision == "auto" and self.runtime == "torch" and not quiet:
-            _, why = resolve("auto", pick_device(device), fetch(resolve_ref(ref), offline=offline))
-            err(f"precision {why}")
         precision = self.precision if self.runtime == "torch" else "fp32"
-        return load_model(
+        loaded = load_model(
             ref, device=device, offline=offline, precision=precision, compile=self.compile, engine=self.runtime,  # type: ignore[arg-type]
         )
-
-    def check(self, loaded: LoadedModel) -> None:
-        if self.tile and not loaded.tileable:
-            raise UsageError(f"--tile: a {loaded.config.method} model uses global geometry (landmarks) and cannot be tiled")
-
-    def calibrate(
-        self, loaded: LoadedModel, direction: str, files: list[tuple[Path, Path]], style_of: Callable[[Path], Tensor] | None,
-        scale: Any, max_pixels: int | None,
-    ) -> None:  # fmt: skip
-        """int8: calibrate on the first readable inputs, prepared as the pipeline prepares them
-        (``scale.resize``); the pipeline decodes them once more."""
-        if loaded.runtime.precision != "int8":
-            return
-        from i2icli.imageio import read_image, to_tensor
-
-        images: list[Any] = []
-        for path, rel in files:
-            try:
-                img = read_image(path, channels=loaded.channels(direction)[0], max_pixels=max_pixels)  # type: ignore[arg-type]
-            except I2IError:
-                continue
-            images.append((to_tensor(scale.resize(img.image)[0]), None if style_of is None else style_of(rel)))
-            if len(images) == CALIBRATION_IMAGES:
-                break
-        loaded.calibrate(direction, images)  # type: ignore[arg-type]
+        if precision == "auto" and not quiet:
+            err(f"precision {loaded.precision_reason}")
+        check_tiling(loaded, self.tiling)
+        return loaded
 
 
-def speed_options(
+def runtime_options(
     precision: str, tile: int, overlap: int | None, memory_budget: int | None, compile: bool, runtime: str
-) -> SpeedOptions:
+) -> RuntimeOptions:
     """Validate the options (usage errors before any work)."""
     choices = ("fp32", "bf16", "fp16", "auto", "int8")
     if precision not in choices:
@@ -119,4 +90,4 @@ def speed_options(
         raise UsageError("--runtime onnx runs fp32: drop --compile and --precision")
     if compile and precision == "int8":
         raise UsageError("--precision int8 is always compiled: drop --compile")
-    return SpeedOptions(precision, tile, overlap, memory_budget, compile, runtime)
+    return RuntimeOptions(precision, tile, overlap, memory_budget, compile, runtime)

@@ -1,4 +1,15 @@
-"""Registry models that are not embedded: found in the i2i cache, or fetched once and cached there.
+"""Where a model's weights come from: resolving a reference, fetching it, installing and removing
+the authors' releases in the i2i cache, and the card of any reference. The one module that turns
+a reference into a local file.
+
+References (``resolve``):
+    ``hf-hub:org/name[@revision]``   a Hugging Face Hub repo holding model.safetensors + config.json
+    an existing path                 a ``.safetensors`` file, or a folder holding ``model.safetensors``
+    a ``PRETRAINED`` name or alias   an embedded default in ``weights/``, or weights ``fetch`` gets from
+                                     the i2i cache, a Hub copy or the authors' release (below)
+
+A string that looks like a path but does not exist is an error (never a silent registry lookup), and
+an unknown name lists close matches. Torch is imported only where a checkpoint or a download is handled.
 
 ``fetch_release(entry)`` returns an i2i checkpoint for a ``registry.PRETRAINED`` entry, trying:
 
@@ -20,15 +31,22 @@ on Google Drive (MUNIT, UNIT), which a person downloads and hands to ``install``
 
 from __future__ import annotations
 
+import difflib
 import functools
+import json
 import os
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError
-from i2icli.registry import Pretrained, Release
+from i2icli.cards import model_card, read_metrics
+from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError, UnknownModelError
+from i2icli.hub import download_model_file, env_offline, parse_hub_ref, sha256_file
+from i2icli.registry import ALIASES, HUB_PREFIX, PRETRAINED, Pretrained, Release, lookup, weights_dir
+from i2icli.runfolder import RUN_FILE, training_run_of
 
 CACHE_ENV = "I2I_CACHE_DIR"
 MIRROR_ENV = "I2I_MODELS_URL"
@@ -79,6 +97,111 @@ def licence_line(entry: Pretrained) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Resolve
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a reference points. ``path`` is set for local files; ``fetch`` gets the others:
+    ``hub`` refs through the HF cache, ``registry`` entries (``name``) through ``fetch_release``."""
+
+    ref: str
+    kind: Literal["local", "hub", "embedded", "registry"]
+    path: Path | None = None
+    repo_id: str | None = None
+    revision: str | None = None
+    filename: str = "model.safetensors"
+    sha256: str | None = None
+    name: str | None = None  # the registry name, for ``registry`` and ``embedded``
+
+
+def _looks_like_path(ref: str) -> bool:
+    return "/" in ref or "\\" in ref or ref.startswith((".", "~")) or bool(Path(ref).suffix)
+
+
+def _local(ref: str, path: Path) -> Resolved:
+    if path.is_dir():
+        inner = path / "model.safetensors"
+        if inner.is_file():
+            return Resolved(ref, "local", path=inner)
+        if (path / RUN_FILE).is_file():  # a training run: its exported model
+            if (path / "model" / "model.safetensors").is_file():
+                return Resolved(ref, "local", path=path / "model" / "model.safetensors")
+            raise ResolveError(
+                f"{ref}: a training run without an exported model yet; export its last checkpoint with "
+                f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
+            )
+        raise ResolveError(f"{ref}: folder has no model.safetensors")
+    run = training_run_of(path)
+    if run is not None:
+        step = int(path.stem.split("_")[-1])
+        raise ResolveError(
+            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
+            f"`i2i export-checkpoint {run} --step {step}`"
+        )
+    if path.suffix in (".pth", ".pt", ".ckpt"):
+        raise ResolveError(
+            f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"
+        )
+    if path.suffix != ".safetensors":
+        raise ResolveError(f"{ref}: not a .safetensors checkpoint or a model folder")
+    return Resolved(ref, "local", path=path)
+
+
+def resolve(ref: str) -> Resolved:
+    """Turn a model reference into a ``Resolved`` source (no download happens here)."""
+    ref = ref.strip()
+    if not ref:
+        raise UnknownModelError("empty model reference")
+    if ref.startswith(HUB_PREFIX):
+        hub = parse_hub_ref(ref)
+        return Resolved(ref, "hub", repo_id=hub.repo_id, revision=hub.revision)
+    path = Path(ref).expanduser()
+    entry = lookup(ref)
+    # A dataset folder called like a model ("horse2zebra/" beside "--model horse2zebra") is not a model.
+    dataset_folder = entry is not None and path.is_dir() and not (path / "model.safetensors").exists()
+    if path.exists() and not dataset_folder:
+        return _local(ref, path)
+    if entry is None:
+        if _looks_like_path(ref):
+            raise UnknownModelError(f"{ref}: no such file or folder (for a Hub model write hf-hub:org/name)")
+        close = difflib.get_close_matches(ref, [*PRETRAINED, *ALIASES], n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(PRETRAINED)}"
+        raise UnknownModelError(f"unknown model {ref!r}{hint} (see `i2i models list`)")
+    if entry.local is not None:
+        local = weights_dir() / entry.local
+        if not local.is_file():
+            raise ResolveError(f"{ref}: embedded weights {local} are missing (a partial install? reinstall i2icli)")
+        return Resolved(ref, "embedded", path=local, sha256=entry.sha256, name=entry.name)
+    return Resolved(ref, "registry", name=entry.name)
+
+
+def fetch(resolved: Resolved, *, token: str | bool | None = None, offline: bool = False) -> Path:
+    """Local path of the checkpoint file, downloading it when needed and allowed.
+
+    Hub weights come through the HF cache; registry entries from the i2i cache, their Hub copy or
+    the authors' release (``fetch_release``). ``offline`` (or ``HF_HUB_OFFLINE=1``) uses caches only.
+    """
+    if resolved.path is not None:
+        if resolved.sha256:
+            actual = sha256_file(resolved.path)
+            if actual != resolved.sha256:
+                raise ResolveError(
+                    f"{resolved.path}: sha256 mismatch (expected {resolved.sha256[:12]}..., got {actual[:12]}...)"
+                )
+        return resolved.path
+    if resolved.kind == "registry":
+        assert resolved.name is not None
+        return fetch_release(PRETRAINED[resolved.name], token=token, offline=offline)
+    assert resolved.repo_id is not None
+    return download_model_file(
+        resolved.repo_id, resolved.filename, revision=resolved.revision, token=token, sha256=resolved.sha256,
+        offline=offline,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
 # Fetch
 # ---------------------------------------------------------------------------------------------
 
@@ -87,8 +210,6 @@ def fetch_release(
     entry: Pretrained, *, token: str | bool | None = None, offline: bool = False, progress: bool | None = None
 ) -> Path:
     """The local checkpoint of ``entry``: cached, from its Hub copy, or downloaded and converted once."""
-    from i2icli.hub import env_offline
-
     offline = offline or env_offline()
     cached = cached_file(entry)
     if cached is not None:
@@ -115,8 +236,6 @@ def fetch_release(
 
 
 def _hub_copy(entry: Pretrained, *, token: str | bool | None, offline: bool) -> Path:
-    from i2icli.hub import download_model_file
-
     assert entry.repo_id is not None
     return download_model_file(
         entry.repo_id, entry.filename, revision=entry.revision, token=token, sha256=entry.sha256, offline=offline
@@ -145,7 +264,7 @@ def manual_steps(entry: Pretrained) -> str:
 
 
 def _download_and_install(entry: Pretrained, release: Release, url: str, *, progress: bool | None) -> Path:
-    from i2icli.data.download import download
+    from i2icli.data.download import download  # the i2icli.data package imports torch
 
     dest = downloads_dir() / release.filename
     try:
@@ -171,8 +290,7 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
     The release file's sha256 is checked against the one recorded for it (recorded here after the
     first successful conversion). ``downloaded``: the file is ours, so a mismatch renames it ``.bad``.
     """
-    from i2icli.convert import convert_files
-    from i2icli.data.download import check_archive, recorded_sha256
+    from i2icli.data.download import check_archive, recorded_sha256  # torch, through i2icli.data
 
     release = entry.release
     if release is None:
@@ -197,6 +315,8 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
     final = model_dir(entry.name)
     stage = final.with_name(f".{entry.name}.{os.getpid()}.tmp")
     shutil.rmtree(stage, ignore_errors=True)
+    from i2icli.convert import convert_files  # torch
+
     try:
         _, summary = convert_files(
             entry.method, [file], stage, domains=entry.domains, image_size=entry.image_size,
@@ -225,10 +345,6 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
 
 
 def _write_card(entry: Pretrained, folder: Path) -> None:
-    import json
-
-    from i2icli.cards import model_card
-
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     (folder / CARD_FILE).write_text(model_card(entry=entry, config=config), encoding="utf-8")
 
@@ -244,7 +360,7 @@ def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
     The recorded sha256 of its release file stays (a later download is still checked) unless
     ``forget_sha256``: then the next download records a new one.
     """
-    from i2icli.data.download import forget
+    from i2icli.data.download import forget  # torch, through i2icli.data
 
     done: list[str] = []
     folder = model_dir(entry.name)
@@ -261,3 +377,33 @@ def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
         if forget_sha256 and lock.exists() and forget(lock, name):
             done.append(f"forgot the recorded sha256 of {name} ({lock})")
     return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Cards
+# ---------------------------------------------------------------------------------------------
+
+
+def card_for(ref: str, *, offline: bool = False) -> str:
+    """The card of any model reference. Registry entries never download for it: their card comes
+    from the entry (and the cached config, once cached); embedded models have a written card."""
+    resolved = resolve(ref)
+    if resolved.kind == "embedded":
+        assert resolved.path is not None
+        written = resolved.path.parent / "README.md"
+        if written.is_file():
+            return written.read_text(encoding="utf-8")
+    if resolved.kind == "registry":
+        assert resolved.name is not None
+        entry = PRETRAINED[resolved.name]
+        cached = cached_file(entry)
+        if cached is None:
+            return model_card(entry=entry)
+        config = json.loads((cached.parent / "config.json").read_text(encoding="utf-8"))
+        return model_card(entry=entry, config=config, metrics=read_metrics(cached))
+    from i2icli.checkpoint import read_config  # torch
+    from i2icli.config import to_dict
+
+    path = fetch(resolved, offline=offline)
+    entry = PRETRAINED.get(resolved.name) if resolved.name else None
+    return model_card(entry=entry, config=to_dict(read_config(path)), metrics=read_metrics(path), ref=ref)
