@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import smoke_status, write_block
+from results_md import Paths, cell_directions, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -384,7 +384,8 @@ def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: i
     CPU seconds of every session are added up in ``run_dir/seconds.json`` (see ``run_seconds``)."""
     import torch
 
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+    from i2icli.train.run import run_or_resume
+    from i2icli.train.spec import DataSpec, build_spec
 
     assert variant.method is not None
 
@@ -444,7 +445,7 @@ def baseline_translator(baseline: Baseline, pair: Pair, data: Path) -> Translate
     translator earns by painting the average page."""
     import torch
 
-    from i2icli.eval.report import load_split
+    from i2icli.eval.datasets import load_split
 
     if baseline == "identity":
         return lambda images, direction: list(images)
@@ -459,8 +460,9 @@ def evaluate_direction(
     import torch
 
     from i2icli.eval import metrics
+    from i2icli.eval.datasets import load_split
     from i2icli.eval.judges import extract_features, predict
-    from i2icli.eval.report import PIXEL_THRESHOLD, load_split, paired_metrics
+    from i2icli.eval.report import PIXEL_THRESHOLD, paired_metrics
     from i2icli.imageio import to_pil
 
     src, tgt = (0, 1) if direction == "a2b" else (1, 0)
@@ -500,7 +502,7 @@ def run_cell(
     log: Callable[[str], None],
 ) -> Record:  # fmt: skip
     """Train (unless do-nothing), then score every direction the model has on the test split."""
-    from i2icli.train.loop import latest_checkpoint
+    from i2icli.train.state import latest_checkpoint
 
     load_before = os.getloadavg()[0]
     spent = {"wall": 0.0, "cpu": 0.0}
@@ -563,20 +565,15 @@ def check_shape(results: Record, cells: Sequence[tuple[Variant, Pair]]) -> list[
     problems = []
     for variant, pair in cells:
         key = cell_key(variant.name, pair.name)
-        record = results["cells"].get(key)
-        if record is None:
-            problems.append(f"{key}: missing")
-            continue
-        dirs = _dirs(record)
-        if sorted(dirs) != sorted(expected_directions(variant)):
-            problems.append(f"{key}: needs {expected_directions(variant)}, got {sorted(dirs)}")
+        dirs = cell_directions(results, key, list(expected_directions(variant)), problems)
+        if dirs is None:
             continue
         for name, d in dirs.items():
             tgt = 1 if name == "a2b" else 0
             wanted = {"class-kept", f"fid-{pair.judges[tgt]}"} | ({"psnr", "ssim"} if name in pair.truth else set())
             missing = wanted - set(d["metrics"])
-            if missing or d["n"] < 1:
-                problems.append(f"{key} {name}: lacks {sorted(missing)} or images")
+            if missing:
+                problems.append(f"{key} {name}: lacks {sorted(missing)}")
     return problems
 
 
@@ -584,20 +581,20 @@ def check_shape(results: Record, cells: Sequence[tuple[Variant, Pair]]) -> list[
 
 
 def _label(key: str) -> str:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     info = metric_info(key)
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
 def _value(metrics: Record, key: str) -> str:
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     return format_metric(key, metrics[key]) if key in metrics else "–"
 
 
 def _better(key: str, value: float, other: float) -> bool:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     better = metric_info(key).better
     return (better == "higher" and value > other) or (better == "lower" and value < other)
@@ -774,14 +771,6 @@ def render_figures(results: Record, figures: Path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-
-
-@dataclass(frozen=True)
-class Paths:
-    results: Path
-    markdown: Path
-    figures: Path
-    work: Path
 
 
 def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: bool, log: Callable[[str], None] = print) -> Record:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import smoke_status, write_block
+from results_md import Paths, cell_directions, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -86,7 +86,8 @@ class Benchmark:
 
 
 def _small_digits(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.layout import write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_mnist, load_uci
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -97,7 +98,9 @@ def _small_digits(out: Path, n_train: int, n_test: int) -> None:
 
 
 def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import PAIRED_DIR, RECIPES, render_synthetic, write_dataset_info, write_images
+    from i2icli.data.builders import render_synthetic
+    from i2icli.data.layout import PAIRED_DIR, write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_mnist
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -112,7 +115,8 @@ def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
 
 
 def _small_fashion(out: Path, n_train: int, n_test: int) -> None:
-    from i2icli.data.recipes import RECIPES, write_dataset_info, write_images
+    from i2icli.data.layout import write_images
+    from i2icli.data.recipes import RECIPES, write_dataset_info
     from i2icli.data.shipped import load_fashion
 
     for split, n in (("train", n_train), ("test", n_test)):
@@ -224,9 +228,10 @@ def train(
     """Train (or resume) one cell; returns the exported model folder and this session's seconds."""
     import torch
 
-    from i2icli.eval.report import read_dataset_info
-    from i2icli.train.loop import latest_checkpoint
-    from i2icli.train.run import DataSpec, build_spec, read_spec, run
+    from i2icli.eval.datasets import read_dataset_info
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.train.state import latest_checkpoint
 
     if (run_dir / "model" / "model.safetensors").is_file():
         return run_dir / "model", 0.0
@@ -263,7 +268,8 @@ def _strip(images: Sequence[torch.Tensor]) -> torch.Tensor:
 def write_sample_strips(subject: Subject, bench: Benchmark, data: Path, figures: Path) -> None:
     """Save the subject's translations of SAMPLE_ROWS fixed test inputs (and those inputs, and the
     ground truth where it exists) as column images under ``figures/cells/<benchmark>/<direction>/``."""
-    from i2icli.eval.report import PAIRED_DIR, load_split, read_dataset_info
+    from i2icli.data.layout import PAIRED_DIR
+    from i2icli.eval.datasets import load_split, read_dataset_info
     from i2icli.imageio import to_pil
 
     info = read_dataset_info(data)
@@ -289,7 +295,7 @@ def run_cell(
     """Train (unless do-nothing), evaluate on the test split, save sample strips; the cell's record."""
     from i2icli.api import load_model
     from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
-    from i2icli.train.loop import latest_checkpoint
+    from i2icli.train.state import latest_checkpoint
 
     load_before = os.getloadavg()[0]
     train_seconds, resumed = 0.0, False
@@ -348,14 +354,8 @@ def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) 
     problems = []
     for plan, bench in cells:
         key = cell_key(plan.name, bench.name)
-        record = results["cells"].get(key)
-        if record is None:
-            problems.append(f"{key}: missing")
-            continue
-        dirs = _dirs(record)
-        expected = ["a2b"] if _one_sided(plan.name) else ["a2b", "b2a"]
-        if sorted(dirs) != expected or any(d["n"] < 1 for d in dirs.values()):
-            problems.append(f"{key}: needs {' and '.join(expected)} with images, got {sorted(dirs)}")
+        dirs = cell_directions(results, key, ["a2b"] if _one_sided(plan.name) else ["a2b", "b2a"], problems)
+        if dirs is None:
             continue
         if not dirs["a2b"]["metrics"]:
             problems.append(f"{key}: a2b has no metrics")
@@ -396,7 +396,7 @@ def _headline_key(metrics: Record, kind: str) -> str | None:
 
 
 def _is_better(key: str, value: float, other: float) -> bool:
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     better = metric_info(key).better
     return (better == "higher" and value > other) or (better == "lower" and value < other)
@@ -404,7 +404,7 @@ def _is_better(key: str, value: float, other: float) -> bool:
 
 def beats(cell: Record, floor: Record) -> list[str]:
     """``direction metric`` entries where ``cell`` is strictly better than the do-nothing ``floor``."""
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     won = []
     bases = _dirs(floor)
@@ -431,14 +431,14 @@ def _header(cells: Sequence[str]) -> list[str]:
 
 def _label(key: str) -> str:
     """A metric's column title with its direction arrow."""
-    from i2icli.eval.report import metric_info
+    from i2icli.eval.catalogue import metric_info
 
     info = metric_info(key)
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
 def _value(metrics: Record, key: str) -> str:
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     return format_metric(key, metrics[key]) if key in metrics else "–"
 
@@ -499,7 +499,47 @@ def _summary(results: Record) -> list[str]:
                     for m in methods
                 ]
                 lines.append(_row([bench.name, f"{d['source']} → {d['target']}", _label(key), *values]))
-    return [*lines, ""]
+    return [*lines, "", *_reading(results)]
+
+
+def _reading(results: Record) -> list[str]:
+    """What the summary table says, computed from it: per trained method the range of looks-like-target
+    and of its FID-<judge> against do-nothing's, and the best method of each summary row."""
+    from i2icli.eval.catalogue import format_metric, metric_info
+
+    methods = [m for m in _method_order(results) if m != DO_NOTHING]
+    pairs: dict[str, list[tuple[Record, Record]]] = {m: [] for m in methods}  # (method's, do-nothing's) metrics
+    best: list[str] = []
+    for bench in BENCHMARKS.values():
+        here = {c["method"]: c for c in _cells_of(results, bench)}
+        floor = _dirs(here[DO_NOTHING]) if DO_NOTHING in here else {}
+        for name in _direction_names(list(here.values())):
+            mine = {m: _dirs(here[m])[name]["metrics"] for m in methods if m in here and name in _dirs(here[m])}
+            pairs_here = {m: (v, floor[name]["metrics"]) for m, v in mine.items() if name in floor}
+            for m, pair in pairs_here.items():
+                pairs[m].append(pair)
+            d = next(_dirs(c)[name] for c in here.values() if name in _dirs(c))
+            for key in filter(None, (_headline_key(d["metrics"], kind) for kind in bench.headline)):
+                scored = {m: v[key] for m, v in mine.items() if key in v}
+                if scored:
+                    top = (min if metric_info(key).better == "lower" else max)(scored.values())
+                    winners = ", ".join(m for m, v in scored.items() if format_metric(key, v) == format_metric(key, top))
+                    best.append(f"{bench.name} {d['source']} → {d['target']} {_label(key)}: {winners} ({format_metric(key, top)})")
+    lines = ["Read from the table (trained methods against do-nothing, over every direction they translate):", ""]
+    for m in methods:
+        looks = [(v["looks-like-target"], f["looks-like-target"]) for v, f in pairs[m] if "looks-like-target" in v]
+        fid = [f[k] / v[k] for v, f in pairs[m] for k in v if k.startswith("fid-") and k in f and v[k] > 0]
+        parts = []
+        if looks:
+            parts.append(
+                f"looks like target {min(x for x, _ in looks):.0%}-{max(x for x, _ in looks):.0%}"
+                f" (do-nothing {min(y for _, y in looks):.0%}-{max(y for _, y in looks):.0%})"
+            )
+        if fid:
+            parts.append(f"do-nothing's FID-<judge> over its own {min(fid):.1f}-{max(fid):.1f} (above 1: lower FID than do-nothing)")
+        if parts:
+            lines.append(f"- {m}: {'; '.join(parts)}.")
+    return [*lines, "", "Best trained method of each row:", "", *(f"- {b}" for b in best), ""]
 
 
 def _how_section(results: Record) -> list[str]:
@@ -525,7 +565,7 @@ def _how_section(results: Record) -> list[str]:
 
 def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
     """Per benchmark: the cells' budgets and times, then one metric table per direction."""
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     needs = f" (needs {bench.needs})" if bench.needs else ""
     lines = [f"## {bench.name}{needs}", ""]
@@ -649,14 +689,6 @@ def _chart(results: Record, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- main
-
-
-@dataclass(frozen=True)
-class Paths:
-    results: Path
-    markdown: Path
-    figures: Path
-    work: Path
 
 
 def _paths(args: argparse.Namespace) -> Paths:

@@ -5,9 +5,20 @@ benchmark never drops another's figures. Blocks keep the order in which they wer
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 HEADER = "# Benchmark results\n\nEach section is written by the benchmark it names; do not edit by hand.\n"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a benchmark keeps its JSON, its RESULTS.md, its figures and its scratch work."""
+
+    results: Path
+    markdown: Path
+    figures: Path
+    work: Path
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -47,3 +58,17 @@ def smoke_status(problems: list[str], cells: int, markdown: Path) -> int:
         print(f"smoke: {problem}", file=sys.stderr)
     print(f"smoke: {cells} cells, table in {markdown}")
     return 1 if problems else 0
+
+
+def cell_directions(results: dict, key: str, expected: list[str], problems: list[str]) -> dict[str, dict] | None:
+    """The direction reports of cell ``key`` by name, when it has exactly the ``expected`` directions,
+    each scored on at least one image; otherwise None, with the reason added to ``problems``."""
+    record = results["cells"].get(key)
+    if record is None:
+        problems.append(f"{key}: missing")
+        return None
+    dirs = {d["direction"]: d for d in record["directions"]}
+    if sorted(dirs) != sorted(expected) or any(d["n"] < 1 for d in dirs.values()):
+        problems.append(f"{key}: needs {' and '.join(expected)} with images, got {sorted(dirs)}")
+        return None
+    return dirs

@@ -18,7 +18,9 @@ where it stopped; ``--force`` measures again):
        and the seam (error in blended overlaps / error elsewhere) with the shipped models;
     f  on a GPU, when there is one: bf16 throughput and MFU at 256^2 batch 16 (else "not measured");
     g  tile statistics on a photo (content that changes across the image): whole-image, pooled and
-       per-tile statistics against untiled, with the (untrained) generator of (e).
+       per-tile statistics against untiled, with the (untrained) generator of (e);
+    h  peak RSS of ``i2i translate FOLDER`` on a folder of 20 and of 200 small JPEG files (is the
+       folder path's memory flat in the number of files?).
 
 The generator is CycleGAN's resnet_9blocks (ngf 64, 99 GFLOP per 256^2 image) with the training
 initialisation (N(0, 0.02)): speed does not depend on the weights. Rows record the machine (CPU
@@ -56,7 +58,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "speed.json"
 MARKDOWN = HERE / "RESULTS.md"
-CELLS = ("a", "b", "c", "d", "e", "f", "g")
+CELLS = ("a", "b", "c", "d", "e", "f", "g", "h")
 Record = dict[str, Any]
 
 
@@ -79,11 +81,12 @@ class Sizes:
     page: int = 1024  # (e) fidelity page side
     photo: int = 640  # (g) photo side
     matmul: int = 2048
+    folders: tuple[int, int] = (20, 200)  # (h) files per folder
     slow_variants: bool = True  # int8 and compile (minutes of compiling)
 
 
 SMOKE = Sizes(side=64, ngf=8, n_blocks=1, images=2, repeats=2, files=6, files_side=64, pipeline_repeats=1, train_steps=2,
-              curve_steps=4, big=(128,), tiled=(192,), page=112, photo=96, matmul=256, slow_variants=False)  # fmt: skip
+              curve_steps=4, big=(128,), tiled=(192,), page=112, photo=96, matmul=256, folders=(2, 6), slow_variants=False)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- load
@@ -314,8 +317,9 @@ def cell_ab(sizes: Sizes, work: Path) -> Record:
 def cell_c(sizes: Sizes, work: Path) -> Record:
     """The streaming pipeline over JPEG files against the model alone on the same decoded images."""
     from i2icli.api import load_model
-    from i2icli.imageio import list_images, read_image, to_tensor
+    from i2icli.imageio import read_image, to_tensor
     from i2icli.inference import translate_tensors
+    from i2icli.listing import list_images
     from i2icli.pipeline import Done, Job, translate_files
     from i2icli.precision import cpu_features
 
@@ -373,7 +377,8 @@ def cell_d(sizes: Sizes, work: Path) -> Record:
     from i2icli.methods import load_method
     from i2icli.precision import cpu_features
     from i2icli.train.loop import make_optimizer, train
-    from i2icli.train.run import DataSpec, build_spec, open_data
+    from i2icli.train.run import open_data
+    from i2icli.train.spec import DataSpec, build_spec
 
     data_root = work / "train-photos"
     if not (data_root / "trainB").is_dir():
@@ -501,6 +506,28 @@ def cell_e(sizes: Sizes, work: Path) -> Record:
             "tiled_sides": list(sizes.tiled), "fidelity": tile_fidelity(sizes)}  # fmt: skip
 
 
+def cell_h(sizes: Sizes, work: Path) -> Record:
+    """Peak RSS of ``i2i translate`` over a folder of few and of many files (same model, same size)."""
+    path = save_generator(sizes, work / "paper-cyclegan-a2b.safetensors")
+    side = 64  # small files: the figure is memory against the number of files, not speed
+    runs = []
+    for n in sizes.folders:
+        folder = work / f"folder-{n}-{side}"
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            for i, img in enumerate(photos(n, side)):
+                img.save(folder / f"{i:04d}.jpg", quality=90)
+        out = work / f"folder-out-{n}"
+        args = ["translate", str(folder), "-m", str(path), "-o", str(out), "--device", "cpu", "-q", "--overwrite"]
+        runs.append({"files": n, **_measure_cli([*args, "--threads", str(torch_threads())])})
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    few, many = runs
+    return {"model": f"CycleGAN resnet_{sizes.n_blocks}blocks ngf {sizes.ngf}, fp32", "side": side, "runs": runs,
+            "rss_ratio": round(many["peak_rss_gb"] / few["peak_rss_gb"], 3)}  # fmt: skip
+
+
 def tile_fidelity(sizes: Sizes) -> list[Record]:
     """Shipped models on a page of their examples: tiled (whole-image statistics; pooled over
     plain tiles; downscaled; each tile its own) against untiled: PSNR and the seam."""
@@ -508,8 +535,10 @@ def tile_fidelity(sizes: Sizes) -> list[Record]:
 
     from i2icli.api import load_model
     from i2icli.eval.metrics import psnr
-    from i2icli.imageio import list_images, pad_for_network, read_image, to_tensor
+    from i2icli.imageio import read_image, to_tensor
+    from i2icli.listing import list_images
     from i2icli.multimodal import named_style
+    from i2icli.padding import pad_for_network
     from i2icli.tiling import translate_tiled
 
     out = []
@@ -754,10 +783,19 @@ def _render_g(r: Record) -> str:
     return "\n".join(out)
 
 
+def _render_h(r: Record) -> str:
+    runs = "; ".join(f"{x['files']} files: {x['peak_rss_gb']} GB peak RSS in {x['seconds']} s" for x in r["runs"])
+    return (f"**(h) memory of a folder translation** (`i2i translate FOLDER`, {r['model']}, {r['side']}^2 JPEGs): {runs}; "
+            f"peak RSS with {r['runs'][1]['files']} files / with {r['runs'][0]['files']}: {r['rss_ratio']:.2f}.")
+
+
 RENDER: dict[str, Callable[[Record], str]] = {
     "a": _render_a, "b": _render_b, "c": _render_c, "d": _render_d, "e": _render_e, "f": _render_f, "g": _render_g,
+    "h": _render_h,
 }  # fmt: skip
-RUN: dict[str, Callable[[Sizes, Path], Record]] = {"a": cell_ab, "c": cell_c, "d": cell_d, "e": cell_e, "f": cell_f, "g": cell_g}
+RUN: dict[str, Callable[[Sizes, Path], Record]] = {
+    "a": cell_ab, "c": cell_c, "d": cell_d, "e": cell_e, "f": cell_f, "g": cell_g, "h": cell_h,
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- main
@@ -765,7 +803,7 @@ RUN: dict[str, Callable[[Sizes, Path], Record]] = {"a": cell_ab, "c": cell_c, "d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells (a-g; a and b are measured together)")
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells (a-h; a and b are measured together)")
     parser.add_argument("--force", action="store_true", help="measure cells again even when finished")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes in a temp folder (checks the script)")
     parser.add_argument("--work", type=Path, default=None, help="working folder (models, images); default runs/speed")

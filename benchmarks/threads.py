@@ -68,7 +68,8 @@ def worker(name: str, data: Path, run_dir: Path, steps: int) -> dict[str, Any]:
     import torch
 
     from i2icli.threads import apply_threads
-    from i2icli.train.run import DataSpec, build_spec, run
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec
 
     _, threads, interop = CONFIGS[name]
     if interop is not None:

@@ -1,5 +1,5 @@
-"""Robust image reading and writing, tensor conversion, padding for native-resolution inference,
-and expansion of command-line inputs into image files.
+"""Robust image reading and writing, and tensor conversion (padding: ``padding.py``; turning
+command-line inputs into image files: ``listing.py``).
 
 Reading turns whatever a user points at (phones' EXIF-rotated JPEGs, CMYK print files, 16-bit PNGs,
 palette GIFs, images with ICC profiles or alpha) into an upright 8-bit sRGB (or gray) image plus its
@@ -9,21 +9,18 @@ alpha channel, and turns every failure into one ``InputError`` line that names t
 from __future__ import annotations
 
 import errno
-import glob
 import io
 import os
 import secrets
 import stat
 import struct
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from i2icli.errors import I2IError, InputError, UsageError
@@ -38,7 +35,8 @@ _DECODE_FORMATS = (
 )  # fmt: skip
 # Modes holding 16-bit (or wider integer) samples, all read as the range 0..65535.
 _WIDE_INT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
-_GRAY_MODES = frozenset({"1", "L", "LA", "La"})
+# Single-channel modes (gray, gray with alpha, 1-bit, wide integer and float samples).
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "F"}) | _WIDE_INT_MODES
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # Pillow decoders signal bad data with any of these.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -294,7 +292,7 @@ def _split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
         return _scale_float(img), None
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         # Palette / colour-key transparency becomes a real alpha channel through this conversion.
-        with_alpha = img.convert("LA" if img.mode in _GRAY_MODES else "RGBA")
+        with_alpha = img.convert("LA" if img.mode in GRAY_MODES else "RGBA")
         colour = with_alpha.convert("L" if with_alpha.mode == "LA" else "RGB")
         return colour, with_alpha.getchannel("A")
     if img.mode in ("1", "P"):
@@ -423,170 +421,3 @@ def _save_atomic(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-# ----------------------------------------------------------------------------- padding
-
-
-@dataclass(frozen=True)
-class Padding:
-    """Where the original sits inside a padded tensor: rows [0, height), columns [0, width)."""
-
-    height: int
-    width: int
-
-    def crop(self, y: torch.Tensor) -> torch.Tensor:
-        """Cut the original-size region back out of a (..., H', W') network output."""
-        return y[..., : self.height, : self.width]
-
-
-def pad_for_network(x: torch.Tensor, multiple: int, min_size: int) -> tuple[torch.Tensor, Padding]:
-    """Pad a (B, C, H, W) tensor so both sides are >= ``min_size`` and divisible by ``multiple``.
-
-    Placement: the original stays at the top-left; all padding goes at the bottom and right.
-    Step 1: a side shorter than ``min_size`` is extended to ``min_size`` by replicating its last
-    row/column (``np.pad(mode="edge")``). Step 2: each side is extended to the next multiple of
-    ``multiple`` by mirror reflection without repeating the edge pixel, continued periodically when
-    the padding exceeds the side (exactly ``np.pad(mode="reflect")`` on the step-1 result); a side
-    of length 1 is replicated instead, since a single pixel has nothing to reflect.
-    Returns the padded tensor and the ``Padding`` whose ``crop`` undoes it.
-    """
-    if x.ndim != 4:
-        raise ValueError(f"pad_for_network expects (B, C, H, W), got shape {tuple(x.shape)}")
-    if multiple < 1 or min_size < 0:
-        raise ValueError(f"need multiple >= 1 and min_size >= 0, got {multiple} and {min_size}")
-    height, width = x.shape[-2:]
-    short_h, short_w = max(min_size - height, 0), max(min_size - width, 0)
-    if short_h or short_w:
-        x = F.pad(x, (0, short_w, 0, short_h), mode="replicate")
-    x = _reflect_to(x, _round_up(x.shape[-2], multiple), _round_up(x.shape[-1], multiple))
-    return x, Padding(height=height, width=width)
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-def _reflect_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Reflect-pad bottom/right to (height, width); a length-1 side is replicated instead."""
-    if x.shape[-2] == 1 and height > 1:
-        x = F.pad(x, (0, 0, 0, height - 1), mode="replicate")
-    if x.shape[-1] == 1 and width > 1:
-        x = F.pad(x, (0, width - 1, 0, 0), mode="replicate")
-    # torch reflects at most (size - 1) per pass; repeated passes continue the mirror periodically.
-    while x.shape[-2] < height or x.shape[-1] < width:
-        cur_h, cur_w = x.shape[-2:]
-        pad_h, pad_w = min(height - cur_h, cur_h - 1), min(width - cur_w, cur_w - 1)
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    return x
-
-
-# ----------------------------------------------------------------------------- listing inputs
-
-
-def images_are_gray(files: list[Path], limit: int = 64) -> bool:
-    """Whether the images (up to ``limit``, spread over the list) are all single-channel; headers only.
-
-    Gray with alpha counts as gray, palette images as colour. Unreadable files are skipped (training
-    names them later); a list with nothing readable is not gray.
-    """
-    step = max(1, len(files) // limit)
-    seen = False
-    for path in files[::step][:limit]:
-        try:
-            mode = image_mode(path)
-        except I2IError:
-            continue
-        if mode not in _GRAY_MODES and mode not in _WIDE_INT_MODES and mode != "F":
-            return False
-        seen = True
-    return seen
-
-
-def list_images(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
-    """Expand files, folders and globs into sorted, deduplicated (path, relative_path) pairs.
-
-    A folder yields its image-extension files (its whole tree when ``recursive``; hidden files and
-    folders are skipped), each relative to that folder. A named file is kept whatever its extension
-    and is relative to its own name. A glob (``*``, ``?``, ``[``; ``**`` needs ``recursive``) yields
-    matching image-extension files, relative to the pattern's folder part before the first wildcard.
-    Raises ``UsageError`` for a path that does not exist or a pattern that matches nothing.
-    The order is that of the paths' POSIX text, the same on every OS (training indexes files by it).
-    """
-    pairs: dict[Path, tuple[Path, Path]] = {}
-    for entry in inputs:
-        for path, relative in _expand(entry, recursive):
-            # os.path.realpath, unlike Path.resolve, does not raise on a symlink loop.
-            pairs.setdefault(Path(os.path.realpath(path)), (path, relative))
-    return sorted(pairs.values(), key=lambda pair: (pair[0].as_posix(), pair[1].as_posix()))
-
-
-def _expand(entry: str, recursive: bool) -> Iterator[tuple[Path, Path]]:
-    path = Path(entry)
-    if path.is_dir():
-        yield from _folder_images(path, recursive)
-    elif path.exists() or path.is_symlink():
-        # A named broken link or link loop is one bad input (reported when it is read), not a usage error.
-        yield path, Path(path.name)
-    elif _is_glob(entry):
-        matches = _glob_images(entry, recursive)
-        if not matches:
-            raise UsageError(f"{entry}: no image files match this pattern")
-        yield from matches
-    else:
-        raise UsageError(f"{entry}: no such file or folder")
-
-
-def _is_glob(entry: str) -> bool:
-    return any(ch in entry for ch in "*?[")
-
-
-def _has_image_extension(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _folder_images(folder: Path, recursive: bool) -> Iterator[tuple[Path, Path]]:
-    for root, dirs, files in os.walk(folder):
-        # Hidden folders (.git, .ipynb_checkpoints) and files (macOS "._x.jpg" forks) are not data.
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for file_name in sorted(files):
-            path = Path(root) / file_name
-            if not file_name.startswith(".") and _has_image_extension(path):
-                yield path, path.relative_to(folder)
-
-
-def _glob_images(pattern: str, recursive: bool) -> list[tuple[Path, Path]]:
-    """Image-extension matches of ``pattern``; a folder named like an image is kept so that it is
-    reported as a bad input instead of vanishing. Relative paths are normalised, and a match that
-    ``..`` takes outside the pattern's folder is refused: its output would land outside ``-o``."""
-    base = os.path.normpath(_glob_base(pattern))
-    found: list[tuple[Path, Path]] = []
-    for match in glob.glob(pattern, recursive=recursive):
-        path = Path(match)
-        if not _has_image_extension(path) or path.name.startswith("."):
-            continue
-        relative = os.path.relpath(os.path.normpath(match), base)
-        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-            raise UsageError(
-                f"{match}: matched by {pattern!r} but outside its folder {base}, so its output would be "
-                "written outside the output folder; name the file directly or start the pattern higher up"
-            )
-        found.append((path, Path(relative)))
-    return found
-
-
-def _glob_base(pattern: str) -> Path:
-    """The folder part of a pattern before its first wildcard component ("." if none)."""
-    parts = Path(pattern).parts
-    literal = []
-    for part in parts[:-1]:
-        if _is_glob(part):
-            break
-        literal.append(part)
-    return Path(*literal) if literal else Path(".")
-
-
-def check_suffix(suffix: str, option: str = "--suffix") -> None:
-    """An output-name suffix may not hold a path separator (it could move outputs out of ``-o``)."""
-    if any(sep in suffix for sep in ("/", "\\", os.sep)) or "\x00" in suffix:
-        raise UsageError(f"{option} {suffix!r}: must not contain a path separator")

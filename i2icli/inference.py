@@ -13,10 +13,11 @@ from torch import nn
 
 from i2icli.checkpoint import ModelConfig
 from i2icli.errors import UsageError
-from i2icli.imageio import pad_for_network, to_pil, to_tensor
+from i2icli.imageio import to_pil, to_tensor
 from i2icli.methods import read_info
 from i2icli.methods.base import DIRECTIONS, Direction, LandmarkModel, LatentModel, OwnStyleModel, StyleModel
 from i2icli.methods.info import Capability, MethodInfo
+from i2icli.padding import pad_for_network
 from i2icli.runtime import Runtime, TranslateFn, build_fn, eager_fn
 from i2icli.tiling import TileOptions, activation_bytes_per_pixel, receptive_radius, translate_tiled
 

@@ -15,10 +15,11 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from i2icli.imageio import pad_for_network, to_pil, write_image
+from i2icli.imageio import to_pil, write_image
 from i2icli.inference import LoadedModel
 from i2icli.methods.info import Capability
 from i2icli.multimodal import grid_image
+from i2icli.padding import pad_for_network
 
 
 def has_landmarks(model: LoadedModel) -> bool:

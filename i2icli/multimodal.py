@@ -21,10 +21,10 @@ from torch import Tensor
 
 from i2icli.data.unpaired import mix_seed
 from i2icli.errors import UsageError
-from i2icli.imageio import Padding, pad_for_network
 from i2icli.inference import LoadedModel
 from i2icli.methods.base import Direction, split_direction
 from i2icli.methods.info import Capability
+from i2icli.padding import Padding, pad_for_network
 
 Mode = Literal["lerp", "slerp"]
 

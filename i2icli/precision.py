@@ -1,10 +1,9 @@
 """Numeric precision for inference and training: which one to use, and whether the CPU can.
 
 bf16 is fast only where the hardware computes it: AVX512-BF16 or AMX on x86, the BF16 extension
-on Arm. Elsewhere PyTorch emulates it; on an AVX2-only EPYC a CycleGAN batch of 4 at 256^2 took
-46 s in bf16 against ~1 s per image in fp32, so bf16 is never chosen, and is refused when asked
-for, on a CPU without it: the refusal states a timing measured on the spot (a small matmul in
-both precisions). The same holds for fp16 on CPUs without AVX512-FP16 / AMX-FP16.
+on Arm. Elsewhere PyTorch emulates it, many times slower than fp32, so bf16 is never chosen, and
+is refused when asked for, on a CPU without it: the refusal states a timing measured on the spot
+(a small matmul in both precisions). The same holds for fp16 on CPUs without AVX512-FP16 / AMX-FP16.
 
 ``auto`` picks bf16 only where it is native *and* the model's card records a measured PSNR of
 at least ``AUTO_MIN_PSNR_DB`` between bf16 and fp32 outputs on its examples; otherwise fp32.

@@ -36,17 +36,20 @@ def weights_dir() -> Path:
     return _CHECKOUT_WEIGHTS
 
 
-Hosting = Literal["http", "manual"]
+Hosting = Literal["http", "manual", "drive"]
 
 
 @dataclass(frozen=True)
 class Release:
     """The authors' own file, as they publish it."""
 
-    url: str  # ``http``: the file itself; ``manual``: the page a person downloads it from
+    url: str  # ``http``: the file itself; ``manual``/``drive``: the page a person downloads it from
     filename: str  # the released file's name, e.g. ``horse2zebra.pth``
-    hosting: Hosting  # ``http``: a plain file i2i downloads; ``manual``: Google Drive, a person must
+    hosting: Hosting  # ``http``: a plain file i2i downloads; ``drive``: Google Drive (``i2icli.drive``)
     project: str  # the official repository that documents the release
+    drive_id: str = ""  # ``drive``: the file's Google Drive id ...
+    drive_folder: str = ""  # ... or the id of the Drive folder holding ``filename``
+    trained_at: int | None = None  # short side (px) of the authors' training images: ``--size auto`` uses it
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ _NVIDIA_NC = "NVIDIA; non-commercial use only, adaptations shared alike"
 
 
 def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) -> Pretrained:
-    """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (METHODS.md §2.7)."""
+    """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (docs/methods/cyclegan.md#checkpoints)."""
     return Pretrained(
         name="cyclegan-" + official.replace("_", "-"),
         method="cyclegan",
@@ -108,6 +111,32 @@ def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) 
         dataset=dataset,
         aliases=(official,),
         release=Release(f"{_CYCLEGAN_FILES}/{official}.pth", f"{official}.pth", "http", _CYCLEGAN_PROJECT),
+    )
+
+
+_IMAGINAIRE = "https://github.com/NVlabs/imaginaire"
+
+
+def _imaginaire(
+    name: str, method: str, domains: tuple[str, str], size: int, alias: str, config: str, drive_id: str,
+    description: str, data: str,
+) -> Pretrained:  # fmt: skip
+    """An authors' model of NVlabs/imaginaire (projects/munit, projects/unit), on Google Drive."""
+    return Pretrained(
+        name=name,
+        method=method,
+        domains=domains,
+        image_size=size,
+        description=description,
+        license="NVIDIA Source Code License-NC",
+        license_note="non-commercial research and evaluation use only, https://github.com/NVlabs/imaginaire/blob/master/LICENSE.md",
+        source=f"authors' release, imaginaire configs/projects/{config} (pretrained_weight), converted by i2i",
+        data=data,
+        aliases=(alias,),
+        release=Release(
+            f"https://drive.google.com/file/d/{drive_id}/view", f"{name}.pt", "drive", _IMAGINAIRE,
+            drive_id=drive_id, trained_at=size,
+        ),
     )
 
 
@@ -243,8 +272,9 @@ PRETRAINED: dict[str, Pretrained] = {
         release=Release(
             "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
             "edges2shoes.pt",
-            "manual",
+            "drive",
             "https://github.com/NVlabs/MUNIT",
+            drive_folder="10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
         ),
     ),
     # mingyuliutw/UNIT TUTORIAL.md: the gta2cityscape model, trained on 512 px crops (configs/unit_gta2city_*.yaml).
@@ -262,26 +292,35 @@ PRETRAINED: dict[str, Pretrained] = {
         release=Release(
             "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
             "unit_gta2city.pt",
-            "manual",
+            "drive",
             "https://github.com/mingyuliutw/UNIT",
+            drive_id="1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
         ),
     ),
-    # No authors' release exists (MUNIT's TUTORIAL.md: "coming soon"); i2i will publish its own.
-    "munit-summer2winter": Pretrained(
-        name="munit-summer2winter",
-        method="munit",
-        domains=("summer", "winter"),
-        image_size=256,
-        description="Yosemite summer <-> winter, multimodal, trained by i2i with the paper's recipe",
-        license="MIT",
-        license_note="for the weights i2i will publish; the photos' own terms apply to the data",
-        source="i2i training run (MUNIT preset paper, explicit cycle weight 10 as in the official config)",
-        dataset="summer2winter_yosemite",
-        recipe=(
-            "i2i data prepare summer2winter_yosemite data/summer2winter_yosemite && "
-            "i2i train --method munit --preset paper --set recon_x_cyc_w=10 "
-            "--dataroot data/summer2winter_yosemite --domains summer winter"
-        ),
+    # The authors' later NVlabs/imaginaire release: improved generators (arch variant "imaginaire"),
+    # each config's ``pretrained_weight`` a Google Drive file id.
+    "munit-summer2winter": _imaginaire(
+        "munit-summer2winter", "munit", ("summer", "winter"), 1024, "summer2winter_hd",
+        "munit/summer2winter_hd/ampO1.yaml", "17gYCHgWD9xM_EFqid1S3b3MXBjIvElAI",
+        "summer <-> winter landscape photos at 1024 px, multimodal (imaginaire MUNIT, 3 content downsamplings)",
+        "summer2winter_hd (imaginaire): 1024 px landscape photos collected by the authors, terms not stated",
+    ),
+    "munit-dog2cat": _imaginaire(
+        "munit-dog2cat", "munit", ("dog", "cat"), 256, "afhq_dog2cat", "munit/afhq_dog2cat/ampO1.yaml",
+        "1XCqHFD1pN7Vlp0RWI0oYKpH4USSKdGqo", "dog <-> cat faces, multimodal (imaginaire MUNIT on AFHQ)",
+        "AFHQ dog and cat faces (Choi et al., StarGAN v2), CC BY-NC 4.0",
+    ),
+    "munit-edges2shoes-hd": _imaginaire(
+        "munit-edges2shoes-hd", "munit", ("edges", "shoes"), 256, "munit_edges2shoes_imaginaire",
+        "munit/edges2shoes/ampO1.yaml", "1gGZ9Fjfkx9dAf9r125p_IBpQDZOteZQA",
+        "edge maps <-> shoe photos, multimodal (imaginaire MUNIT; the 2018 release is munit-edges2shoes)",
+        "edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
+    ),
+    "unit-winter2summer": _imaginaire(
+        "unit-winter2summer", "unit", ("winter", "summer"), 512, "unit_winter2summer",
+        "unit/winter2summer/base48_bs1.yaml", "1y1FJT_kRq80Se6ASCU3LFZwrrJKzHr4I",
+        "winter <-> summer landscape photos at 512 px (imaginaire UNIT, 48 filters)",
+        "winter2summer (imaginaire): landscape photos collected by the authors, terms not stated",
     ),
 }
 

@@ -22,10 +22,12 @@ an unknown name lists close matches. Torch is imported only where a checkpoint o
    download of a file records its sha256 in ``downloads/sha256.lock.json``; every later one must
    match it (the upstream file changed: refused in one line, the bytes kept as ``.bad``).
 
+4. the authors' file on Google Drive (MUNIT, UNIT): ``i2icli.drive`` (optional ``gdown``), the same
+   install path; a person may also download it and hand it to ``install`` with ``i2i convert --model NAME FILE``.
+
 Everything else stops with a ``NotAvailableError`` (one line, exit code 2) that says what to do:
-offline mode (``offline=True`` or ``HF_HUB_OFFLINE=1``) without a cached copy; no network; a release
-on Google Drive (MUNIT, UNIT), which a person downloads and hands to ``install`` through
-``i2i convert --model NAME FILE``; and entries with nothing published yet, which say how to train them.
+offline mode (``offline=True`` or ``HF_HUB_OFFLINE=1``) without a cached copy; no network; and entries
+with nothing published yet, which say how to train them.
 ``$I2I_MODELS_URL`` replaces the base of every HTTP release URL (a mirror; the file name is kept).
 """
 
@@ -226,6 +228,8 @@ def fetch_release(
         raise NotAvailableError(_not_published(entry))
     if release.hosting == "manual":
         raise NotAvailableError(manual_steps(entry))
+    if release.hosting == "drive":
+        return _drive_install(entry, release, offline=offline, progress=progress)
     url = release_url(release)
     if offline:
         raise NotAvailableError(
@@ -263,6 +267,26 @@ def manual_steps(entry: Pretrained) -> str:
     )
 
 
+def _drive_install(entry: Pretrained, release: Release, *, offline: bool, progress: bool | None) -> Path:
+    """A Google Drive release (``i2icli.drive``), downloaded once and installed like any other."""
+    from i2icli import drive
+    from i2icli.data.download import recorded_sha256
+
+    if offline:
+        raise NotAvailableError(
+            f"{entry.name} is not in the i2i cache ({model_dir(entry.name)}) and offline mode is on"
+            f" (--offline or HF_HUB_OFFLINE=1); run it once online to download {release.filename} from Google Drive"
+        )
+    drive.require_gdown()  # the install hint before anything else is said
+    folder = downloads_dir()
+    if recorded_sha256(folder / LOCK_NAME, release.filename) is None and not drive.partial_files(release, folder):
+        _say(f"{licence_line(entry)}; downloading it means accepting these terms")  # once: before the first download
+    path, origin = drive.download(entry, release, folder, progress=progress)
+    cached = install(entry, [path], origin=origin, downloaded=True, licence=False)
+    path.unlink(missing_ok=True)  # converted and cached; the lock file keeps the sha256
+    return cached
+
+
 def _download_and_install(entry: Pretrained, release: Release, url: str, *, progress: bool | None) -> Path:
     from i2icli.data.download import download  # the i2icli.data package imports torch
 
@@ -284,11 +308,14 @@ def _download_and_install(entry: Pretrained, release: Release, url: str, *, prog
 # ---------------------------------------------------------------------------------------------
 
 
-def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = None, downloaded: bool = False) -> Path:
+def install(
+    entry: Pretrained, files: Sequence[Path], *, origin: str | None = None, downloaded: bool = False, licence: bool = True
+) -> Path:
     """Convert the authors' ``files`` of ``entry`` into the i2i cache and return the cached checkpoint.
 
     The release file's sha256 is checked against the one recorded for it (recorded here after the
     first successful conversion). ``downloaded``: the file is ours, so a mismatch renames it ``.bad``.
+    ``licence``: end with the licence line (the Drive flow shows it before its first download instead).
     """
     from i2icli.data.download import check_archive, recorded_sha256  # torch, through i2icli.data
 
@@ -320,7 +347,7 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
     try:
         _, summary = convert_files(
             entry.method, [file], stage, domains=entry.domains, image_size=entry.image_size,
-            provenance={"files": [release.filename], "release": release.url, "registry_name": entry.name},
+            provenance={"files": [release.filename], "release": release.url, "registry_name": entry.name, **_scale(release)},
         )  # fmt: skip
         if digest is None:
             digest = verify(quarantine=False)
@@ -340,8 +367,17 @@ def install(entry: Pretrained, files: Sequence[Path], *, origin: str | None = No
         f"{entry.name}: converted {release.filename} from {origin} ({summary}) and cached in {final};"
         f" its sha256 {status}: {digest[:16]}"
     )
-    _say(licence_line(entry))
+    if licence:
+        _say(licence_line(entry))
     return final / MODEL_FILE
+
+
+def _scale(release: Release) -> dict[str, object]:
+    """The authors' training resize as i2i preprocessing, so ``--size auto`` feeds that scale."""
+    if release.trained_at is None:
+        return {}
+    n = release.trained_at
+    return {"preprocess": {"mode": "resize_and_crop", "load_size": n, "crop_size": n}}
 
 
 def _write_card(entry: Pretrained, folder: Path) -> None:
@@ -369,7 +405,9 @@ def remove(entry: Pretrained, *, forget_sha256: bool = False) -> list[str]:
         done.append(f"removed {folder}")
     if entry.release is not None:
         name = entry.release.filename
-        for path in (downloads_dir() / n for n in (name, f"{name}.part", f"{name}.bad")):
+        # gdown's partial Drive downloads are NAME + 8 random characters + .part
+        partial = sorted(downloads_dir().glob(f"{name}{'?' * 8}.part")) if downloads_dir().is_dir() else []
+        for path in [*(downloads_dir() / n for n in (name, f"{name}.part", f"{name}.bad")), *partial]:
             if path.exists():
                 path.unlink()
                 done.append(f"removed {path}")

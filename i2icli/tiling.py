@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from i2icli.imageio import pad_for_network
+from i2icli.padding import pad_for_network
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations one forward pass may use
 LIVE_TENSORS = 4  # activation tensors alive at once in a forward pass (input, output, pads, residual)

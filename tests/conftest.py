@@ -53,3 +53,35 @@ def write_rgb(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
     return path
+
+
+def write_domains(
+    root: Path, n: int, *, seed_b: int, size_a: tuple[int, int] = (20, 20), size_b: tuple[int, int] = (20, 20), ext_b: str = ".png"
+) -> Path:
+    """``root/trainA`` with ``n`` random PNGs (seeds 0..n-1) and ``root/trainB`` with ``n`` more
+    (seeds ``seed_b``..): the unpaired training folders of the CLI tests."""
+    for i in range(n):
+        write_rgb(root / "trainA" / f"{i}.png", size_a, seed=i)
+        write_rgb(root / "trainB" / f"{i}{ext_b}", size_b, seed=seed_b + i)
+    return root
+
+
+def tiny_train_args(data: Path, run_dir: Path, steps: int, *extra: str) -> list[str]:
+    """``i2i train`` arguments for a cpu-tiny CycleGAN run on CPU without sample images."""
+    return [
+        "train", "--method", "cyclegan", "--preset", "cpu-tiny", "--dataroot", str(data), "--run-dir", str(run_dir), "--max-steps", str(steps),
+        "--device", "cpu", "--sample-every", "0", *extra,
+    ]  # fmt: skip
+
+
+def loaded(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``model`` with exactly ``state`` (strict: no key missing or left over), in eval mode."""
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def fixture_tensors(relative: str) -> dict[str, torch.Tensor]:
+    """A committed ``.safetensors`` fixture under tests/fixtures (inputs and official outputs)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(FIXTURES / relative))

@@ -33,7 +33,7 @@ def test_markdown_block_is_replaced_not_appended(tmp_path: Path) -> None:
 def test_smoke_runs_every_cell() -> None:
     out = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "adaptation.py"), "--smoke"],
-        capture_output=True, text=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     folder = Path(out.stdout.strip().splitlines()[-1].split(" in ", 1)[1])

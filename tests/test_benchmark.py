@@ -14,7 +14,8 @@ from conftest import REPO
 from results_md import read_block
 
 import i2icli.methods
-from i2icli.methods import METHOD_MODULES
+from i2icli.config import apply_overrides
+from i2icli.methods import METHOD_MODULES, load_method
 
 
 def _load_quality() -> ModuleType:
@@ -91,11 +92,23 @@ def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:
+    plans = quality._method_plans()
     for bench in quality.BENCHMARKS.values():
-        overrides = quality._whole_image_overrides("cyclegan", bench, bench.steps)
-        assert f"arch.channels_a={bench.channels}" in overrides and "data.flip=false" in overrides
-        assert f"data.crop_size={bench.size}" in overrides
-        assert len({quality._method_plans()[m].preset for m in METHOD_MODULES}) == 1
+        for name in METHOD_MODULES:  # each method's own plan, config and model
+            plan, impl = plans[name], load_method(name)
+            assert plan.preset == quality.BENCH_PRESET
+            overrides = plan.overrides(bench, bench.steps)
+            cfg = apply_overrides(impl.presets[plan.preset].config, overrides)
+            assert (cfg.arch.channels_a, cfg.arch.channels_b, cfg.data.flip) == (bench.channels, bench.channels, False), name
+            model = impl.build_model(cfg.arch)
+            side = cfg.data.crop_size
+            # The whole image, resized up only as far as the network's stride and minimum size need.
+            assert side % model.stride == 0 and side >= max(bench.size, model.min_size), (name, side)
+            assert side < bench.size + model.stride or side == model.min_size, (name, side)
+            # Stages (if any) fit into the shared budget, leaving steps for the last one.
+            budget = list(impl.budget_overrides(bench.steps))
+            assert overrides[len(overrides) - len(budget) :] == budget, name
+            assert sum(int(o.split("=")[1]) for o in budget if o.startswith("steps_")) < bench.steps, name
     assert quality.BENCHMARKS["fashion-sneaker-boot"].needs is not None
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import REPO, write_rgb
 from typer.testing import CliRunner
 
@@ -28,9 +29,13 @@ def test_help_does_not_import_torch() -> None:
 def test_version_is_pasteable() -> None:
     import torch
 
+    import i2icli
+
+    # One version: the package's, as pyproject.toml (what pip installs) states it.
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"] == i2icli.__version__
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.stdout.startswith("i2i 0.1.0 | python ") and f"torch {torch.__version__}" in result.stdout
+    assert result.stdout.startswith(f"i2i {i2icli.__version__} | python ") and f"torch {torch.__version__}" in result.stdout
     assert "device cpu" in result.stdout or "device cuda" in result.stdout
 
 

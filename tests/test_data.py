@@ -23,8 +23,9 @@ from i2icli.data.unpaired import (
     seeded,
 )
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import LoadedImage, list_images, read_image
+from i2icli.imageio import LoadedImage, read_image
 from i2icli.inference import prepare_input
+from i2icli.listing import list_images
 
 SMALL = Preprocess(mode="resize_and_crop", load_size=12, crop_size=8)
 

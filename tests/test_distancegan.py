@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_rgb
+from conftest import write_domains
 from objective_steps import TensorData, run_steps
 from torch import nn
 from typer.testing import CliRunner
@@ -194,7 +194,7 @@ def test_schedule_is_the_2017_forks() -> None:
 
 
 class _OfficialBlock(nn.Module):
-    """RB-C with zero padding and affine IN: conv_block.{0,1,3,4} (METHODS.md §1.2, §3.3)."""
+    """RB-C with zero padding and affine IN: conv_block.{0,1,3,4} (docs/methods/distancegan.md)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -303,9 +303,7 @@ def test_too_few_images_for_statistics_are_refused_before_training() -> None:
 
 
 def _folders(root: Path, n: int = 4) -> list[str]:
-    for domain in ("A", "B"):
-        for i in range(n):
-            write_rgb(root / f"train{domain}" / f"{i}.png", (20, 20), seed=i + (50 if domain == "B" else 0))
+    write_domains(root, n, seed_b=50)
     return ["--domain-a", str(root / "trainA"), "--domain-b", str(root / "trainB")]
 
 

@@ -11,16 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, make_tiny_cyclegan, save_tiny
+from conftest import REPO, make_tiny_cyclegan, save_tiny, write_rgb
 from typer.testing import CliRunner
 
 from i2icli.checkpoint import ModelConfig, save_model
 from i2icli.cli.eval_cmd import app
 from i2icli.config import to_dict
-from i2icli.data import recipes
+from i2icli.data import layout, recipes
+from i2icli.data.layout import DATASET_INFO
 from i2icli.data.shipped import load_mnist, load_uci
+from i2icli.errors import InputError
+from i2icli.eval.datasets import load_split
 from i2icli.eval.judges import accuracy, load_judge, predict
-from i2icli.eval.report import DATASET_INFO, EvalOptions, evaluate_model, load_split
+from i2icli.eval.report import EvalOptions, evaluate_model
 from i2icli.imageio import read_image, to_tensor
 
 runner = CliRunner()
@@ -34,7 +37,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, n in (("train", 8), ("test", N_TEST)):
         for folder, (images, labels) in ((f"{split}A", load_mnist(split)), (f"{split}B", load_uci(split))):
             pick = np.linspace(0, len(images) - 1, n).astype(int)
-            recipes.write_images(root, folder, images[pick], labels[pick])
+            layout.write_images(root, folder, images[pick], labels[pick])
     recipes.write_dataset_info(recipes.RECIPES["mnist-uci-digits"], root)
     return root
 
@@ -230,3 +233,16 @@ def test_inception_kid_from_a_user_weights_file(digits: Path, tmp_path: Path) ->
     _one_line_error(args[:-1], "--inception PATH")
     report = _json([*args, "--inception", str(weights)])
     assert list(report["metrics"]) == ["kid-inception"] and np.isfinite(report["metrics"]["kid-inception"])
+
+
+def test_split_labels_follow_the_one_csv_parser(tmp_path: Path) -> None:
+    """The labels of a test split are read with the rules of ``--labels-a`` (header optional, two
+    fields, whole numbers), a bad row named by number; names are relative to the split folder."""
+    for i in range(2):
+        write_rgb(tmp_path / "testA" / f"{i:05d}.png", (8, 8), seed=i)
+    csv_path = tmp_path / "testA_labels.csv"
+    csv_path.write_text("00000.png,1\n00001.png,7\n")  # no header
+    assert load_split(tmp_path, "testA", 3).labels.tolist() == [1, 7]
+    csv_path.write_text("filename,label\n00000.png,1\n00001.png,x\n")
+    with pytest.raises(InputError, match=r"testA_labels.csv: row 3: label 'x' is not a whole number"):
+        load_split(tmp_path, "testA", 3)

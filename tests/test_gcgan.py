@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, write_rgb
+from conftest import FIXTURES, write_domains
 from objective_steps import TensorData, run_steps
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -296,9 +296,7 @@ def test_dropout_generator_is_refused(tmp_path: Path) -> None:
 
 
 def _folders(root: Path, n: int = 3) -> list[str]:
-    for domain in ("A", "B"):
-        for i in range(n):
-            write_rgb(root / f"train{domain}" / f"{i}.png", (20, 20), seed=i + (50 if domain == "B" else 0))
+    write_domains(root, n, seed_b=50)
     return ["--domain-a", str(root / "trainA"), "--domain-b", str(root / "trainB")]
 
 

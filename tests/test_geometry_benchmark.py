@@ -71,7 +71,7 @@ def test_mnistm_is_the_difference_with_a_background_fixed_by_split_and_index() -
 
 @pytest.mark.parametrize("name", list(geometry.PAIRS))
 def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, name: str) -> None:
-    from i2icli.eval.report import load_split
+    from i2icli.eval.datasets import load_split
 
     pair = geometry.PAIRS[name]
     data = geometry.prepare_pair(pair, tmp_path, small=True)
@@ -134,12 +134,12 @@ def test_check_shape_names_what_is_missing() -> None:
 
     results = {"cells": {"gcgan-rot:mnist-mnistm": {"directions": [direction("a2b", {"class-kept": 0.5})]}}}
     assert geometry.check_shape(results, cells) == [
-        "gcgan-rot:mnist-mnistm a2b: lacks ['fid-digits-mnistm'] or images",
+        "gcgan-rot:mnist-mnistm a2b: lacks ['fid-digits-mnistm']",
         "cyclegan:mnist-mnistm: missing",
     ]
     full = {"class-kept": 0.5, "fid-digits-mnist": 1.0, "psnr": 9.0, "ssim": 0.1}
     results["cells"]["cyclegan:mnist-mnistm"] = {"directions": [direction("b2a", full)]}  # a2b is missing
-    assert geometry.check_shape(results, cells[1:]) == ["cyclegan:mnist-mnistm: needs ['a2b', 'b2a'], got ['b2a']"]
+    assert geometry.check_shape(results, cells[1:]) == ["cyclegan:mnist-mnistm: needs a2b and b2a with images, got ['b2a']"]
 
 
 def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(

@@ -35,7 +35,7 @@ def test_registry_entry_is_pinned_small_and_its_card_has_the_measured_figures(na
     assert (config.arch["channels_a"], config.arch["channels_b"]) == (1, 1)
     figures = json.loads((path.parent / "metrics.json").read_text())
     card = (path.parent / "README.md").read_text()
-    from i2icli.eval.report import format_metric
+    from i2icli.eval.catalogue import format_metric
 
     for direction in config.arch.get("directions", ["a2b", "b2a"]):
         rows = figures["directions"][direction]["metrics"]

@@ -18,17 +18,9 @@ import torch
 from PIL import Image, ImageCms, ImageFile
 
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import (
-    ImageWriteError,
-    LoadedImage,
-    Padding,
-    list_images,
-    pad_for_network,
-    read_image,
-    to_pil,
-    to_tensor,
-    write_image,
-)
+from i2icli.imageio import ImageWriteError, LoadedImage, read_image, to_pil, to_tensor, write_image
+from i2icli.listing import list_images
+from i2icli.padding import Padding, pad_for_network
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -629,3 +621,16 @@ def test_list_missing_path_or_empty_glob_is_usage_error(
     monkeypatch.chdir(tree)
     with pytest.raises(UsageError, match="^" + re.escape(entry) + ": "):
         list_images([str(tree / "b.jpg"), entry], recursive=False)
+
+
+def test_one_gray_mode_list_for_listing_and_evaluation(tmp_path: Path) -> None:
+    """A big-endian 16-bit TIFF ("I;16B") is gray for training's channel choice and for eval's alike."""
+    from i2icli.eval.datasets import image_channels
+    from i2icli.imageio import GRAY_MODES
+    from i2icli.listing import images_are_gray
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8)).convert("I;16B").save(folder / "x.tif")
+    assert Image.open(folder / "x.tif").mode == "I;16B" and {"I;16L", "I;16B", "I;16N", "F", "L"} <= GRAY_MODES
+    assert images_are_gray([folder / "x.tif"]) and image_channels(folder) == 1

@@ -33,7 +33,8 @@ from i2icli.methods.base import CAPABILITY_PROTOCOLS, METHOD_CAPABILITIES, Metho
 from i2icli.methods.info import COMMANDS, Capability
 from i2icli.methods.load import load_checkpoint
 from i2icli.train.loop import LoopOptions, train
-from i2icli.train.run import DataSpec, RunSpec, run
+from i2icli.train.run import run
+from i2icli.train.spec import DataSpec, RunSpec
 
 runner = CliRunner()
 

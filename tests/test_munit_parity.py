@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from conftest import fixture_tensors, loaded
 from torch import Tensor, nn
 
 from i2icli.config import ConfigError, from_dict, to_dict
@@ -46,14 +46,12 @@ def assert_close(actual: Tensor, expected: Tensor) -> None:
 @pytest.fixture(scope="module")
 def model() -> MunitModel:
     arch, state = load_official_munit(FIXTURES / "munit_gen_tiny.pt")
-    net = MunitModel(arch)
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return loaded(MunitModel(arch), state)
 
 
 @pytest.fixture(scope="module")
 def io() -> dict[str, Tensor]:
-    return load_file(str(FIXTURES / "munit_tiny_io.safetensors"))
+    return fixture_tensors("munit/munit_tiny_io.safetensors")
 
 
 @pytest.fixture(scope="module")

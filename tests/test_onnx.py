@@ -41,7 +41,10 @@ def _session(path: Path):  # type: ignore[no-untyped-def]
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize(("name", "preset"), [("cyclegan", "tiny"), ("munit", "tiny")])
+@pytest.mark.parametrize(
+    ("name", "preset"),
+    [("cyclegan", "tiny"), ("munit", "tiny"), ("unit", "master"), ("gcgan", "share-rot"), ("distancegan", "pairwise")],
+)
 def test_export_matches_pytorch_with_dynamic_shapes(name: str, preset: str, tmp_path: Path) -> None:
     """The stated parity (max abs diff) is small, the graph has dynamic batch/height/width, and an
     independent run at a third shape (batch 3, 48x24) agrees with PyTorch too."""

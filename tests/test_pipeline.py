@@ -12,8 +12,9 @@ from conftest import write_rgb
 
 from i2icli.api import load_model
 from i2icli.errors import InputError
-from i2icli.imageio import ImageWriteError, list_images, read_image, to_tensor
+from i2icli.imageio import ImageWriteError, read_image, to_tensor
 from i2icli.inference import translate_tensors
+from i2icli.listing import list_images
 from i2icli.pipeline import LOOKAHEAD, Done, Failed, Job, Skipped, stream, translate_files
 
 

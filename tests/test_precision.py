@@ -16,8 +16,9 @@ from i2icli.api import load_model
 from i2icli.cli.app import app
 from i2icli.errors import UsageError
 from i2icli.eval.metrics import psnr
-from i2icli.imageio import list_images, read_image, to_tensor
+from i2icli.imageio import read_image, to_tensor
 from i2icli.inference import translate_tensors
+from i2icli.listing import list_images
 from i2icli.multimodal import named_style
 from i2icli.runtime import Runtime
 
@@ -113,7 +114,7 @@ def test_int8_static_quantisation_fidelity() -> None:
     graph without compiling (same int8 rounding, simulated): >= 30 dB from fp32 on every example;
     the graph really quantises every (non-transposed) convolution's input and weights, and the
     output is not fp32's. The X86 quantizer leaves transposed convolutions in fp32."""
-    from i2icli.imageio import pad_for_network
+    from i2icli.padding import pad_for_network
     from i2icli.runtime import quantise
 
     images, _ = _examples("cyclegan-digits")
@@ -148,7 +149,9 @@ def test_cli_int8_compiled(tmp_path: Path) -> None:
         assert psnr(a[None], b[None]) >= 30
 
 
-def test_train_amp_is_refused_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_train_bf16_is_refused_in_one_line_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``train --precision bf16`` (and its older spelling ``--amp``) on a CPU whose flags lack native
+    bf16 (simulated through the detection function): one error line, exit 2, no run folder."""
     from conftest import write_rgb
 
     monkeypatch.setattr(precision, "cpu_features", lambda: AVX2_ONLY)
@@ -157,6 +160,11 @@ def test_train_amp_is_refused_on_an_emulating_cpu(monkeypatch: pytest.MonkeyPatc
             write_rgb(tmp_path / "data" / f"train{domain}" / f"{i}.png", (20, 20), seed=i)
     run = tmp_path / "run"
     args = ["train", "--dataroot", str(tmp_path / "data"), "--preset", "cpu-tiny", "--max-steps", "2", "--run-dir", str(run)]
-    result = runner.invoke(app, [*args, "--amp"])
-    assert result.exit_code == 2 and "--amp: this CPU" in result.stderr and "no native bf16" in result.stderr
-    assert not run.exists()
+    for flags in (["--precision", "bf16"], ["--amp"]):
+        result = runner.invoke(app, [*args, *flags])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: --precision bf16: this CPU (AMD EPYC (test: AVX2 only)) has no native bf16")
+        assert not run.exists()
+    result = runner.invoke(app, [*args, "--amp", "--precision", "fp32"])
+    assert result.exit_code == 2 and "contradicts --precision fp32" in result.stderr

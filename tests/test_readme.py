@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -92,3 +93,54 @@ def test_cli_tour_runs_top_to_bottom(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "runs" / "tour" / "run.json").read_text())["spec"]["loop"]["max_steps"] == 30
     assert (tmp_path / "runs" / "tour-step20" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "eval.json").read_text())["directions"]
+
+
+def test_package_points_only_inside_the_repository() -> None:
+    """Every ``docs/...`` path the package, tests and weight scripts name exists in the repository,
+    and none names a document or an absolute path that is not in it."""
+    files = [p for folder in ("i2icli", "tests", "weights", "benchmarks") for p in (REPO / folder).rglob("*")]
+    files = [p for p in files if p.suffix in (".py", ".md", ".json", ".toml") and p.is_file()]
+    named: set[str] = set()
+    outside = ("METHODS" + ".md", "/wo" + "rk/")  # spelled apart so that this file passes its own check
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert not any(s in text for s in outside), path
+        named |= set(re.findall(r"docs/methods/[a-z0-9]+\.md", text))
+    assert named and all((REPO / doc).is_file() for doc in named), sorted(named)
+    # Every method module names its page.
+    from i2icli.methods import METHOD_MODULES
+
+    for name, module in METHOD_MODULES.items():
+        source = REPO / (module.replace(".", "/") + ".py")
+        assert f"docs/methods/{name}.md" in source.read_text(), source
+
+
+def test_readme_precision_auto_figures_are_the_cards() -> None:
+    """The `--precision auto` sentence counts the embedded models whose card qualifies and gives the
+    range of their worst-example PSNR, as the cards (weights/<name>/metrics.json) record them."""
+    from i2icli.precision import AUTO_MIN_PSNR_DB, CARD_KEY
+    from i2icli.registry import PRETRAINED
+
+    embedded = [name for name, entry in PRETRAINED.items() if entry.local is not None]
+    cards = [json.loads((REPO / "weights" / name / "metrics.json").read_text()) for name in embedded]
+    scores = [card[CARD_KEY]["bf16"]["psnr_db"] for card in cards if CARD_KEY in card]
+    assert len(scores) == len(embedded) and min(scores) >= AUTO_MIN_PSNR_DB
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"all {len(embedded)} embedded models qualify (worst example {min(scores):.1f}-{max(scores):.1f} dB)" in readme
+
+
+def test_every_embedded_model_has_the_script_that_made_it() -> None:
+    from i2icli.registry import PRETRAINED
+
+    for name, entry in PRETRAINED.items():
+        if entry.local is not None:
+            assert (REPO / "weights" / f"make_{name.replace('-', '_')}.py").is_file(), name
+
+
+def test_readme_folder_memory_is_the_measured_one() -> None:
+    """"Flat memory" is the speed benchmark's cell h: the same peak RSS for few and for many files."""
+    h = json.loads((REPO / "benchmarks" / "results" / "speed.json").read_text())["cells"]["h"]["result"]
+    few, many = h["runs"]
+    assert few["files"] < many["files"] and many["peak_rss_gb"] <= 1.1 * few["peak_rss_gb"]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"peak RSS {few['peak_rss_gb']} GB for {few['files']} and for {many['files']} files" in readme

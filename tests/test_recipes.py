@@ -18,7 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2icli.cli.data_cmd import app
-from i2icli.data import recipes, shipped
+from i2icli.data import builders, recipes, shipped
 from i2icli.data.download import LOCK_NAME, download, safe_extract
 from i2icli.errors import InputError, ResolveError, UsageError
 
@@ -344,15 +344,15 @@ def _folder_images(folder: Path) -> np.ndarray:
 
 @pytest.fixture
 def small_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recipes, "load_mnist", _truncated(shipped.load_mnist, 40))
-    monkeypatch.setattr(recipes, "load_uci", _truncated(shipped.load_uci, 30))
+    monkeypatch.setattr(builders, "load_mnist", _truncated(shipped.load_mnist, 40))
+    monkeypatch.setattr(builders, "load_uci", _truncated(shipped.load_uci, 30))
 
 
 @pytest.mark.usefixtures("small_mnist")
 def test_mnist_uci_digits_layout_and_labels(tmp_path: Path) -> None:
     result = recipes.prepare("mnist-uci-digits", tmp_path)
     assert dict(result.counts) == {"trainA": 40, "trainB": 30, "testA": 40, "testB": 30}
-    for folder, loader in (("trainA", recipes.load_mnist), ("testB", recipes.load_uci)):
+    for folder, loader in (("trainA", builders.load_mnist), ("testB", builders.load_uci)):
         split = "train" if folder.startswith("train") else "test"
         images, labels = loader(split)
         written = _folder_images(tmp_path / folder)
@@ -370,7 +370,7 @@ def _expected_background(name: str) -> np.ndarray:
 
     image = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea,
              "brick": data.brick, "grass": data.grass, "gravel": data.gravel}[name]()
-    side = recipes.SYNTH_CROPS[name]
+    side = builders.SYNTH_CROPS[name]
     top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
     patch = Image.fromarray(image[top : top + side, left : left + side]).convert("RGB")
     return np.asarray(patch.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
@@ -378,8 +378,8 @@ def _expected_background(name: str) -> np.ndarray:
 
 def _expected_synthetic(digit: np.ndarray, index: int, domain: str) -> np.ndarray:
     """Recompute one image from the map documented in recipes.py, pixel by pixel in float64."""
-    colour = np.array(recipes.SYNTH_COLOURS[index % 6], dtype=np.float64)
-    photo, texture = recipes.SYNTH_BACKGROUNDS[(index // 6) % 3]
+    colour = np.array(builders.SYNTH_COLOURS[index % 6], dtype=np.float64)
+    photo, texture = builders.SYNTH_BACKGROUNDS[(index // 6) % 3]
     if domain == "B":
         colour = np.array([colour[1], colour[2], colour[0]])
     background = _expected_background(photo if domain == "A" else texture)
@@ -393,7 +393,7 @@ def test_synthetic_colored_digits_paired_truth_matches_the_documented_map(tmp_pa
     result = recipes.prepare("synthetic-colored-digits", tmp_path)
     assert result.paired
     assert dict(result.counts) == {"trainA": 20, "trainB": 20, "testA": 20, "testB": 20, "testB_paired": 20}
-    digits, labels = recipes.load_mnist("test")
+    digits, labels = builders.load_mnist("test")
     test_a, paired = _folder_images(tmp_path / "testA"), _folder_images(tmp_path / "testB_paired")
     assert test_a.shape == (20, 32, 32, 3) and paired.shape == (20, 32, 32, 3)
     for k in range(20):
@@ -403,7 +403,7 @@ def test_synthetic_colored_digits_paired_truth_matches_the_documented_map(tmp_pa
             diff = np.abs(written.astype(int) - _expected_synthetic(digits[source], source, domain).astype(int))
             assert diff.max() <= 1, (k, domain)
     # trainA / trainB come from disjoint (even / odd) source images; labels follow them.
-    train_labels = recipes.load_mnist("train")[1]
+    train_labels = builders.load_mnist("train")[1]
     assert [y for _, y in _labels_csv(tmp_path / "trainA_labels.csv")] == list(train_labels[0::2])
     assert [y for _, y in _labels_csv(tmp_path / "trainB_labels.csv")] == list(train_labels[1::2])
     assert _labels_csv(tmp_path / "testB_paired_labels.csv") == _labels_csv(tmp_path / "testA_labels.csv")
@@ -423,10 +423,10 @@ def _fashion_available() -> bool:
 def test_fashion_recipes_hold_one_class_per_domain(
     name: str, class_a: int, class_b: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recipes, "load_fashion", _truncated(shipped.load_fashion, 60))
+    monkeypatch.setattr(builders, "load_fashion", _truncated(shipped.load_fashion, 60))
     result = recipes.prepare(name, tmp_path)
-    train = recipes.load_fashion("train", classes=(class_a, class_b))[1]
-    test = recipes.load_fashion("test", classes=(class_a, class_b))[1]
+    train = builders.load_fashion("train", classes=(class_a, class_b))[1]
+    test = builders.load_fashion("test", classes=(class_a, class_b))[1]
     expected = {"trainA": (train == class_a).sum(), "trainB": (train == class_b).sum(),
                 "testA": (test == class_a).sum(), "testB": (test == class_b).sum()}
     assert dict(result.counts) == expected and min(expected.values()) > 10
@@ -475,8 +475,8 @@ def _cityscapes_zips(folder: Path, frames: dict[str, list[str]], *, drop_label: 
             if key != drop_label:
                 labels[f"gtFine/{split}/{city}/{key}_gtFine_color.png"] = _png(_label_map(grey))
                 labels[f"gtFine/{split}/{city}/{key}_gtFine_labelIds.png"] = _png(Image.new("L", (64, 32)))
-    (folder / recipes.CITYSCAPES_PHOTOS).write_bytes(_zip({"license.txt": b"x", **photos}))
-    (folder / recipes.CITYSCAPES_LABELS).write_bytes(_zip({"README": b"x", **labels}))
+    (folder / builders.CITYSCAPES_PHOTOS).write_bytes(_zip({"license.txt": b"x", **photos}))
+    (folder / builders.CITYSCAPES_LABELS).write_bytes(_zip({"README": b"x", **labels}))
 
 
 CITY_FRAMES = {
@@ -507,12 +507,12 @@ def test_cityscapes_conversion_from_archives(tmp_path: Path) -> None:
 
 def test_cityscapes_mismatched_archives_name_the_missing_frame(tmp_path: Path) -> None:
     _cityscapes_zips(tmp_path, CITY_FRAMES, drop_label="aachen_000001_000019")
-    with pytest.raises(InputError, match=f"{recipes.CITYSCAPES_LABELS}: no train image for aachen_000001_000019"):
+    with pytest.raises(InputError, match=f"{builders.CITYSCAPES_LABELS}: no train image for aachen_000001_000019"):
         recipes.prepare("cityscapes", tmp_path / "out", source=tmp_path)
 
 
 def test_cityscapes_missing_archive_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=recipes.CITYSCAPES_PHOTOS):
+    with pytest.raises(UsageError, match=builders.CITYSCAPES_PHOTOS):
         recipes.prepare("cityscapes", tmp_path / "out", source=tmp_path)
 
 

@@ -28,12 +28,12 @@ from typer.testing import CliRunner
 
 from i2icli.cli.app import app
 from i2icli.registry import ALIASES, METHODS, PRETRAINED, lookup
-from i2icli.sources import LOCK_NAME, MIRROR_ENV, cache_dir, cached_file, fetch_release, model_dir, resolve
+from i2icli.sources import LOCK_NAME, MIRROR_ENV, cache_dir, cached_file, fetch_release, manual_steps, model_dir, resolve
 
 runner = CliRunner()
 H2Z = "cyclegan-horse2zebra"
 H2Z_PATH = "/cyclegan/pretrained_models/horse2zebra.pth"
-# The official list (METHODS.md §2.7, scripts/download_cyclegan_model.sh of the official repository).
+# The official list (docs/methods/cyclegan.md#checkpoints, scripts/download_cyclegan_model.sh of the official repository).
 CYCLEGAN_RELEASES = {
     "apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra", "zebra2horse",
     "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map", "map2sat",
@@ -121,12 +121,14 @@ def test_registry_lists_every_released_model_once() -> None:
         assert (entry.local is not None) != (entry.release is not None or entry.repo_id is not None or entry.recipe is not None)
         assert (entry.dataset is None) != (entry.data == ""), name  # training data described exactly once
         if entry.release is not None:
-            hosts = {"http": "http://efrosgans.eecs.berkeley.edu/", "manual": "https://drive.google.com/"}
+            hosts = {"http": "http://efrosgans.eecs.berkeley.edu/", "manual": "https://drive.google.com/", "drive": "https://drive.google.com/"}
             assert entry.release.url.startswith(hosts[entry.release.hosting])
             assert entry.repo_id is None and entry.hub == "not yet published"
+            assert entry.release.hosting != "drive" or bool(entry.release.drive_id) != bool(entry.release.drive_folder)
     assert len(ALIASES) == sum(len(e.aliases) for e in PRETRAINED.values()) and not set(ALIASES) & set(PRETRAINED)
-    # MUNIT/UNIT releases are CC BY-NC-SA; nothing else is non-commercial.
-    assert {e.name for e in PRETRAINED.values() if e.non_commercial} == {"munit-edges2shoes", "unit-gta2city"}
+    # MUNIT/UNIT releases (2018: CC BY-NC-SA; imaginaire: NVIDIA Source Code License-NC); nothing else is non-commercial.
+    imaginaire = {"munit-summer2winter", "munit-dog2cat", "munit-edges2shoes-hd", "unit-winter2summer"}
+    assert {e.name for e in PRETRAINED.values() if e.non_commercial} == {"munit-edges2shoes", "unit-gta2city", *imaginaire}
 
 
 def test_every_dataset_named_by_an_entry_is_a_recipe() -> None:
@@ -291,13 +293,17 @@ def test_a_published_hub_copy_comes_first_and_the_release_is_the_fallback(
     ],
 )
 def test_drive_release_prints_steps_then_installs_by_hand(name: str, manifest: Path, url: str, tmp_path: Path) -> None:
+    """The by-hand path next to the one-command download (tests/test_drive.py): offline it says what
+    to do; a release marked ``manual`` prints the steps; the person's file installs into the cache."""
     entry = PRETRAINED[name]
-    assert entry.release is not None
+    assert entry.release is not None and entry.release.hosting == "drive"
     image = write_rgb(tmp_path / "x.png", (32, 32))
-    asked = translate(entry.aliases[0], image, tmp_path / "out")
+    asked = translate(entry.aliases[0], image, tmp_path / "out", "--offline")
     assert asked.exit_code == 2 and len(lines(asked.stderr)) == 1 and "Traceback" not in asked.output
+    assert "offline mode is on" in asked.stderr and entry.release.filename in asked.stderr
+    steps = manual_steps(dataclasses.replace(entry, release=dataclasses.replace(entry.release, hosting="manual")))
     for step in (url, f"download {entry.release.filename}", f"i2i convert --model {name} ", "CC BY-NC-SA 4.0"):
-        assert step in asked.stderr
+        assert step in steps
 
     # Step 2 as printed: the file the person downloaded (official layout), converted into the cache.
     downloaded = two_generator_file(tmp_path / entry.release.filename, manifest)
@@ -314,7 +320,19 @@ def test_drive_release_prints_steps_then_installs_by_hand(name: str, manifest: P
     assert (tmp_path / "out" / "x.png").is_file()
 
 
-def test_munit_summer2winter_says_not_yet_published_and_how_to_train(tmp_path: Path) -> None:
+def unpublished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn munit-summer2winter into an entry with nothing published, only a recipe (every real entry
+    now has weights; the path stays for future ones)."""
+    entry = dataclasses.replace(
+        PRETRAINED["munit-summer2winter"], release=None, license="MIT", license_note="", data="",
+        dataset="summer2winter_yosemite",
+        recipe="i2i data prepare summer2winter_yosemite d && i2i train --method munit --preset paper --dataroot d",
+    )  # fmt: skip
+    monkeypatch.setitem(PRETRAINED, entry.name, entry)
+
+
+def test_an_entry_without_weights_says_not_yet_published_and_how_to_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unpublished(monkeypatch)
     image = write_rgb(tmp_path / "x.png", (32, 32))
     result = translate("munit-summer2winter", image, tmp_path / "out")
     assert result.exit_code == 2 and len(lines(result.stderr)) == 1 and "Traceback" not in result.output
@@ -429,6 +447,7 @@ def test_push_failures_are_one_line(hub: MockHub, monkeypatch: pytest.MonkeyPatc
     assert no_token.exit_code == 1 and len(lines(no_token.stderr)) == 1 and "HTTP 401" in no_token.stderr
     bad_repo = runner.invoke(app, ["push", "cyclegan-digits", "--repo", "digits"])
     assert bad_repo.exit_code == 2 and "exactly 'ORG/NAME'" in bad_repo.stderr
+    unpublished(monkeypatch)
     not_published = runner.invoke(app, ["push", "munit-summer2winter", "--repo", "acme/s2w"])
     assert not_published.exit_code == 2 and "not yet published" in not_published.stderr
     assert [p for p in hub.paths_requested("POST")] == ["/api/repos/create"]  # only the refused first call

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_rgb
+from conftest import tiny_train_args, write_domains, write_rgb
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
@@ -17,18 +17,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def domains(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i in range(4):
-        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "trainB" / f"{i}.png", (20, 20), seed=50 + i)
-    return root
+    return write_domains(tmp_path_factory.mktemp("data"), 4, seed_b=50)
 
 
 def _start(domains: Path, run_dir: Path, steps: int = 6) -> None:
-    result = runner.invoke(app, [
-        "train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(run_dir), "--max-steps", str(steps),
-        "--seed", "3", "--device", "cpu", "--sample-every", "0", "--log-every", "1", "--quiet",
-    ])  # fmt: skip
+    result = runner.invoke(app, tiny_train_args(domains, run_dir, steps, "--seed", "3", "--log-every", "1", "--quiet"))
     assert result.exit_code == 0, result.output
 
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_rgb
+from conftest import tiny_train_args, write_domains, write_rgb
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,13 +22,8 @@ runner = CliRunner()
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cpu-tiny CycleGAN: whole images resized to 18 x 18, then 16 x 16 crops."""
     root = tmp_path_factory.mktemp("scale")
-    for i in range(3):
-        write_rgb(root / "data" / "trainA" / f"{i}.png", (40, 30), seed=i)
-        write_rgb(root / "data" / "trainB" / f"{i}.png", (40, 30), seed=5 + i)
-    result = runner.invoke(app, [
-        "train", "--preset", "cpu-tiny", "--dataroot", str(root / "data"), "--run-dir", str(root / "run"),
-        "--max-steps", "1", "--sample-every", "0", "--device", "cpu", "--quiet",
-    ])  # fmt: skip
+    data = write_domains(root / "data", 3, seed_b=5, size_a=(40, 30), size_b=(40, 30))
+    result = runner.invoke(app, tiny_train_args(data, root / "run", 1, "--quiet"))
     assert result.exit_code == 0, result.output
     return root / "run"
 

@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from i2icli.api import load_model
 from i2icli.cli.app import app
 from i2icli.eval.metrics import psnr
-from i2icli.imageio import list_images, pad_for_network, read_image, to_tensor
+from i2icli.imageio import read_image, to_tensor
 from i2icli.inference import LoadedModel, translate_tensors
+from i2icli.listing import list_images
 from i2icli.multimodal import named_style
+from i2icli.padding import pad_for_network
 from i2icli.tiling import FrozenNorms, TileOptions, _ramp, tile_starts, translate_tiled
 
 runner = CliRunner()

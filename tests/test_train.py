@@ -13,32 +13,26 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, write_rgb
+from conftest import REPO, tiny_train_args, write_domains, write_rgb
 from typer.testing import CliRunner
 
 from i2icli.checkpoint import read_config
 from i2icli.cli.app import app
-from i2icli.train.loop import load_training_state
-from i2icli.train.run import read_spec, run
+from i2icli.precision import cpu_features
+from i2icli.train.run import run
+from i2icli.train.spec import read_spec
+from i2icli.train.state import load_training_state
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def domains(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i in range(6):
-        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "trainB" / f"{i}.jpg", (24, 18), seed=100 + i)
-    return root
+    return write_domains(tmp_path_factory.mktemp("data"), 6, seed_b=100, size_b=(24, 18), ext_b=".jpg")
 
 
 def _train_cmd(domains: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "i2icli", "train", "--method", "cyclegan", "--preset", "cpu-tiny",
-        "--dataroot", str(domains), "--run-dir", str(run_dir), "--max-steps", "40", "--seed", "3",
-        "--device", "cpu", "--sample-every", "0", "--log-every", "1", *extra,
-    ]  # fmt: skip
+    return [sys.executable, "-m", "i2icli", *tiny_train_args(domains, run_dir, 40, "--seed", "3", "--log-every", "1", *extra)]
 
 
 def _env() -> dict[str, str]:
@@ -185,19 +179,24 @@ def test_unreadable_training_files_are_named_and_counted(tmp_path: Path) -> None
     assert report["images_a"] == 3 and report["images_b"] == 3 and len(report["skipped"]) == 2
 
 
-def test_amp_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: Path) -> None:
+@pytest.mark.skipif(not cpu_features().native_bf16, reason="bf16 training is refused on a CPU without native bf16")
+def test_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [
         "train", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(tmp_path / "r"), "--max-steps", "2",
-        "--sample-every", "0", "--device", "cpu", "--amp", "--log-every", "1", "--quiet",
+        "--sample-every", "0", "--device", "cpu", "--precision", "bf16", "--log-every", "1", "--quiet",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
+    # A resumed run keeps its precision: another one is refused in one line.
+    again = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "--max-steps", "3", "--precision", "fp32"])
+    assert again.exit_code == 2 and "--precision fp32: this run was started with bf16" in again.stderr
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     assert all(abs(v) < 1e6 for r in records for k, v in r.items() if k.startswith("loss_"))
 
 
 def test_run_or_resume_trains_once_then_returns_the_model(domains: Path, tmp_path: Path) -> None:
-    from i2icli.train.run import DataSpec, build_spec, run_or_resume
+    from i2icli.train.run import run_or_resume
+    from i2icli.train.spec import DataSpec, build_spec
 
     calls = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_rgb
+from conftest import tiny_train_args, write_domains
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -35,18 +35,11 @@ def gray(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def rgb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rgb")
-    for i in range(4):
-        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "trainB" / f"{i}.png", (20, 20), seed=40 + i)
-    return root
+    return write_domains(tmp_path_factory.mktemp("rgb"), 4, seed_b=40)
 
 
 def _train(data: Path, run_dir: Path, *extra: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [
-        "train", "--preset", "cpu-tiny", "--dataroot", str(data), "--run-dir", str(run_dir), "--max-steps", "2",
-        "--device", "cpu", "--sample-every", "0", *extra,
-    ])  # fmt: skip
+    return runner.invoke(app, tiny_train_args(data, run_dir, 2, *extra))
 
 
 def test_gray_folders_train_a_one_channel_model_unless_set(gray: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""TransGaGa (METHODS.md §7): geometry primitives, PCA, appearance swap, stages and resume."""
+"""TransGaGa (docs/methods/transgaga.md): geometry primitives, PCA, appearance swap, stages and resume."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from conftest import fixture_tensors, loaded
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -41,14 +41,12 @@ def assert_close(actual: Tensor, expected: Tensor) -> None:
 @pytest.fixture(scope="module")
 def official() -> UnitModel:
     converted = convert_official([FIXTURES / "unit_gen_tiny.pt"])
-    net = UnitModel(converted.arch)
-    net.load_state_dict(converted.state, strict=True)
-    return net.eval()
+    return loaded(UnitModel(converted.arch), converted.state)
 
 
 @pytest.fixture(scope="module")
 def io() -> dict[str, Tensor]:
-    return load_file(str(FIXTURES / "unit_tiny_io.safetensors"))
+    return fixture_tensors("unit/unit_tiny_io.safetensors")
 
 
 # --------------------------------------------------------------------------- converter parity

@@ -132,7 +132,7 @@ def measure(model: GeometryDefault, data: Path, judges: tuple, model_file: Path)
 
 
 def _table(figures: dict) -> str:
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     lines = []
     for direction, d in figures["directions"].items():

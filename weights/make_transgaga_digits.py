@@ -20,7 +20,7 @@ MODEL = GeometryDefault(
     pair="mnist-warped",
     steps=STEPS,
     summary=(
-        "TransGaGa (this package's reconstruction of the paper, METHODS.md §7: no official code exists)\n"
+        "TransGaGa (this package's reconstruction of the paper, docs/methods/transgaga.md: no official code exists)\n"
         "translating plain MNIST digits (domain `mnist`, a) and digits squeezed to 60 % of their width,\n"
         "rotated 35 degrees counter-clockwise and inverted (domain `warped`, b), 32x32 grey, both\n"
         "directions, through 10 unsupervised landmarks per domain: a whitened PCA of landmark sets, FC\n"

@@ -23,8 +23,9 @@ REPO = HERE.parent
 def measure(name: str) -> dict[str, object]:
     from i2icli.api import load_model
     from i2icli.eval.metrics import psnr
-    from i2icli.imageio import list_images, read_image, to_tensor
+    from i2icli.imageio import read_image, to_tensor
     from i2icli.inference import translate_tensors
+    from i2icli.listing import list_images
     from i2icli.multimodal import named_style
 
     fp32 = load_model(name, device="cpu")

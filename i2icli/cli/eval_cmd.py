@@ -7,8 +7,9 @@ evaluation code is imported inside each command, so ``i2i --help`` stays fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -72,15 +73,21 @@ def folders(
         choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
-        from i2icli.eval.report import evaluate_folders, parse_metrics
+        from i2icli.eval.catalogue import parse_metrics
+        from i2icli.eval.report import evaluate_folders
 
         names = parse_metrics(metrics, inception=inception)
         apply_threads(threads)
         report = evaluate_folders(real, fake, names, inception=inception, pixel_threshold=pixel_threshold)
+    _show(report, as_json, _print_folder_report)
+
+
+def _show(report: Any, as_json: bool, print_table: Callable[[Any], None]) -> None:
+    """A report as JSON (``--json``) or as the command's table."""
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_folder_report(report)
+        print_table(report)
 
 
 @app.command("model")
@@ -116,7 +123,8 @@ def model(
         choose_threads(threads)  # a bad --threads is a usage error before any work
         if inception is not None and not inception.is_file():
             raise UsageError(f"--inception {inception}: no such file")
-        from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject, read_dataset_info
+        from i2icli.eval.datasets import read_dataset_info
+        from i2icli.eval.report import EvalOptions, do_nothing_subject, evaluate, model_subject
 
         read_dataset_info(data)  # a bad dataset or a missing judge is reported before the model loads
         apply_threads(threads)
@@ -133,10 +141,7 @@ def model(
             subject = model_subject(loaded, model_ref, batch_size=batch_size, seed=seed, size=size_spec)
         with stage_bar(not as_json) as on_stage:
             report = evaluate(subject, data, opts, on_stage=on_stage)
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_model_report(report)
+    _show(report, as_json, _print_model_report)
 
 
 @app.command("adapt")
@@ -175,10 +180,7 @@ def adapt(
             from i2icli.imageio import write_image
 
             write_image(png, confusion_png(report))
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_adapt_report(report)
+    _show(report, as_json, _print_adapt_report)
 
 
 def _print_adapt_report(report: AdaptReport) -> None:
@@ -219,7 +221,7 @@ def _print_model_report(report: ModelReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     title = f"{report.subject} on {report.dataset or report.data}"
     columns = [f"{d.source} -> {d.target} ({d.direction}, n={d.n})" for d in report.directions]
@@ -249,7 +251,7 @@ def _print_folder_report(report: FolderReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from i2icli.eval.report import format_metric, metric_info
+    from i2icli.eval.catalogue import format_metric, metric_info
 
     paired = f", {report.n_paired} pairs" if report.n_paired else ""
     console = Console(width=120)

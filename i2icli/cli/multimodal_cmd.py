@@ -97,7 +97,7 @@ def _common(
 
 
 def _files(inputs: list[str]) -> list[tuple[Path, Path]]:
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     if inputs == ["-"]:
         return [STDIN]

@@ -48,12 +48,20 @@ def train(
     init_from: Annotated[str | None, typer.Option("--init-from", help="Start from a resolvable model's weights.")] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
-    amp: Annotated[
-        bool, typer.Option("--amp", help="Mixed precision (CUDA; CPU only with native bf16: refused where it would be emulated).")
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="fp32 (default), bf16 or fp16 autocast (fp16 with loss scaling); on a CPU only where it is native "
+            "(refused where it would be emulated).",
+        ),
+    ] = "fp32",
+    amp: Annotated[bool, typer.Option("--amp", help="Older spelling of --precision bf16 (or --amp-dtype).", hidden=True)] = False,
+    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="With --amp: bf16 or fp16.", hidden=True)] = "bf16",
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="channels_last memory layout.")] = False,
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile each network (slow first steps).")
     ] = False,
-    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="bf16 (default) or fp16 (with loss scaling).")] = "bf16",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels_last memory layout.")] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (slow first steps).")] = False,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
@@ -66,7 +74,13 @@ def train(
         ),
     ] = 0,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
-    preload: Annotated[bool, typer.Option("--preload", help="Decode all training images once into memory.")] = False,
+    preload: Annotated[
+        bool,
+        typer.Option(
+            "--preload/--no-preload",
+            help="Decode all training images once into memory (default for the cpu- presets on a CPU).",
+        ),
+    ] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
     max_pixels: MaxPixelsOpt = None,
     quiet: QuietOpt = False,
@@ -162,9 +176,9 @@ _NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quie
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, schedule, init_from, seed, device, amp, amp_dtype, channels_last, compile, save_every, keep_last,
-    sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads, method_options,
-    typed,
+    run_dir, resume, schedule, init_from, seed, device, precision, amp, amp_dtype, channels_last, compile, save_every,
+    keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads,
+    method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     for name, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
         if value is not None and value < 1:
@@ -177,8 +191,9 @@ def _train(
         raise UsageError(f"--schedule {schedule!r}: use replan or keep")
     if schedule is not None and resume is None:
         raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
-    if amp_dtype not in ("bf16", "fp16"):
-        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
+    amp, amp_dtype = _autocast(precision, amp, amp_dtype, typed)
+    if typed & {"amp", "amp_dtype"}:
+        typed = typed | {"precision"}
     from i2icli.device import pick_device
     from i2icli.threads import apply_threads
     from i2icli.train import distributed
@@ -197,6 +212,19 @@ def _train(
         distributed.shutdown(place)
 
 
+def _autocast(precision: str, amp: bool, amp_dtype: str, typed: set[str]) -> tuple[bool, str]:
+    """``--precision`` as the loop's (autocast on, its dtype); ``--amp [--amp-dtype]`` is its older spelling."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision {precision!r}: use fp32, bf16 or fp16")
+    if amp_dtype not in ("bf16", "fp16"):
+        raise UsageError(f"--amp-dtype {amp_dtype!r}: use bf16 or fp16")
+    if not amp:
+        return precision != "fp32", "bf16" if precision == "fp32" else precision
+    if "precision" in typed and precision != amp_dtype:
+        raise UsageError(f"--amp means --precision {amp_dtype}, which contradicts --precision {precision}; give one of them")
+    return True, amp_dtype
+
+
 def _train_as(
     place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
     batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, save_every,
@@ -206,8 +234,11 @@ def _train_as(
     """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
     from i2icli.precision import check_half_supported
     from i2icli.train import distributed
-    from i2icli.train.run import DataSpec, build_spec, plan_resume, run
+    from i2icli.train.resume import plan_resume
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec, cpu_preset_path
 
+    path: dict[str, Any] = {}  # the CPU preset's faster path, for a new run
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
         if given:
@@ -217,7 +248,7 @@ def _train_as(
         values = dict(
             method=method, dataroot=dataroot, domain_a=domain_a, domain_b=domain_b, domain_names=domain_names,
             preset=preset, config=config, overrides=overrides, batch_size=batch_size, lr=lr, run_dir=run_dir,
-            init_from=init_from, seed=seed, amp=amp, save_every=save_every, keep_last=keep_last,
+            init_from=init_from, seed=seed, precision=amp_dtype if amp else "fp32", save_every=save_every, keep_last=keep_last,
             sample_every=sample_every, log_every=log_every, val_every=val_every, num_workers=num_workers,
             preload=preload, tensorboard=tensorboard, max_pixels=max_pixels,
         )  # fmt: skip
@@ -232,6 +263,13 @@ def _train_as(
         from i2icli.data.unpaired import resolve_domains
 
         dir_a, dir_b = resolve_domains(dataroot, domain_a, domain_b)
+        # The CPU presets' faster path, for what the command line left unset.
+        path = cpu_preset_path(preset, dev, typed)
+        preload = path.get("preload", preload)
+        channels_last = path.get("channels_last", channels_last)
+        compile = path.get("compile", compile)
+        if "precision" in path:
+            amp, amp_dtype = _autocast(path["precision"], False, amp_dtype, set())
         data = DataSpec(str(dir_a), str(dir_b), tuple(domain_names), num_workers, preload, max_pixels)
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
@@ -240,7 +278,7 @@ def _train_as(
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:
-            from i2icli.imageio import list_images
+            from i2icli.listing import list_images
 
             sizes = (len(list_images([str(d)], recursive=True)) for d in (dir_a, dir_b))
             return -(-max(sizes) // bs)
@@ -259,9 +297,12 @@ def _train_as(
                 run_dir = Path(distributed.gather(str(run_dir))[0])  # rank 0's clock names the folder
         folder = run_dir
     if spec.loop.amp:
-        check_half_supported(spec.loop.amp_dtype, dev, "--amp")
+        check_half_supported(spec.loop.amp_dtype, dev, f"--precision {spec.loop.amp_dtype}")
     channels = spec.config["arch"]["channels_a"]
     kind = "gray images" if channels == 1 else "RGB images"
+    if path and not quiet:
+        flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in path.items())
+        err(f"{spec.preset} on a CPU: {flags} (its faster path; turn an option off with --no-...)")
     if not quiet:
         err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}")
     display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())

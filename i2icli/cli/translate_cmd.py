@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Literal
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 
@@ -43,9 +43,6 @@ from i2icli.errors import UsageError
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-Format = Literal["png", "jpg", "webp"]
-
 
 def translate(
     inputs: InputsArg,
@@ -135,7 +132,7 @@ class TranslateOptions:
 
 
 def _check_usage(output: str, batch_size: int, fmt: str | None, as_json: bool, style: Path | None, suffix: str) -> None:
-    from i2icli.imageio import check_suffix
+    from i2icli.listing import check_suffix
 
     check_suffix(suffix)
     if fmt not in (None, "png", "jpg", "webp"):
@@ -198,7 +195,7 @@ def _translate(o: TranslateOptions) -> int:
     from i2icli.threads import choose_threads
 
     choose_threads(o.threads)  # a bad --threads is a usage error before any work
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     use_stdin = o.inputs == ["-"]
     if "-" in o.inputs and not use_stdin:

@@ -1,6 +1,6 @@
 """Official DistanceGAN generator files (``<epoch>_net_G_A.pth``, ``<epoch>_net_G_B.pth``) -> i2i.
 
-The fork's CycleGAN-architecture generator (METHODS.md §3.3) has no reflection pads, so its indices
+The fork's CycleGAN-architecture generator (docs/methods/distancegan.md) has no reflection pads, so its indices
 are shifted against CycleGAN's: first conv ``model.0``, affine norms ``model.1/4/7`` (weight and
 bias), blocks at ``model.9..`` with ``conv_block.{0,1,3,4}``, ConvTs at ``model.(9+n)`` and
 ``model.(12+n)``, last conv ``model.(15+n)`` (``model.24`` for 9 blocks). Our ``ResnetGenerator``

@@ -1,7 +1,7 @@
 """Official GcGAN generator files (``<epoch>_net_G_AB.pth``) -> i2i.
 
 GcGAN is a 2018 fork of the CycleGAN code: its generator state dicts use the CycleGAN key layout
-(``model.<index>.*``, METHODS.md §2.7, §6.8), so this is the CycleGAN filter plus GcGAN's file
+(``model.<index>.*``, docs/methods/cyclegan.md#checkpoints, docs/methods/gcgan.md), so this is the CycleGAN filter plus GcGAN's file
 roles. One file is the shared generator of ``gc_gan_share``. Two files are ``gc_gan_cross``'s
 G_AB and G_gc_AB; note that the official cross model saves netG_AB under both names, so official
 cross files usually hold the same generator twice (the summary says so when they do).

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from i2icli.convert.two_generators import map_generators, shape, split_domains
+from i2icli.convert.two_generators import encoder_depth, map_generators, shape, split_domains
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Converted
 from i2icli.methods.munit import STYLE_ENCODER_DOWNSAMPLE, MunitArch, MunitModel
@@ -32,17 +32,25 @@ _PREFIX = "official MUNIT checkpoint: "
 
 def convert_official(files: Sequence[Path]) -> Converted:
     """``INFO.converter``: official ``gen_*.pt`` (both generators) -> our model state."""
+    from i2icli.checkpoint import safe_torch_load
+    from i2icli.convert.imaginaire import convert_loaded
+
     if len(files) != 1:
         raise UsageError(f"munit: a gen_*.pt already holds both generators; got {len(files)} files")
-    arch, state = load_official_munit(files[0])
+    obj = safe_torch_load(files[0])
+    converted = convert_loaded(obj, "munit", files[0])  # the authors' imaginaire release
+    if converted is not None:
+        return converted
+    arch, state = load_official_munit(files[0], obj)
     return Converted(arch, state, f"a2b, b2a; dim {arch.dim}, style_dim {arch.style_dim}, {arch.n_res} res blocks")
 
 
-def load_official_munit(path: str | os.PathLike[str]) -> tuple[MunitArch, dict[str, Tensor]]:
-    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it."""
+def load_official_munit(path: str | os.PathLike[str], obj: Any = None) -> tuple[MunitArch, dict[str, Tensor]]:
+    """Read an official ``gen_*.pt`` file (tensors only, never arbitrary pickles) and convert it;
+    ``obj``: the file's content when the caller has read it already."""
     from i2icli.checkpoint import safe_torch_load
 
-    obj = safe_torch_load(path)
+    obj = safe_torch_load(path) if obj is None else obj
     try:
         return convert_munit(obj)
     except CheckpointError as e:
@@ -69,13 +77,7 @@ def infer_munit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor
     # Style encoder: first conv, STYLE_ENCODER_DOWNSAMPLE convs, pooling, then the 1x1 output conv.
     style_dim = shape(state_a, "a", f"enc_style.model.{STYLE_ENCODER_DOWNSAMPLE + 2}.weight", _PREFIX)[0]
     mlp_dim = shape(state_a, "a", "mlp.model.0.fc.weight", _PREFIX)[0]
-    # Content encoder: convs at indices 0..n_downsample, the residual blocks right after.
-    n_downsample = 0
-    while f"enc_content.model.{n_downsample + 1}.conv.weight" in state_a:
-        n_downsample += 1
-    n_res = 0
-    while f"enc_content.model.{n_downsample + 1}.model.{n_res}.model.0.conv.weight" in state_a:
-        n_res += 1
+    n_downsample, n_res = encoder_depth(state_a, "enc_content")
     return MunitArch(
         dim=dim,
         style_dim=style_dim,

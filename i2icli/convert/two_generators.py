@@ -45,6 +45,19 @@ def shape(state: Mapping[str, Tensor], domain: str, key: str, prefix: str) -> tu
     return tuple(value.shape)
 
 
+def encoder_depth(state: Mapping[str, Tensor], encoder: str) -> tuple[int, int]:
+    """(n_downsample, n_res) of a ``ContentEncoder`` stored under ``encoder`` (MUNIT's
+    ``enc_content``, UNIT master's ``enc``): convs at ``model.0..n_downsample``, then the residual
+    blocks ``model.<n_downsample + 1>.model.<i>``, counted from the keys."""
+    n_downsample = 0
+    while f"{encoder}.model.{n_downsample + 1}.conv.weight" in state:
+        n_downsample += 1
+    n_res = 0
+    while f"{encoder}.model.{n_downsample + 1}.model.{n_res}.model.0.conv.weight" in state:
+        n_res += 1
+    return n_downsample, n_res
+
+
 def map_generators(
     states: Mapping[str, Mapping[str, Tensor]], reference: nn.Module, norm_kinds: tuple[type[nn.Module], ...], prefix: str
 ) -> dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """Official UNIT master generator checkpoints -> ``UnitArch(variant="master")`` + a ``UnitModel`` state dict.
 
 The official trainer saves ``gen_%08d.pt = {'a': gen_a.state_dict(), 'b': gen_b.state_dict()}``
-of ``VAEGen`` networks (METHODS.md §4.7). Our master modules keep the official names, so a key
+of ``VAEGen`` networks (docs/methods/unit.md). Our master modules keep the official names, so a key
 maps by prefixing ``gen_a.`` / ``gen_b.``. Instance norms have no state in the official code, but
 PyTorch-0.3 era files may carry ``running_mean``/``running_var`` (and later
 ``num_batches_tracked``) for them; the official converter forgets to remove them for UNIT, so
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from i2icli.convert.two_generators import map_generators, shape, split_domains
+from i2icli.convert.two_generators import encoder_depth, map_generators, shape, split_domains
 from i2icli.errors import CheckpointError, UsageError
 from i2icli.methods.base import Converted
 from i2icli.methods.unit import UnitArch, UnitModel
@@ -35,8 +35,12 @@ def convert_official(files: Sequence[Path]) -> Converted:
         raise UsageError(f"--from unit takes one gen_*.pt file holding both generators, got {len(files)} files")
     path = Path(files[0])
     from i2icli.checkpoint import safe_torch_load
+    from i2icli.convert.imaginaire import convert_loaded
 
     obj = safe_torch_load(path)  # weights_only=True; one line for a missing, damaged or hostile file
+    converted = convert_loaded(obj, "unit", path)  # the authors' imaginaire release
+    if converted is not None:
+        return converted
     try:
         arch, state = convert_unit(obj)
     except CheckpointError as e:
@@ -60,13 +64,7 @@ def infer_unit_arch(state_a: Mapping[str, Tensor], state_b: Mapping[str, Tensor]
     """dim, n_downsample, n_res and the channel counts from the weights' keys and shapes."""
     dim, channels_a = shape(state_a, "a", "enc.model.0.conv.weight", _PREFIX)[:2]
     channels_b = shape(state_b, "b", "enc.model.0.conv.weight", _PREFIX)[1]
-    # Encoder: convs at 0..n_downsample, then the residual blocks.
-    n_downsample = 0
-    while f"enc.model.{n_downsample + 1}.conv.weight" in state_a:
-        n_downsample += 1
-    n_res = 0
-    while f"enc.model.{n_downsample + 1}.model.{n_res}.model.0.conv.weight" in state_a:
-        n_res += 1
+    n_downsample, n_res = encoder_depth(state_a, "enc")
     if n_downsample == 0:
         raise CheckpointError(f"{_PREFIX}no downsampling convs under 'enc.model' (not a VAEGen?)")
     return UnitArch(variant="master", channels_a=channels_a, channels_b=channels_b, dim=dim,

@@ -1,7 +1,8 @@
 """Class labels of images: a CSV ``filename,label`` or a folder with one sub-folder per class.
 
-Used by domain adaptation (UNIT da32 ``--labels-a``) and by ``i2i eval adapt``. Every problem is
-a ``UsageError`` naming the file (and row) and the problem, in one line.
+Used by domain adaptation (UNIT da32 ``--labels-a``), by ``i2i eval adapt`` and (through
+``read_label_rows``) by the evaluation of prepared datasets. Every problem is one line naming the
+file (and row) and the problem.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from i2icli.errors import UsageError
+from i2icli.errors import I2IError, UsageError
 from i2icli.imageio import IMAGE_EXTENSIONS
 
 
@@ -30,21 +31,11 @@ def read_labels(path: str | Path, n_classes: int, *, option: str = "--labels", r
                 if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
                     labels[f] = label
     elif p.is_file():
-        with p.open(newline="", encoding="utf-8") as fh:
-            for row_no, row in enumerate(csv.reader(fh), start=1):
-                if not "".join(row).strip():
-                    continue
-                where = f"{option} {p}: row {row_no}"
-                if len(row) != 2:
-                    raise UsageError(f"{where}: expected 'filename,label', got {len(row)} fields")
-                name, value = row[0].strip(), row[1].strip()
-                if row_no == 1 and (name.lower(), value.lower()) == ("filename", "label"):
-                    continue
-                label = _parse_label(value, n_classes, where)
-                file = p.parent / name
-                if not file.is_file():
-                    raise UsageError(f"{where}: {name} does not exist (names are relative to the CSV's folder)")
-                labels[file] = label
+        for row_no, name, label in read_label_rows(p, f"{option} {p}", n_classes):
+            file = p.parent / name
+            if not file.is_file():
+                raise UsageError(f"{option} {p}: row {row_no}: {name} does not exist (names are relative to the CSV's folder)")
+            labels[file] = label
     else:
         raise UsageError(f"{option} {p}: no such file or folder")
     if not labels:
@@ -55,13 +46,38 @@ def read_labels(path: str | Path, n_classes: int, *, option: str = "--labels", r
     return labels
 
 
-def _parse_label(text: str, n_classes: int, where: str) -> int:
+def read_label_rows(
+    path: Path, where: str, n_classes: int | None = None, *, error: type[I2IError] = UsageError
+) -> list[tuple[int, str, int]]:
+    """(row number, name, class) of each row of a CSV of ``filename,label`` rows: an optional ``filename,label``
+    header, blank rows skipped, exactly two fields, whole-number labels (in 0..n_classes-1 when
+    ``n_classes`` is given). The one parser of label CSVs; callers decide what a name is relative to.
+    A problem raises ``error`` naming ``where`` and the row."""
+    rows: list[tuple[int, str, int]] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            for row_no, row in enumerate(csv.reader(fh), start=1):
+                if not "".join(row).strip():
+                    continue
+                at = f"{where}: row {row_no}"
+                if len(row) != 2:
+                    raise error(f"{at}: expected 'filename,label', got {len(row)} fields")
+                name, value = row[0].strip(), row[1].strip()
+                if row_no == 1 and (name.lower(), value.lower()) == ("filename", "label"):
+                    continue
+                rows.append((row_no, name, _parse_label(value, n_classes, at, error)))
+    except UnicodeDecodeError:
+        raise error(f"{where}: not UTF-8 text") from None
+    return rows
+
+
+def _parse_label(text: str, n_classes: int | None, where: str, error: type[I2IError] = UsageError) -> int:
     try:
         label = int(text)
     except ValueError:
-        raise UsageError(f"{where}: label {text!r} is not a whole number") from None
-    if not 0 <= label < n_classes:
-        raise UsageError(f"{where}: label {label} is outside 0..{n_classes - 1}")
+        raise error(f"{where}: label {text!r} is not a whole number") from None
+    if n_classes is not None and not 0 <= label < n_classes:
+        raise error(f"{where}: label {label} is outside 0..{n_classes - 1}")
     return label
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -120,23 +121,30 @@ def resize_step(img: Image.Image, pre: Preprocess) -> Image.Image:
     return img.resize(target, Image.Resampling.BICUBIC)
 
 
-def apply_preprocess(img: Image.Image, pre: Preprocess, gen: torch.Generator) -> torch.Tensor:
+def pixels(img: Image.Image) -> torch.Tensor:
+    """An "L" or "RGB" image as a (C, H, W) uint8 tensor: how ``--preload`` holds training images."""
+    array = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W) or (H, W, C)
+    return array.unsqueeze(0) if array.ndim == 2 else array.permute(2, 0, 1).contiguous()
+
+
+def apply_preprocess(img: Image.Image | torch.Tensor, pre: Preprocess, gen: torch.Generator) -> torch.Tensor:
     """Training transform: resize, random crop, random flip -> (C, H, W) in [-1, 1].
 
-    Crop offsets and the flip are drawn from ``gen`` only (in that order), so the result is
-    reproducible from the generator's seed.
+    ``img`` is a PIL image, or a (C, H, W) uint8 tensor already resized (``resize_step`` then
+    ``pixels``, as preloaded images are held): then crop and flip are tensor slices, with no PIL
+    work per step, and the result is the same to the bit. Crop offsets and the flip are drawn
+    from ``gen`` only (in that order), so the result is reproducible from the generator's seed.
     """
-    img = resize_step(img, pre)
+    x = pixels(resize_step(img, pre)) if isinstance(img, Image.Image) else img  # (C, H, W) uint8
     if pre.crops:
-        width, height = img.size
+        _, height, width = x.shape
         size = pre.crop_size
         top = int(torch.randint(height - size + 1, (1,), generator=gen))
         left = int(torch.randint(width - size + 1, (1,), generator=gen))
-        img = img.crop((left, top, left + size, top + size))
-    x = to_tensor(img)  # (C, H, W)
+        x = x[:, top : top + size, left : left + size]
     if pre.flip and bool(torch.rand((), generator=gen) < 0.5):
         x = torch.flip(x, dims=(-1,))
-    return x
+    return (x.to(torch.float32) / 255.0 - 0.5) / 0.5  # as ``imageio.to_tensor``
 
 
 def test_transform(img: Image.Image, pre: Preprocess) -> torch.Tensor:

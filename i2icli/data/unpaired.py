@@ -32,9 +32,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from i2icli.data.transforms import Preprocess, apply_preprocess, resize_step, test_transform
+from i2icli.data.transforms import Preprocess, apply_preprocess, pixels, resize_step, test_transform
 from i2icli.errors import InputError, UsageError
-from i2icli.imageio import check_image, list_images, read_image
+from i2icli.imageio import check_image, read_image
+from i2icli.listing import list_images
 
 # Tags that keep the random streams apart even when their other parts coincide.
 _STREAM_EPOCH, _STREAM_B, _STREAM_AUG, _STREAM_SAMPLE, _STREAM_SAMPLE_AUG, _STREAM_HOLDOUT = 1, 2, 3, 4, 5, 6
@@ -87,7 +88,7 @@ def _reason(err: InputError, path: Path) -> str:
 class _Domain:
     folder: Path
     files: list[Path]
-    images: list[Image.Image] | None  # decoded once when preloading, else None
+    images: list[torch.Tensor] | None  # preloaded: each resized and held as (C, H, W) uint8; else None
 
 
 class UnpairedImages(Dataset[dict[str, Any]]):
@@ -181,13 +182,13 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         self.held_out_files["ab"[holdout_id - 1]] = [files[i] for i in sorted(held)]
         return [f for i, f in enumerate(files) if i not in held]
 
-    def _decode_all(self, files: list[Path]) -> tuple[list[Path], list[Image.Image]]:
+    def _decode_all(self, files: list[Path]) -> tuple[list[Path], list[torch.Tensor]]:
         kept: list[Path] = []
-        images: list[Image.Image] = []
+        images: list[torch.Tensor] = []
         for path in files:
             try:
-                # Stored after the deterministic resize: each step then only crops and flips.
-                images.append(resize_step(self._read(path), self.pre))
+                # Stored after the deterministic resize: each step then only crops and flips tensors.
+                images.append(pixels(resize_step(self._read(path), self.pre)))
             except InputError as err:
                 self._skip(path, _reason(err, path))
                 continue
@@ -244,7 +245,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
         b = torch.randint(len(self._b.files), (self.batch_size,), generator=gen_b).tolist()
         return a, b
 
-    def _image(self, domain: _Domain, index: int) -> tuple[int, Image.Image]:
+    def _image(self, domain: _Domain, index: int) -> tuple[int, Image.Image | torch.Tensor]:
         """Index and image of file ``index``, or of the next readable one when it cannot be read."""
         count = len(domain.files)
         for offset in range(count):
@@ -254,7 +255,7 @@ class UnpairedImages(Dataset[dict[str, Any]]):
                 return j, image
         raise InputError(f"no readable images left in {domain.folder}")
 
-    def _try_image(self, domain: _Domain, index: int) -> Image.Image | None:
+    def _try_image(self, domain: _Domain, index: int) -> Image.Image | torch.Tensor | None:
         """File ``index`` decoded, or None (recorded as skipped) when it cannot be read."""
         if domain.images is not None:
             return domain.images[index]

@@ -31,7 +31,6 @@ from torchvision.models.inception import Inception3, InceptionA, InceptionC, Inc
 
 from i2icli.errors import CheckpointError, UsageError
 
-FEATURE_DIM = 2048
 INPUT_SIZE = 299
 
 

@@ -19,29 +19,27 @@ its input unchanged (the row every benchmark compares against).
 
 from __future__ import annotations
 
-import csv
-import difflib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from i2icli.data.recipes import TEST_SPLITS
+from i2icli.data.layout import PAIRED_DIR, TEST_SPLITS
 from i2icli.errors import InputError, UsageError
 from i2icli.eval import metrics
+from i2icli.eval.catalogue import PAIRED_METRICS
+from i2icli.eval.datasets import DatasetInfo, Split, image_channels, load_split, read_all, read_dataset_info
 from i2icli.eval.judges import Judge, extract_features, list_judges, load_judge, predict
-from i2icli.imageio import image_mode, list_images, read_image, to_pil, to_tensor
+from i2icli.imageio import to_pil, to_tensor
+from i2icli.listing import list_images
 from i2icli.methods.base import DIRECTIONS, Direction
 
 if TYPE_CHECKING:
     from i2icli.eval.inception import FIDInceptionFeatures
     from i2icli.inference import LoadedModel
 
-DATASET_INFO = "i2i-dataset.json"  # written by i2icli.data.recipes.prepare
-PAIRED_DIR = "testB_paired"
 # Pixel accuracy counts a pixel as right when every channel differs by less than this many 8-bit levels.
 PIXEL_THRESHOLD = 16
 KID_SUBSETS = 100
@@ -51,206 +49,6 @@ KID_MAX_SUBSET = 1000  # the usual KID subset size; smaller test sets use their 
 Translator = Callable[[list[torch.Tensor], Direction], list[torch.Tensor]]
 # One input (C, H, W), direction, K, seed -> its translations with K styles drawn from the seed.
 StyleSampler = Callable[[torch.Tensor, Direction, int, int], list[torch.Tensor]]
-
-
-# --------------------------------------------------------------------------- metric names
-
-
-Better = Literal["higher", "lower", "reference"]  # reference: context for a score, not a score
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """How a metric is shown: its label and which way is better."""
-
-    label: str
-    better: Better
-
-
-_FIXED_METRICS: dict[str, MetricInfo] = {
-    "class-kept": MetricInfo("class kept", "higher"),
-    "looks-like-target": MetricInfo("looks like target", "higher"),
-    "psnr": MetricInfo("PSNR (dB)", "higher"),
-    "ssim": MetricInfo("SSIM", "higher"),
-    "l1": MetricInfo("L1", "lower"),
-    "pixel-acc": MetricInfo("pixel acc", "higher"),  # the threshold is in the report
-    "diversity": MetricInfo("diversity", "higher"),
-    "fid-inception": MetricInfo("FID (Inception)", "lower"),
-    "kid-inception": MetricInfo("KID (Inception)", "lower"),
-    "real-class-acc": MetricInfo("class judge on real target images", "reference"),
-    "real-diversity": MetricInfo("diversity of real images", "reference"),
-}
-PAIRED_METRICS = ("psnr", "ssim", "l1", "pixel-acc")
-# What `i2i eval folders --metrics` accepts besides fid-<judge> / kid-<judge>.
-FOLDER_METRICS = (*PAIRED_METRICS, "fid-inception", "kid-inception")
-
-
-def metric_info(key: str) -> MetricInfo:
-    """Label and direction of a metric key such as ``class-kept`` or ``fid-digits-uci``."""
-    if key in _FIXED_METRICS:
-        return _FIXED_METRICS[key]
-    kind, _, judge = key.partition("-")
-    if kind in ("fid", "kid") and judge:
-        return MetricInfo(f"{kind.upper()}-{judge}", "lower")
-    raise KeyError(key)
-
-
-_PERCENT = ("class-kept", "looks-like-target", "pixel-acc", "real-class-acc")
-
-
-def format_metric(key: str, value: float) -> str:
-    """A metric value as shown in tables: rates as percentages, distances to a few digits."""
-    if key in _PERCENT:
-        return f"{value:.1%}"
-    if key == "psnr":
-        return f"{value:.2f}"
-    if key in ("ssim", "l1"):
-        return f"{value:.3f}"
-    if abs(value) >= 1000:  # judge-feature FID/KID run into the thousands; no exponent notation
-        return f"{value:.0f}"
-    return f"{value:.4g}"
-
-
-def folder_metric_names() -> list[str]:
-    """Every name ``parse_metrics`` accepts with the judges installed now."""
-    judged = [f"{kind}-{name}" for name in list_judges() for kind in ("fid", "kid")]
-    return [*judged, *FOLDER_METRICS]
-
-
-def parse_metrics(text: str, *, inception: Path | None = None) -> list[str]:
-    """``"fid-digits-uci,psnr"`` -> validated names; an unknown name raises ``UsageError`` with close matches."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise UsageError("--metrics: name at least one metric (e.g. fid-digits-uci,psnr)")
-    known = folder_metric_names()
-    for name in names:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-            hint = f"did you mean {', '.join(close)}?" if close else f"available: {', '.join(known)}"
-            raise UsageError(f"--metrics: unknown metric {name!r}; {hint}")
-        if name.endswith("-inception") and inception is None:
-            raise UsageError(f"--metrics {name}: needs --inception PATH (pt_inception-2015-12-05 weights)")
-    return list(dict.fromkeys(names))
-
-
-# --------------------------------------------------------------------------- datasets
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a prepared dataset says about how to judge it (``i2i-dataset.json``; defaults without one)."""
-
-    root: Path
-    recipe: str | None = None
-    domains: tuple[str, str] = ("a", "b")
-    class_judges: tuple[str | None, str | None] = (None, None)  # for images of domain a, b
-    keeps_labels: bool = False  # translations should keep their source labels
-    domain_judge: str | None = None  # classes (domain a, domain b)
-    paired: bool = False  # testB_paired/ holds the true a2b translation of every testA image
-
-
-def _check_judge(name: object, where: str) -> str | None:
-    if name is None:
-        return None
-    if not isinstance(name, str) or name not in list_judges():
-        available = ", ".join(list_judges())
-        raise UsageError(f"{where} names judge {name!r}, which is not installed (available: {available})")
-    return name
-
-
-def read_dataset_info(root: Path) -> DatasetInfo:
-    """The dataset description of ``root``; checks the test folders and that every named judge exists."""
-    root = Path(root)
-    for folder in ("testA", "testB"):
-        if not (root / folder).is_dir():
-            raise UsageError(f"--data {root}: no {folder}/ folder (prepare a dataset with 'i2i data prepare')")
-    path = root / DATASET_INFO
-    if not path.is_file():
-        return DatasetInfo(root, paired=(root / PAIRED_DIR).is_dir())
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        judges = raw.get("class_judges") or {}
-        info = DatasetInfo(
-            root=root,
-            recipe=raw.get("recipe"),
-            domains=(str(raw["domains"][0]), str(raw["domains"][1])),
-            class_judges=(
-                _check_judge(judges.get("a"), f"{path}: class_judges.a"),
-                _check_judge(judges.get("b"), f"{path}: class_judges.b"),
-            ),
-            keeps_labels=bool(raw.get("keeps_labels", False)),
-            domain_judge=_check_judge(raw.get("domain_judge"), f"{path}: domain_judge"),
-            paired=bool(raw.get("paired", False)),
-        )
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise UsageError(f"{path}: not a valid dataset description ({type(e).__name__}: {e})") from None
-    if info.paired and not (root / PAIRED_DIR).is_dir():
-        raise UsageError(f"{path}: says paired, but {root / PAIRED_DIR} is missing")
-    return info
-
-
-@dataclass(frozen=True)
-class Split:
-    """One test folder: relative names, images (C, H, W) in [-1, 1], labels (N,) when known."""
-
-    names: list[str]
-    images: list[torch.Tensor]
-    labels: torch.Tensor | None
-
-
-def _read_labels(csv_path: Path, names: list[str]) -> torch.Tensor | None:
-    if not csv_path.is_file():
-        return None
-    try:
-        with csv_path.open(newline="", encoding="utf-8") as f:
-            table = {row["filename"]: int(row["label"]) for row in csv.DictReader(f)}
-    except (KeyError, ValueError) as e:
-        raise InputError(f"{csv_path}: needs filename,label rows ({type(e).__name__}: {e})") from None
-    missing = [n for n in names if n not in table]
-    if missing:
-        raise InputError(f"{csv_path}: no label for {missing[0]}")
-    return torch.tensor([table[n] for n in names])
-
-
-def load_split(root: Path, folder: str, channels: int, limit: int | None = None, seed: int = 0) -> Split:
-    """The images of ``root/folder`` (sorted by name), with ``folder_labels.csv`` if present.
-
-    ``limit`` keeps a seeded random subset of that many, still in name order: prepared folders are
-    often sorted by class, so the first N files would not be a fair sample.
-    """
-    pairs = list_images([str(root / folder)], recursive=False)
-    if not pairs:
-        raise UsageError(f"{root / folder}: no images")
-    if limit is not None and limit < len(pairs):
-        keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:limit]
-        pairs = [pairs[i] for i in sorted(keep.tolist())]
-    names = [rel.as_posix() for _, rel in pairs]
-    images = _read_all([path for path, _ in pairs], channels, root / folder)
-    return Split(names, images, _read_labels(root / f"{folder}_labels.csv", names))
-
-
-def _read_all(paths: Sequence[Path], channels: int, folder: Path) -> list[torch.Tensor]:
-    """Every image decoded; scores need them all, so an unreadable one fails the evaluation with
-    one line that names it and counts any others."""
-    images, bad = [], []
-    for path in paths:
-        try:
-            images.append(to_tensor(read_image(path, channels=channels).image))
-        except InputError as e:
-            bad.append(e)
-    if bad:
-        more = f" (+{len(bad) - 1} more unreadable images in {folder})" if len(bad) > 1 else ""
-        raise InputError(f"{bad[0]}{more}; every image is needed to score")
-    return images
-
-
-def image_channels(folder: Path) -> int:
-    """1 when the folder's first image is greyscale, else 3."""
-    pairs = list_images([str(folder)], recursive=False)
-    if not pairs:
-        raise UsageError(f"{folder}: no images")
-    # A bad first file is one line naming it (the header is read through imageio, our formats only).
-    return 1 if image_mode(pairs[0][0]) in ("1", "L", "LA", "La", "I;16", "I", "F") else 3
 
 
 # --------------------------------------------------------------------------- subjects
@@ -656,7 +454,7 @@ def _read_folder(folder: Path, flag: str) -> dict[str, torch.Tensor]:
     if not pairs:
         raise UsageError(f"{flag} {folder}: no images")
     # RGB throughout: judges and Inception turn it grey themselves, and paired metrics need one layout.
-    images = _read_all([path for path, _ in pairs], 3, folder)
+    images = read_all([path for path, _ in pairs], 3, folder)
     return {rel.as_posix(): image for (_, rel), image in zip(pairs, images)}
 
 

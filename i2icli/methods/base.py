@@ -29,7 +29,6 @@ from typing import Any, Callable, Generic, Literal, Mapping, Protocol, TypeVar, 
 import torch
 from torch import Tensor, nn
 
-from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.methods.info import Capability, MethodInfo
 from i2icli.train.objective import Batch, Objective
@@ -70,19 +69,6 @@ class MethodArch(Protocol):
 
     @property
     def channels_b(self) -> int: ...
-
-
-class MethodConfig(Protocol):
-    """The fields every method config has; the rest (loss weights, discriminators) is its own."""
-
-    @property
-    def arch(self) -> MethodArch: ...
-
-    @property
-    def data(self) -> Preprocess: ...
-
-    @property
-    def optim(self) -> Optim: ...
 
 
 @runtime_checkable
@@ -212,6 +198,13 @@ class Preset:
     batch_size: int
     max_steps: int | None  # None: the official number of epochs of the dataset (``epochs``)
     epochs: int = 200
+
+
+def cpu_small_preset(config: Any) -> Preset:
+    """``cpu-small`` of the ResNet-generator methods (CycleGAN, GcGAN, DistanceGAN): ``config`` is
+    the method's own config at these sizes, the loop defaults are shared."""
+    what = "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps"
+    return Preset("cpu-small", what, config, batch_size=8, max_steps=2000)
 
 
 @dataclass(frozen=True)

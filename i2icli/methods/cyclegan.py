@@ -1,5 +1,6 @@
 """CycleGAN: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
-Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593
+Adversarial Networks", ICCV 2017. https://arxiv.org/abs/1703.10593 (facts relied on, official
+checkpoints and deviations: docs/methods/cyclegan.md).
 
 Paper symbols -> code names (paper §3; official models/cycle_gan_model.py):
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
@@ -213,13 +214,7 @@ PRESETS = {
         batch_size=1,
         max_steps=None,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
-        _cpu_config(16, 3, 32),
-        batch_size=8,
-        max_steps=2000,
-    ),
+    "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",

@@ -2,45 +2,19 @@
 https://arxiv.org/abs/1706.00826
 
 If two images are far apart (or close) in domain A, their translations should be far apart (or
-close) in domain B. Distances are standardised per domain, so the constraint involves only G_AB
-and the method can train one direction alone.
+close) in domain B; distances are standardised per domain, so one direction can train alone. Facts,
+the loss, and our choices (statistics over image pairs, the top/bottom self-distance split, the
+``resnet2017`` generator of the official fork): docs/methods/distancegan.md.
 
-Paper symbols -> code names (METHODS.md §3):
+Paper symbols -> code names:
 
     G_AB, G_BA         gen_ab, gen_ba      (official netG_A, netG_B; ``arch.directions`` says which)
     D_B, D_A           dis_b, dis_a        (official netD_A, netD_B: the official names are swapped)
     μ_A, σ_A, μ_B, σ_B dist_mean_a, dist_std_a, dist_mean_b, dist_std_b
                        (buffers of the ``distance_stats`` training module; official expectation_A, std_A)
-    d(u, v)            mean |u - v|         (the paper's L1 norm up to a constant the normalisation cancels)
+    d(u, v)            mean |u - v|
     λ_dist             lambda_distance (1)
     cycle weight       lambda_cycle (0; the official --use_cycle_loss is 10, needs both directions)
-
-Distance loss for a batch x (B >= 2) and its translation G(x), over all pairs i < j in the batch:
-
-    L_dist = mean_{i<j} | (d(x_i, x_j) - μ_A)/σ_A - (d(G(x_i), G(x_j)) - μ_B)/σ_B |
-
-Self-distance (``distance="self"``) compares the two halves of one image instead of two images:
-we split **top/bottom**, as the official code does (the paper says left/right). Reasons: it is the
-split the released code trained with, and our training flips images horizontally, which swaps
-left and right halves (leaving d unchanged but tying the two halves of a left/right split to the
-same content), while a top/bottom split is untouched by that augmentation. For odd heights the
-middle row is left out so both halves have the same size.
-
-Ours, not the official code's: the self-distance loss is the mean over images of each image's
-|normalised difference| (the paper's expectation outside the absolute value); the official code
-takes the absolute value of batch-averaged distances. The two agree at batch size 1 and differ
-for larger batches (tests/test_train_parity.py checks the official trainer at batch 1). The
-fork's init leaves conv biases at PyTorch's default; ours zeroes them (current CycleGAN code).
-
-μ and σ are estimated once, when training starts (the ``fit-statistics`` stage), from a bounded
-random sample of ``stat_images`` images per domain (``data.sample``): over all pairs of individual
-images in that sample (not over whole batches, which shrinks σ; METHODS.md §3.9), population std,
-vectorised with ``torch.cdist``. They are buffers, so a resumed run reuses them.
-
-Generators: the modern ResNet generator (reflection padding, non-affine IN) by default;
-``arch.generator = "resnet2017"`` is the official fork's variant (zero padding, affine IN) whose
-checkpoints ``i2i convert --from distancegan`` reads. The discriminator is the 70x70 PatchGAN
-(the fork's padding-2 affine-IN PatchGAN is not reproduced: it is never needed for inference).
 """
 
 from __future__ import annotations
@@ -54,7 +28,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, split_direction
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation
@@ -418,13 +392,7 @@ PRESETS = {
         batch_size=2,
         max_steps=None,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
-        _cpu_config(16, 3, 32),
-        batch_size=8,
-        max_steps=2000,
-    ),
+    "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 4, 40 steps",

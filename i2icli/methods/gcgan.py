@@ -2,35 +2,20 @@
 Networks for One-Sided Unsupervised Domain Mapping", CVPR 2019. https://arxiv.org/abs/1809.05852
 
 One generator translates x and f(x) for a fixed, semantics-preserving geometric transform f; the two
-outputs must agree through f and f⁻¹. No inverse generator is needed (one-sided, a -> b).
+outputs must agree through f and f⁻¹ (one-sided, a -> b). Facts, loss and deviations (``torch.rot90``
+for any crop shape, the ``cross`` generator kept apart, our test-time ``ensemble``): docs/methods/gcgan.md.
 
-Paper symbols -> code names (METHODS.md §6):
+Paper symbols -> code names:
 
     G_XY                 gen_ab           (official netG_AB)
     G_X̃Ỹ                 gen_ab, shared    (variant "share", the official gc_gan_share default)
-                         gen_ab_gc         (variant "cross": its own generator; the official
-                                            gc_gan_cross saves it under netG_AB's name, we do not)
+                         gen_ab_gc         (variant "cross": its own generator)
     D_Y                  dis_b            (official netD_B)
     D_Ỹ                  dis_b_gc         (official netD_gc_B; judges G(f(x)) against f(real b))
     f, f⁻¹               geo_fwd, geo_inv (``geometry``: "rot" = 90° clockwise, "vflip" = upside down)
     λ (geometry)         lambda_ab * lambda_gc = 10 * 2 = 20
     identity weight      lambda_ab * lambda_identity = 10 * 0.5 = 5
-    G_YX (ablation)      gen_ba, with dis_a / dis_a_gc (``cycle=True``: GC + CycleGAN cycle, the
-                         paper's best ablation and the official gc_cycle_gan; training-only, the
-                         exported model stays a -> b)
-
-Generator loss, with u = G(x), v = G̃(f(x)) and sg = stop-gradient (each consistency term pulls one
-branch toward the other's detached output, never toward itself):
-
-    λ_G [LS(D_Y(u)) + LS(D_Ỹ(v))] + λ_AB λ_gc [L1(u, f⁻¹(sg v)) + L1(v, f(sg u))]
-        + λ_AB idt [L1(G(y), y) + L1(G̃(f(y)), f(y))]
-
-The discriminators see pooled fakes (two pools) with the LSGAN loss halved per discriminator.
-``torch.rot90``/``torch.flip`` are used for f, so rotation works on any device and on non-square
-crops (H x W -> W x H), where the official index tensors of length ``fineSize`` cannot.
-
-Ours, not the paper's: ``arch.ensemble`` ("rot"/"vflip") makes ``translate`` return the test-time
-ensemble ½(G(x) + f⁻¹(G̃(f(x)))) instead of G(x).
+    G_YX (ablation)      gen_ba, with dis_a / dis_a_gc (``cycle=True``, training-only)
 """
 
 from __future__ import annotations
@@ -44,7 +29,7 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
-from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_xavier, patch_min_size
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
@@ -353,13 +338,7 @@ PRESETS = {
         batch_size=8,
         max_steps=None,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps",
-        _cpu_config(16, 3, 32),
-        batch_size=8,
-        max_steps=2000,
-    ),
+    "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",

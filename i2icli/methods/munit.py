@@ -1,14 +1,13 @@
 """MUNIT: Multimodal Unsupervised Image-to-Image Translation (Huang et al., ECCV 2018).
 
-Paper: https://arxiv.org/abs/1804.04732
-Official code: https://github.com/NVlabs/MUNIT (networks.py).
-Each domain has an autoencoder whose latent code splits into a spatial *content* code, shared
-across domains, and a small *style* vector with a N(0, I) prior. Translation keeps the content
-and decodes it with the other domain's decoder and a random or example-encoded style.
+Paper: https://arxiv.org/abs/1804.04732; official code: https://github.com/NVlabs/MUNIT. A domain's
+code splits into a spatial content code (shared across domains) and a style vector with an N(0, I)
+prior; translation decodes the content with the other domain's decoder and a style. Facts, losses
+and deviations (AdaIN parameters passed as arguments, so each sample uses its own style):
+docs/methods/munit.md.
 
-Paper symbol -> code name (domain 1 = a, domain 2 = b; paper §3.1):
+Paper symbol -> code name (domain 1 = a, domain 2 = b):
 
-    x_1, x_2         images of domain a / b           ``x`` with ``domain="a"`` / ``"b"``
     E^c_1, E^c_2     content encoders                 ``gen_a.enc_content``, ``gen_b.enc_content``
     E^s_1, E^s_2     style encoders                   ``gen_a.enc_style``, ``gen_b.enc_style``
     G_1, G_2         decoders (AdaIN res blocks, up)  ``gen_a.dec``, ``gen_b.dec``
@@ -16,20 +15,12 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b; paper §3.1):
     c_1, s_1         content / style of x_1           ``encode(x, "a") -> (content, style)``
     s_2 ~ N(0, I)    random style of domain b         ``random_style(n, generator)``
     x_{1->2}         G_2(c_1, s_2)                    ``translate(x, "a2b", style)``
-    D_1, D_2         multi-scale discriminators       ``dis_a``, ``dis_b`` (training objective):
-                                                      ``MultiScaleDiscriminator(in_ch, arch.dis)``
+    D_1, D_2         multi-scale discriminators       ``dis_a``, ``dis_b`` (training objective)
+    λ_GAN, λ_x, λ_c, λ_s                              ``gan_w`` 1, ``recon_x_w`` 10, ``recon_c_w`` 1, ``recon_s_w`` 1
 
-Unlike the official code, AdaIN parameters are passed down the decoder as arguments instead of
-being assigned to module attributes, so a generator is re-entrant and each sample in a batch
-uses its own style.
-
-Training (``MunitObjective``, paper §3.2 and official trainer.py): each step updates the discriminators first
-and then the generators, as the official trainer does; each phase draws its own random styles
-s_a, s_b ~ N(0, I) from the global torch RNG (saved in training checkpoints, so resuming is
-exact). Generator loss per direction: LSGAN (weight ``gan_w`` 1) + image reconstruction
-(``recon_x_w`` 10) + content reconstruction (``recon_c_w`` 1) + style reconstruction
-(``recon_s_w`` 1), optionally the style-augmented cycle (``recon_x_cyc_w``) and the
-domain-invariant perceptual loss (``vgg_w``, needs a VGG16 file).
+Two generator architectures, chosen by ``arch.variant``: ``official`` (the 2018 ``AdaINGen``) and
+``imaginaire`` (the authors' later NVlabs/imaginaire generator, ``nn/imaginaire.py``), converted
+from their checkpoints for inference only.
 """
 
 from __future__ import annotations
@@ -69,6 +60,7 @@ from i2icli.nn.adain import (
     StyleEncoder,
     init_weights,
 )
+from i2icli.nn.imaginaire import MunitAutoEncoder
 from i2icli.nn.vgg import VggFeatures, VggInput, load_vgg16_features, vgg_loss
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
@@ -86,7 +78,10 @@ INFO = MethodInfo(
             kind="path",
         ),
     ),
-    convert_help="the official gen_*.pt (or a released file such as edges2shoes.pt) holding both generators {'a','b'}",
+    convert_help=(
+        "the official gen_*.pt (or a released file such as edges2shoes.pt) holding both generators {'a','b'}, "
+        "or an NVlabs/imaginaire MUNIT checkpoint"
+    ),
     converter="i2icli.convert.munit",
 )
 
@@ -101,6 +96,7 @@ MLP_BLOCKS = 3
 class MunitArch:
     """Network config: the official ``gen:`` and ``dis:`` sections plus the channel counts."""
 
+    variant: Literal["official", "imaginaire"] = "official"
     dim: int = 64  # channels after the first conv; doubled by each downsampling
     style_dim: int = 8  # length of the style code
     n_downsample: int = 2  # stride-2 convs in the content encoder (= upsamplings in the decoder)
@@ -111,6 +107,8 @@ class MunitArch:
     channels_a: int = 3  # image channels of domain a (official input_dim_a)
     channels_b: int = 3  # image channels of domain b (official input_dim_b)
     dis: MsDisArch = field(default_factory=MsDisArch)
+    mlp_blocks: int = MLP_BLOCKS  # linear layers of the style MLP (imaginaire configs: 2)
+    max_dim: int = 256  # imaginaire: the content encoder's channel cap (official: no cap)
 
 
 class AdaINDecoder(nn.Module):
@@ -186,7 +184,7 @@ class AdaINGenerator(nn.Module):
             pad_type=arch.pad_type,
         )
         self.mlp = MLP(
-            arch.style_dim, self.dec.num_adain_params, arch.mlp_dim, MLP_BLOCKS, activ=arch.activ
+            arch.style_dim, self.dec.num_adain_params, arch.mlp_dim, arch.mlp_blocks, activ=arch.activ
         )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -199,6 +197,15 @@ class AdaINGenerator(nn.Module):
         A style batch of 1 is applied to every content code in the batch.
         """
         return self.dec(content, self.mlp(style))
+
+
+def _generator(in_ch: int, arch: MunitArch) -> AdaINGenerator | MunitAutoEncoder:
+    if arch.variant == "official":
+        return AdaINGenerator(in_ch, arch)
+    return MunitAutoEncoder(
+        in_ch, dim=arch.dim, max_dim=arch.max_dim, style_dim=arch.style_dim, n_downsample=arch.n_downsample,
+        n_res=arch.n_res, mlp_dim=arch.mlp_dim, mlp_blocks=arch.mlp_blocks, style_downsample=STYLE_ENCODER_DOWNSAMPLE,
+    )  # fmt: skip
 
 
 class MunitModel(nn.Module):
@@ -218,15 +225,15 @@ class MunitModel(nn.Module):
         # Reflection padding needs >= 2 pixels wherever it runs: at the content code (residual
         # blocks) and before the style encoder's last stride-2 conv.
         self.min_size = max(2 ** (arch.n_downsample + 1), 2**STYLE_ENCODER_DOWNSAMPLE)
-        self.gen_a = AdaINGenerator(arch.channels_a, arch)
-        self.gen_b = AdaINGenerator(arch.channels_b, arch)
+        self.gen_a = _generator(arch.channels_a, arch)
+        self.gen_b = _generator(arch.channels_b, arch)
 
     def channels(self, direction: Direction) -> tuple[int, int]:
         """(input channels, output channels) for ``direction``."""
         a, b = self.arch.channels_a, self.arch.channels_b
         return (a, b) if split_direction(direction)[0] == "a" else (b, a)
 
-    def generator(self, domain: Domain) -> AdaINGenerator:
+    def generator(self, domain: Domain) -> AdaINGenerator | MunitAutoEncoder:
         """The autoencoder of ``domain`` ("a" or "b")."""
         if domain == "a":
             return self.gen_a
@@ -406,6 +413,8 @@ class MunitObjective(SingleStage):
     """
 
     def __init__(self, cfg: MunitConfig, model: MunitModel, data: TrainingData, seed: int) -> None:
+        if cfg.arch.variant != "official":
+            raise ValueError(f"arch.variant {cfg.arch.variant}: converted for inference only; train the official variant")
         _check_crop(cfg, model)
         scales = dis_scales(cfg.data.crop_size, cfg.arch.dis)
         self.cfg = cfg

@@ -1,96 +1,34 @@
 """TransGaGa: geometry-aware unsupervised image-to-image translation (Wu, Cao, Li, Qian & Loy, CVPR 2019).
 
-Paper: https://arxiv.org/abs/1904.09571. No official code exists and the paper's method section
-could not be retrieved; this is the reconstruction of METHODS.md §7 (abstract, a third-party
-summary quoting one implementation sentence, the seed slides). Everything tagged [default] there
-is our choice; the choices this file makes beyond §7 are listed at the end of this docstring.
+Paper: https://arxiv.org/abs/1904.09571. No official code exists: this is a reconstruction. What the
+sources say, the three training stages and every choice made where they are silent (marked as
+ours or DEVIATION) are in docs/methods/transgaga.md.
 
-Each image is factored into *geometry* (K landmarks, found without supervision as spatial-softmax
-heatmaps and condensed to their first moments) and *appearance* (a Gaussian code from a
-conditional VAE). Translation maps landmark configurations through a per-domain whitened PCA
-with an FC geometry transformer and appearance codes with an FC appearance transformer, then
-decodes with the target domain's decoder.
+Geometry: K landmarks (spatial-softmax heatmaps -> first moments) in a per-domain whitened PCA,
+mapped by an FC geometry transformer. Appearance: a Gaussian code (conditional VAE), mapped by an
+FC appearance transformer. The target domain's decoder renders (geometry code, appearance code).
 
 Paper symbol -> code name (domain X = a, Y = b; per domain ``d`` the modules live in ``dom_d``):
 
     E^g_d (π)             geometry estimator, U-Net -> K logits     ``dom_d.geo_est`` (``GeometryEstimator``)
     g = softmax(E^g(x))   heatmaps (B, K, H, W), sum 1 per channel  ``heatmaps(x, d)``, ``spatial_softmax``
     μ_k = Σ g_k·(u, v)    landmarks (B, K, 2) as (x, y) in [-1, 1]  ``moments``
-    Var_k                 second central moment per heatmap         ``moments`` (second output)
-    ĝ = render(μ)         rendered-landmark bottleneck              ``render_landmarks`` (width ``arch.render_width``)
-    E^c_d (θ)             geometry encoder ĝ -> c                   ``dom_d.geo_enc`` (MUNIT ``ContentEncoder``)
-    E^a_d (φ), q(a|x, g)  appearance encoder -> (μ_a, log σ_a²)     ``dom_d.app_enc`` (input concat(x, ĝ))
+    ĝ = render(μ)         rendered-landmark bottleneck              ``render_landmarks``
+    E^c_d (θ)             geometry encoder ĝ -> c                   ``dom_d.geo_enc``
+    E^a_d (φ), q(a|x, g)  appearance encoder -> (μ_a, log σ_a²)     ``dom_d.app_enc``
     D_d (ω)               decoder (c, a) -> image                   ``dom_d.dec`` (``AppearanceDecoder``)
     PCA_d                 whitened PCA of vec(μ) (buffers)          ``dom_d.pca`` (``LandmarkPCA``)
     Φ^g_{x→y}, Φ^g_{y→x}  geometry transformers (PCA space)         ``geo_tf_ab``, ``geo_tf_ba``
     Φ^a_{x→y}, Φ^a_{y→x}  appearance transformers                   ``app_tf_ab``, ``app_tf_ba``
-    image / geometry / appearance discriminators (objective only)   ``dis_img_d``, ``dis_geo_d``, ``dis_app_d``
+    discriminators        image / geometry / appearance             ``dis_img_d``, ``dis_geo_d``, ``dis_app_d``
     ζ(·)                  normalised Gram matrix                     ``gram``
     L_prior = sep + conc  geometry prior                            ``separation_loss``, ``concentration_loss``
     L_CVAE                rec L1 + KL(q ‖ N(0, I))                   ``kl_normal`` + ``l1`` in ``_cvae``
 
-Training (``TransGaGaObjective``): three stages through the loop's ``Stage``s (§7.7):
+Stages (``TransGaGaObjective``): ``disentangle`` -> ``pca`` (fit on entry) -> ``translate``.
 
-    1 ``disentangle``  phase ``ae``: estimators, encoders and decoders of both domains on
-                       L_CVAE + L_prior, decoding from the raw landmarks
-    2 ``pca``          on entry: fit PCA_a, PCA_b on the frozen estimators' landmarks of
-                       ``pca_samples`` training images per domain (``data.sample``); phase
-                       ``ae_pca``: encoders and decoders (estimators frozen) on L_CVAE,
-                       decoding from the PCA-projected landmarks
-    3 ``translate``    on entry: calibrate λ_con when ``con_w`` is None; phases ``dis`` (the six
-                       discriminators) and ``gen`` (transformers, encoders, decoders) with every
-                       §7.6 term plus L_CVAE; the estimators stay frozen so the PCA stays valid
-
-The PCA bases, the "fitted" flag and the calibrated λ_con are module buffers, so a checkpoint
-holds them and a resumed run needs no refit.
-
-Choices where the paper (and §7) is silent, and why:
-
-- Stage 2 has a length (``steps_pca``), not just a fit: with the estimators frozen, the encoders
-  and decoders adapt to decoding from PCA-projected (denoised) landmarks, the exact geometry path
-  a translation takes, before the transformers start. It also keeps each stage non-empty.
-- After the fit every geometry path (reconstruction, exemplar, translation) goes through the PCA
-  projection; before it (stage 1) the raw moments are rendered. ``dom_d.pca.fitted`` says which.
-- PCA shapes are fixed by ``arch.pca_dim`` (the cap, 32) so that checkpoints load strictly; the
-  number of components reaching ``pca_variance`` (99 %) is kept as a 0/1 ``active`` mask and the
-  other whitened coordinates are forced to 0 (transformer outputs included). Before a fit the PCA
-  is the identity on the first ``pca_dim`` coordinates. Component signs are fixed (largest
-  loading positive) so the fit does not depend on the LAPACK build.
-- Appearance code: ``app_enc`` is MUNIT's style encoder with a 2A-channel 1x1 head split into
-  μ_a and log σ_a² (equal to two 1x1 heads). The code is tiled and concatenated with c, fused by a
-  1x1 conv, then LN residual blocks (no IN after the fusion: it would erase a tiled code).
-- The vector-space adversarial and cycle terms see the appearance codes detached, so they train
-  only the transformers; the image adversarial, pixel cycle and Gram terms train transformers,
-  encoders and decoders. Gaussian noise (``vec_noise`` 0.05, §7.12) is added to the real and fake
-  PCA vectors the geometry discriminators see (active coordinates only).
-- Pixel cycle: the full form (re-estimate geometry and appearance of the translation with the
-  target domain's frozen estimator and encoder, map back, decode); ``pix_cycle="direct"`` is the
-  cheaper variant of §7.6.
-- Appearance consistency: with ``vgg19_weights`` the paper's VGG19 Gram term (relu1_1..relu4_1,
-  ImageNet normalisation, per-layer MSE of normalised Grams, summed). Without it, DEVIATION
-  ``gram_substitute="dis_img_features"``: the same Gram distance on the target image
-  discriminator's first-scale conv activations (the source image converted to the target's
-  channel count; the features of the source are constants), each layer's MSE divided by the mean
-  square of the source's Gram, because the discriminator keeps training and its feature scale
-  drifts by orders of magnitude (N(0, 0.02) init), which would void a calibrated weight. No pretrained network can be
-  downloaded here and the discriminator is the one conv feature pyramid that has learnt about
-  images. ``con_w`` None calibrates λ_con once at the start of stage 3 so that λ_con·L_con is
-  ``con_ratio`` (0.2, §7.6: 10-30 %) of the weighted pixel-cycle term on one batch.
-- λ_sep is ``sep_warmup_w`` (5) for the first ``sep_warmup_steps`` steps (§7.12 collapse pitfall).
-- ``equiv_w`` (default 0: off, the paper has no such term) adds OURS, not the paper's: an
-  equivariance term in stage 1 (Thewlis et al. 2017): the landmarks of a randomly warped image
-  (rotation <= 15°, scale 0.9-1.1, shift <= 5 % of the side) must be the warped landmarks. The
-  paper's prior alone gives sharp landmarks that barely follow the digit at CPU budgets
-  (``benchmarks/transgaga_spike.py``); this term is the standard remedy.
-- Initialisation: Kaiming for every generator-side conv/linear (MUNIT's), N(0, 0.02) for the
-  discriminators (MUNIT's). LSGAN everywhere. Adam lr 1e-4, β (0.5, 0.999), no weight decay.
-  The schedule decays linearly over the second half of each stage (a pure function of the step).
-- The optional stage-1 image GAN on reconstructions (§7.7) is not implemented.
-- Inference: translation uses μ_a (no sampling). For the multimodal commands the *content* of an
-  image is its landmark configuration in both domains' whitened PCA coordinates ([p_a, p_b],
-  the other domain's half through the geometry transformer), tiled over the geometry-code grid so
-  that it carries the image size; mixing two contents walks landmark space (§7.8). The *style* is
-  the appearance code (B, A, 1, 1) with the N(0, I) prior.
+Over ~600 lines on purpose: the contract keeps one method in one file, and this method has
+geometry primitives, two networks per domain, PCA, transformers and a three-stage objective.
 """
 
 from __future__ import annotations
@@ -139,9 +77,6 @@ INFO = MethodInfo(
     convert_help="",
     one_sided=False,
 )
-
-STAGES = ("disentangle", "pca", "translate")
-
 
 # --------------------------------------------------------------------------- geometry primitives
 
@@ -1009,7 +944,7 @@ def _cpu_config(size: int, k: int, dim: int, steps: tuple[int, int], pca_dim: in
 PRESETS = {
     "paper": Preset(
         "paper",
-        "METHODS.md §7 reconstruction (no official recipe exists): 128^2, K 30, U-Net 64, code 64, PCA <= 32, "
+        "our reconstruction (no official recipe exists): 128^2, K 30, U-Net 64, code 64, PCA <= 32, "
         "batch 8, 100k disentangle + 10k PCA-stage + 200k translate steps",
         TransGaGaConfig(),
         batch_size=8,

@@ -1,9 +1,9 @@
 """UNIT: Liu, Breuel & Kautz, "Unsupervised Image-to-Image Translation Networks", NIPS 2017.
-https://arxiv.org/abs/1703.00848 (facts: METHODS.md §4 and §1).
+https://arxiv.org/abs/1703.00848. Facts relied on, the variants (``paper``, ``master``,
+``da32``, ``imaginaire``) and the deviations: docs/methods/unit.md. The da32 networks: ``i2icli/nn/da32.py``.
 
-Each domain is a VAE (encoder E_i, generator G_i) plus a GAN discriminator D_i; a pair of
-corresponding images is assumed to share one latent code z. Translation a -> b is G_2(E_1(x_1)),
-decoded from the posterior mean: there is no noise at inference.
+Each domain is a VAE (encoder E_i, generator G_i) plus a discriminator D_i; the two domains share
+one latent code. Translation a -> b is G_2(E_1(x_1)) from the posterior mean (no noise).
 
 Paper symbol -> code name (domain 1 = a, domain 2 = b):
 
@@ -15,53 +15,14 @@ Paper symbol -> code name (domain 1 = a, domain 2 = b):
                  ``classifier.trunk`` + the objective's ``gan_head``)
     z            ``encode_latent(x, domain)`` = the posterior mean μ (B, Z, h, w); in training
                  z = μ + σ·ε with σ = 1 (paper, master) or learned (da32, ``posterior``)
-    λ0           ``gan_w``      (paper 10, master 1, da32 1)
-    λ1           ``kl_w``       (paper 0.1, master 0.01, da32 1e-4)
-    λ2           ``recon_x_w``  (paper 100, master 10, da32 1e-3 on a per-image sum of squares)
-    λ3           ``kl_cyc_w``   (paper 0.1, master 0.01, da32 0)
-    λ4           ``cyc_w``      (paper 100, master 10, da32 0: the official DA trainer has no cycle)
+    λ0..λ4       ``gan_w``, ``kl_w``, ``recon_x_w``, ``kl_cyc_w``, ``cyc_w``
 
-Three architectures, chosen by ``arch.variant``:
+Four architectures, chosen by ``arch.variant``: ``paper`` (version_02), ``master`` (``VAEGen``),
+``da32`` (digits domain adaptation) and ``imaginaire`` (the authors' later generator, converted for
+inference only).
 
-``paper`` (default): the NIPS 2017 design (official branch version_02, ``COCOResGen``). Private
-    front layers per domain; the last encoder residual block(s) ``enc_shared`` and the first decoder
-    residual block(s) ``dec_shared`` are single modules used by both domains: the same tensors.
-    Zero padding, LeakyReLU 0.01, 6-layer discriminators with the vanilla (BCE-with-logits) GAN
-    loss. Objective in the paper's form: λ1 KL + λ2 L1 reconstruction + λ3 KL (input code and the
-    re-encoded translation) + λ4 L1 cycle + λ0 GAN, KL = mean(z²) per domain of the sampled code
-    z = μ + ε, as the version_02 trainer computes it (its per-element normalisation of ½‖μ‖², with
-    noise; logged values sit about 1 above mean(μ²)). Adam lr 1e-4, β (0.5, 0.999), weight decay
-    1e-4, constant lr. Deviation (labelled): ``kl_cyc_on_input`` (default on) adds λ3 to the input
-    code's KL as the paper's L_CC does; the version_02 code weights it by λ1 only (off).
-``master``: the later official code's ``VAEGen`` (no shared layers, reflect padding, LayerNorm in
-    the upsampling decoder), LSGAN with multi-scale discriminators and the master weights
-    (λ0..λ4 = 1, 0.01, 10, 0.01, 10); the released checkpoints use it, so ``convert/unit.py``
-    produces this variant. Noise is added to every training code, as in the official trainer.
-``da32``: the digits domain-adaptation network (``CoVAE32x32`` + ``CoDis32x32``, official
-    ``COCOGANDAContextTrainer``). Two coordinate channels are appended to the input; only the first
-    conv is private, the rest of the encoder and all but the last two decoder layers are shared;
-    the latent is Gaussian with a learned (softplus) σ; batch norm in the generator, and the two
-    domains' batches pass the shared layers as one batch (joint statistics), as in the official
-    code. Coordinate channels are the official (i − H/2)/(H/2), row first. The discriminator has
-    a private first conv per domain, a shared trunk, a two-logit (fake, real) GAN head (in
-    the objective; its score is the logit difference, so the vanilla loss is the official
-    two-class cross-entropy) and a class head (in the model, so the exported checkpoint classifies
-    target-domain images: ``classify``), Xavier-initialised (gain √2, biases 0.1); batch-norm and
-    latent biases start N(0, 0.002), as there. The two domains' batches also pass the trunk as one
-    batch, so each dropout layer draws one mask for both, and passes run in the official order
-    (seeded runs draw the official masks). D update: GAN cross-entropy on real images of both domains and on both translated and reconstructed fakes,
-    + ``cls_w`` (10) cross-entropy of the class head on labelled source images, + ``feat_w``
-    (1e-4) consistency between the dropout-free trunk features of x_ab and x_aa (and x_ba, x_bb).
-    G update: GAN on translations and reconstructions, ``kl_w`` KL, ``recon_x_w`` summed squared
-    pixel error; no cycle. Adam lr 2e-4, weight decay 5e-4. At test time target images go through
-    the target first layer, the shared trunk and the class head.
-    Deviations: the official net maps a 32² image to a 1x1 code with an 8x8 valid conv; by default
-    (``arch.da_layout`` strided) stride-2 convs map it to a 2x2 code, so any multiple of 16 pixels
-    translates; ``arch.da_layout`` official builds the official layers exactly (32² images only).
-    The KL keeps the constant −1 per element that the official code drops (same gradient; the
-    prior scores 0). ``cls_trans_w`` (0 in ``da32``, not in the paper) adds the class head's cross-entropy on translated source
-    images x_ab through the target first layer, with the source labels; the labelled CPU preset
-    ``da32-cpu`` uses it (see its description and benchmarks/RESULTS.md).
+Over ~600 lines on purpose: one file per method, and UNIT has four official networks sharing one
+model class and one objective.
 """
 
 from __future__ import annotations
@@ -82,6 +43,8 @@ from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
+from i2icli.nn.da32 import V02_SLOPE, BatchNormBias, DaClassifier, GaussianLatent, down, init_da_discriminator, up, with_coords
+from i2icli.nn.imaginaire import UnitAutoEncoder
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
 
@@ -103,15 +66,13 @@ INFO = MethodInfo(
             kind="path",
         ),
     ),
-    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts",
+    convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts, or an NVlabs/imaginaire UNIT checkpoint",
     converter="i2icli.convert.unit",
     one_sided=False,
 )
 
-Variant = Literal["paper", "master", "da32"]
-VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32")
-# LeakyReLU slope of the version_02 code (PyTorch's default), paper and da32 networks.
-V02_SLOPE = 0.01
+Variant = Literal["paper", "master", "da32", "imaginaire"]
+VARIANTS: tuple[Variant, ...] = ("paper", "master", "da32", "imaginaire")
 # The da32 discriminator halves the image 4 times and its heads are 2x2 convs: 32 px at least.
 DA_MIN_TRAIN_SIZE = 32
 
@@ -134,6 +95,7 @@ class UnitArch:
     # da32 generator layers: "strided" (stride-2 convs to a 2x2 code; any multiple of 16 px) or
     # "official" (CoVAE32x32 exactly: an 8x8 valid conv to a 1x1 code; 32x32 images only).
     da_layout: Literal["strided", "official"] = "strided"
+    max_dim: int = 256  # imaginaire: the encoder's channel cap
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -247,101 +209,6 @@ class VaeGen(nn.Module):
         self.dec = VaeDecoder(arch.n_downsample, arch.n_res, self.enc.output_dim, in_ch)
 
 
-# --------------------------------------------------------------------------- da32 (digits)
-
-
-class BatchNormBias(nn.Module):
-    """Non-affine batch norm followed by a learned per-channel bias (the DA code's BN layers)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x) + self.bias.view(1, -1, 1, 1)
-
-
-def _down(in_ch: int, out_ch: int, kernel: int, stride: int = 2, padding: int | None = None) -> nn.Sequential:
-    pad = kernel // 2 if padding is None else padding
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, stride, pad), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
-
-
-def _up(in_ch: int, out_ch: int, padding: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, padding), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
-
-
-class GaussianLatent(nn.Module):
-    """Learned-variance VAE layer: 1x1 convs to the mean and to σ = softplus(·)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.mu = nn.Conv2d(dim, dim, 1)
-        self.sigma = nn.Conv2d(dim, dim, 1)
-
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self.mu(h), F.softplus(self.sigma(h))  # (B, Z, h, w) each
-
-
-class DaClassifier(nn.Module):
-    """The DA discriminator without its GAN head: a private conv5 + ReLU + max-pool per domain,
-    the shared trunk (3 x [conv5, ReLU, max-pool], dropout 0.1/0.3/0.5/0.5) and the class head."""
-
-    def __init__(self, arch: UnitArch) -> None:
-        super().__init__()
-        d = arch.dis_dim
-
-        def front(in_ch: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(in_ch, d, 5, 1, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(0.1))
-
-        self.front_a = front(arch.channels_a)
-        self.front_b = front(arch.channels_b)
-        layers: list[nn.Module] = []
-        for i, p in enumerate((0.3, 0.5, 0.5)):
-            layers += [nn.Conv2d(d * 2**i, d * 2 ** (i + 1), 5, 1, 2), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(p)]
-        self.trunk = nn.Sequential(*layers)
-        self.feature_dim = d * 8
-        self.class_head = nn.Conv2d(self.feature_dim, arch.n_classes, 2)
-
-    def features(self, x: Tensor, domain: Domain, *, dropout: bool = True) -> Tensor:
-        """Image (B, C, H, W) -> shared-trunk features (B, 8·dis_dim, H/16, W/16).
-
-        ``dropout=False`` skips the dropout layers even in training mode: the official code takes
-        the feature-consistency features from this dropout-free path.
-        """
-        return self._trunk(self._front(x, domain), dropout)
-
-    def joint_features(self, x_a: Tensor, x_b: Tensor) -> Tensor:
-        """Features of domain-a and domain-b images as one batch (2B, 8·dis_dim, h, w), dropout on.
-
-        As the official discriminator: each domain's first conv, then the two batches joined
-        before the first dropout, so each dropout layer draws one mask for both (the random
-        draws, and hence a seeded run, match the official code's)."""
-        return self._trunk(torch.cat([self._front(x_a, "a"), self._front(x_b, "b")]), True)
-
-    def _front(self, x: Tensor, domain: Domain) -> Tensor:
-        return (self.front_a if domain == "a" else self.front_b)[:-1](x)  # conv, ReLU, pool; not its dropout
-
-    def _trunk(self, h: Tensor, dropout: bool) -> Tensor:
-        for layer in (self.front_a[-1], *self.trunk):  # front_a[-1]: the first dropout (same p for b)
-            if dropout or not isinstance(layer, nn.Dropout):
-                h = layer(h)
-        return h
-
-    def logits(self, features: Tensor) -> Tensor:
-        """Trunk features -> class logits (B, n_classes), averaged over positions beyond 32² inputs."""
-        return self.class_head(features).mean(dim=(2, 3))
-
-
-def _coords(x: Tensor) -> Tensor:
-    """Append the row and column coordinate channels, (i - H/2) / (H/2) in [-1, 1) (the official
-    DA code's, in its order: row first): (B, C, H, W) -> (B, C + 2, H, W)."""
-    b, _, h, w = x.shape
-    ys = ((torch.arange(h, device=x.device, dtype=x.dtype) - h / 2) / (h / 2)).view(1, 1, h, 1).expand(b, 1, h, w)
-    xs = ((torch.arange(w, device=x.device, dtype=x.dtype) - w / 2) / (w / 2)).view(1, 1, 1, w).expand(b, 1, h, w)
-    return torch.cat([x, ys, xs], dim=1)
-
-
 # --------------------------------------------------------------------------- model
 
 
@@ -367,27 +234,32 @@ class UnitModel(nn.Module):
             self.stride = 2**arch.n_downsample
             self.min_size = 2 * self.stride  # reflection padding needs >= 2 pixels at the code
             self.gen_a, self.gen_b = VaeGen(ch["a"], arch), VaeGen(ch["b"], arch)
+        elif arch.variant == "imaginaire":
+            self.stride = 2**arch.n_downsample
+            self.min_size = 2 * self.stride
+            kw = {"dim": arch.dim, "max_dim": arch.max_dim, "n_downsample": arch.n_downsample, "n_res": arch.n_res}
+            self.gen_a, self.gen_b = UnitAutoEncoder(ch["a"], **kw), UnitAutoEncoder(ch["b"], **kw)
         else:
             official = arch.da_layout == "official"
             self.stride = 32 if official else 16
             self.min_size = 32 if official else 16
             d = arch.dim
-            self.enc_a, self.enc_b = _down(ch["a"] + 2, d, 5), _down(ch["b"] + 2, d, 5)  # 32 -> 16
+            self.enc_a, self.enc_b = down(ch["a"] + 2, d, 5), down(ch["b"] + 2, d, 5)  # 32 -> 16
             if official:  # CoVAE32x32: 16 -> 8, 8x8 valid conv -> 1, 1x1 conv; back up 1 -> 4 -> 8 -> 16
-                self.enc_shared = nn.Sequential(_down(d, 2 * d, 5), _down(2 * d, 4 * d, 8, 1, 0), _down(4 * d, 8 * d, 1, 1, 0))
-                self.dec_shared = nn.Sequential(_up(8 * d, 8 * d, 0), _up(8 * d, 4 * d), _up(4 * d, 2 * d))
+                self.enc_shared = nn.Sequential(down(d, 2 * d, 5), down(2 * d, 4 * d, 8, 1, 0), down(4 * d, 8 * d, 1, 1, 0))
+                self.dec_shared = nn.Sequential(up(8 * d, 8 * d, 0), up(8 * d, 4 * d), up(4 * d, 2 * d))
                 last = 2 * d
             else:  # -> 2x2 code and back to 16
-                self.enc_shared = nn.Sequential(_down(d, 2 * d, 5), _down(2 * d, 4 * d, 3), _down(4 * d, 8 * d, 3))
-                self.dec_shared = nn.Sequential(_up(8 * d, 4 * d), _up(4 * d, 2 * d), _up(2 * d, d))
+                self.enc_shared = nn.Sequential(down(d, 2 * d, 5), down(2 * d, 4 * d, 3), down(4 * d, 8 * d, 3))
+                self.dec_shared = nn.Sequential(up(8 * d, 4 * d), up(4 * d, 2 * d), up(2 * d, d))
                 last = d
             self.latent = GaussianLatent(8 * d)
 
             def back(out_ch: int) -> nn.Sequential:  # 16 -> 32, then 1x1 ConvT + tanh
-                return nn.Sequential(_up(last, d), nn.ConvTranspose2d(d, out_ch, 1), nn.Tanh())
+                return nn.Sequential(up(last, d), nn.ConvTranspose2d(d, out_ch, 1), nn.Tanh())
 
             self.dec_a, self.dec_b = back(ch["a"]), back(ch["b"])
-            self.classifier = DaClassifier(arch)
+            self.classifier = DaClassifier(arch.channels_a, arch.channels_b, arch.dis_dim, arch.n_classes)
 
     def channels(self, direction: Direction) -> tuple[int, int]:
         """(input channels, output channels) for ``direction``."""
@@ -396,7 +268,7 @@ class UnitModel(nn.Module):
 
     def generators(self) -> tuple[nn.Module, ...]:
         """Every encoder/decoder module once (the shared ones once): what the generator phase trains."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a, self.gen_b)
         mods = (self.enc_a, self.enc_b, self.enc_shared, self.dec_shared, self.dec_a, self.dec_b)
         return mods + ((self.latent,) if self.arch.variant == "da32" else ())
@@ -406,6 +278,8 @@ class UnitModel(nn.Module):
         v = self.arch.variant
         if v == "master":
             return (self.gen_a if domain == "a" else self.gen_b).enc(x), None
+        if v == "imaginaire":
+            return (self.gen_a if domain == "a" else self.gen_b).enc_content(x), None
         if v == "paper":
             return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
         if self.arch.da_layout == "official" and x.shape[-2:] != (32, 32):
@@ -414,7 +288,7 @@ class UnitModel(nn.Module):
                 "model classifies (i2i eval adapt) but cannot go through the any-size translation pipeline; "
                 "translate with a model trained with the default layout (strided)"
             )
-        return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(_coords(x))))
+        return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(with_coords(x))))
 
     def encode_latent(self, x: Tensor, domain: Domain) -> Tensor:
         """Image (B, C, H, W) of ``domain`` -> the code used at inference, μ (B, Z, H/stride, W/stride)."""
@@ -422,7 +296,7 @@ class UnitModel(nn.Module):
 
     def decode_latent(self, z: Tensor, domain: Domain) -> Tensor:
         """Code (B, Z, h, w) -> image of ``domain`` in [-1, 1] (B, C, h·stride, w·stride)."""
-        if self.arch.variant == "master":
+        if self.arch.variant in ("master", "imaginaire"):
             return (self.gen_a if domain == "a" else self.gen_b).dec(z)
         return (self.dec_a if domain == "a" else self.dec_b)(self.dec_shared(z))
 
@@ -520,18 +394,6 @@ def _init_normal(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
 
 
-def init_da_discriminator(module: nn.Module) -> None:
-    """The da32 discriminator's initialisation (the official DA code's): Xavier-uniform with gain √2
-    on every conv weight, biases 0.1."""
-    # N(0, 0.02) instead shrinks the signal through the 5-conv trunk so much that the class head
-    # barely learns in a CPU budget (cross-entropy still 1.9 after 250 steps).
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.xavier_uniform_(m.weight, gain=2**0.5)
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0.1)
-
-
 def _gray_to_rgb(x: Tensor) -> Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
@@ -622,7 +484,7 @@ class UnitObjective(SingleStage):
         return mu + (eps if sigma is None else sigma * eps)
 
     def _scores(self, x: Tensor, domain: Domain) -> list[Tensor]:
-        return (self.dis_a if domain == "a" else self.dis_b)(x)  # paper / master
+        return (self.dis_a if domain == "a" else self.dis_b)(x)  # paper / master / imaginaire
 
     def _forward(self, x_a: Tensor, x_b: Tensor) -> dict[str, Any]:
         m = self.model
@@ -642,7 +504,7 @@ class UnitObjective(SingleStage):
         # batch of 2B, so their batch-norm statistics are joint; per-domain statistics would differ
         # from the eval-mode running statistics, which mix both domains.
         m, n = self.model, x_a.shape[0]
-        h = torch.cat([m.enc_a(_coords(x_a)), m.enc_b(_coords(x_b))])  # (2B, dim, H/2, W/2)
+        h = torch.cat([m.enc_a(with_coords(x_a)), m.enc_b(with_coords(x_b))])  # (2B, dim, H/2, W/2)
         mu, sd = m.latent(m.enc_shared(h))  # (2B, 8·dim, H/16, W/16) each
         d = m.dec_shared(self._sample(mu, sd))  # (2B, dim, H/2, W/2)
         x_aa, x_ba = m.dec_a(d).split(n)
@@ -783,6 +645,8 @@ def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed:
         raise ValueError("UNIT needs a UnitModel")
     if model.arch != cfg.arch:
         raise ValueError("the model's arch differs from the config's")
+    if cfg.arch.variant == "imaginaire":
+        raise ValueError("arch.variant imaginaire: converted for inference only; train paper, master or da32")
     return UnitObjective(cfg, model, data, seed)
 
 

@@ -159,27 +159,17 @@ class Conv2dBlock(nn.Module):
         return self.activation(self.norm(self.conv(self.pad(x))))
 
 
-class AdaINConv2dBlock(nn.Module):
-    """Like ``Conv2dBlock`` with an AdaIN norm whose weight and bias are forward arguments."""
+class AdaINConv2dBlock(Conv2dBlock):
+    """``Conv2dBlock`` with an AdaIN norm whose weight and bias are forward arguments (the same
+    module names, so the same state-dict keys)."""
 
     def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel: int,
-        stride: int,
-        padding: int,
-        *,
-        activ: BlockActivation = "relu",
-        pad_type: PadType = "reflect",
+        self, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, *, activ: BlockActivation = "relu", pad_type: PadType = "reflect"
     ) -> None:
-        super().__init__()
-        self.pad = make_padding(pad_type, padding)
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, bias=True)
+        super().__init__(in_ch, out_ch, kernel, stride, padding, activ=activ, pad_type=pad_type)
         self.norm = AdaptiveInstanceNorm2d(out_ch)
-        self.activation = make_activation(activ)
 
-    def forward(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    def forward(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:  # type: ignore[override]
         return self.activation(self.norm(self.conv(self.pad(x)), weight, bias))
 
 

@@ -61,7 +61,7 @@ class ResnetGenerator(nn.Module):
 
     Input (B, in_ch, H, W) with H, W multiples of 4 (``STRIDE``) and at least ``MIN_SIZE``;
     output (B, out_ch, H, W) in [-1, 1]. ``padding="zero", affine=True`` is the 2017 variant the
-    DistanceGAN fork trained (METHODS.md §3.3): no reflection pads, so every index from the first
+    DistanceGAN fork trained (docs/methods/distancegan.md): no reflection pads, so every index from the first
     norm on is one lower (blocks at ``model.9..``) and the norms carry weights.
     """
 

@@ -1,4 +1,4 @@
-"""VGG19 features for TransGaGa's appearance-consistency (Gram) loss (METHODS.md §1.10, §7.6).
+"""VGG19 features for TransGaGa's appearance-consistency (Gram) loss (docs/methods/transgaga.md).
 
 Wu et al., CVPR 2019, https://arxiv.org/abs/1904.09571: the Gram matrices of VGG19 features of
 the source image and of its translation are pulled together. The layers (relu1_1, relu2_1,

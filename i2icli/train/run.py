@@ -16,173 +16,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
-import subprocess
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-from i2icli._version import __version__
 from i2icli.checkpoint import ModelConfig, atomic_write_bytes, save_model
-from i2icli.config import ConfigError, apply_overrides, from_dict, override_keys, parse_override, to_dict
+from i2icli.config import from_dict, to_dict
 from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import I2IError, UsageError
 from i2icli.methods import load_method
 from i2icli.methods.load import load_checkpoint
 from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
-from i2icli.train.loop import LoopOptions, TrainResult, latest_checkpoint, train
+from i2icli.train.loop import TrainResult, train
 from i2icli.train.objective import Stage
-from i2icli.train.schedule import Extension
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    dir_a: str
-    dir_b: str
-    domains: tuple[str, str] = ("a", "b")
-    num_workers: int = 0
-    preload: bool = False
-    max_pixels: int | None = None  # training images above this are skipped (None: Pillow's limit)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run; saved as run.json and read back by ``--resume``."""
-
-    method: str
-    preset: str
-    config: dict[str, Any]  # the method's config dataclass as a dict
-    loop: LoopOptions
-    batch_size: int
-    data: DataSpec
-    init_from: str | None = None
-
-
-def build_spec(
-    *,
-    method: str,
-    preset: str | None,
-    config_file: Path | None,
-    overrides: list[str],
-    data: DataSpec,
-    method_options: dict[str, Any] | None = None,
-    batch_size: int | None,
-    lr: float | None,
-    max_steps: int | None,
-    loop_kwargs: dict[str, Any],
-    init_from: str | None,
-    steps_per_epoch: Callable[[int], int],
-) -> RunSpec:
-    """Preset -> ``--config`` file -> ``--set`` overrides -> method flags -> explicit flags, each later one winning."""
-    from i2icli.methods import METHOD_MODULES, load_method
-
-    if method not in METHOD_MODULES:
-        raise UsageError(f"--method {method!r}: unknown method (available: {', '.join(METHOD_MODULES)})")
-    impl = load_method(method)
-    name = preset or impl.default_preset
-    if name not in impl.presets:
-        raise UsageError(f"--preset {name!r}: unknown for {method} (available: {', '.join(impl.presets)})")
-    chosen = impl.presets[name]
-    cfg = chosen.config
-    given: set[str] = set()  # config fields set by the user (not by the preset)
-    try:
-        if config_file is not None:
-            try:
-                file_data = json.loads(config_file.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise UsageError(f"--config {config_file}: cannot read JSON ({e})") from None
-            cfg = apply_overrides(cfg, file_data)
-            given |= override_keys(file_data)
-        if overrides:
-            cfg = apply_overrides(cfg, overrides)
-            given |= override_keys(overrides)
-        if method_options:
-            cfg = apply_overrides(cfg, method_options)
-            given |= override_keys(method_options)
-        if lr is not None:
-            cfg = apply_overrides(cfg, {"optim": {"lr": lr}})
-        if not given & {"arch.channels_a", "arch.channels_b"}:
-            channels = data_channels(data)
-            cfg = apply_overrides(cfg, {"arch": {"channels_a": channels, "channels_b": channels}})
-    except (ConfigError, UsageError) as e:
-        raise UsageError(str(e)) from None
-    bs = batch_size or chosen.batch_size
-    steps = max_steps or chosen.max_steps or chosen.epochs * steps_per_epoch(bs)
-    loop = LoopOptions(max_steps=steps, **loop_kwargs)
-    return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
-
-
-def data_channels(data: DataSpec) -> int:
-    """1 when both training folders hold only gray images, else 3 (a gray domain beside a colour
-    one is read as RGB: one model needs equal channel counts)."""
-    from i2icli.imageio import images_are_gray, list_images
-
-    folders = (data.dir_a, data.dir_b)
-    gray = all(images_are_gray([p for p, _ in list_images([d], recursive=True)]) for d in folders)
-    return 1 if gray else 3
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def spec_to_json(spec: RunSpec, device: torch.device, threads: ThreadChoice | None = None, world_size: int = 1) -> str:
-    return json.dumps(
-        {
-            "spec": to_dict(spec),
-            "i2icli": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "device": str(device),
-            "threads": dataclasses.asdict(threads or _current_threads()),
-            "world_size": world_size,
-            "git_commit": _git_commit(),
-        },
-        indent=2,
-    )
-
-
-def recorded_world_size(run_dir: Path) -> int:
-    """The number of processes the run in ``run_dir`` was started with (1 for older runs)."""
-    try:
-        return int(json.loads((run_dir / "run.json").read_text()).get("world_size", 1))
-    except (OSError, ValueError, json.JSONDecodeError) as e:
-        raise UsageError(f"--resume {run_dir}: not a run folder ({e})") from None
-
-
-def _current_threads() -> ThreadChoice:
-    """What a library caller left torch with (the command line passes its own choice)."""
-    import os
-
-    from i2icli.threads import available_cpus
-
-    return ThreadChoice(torch.get_num_threads(), "caller", available_cpus(), None, os.environ.get("OMP_WAIT_POLICY", ""))
-
-
-def read_spec(run_dir: Path) -> RunSpec:
-    """The ``RunSpec`` stored in ``run_dir/run.json``."""
-    path = run_dir / "run.json"
-    try:
-        data = json.loads(path.read_text())["spec"]
-        return from_dict(RunSpec, data)
-    except (OSError, KeyError, json.JSONDecodeError, ConfigError) as e:
-        raise UsageError(f"--resume {run_dir}: not a run folder ({path}: {e})") from None
+from i2icli.train.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
+from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint, load_training_state
 
 
 def _test_folders(spec: RunSpec) -> tuple[Path, Path] | None:
     """``testA``/``testB`` beside ``trainA``/``trainB``, when both exist: the validation images."""
-    from i2icli.data.recipes import TEST_SPLITS, TRAIN_SPLITS
+    from i2icli.data.layout import TEST_SPLITS, TRAIN_SPLITS
 
     a, b = Path(spec.data.dir_a), Path(spec.data.dir_b)
     if (a.name, b.name) != TRAIN_SPLITS:
@@ -215,7 +72,7 @@ def open_data(spec: RunSpec, channels: int, place: Dist = Dist()) -> Any:
 def _validation_images(spec: RunSpec, data: Any, cfg: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], str]:
     """(A, B) validation images and where they come from (test folders or the held-back files)."""
     from i2icli.data.unpaired import evaluation_images
-    from i2icli.imageio import list_images
+    from i2icli.listing import list_images
 
     folders = _test_folders(spec)
     if folders is not None:
@@ -247,7 +104,6 @@ def _export(model: torch.nn.Module, out: Path, spec: RunSpec, cfg: Any, step: in
 
 
 PAPER_PRESET = "paper"  # every method's official recipe (see ``Method.presets``)
-CPU_PRESET_PREFIX = "cpu-"  # the labelled CPU presets: cpu-small, cpu-tiny
 _ESTIMATE_AFTER = 3  # steps; the first one (allocation, warm-up) is not counted in the rate
 
 
@@ -412,7 +268,7 @@ def _run_locked(
             _record(run_dir, "spec", to_dict(spec))  # a longer run or changed progress options (plan_resume)
         ckpt = latest_checkpoint(run_dir)
         session = {"step": checkpoint_step(ckpt) if ckpt else 0, "device": str(device),
-                   "threads": dataclasses.asdict(threads or _current_threads())}  # fmt: skip
+                   "threads": dataclasses.asdict(threads or current_threads())}  # fmt: skip
         _record(run_dir, "resumed", [*json.loads((run_dir / "run.json").read_text()).get("resumed", []), session])
     for path, reason in data.skipped:
         log(f"warning: skipping unreadable image {path}: {reason}")
@@ -517,8 +373,6 @@ def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
 def export_checkpoint(run_dir: Path, step: int | None, out: Path | None, device: torch.device) -> Path:
     """Export the model of training checkpoint ``step`` (default: the last) of ``run_dir`` to ``out``
     (default ``run_dir/model-step_N``), as training does at its end; returns the folder."""
-    from i2icli.train.loop import checkpoint_path, load_training_state
-
     if not (run_dir / "run.json").is_file():
         raise UsageError(f"{run_dir}: not a training run folder (no run.json)")
     found = sorted(checkpoint_step(p) for p in (run_dir / "checkpoints").glob("step_*.pt"))
@@ -544,145 +398,3 @@ def export_checkpoint(run_dir: Path, step: int | None, out: Path | None, device:
         module.to(device).load_state_dict(state["modules"][name])
     objective.load_extra_state(state["extra"])
     return _export(model, out or run_dir / f"model-step_{step}", spec, cfg, step)
-
-
-# ----------------------------------------------------------------------------- resuming
-
-# Options a resumed run may change: they decide how progress is saved, logged and loaded, not what
-# is trained (batches are a pure function of the step, whatever the workers or preloading).
-_SAFE_LOOP = {"save_every": "--save-every", "keep_last": "--keep-last", "sample_every": "--sample-every",
-              "log_every": "--log-every", "tensorboard": "--tensorboard"}  # fmt: skip
-_SAFE_DATA = {"num_workers": "--num-workers", "preload": "--preload"}
-ScheduleMode = Literal["replan", "keep"]
-
-
-@dataclass(frozen=True)
-class ResumePlan:
-    """How ``--resume`` continues a run: the spec to run (recorded in run.json), the step it
-    continues from, and lines that say what changed."""
-
-    spec: RunSpec
-    step: int
-    notes: tuple[str, ...]
-
-
-def checkpoint_step(path: Path) -> int:
-    """The step of a ``checkpoints/step_*.pt`` file, from its name."""
-    return int(path.stem.split("_")[-1])
-
-
-def plan_resume(
-    run_dir: Path, given: Mapping[str, Any], *, max_steps: int | None = None, schedule: ScheduleMode | None = None
-) -> ResumePlan:
-    """Plan ``i2i train --resume run_dir``: ``given`` holds the other options set on the command line,
-    by parameter name (``seed``, ``lr``, ``overrides``, ``dataroot``, ``save_every``, ...).
-
-    An option that defines the run (data, method, preset, config, batch size, seed, ...) is refused
-    with one line unless it equals the recorded value; progress options are applied and recorded.
-    ``max_steps`` changes the run's length, the lr schedule following ``schedule`` (default ``replan``).
-    """
-    from i2icli.train.loop import resume_point
-
-    spec = read_spec(run_dir)
-    _refuse_changes(spec, given, run_dir)
-    notes: list[str] = []
-    # The checkpoint the loop will continue from: the newest intact one (a corrupt newer one is set
-    # aside with a warning); none when the run was killed before its first, so it starts again.
-    point = resume_point(run_dir, torch.device("cpu"), log=notes.append)
-    step = 0 if point is None else int(point[1]["step"])
-    loop, data = spec.loop, spec.data
-    for name, flag in _SAFE_LOOP.items():
-        if name in given and given[name] != getattr(loop, name):
-            loop = dataclasses.replace(loop, **{name: given[name]})
-            notes.append(f"{flag} {given[name]} (was {getattr(spec.loop, name)}): applied and recorded in run.json")
-    for name, flag in _SAFE_DATA.items():
-        if name in given and given[name] != getattr(data, name):
-            data = dataclasses.replace(data, **{name: given[name]})
-            notes.append(f"{flag} {given[name]} (was {getattr(spec.data, name)}): applied and recorded in run.json")
-    if max_steps is not None and max_steps < step:
-        raise UsageError(f"--max-steps {max_steps}: the run is already at step {step}")
-    if max_steps is None or max_steps == loop.max_steps:
-        if schedule is not None:
-            raise UsageError(f"--schedule applies when --max-steps changes the run's length (now {loop.max_steps})")
-        if step >= loop.max_steps:
-            notes.append(f"{run_dir}: already at step {step} of {loop.max_steps}; extend it with --max-steps N")
-    else:
-        mode: ScheduleMode = schedule or "replan"
-        extension = Extension(start=step, previous_max_steps=loop.max_steps, mode=mode)
-        notes.append(f"run length {loop.max_steps} -> {max_steps} steps (recorded in run.json); " + (
-            f"lr schedule re-planned over steps {step}-{max_steps}, going on from the factor reached at step {step} "
-            "(--schedule keep: hold the original plan's end)"
-            if mode == "replan" else
-            f"lr schedule kept: the original plan, its last factor held after step {extension.previous_max_steps} "
-            "(--schedule replan: re-plan the remaining steps)"
-        ))  # fmt: skip
-        loop = dataclasses.replace(loop, max_steps=max_steps, extensions=(*loop.extensions, extension))
-    return ResumePlan(dataclasses.replace(spec, loop=loop, data=data), step, tuple(notes))
-
-
-def _refuse(flag: str, value: object, recorded: object) -> UsageError:
-    return UsageError(
-        f"{flag} {value}: this run was started with {recorded}; a resumed run keeps what defines it "
-        "(start a new run to change it)"
-    )
-
-
-def _refuse_changes(spec: RunSpec, given: Mapping[str, Any], run_dir: Path) -> None:
-    """Raise for the first given option whose value differs from the run's recorded one."""
-    plain = {
-        "method": ("--method", spec.method), "preset": ("--preset", spec.preset),
-        "batch_size": ("--batch-size", spec.batch_size), "seed": ("--seed", spec.loop.seed),
-        "amp": ("--amp", spec.loop.amp), "val_every": ("--val-every", spec.loop.val_every),
-        "init_from": ("--init-from", spec.init_from), "max_pixels": ("--max-pixels", spec.data.max_pixels),
-    }  # fmt: skip
-    for name, (flag, recorded) in plain.items():
-        if name in given and given[name] != recorded:
-            raise _refuse(flag, given[name], recorded)
-    if "domain_names" in given and tuple(given["domain_names"]) != tuple(spec.data.domains):
-        raise _refuse("--domains", " ".join(given["domain_names"]), " ".join(spec.data.domains))
-    if "run_dir" in given and Path(given["run_dir"]).resolve() != run_dir.resolve():
-        raise _refuse("--run-dir", given["run_dir"], run_dir)
-    folders = {k: given.get(k) for k in ("dataroot", "domain_a", "domain_b")}
-    if any(v is not None for v in folders.values()):
-        from i2icli.data.unpaired import resolve_domains
-
-        dirs = resolve_domains(folders["dataroot"], folders["domain_a"], folders["domain_b"])
-        if [d.resolve() for d in dirs] != [Path(spec.data.dir_a).resolve(), Path(spec.data.dir_b).resolve()]:
-            flag, value = ("--dataroot", folders["dataroot"]) if folders["dataroot"] else ("--domain-a/--domain-b", " ".join(map(str, dirs)))
-            raise _refuse(flag, value, f"{spec.data.dir_a} and {spec.data.dir_b}")
-    _refuse_config_changes(spec, given)
-
-
-def _refuse_config_changes(spec: RunSpec, given: Mapping[str, Any]) -> None:
-    cfg = from_dict(load_method(spec.method).config_cls, spec.config)
-    recorded = to_dict(cfg)
-    try:
-        if "lr" in given and given["lr"] != cfg.optim.lr:
-            raise _refuse("--lr", given["lr"], cfg.optim.lr)
-        for text in given.get("overrides") or []:
-            path, _ = parse_override(text)
-            if to_dict(apply_overrides(cfg, [text])) != recorded:
-                raise _refuse("--set", text, f"{'.'.join(path)}={_lookup(recorded, path)}")
-        if given.get("config") is not None:
-            path = Path(given["config"])
-            try:
-                changed = to_dict(apply_overrides(cfg, json.loads(path.read_text()))) != recorded
-            except (OSError, json.JSONDecodeError) as e:
-                raise UsageError(f"--config {path}: cannot read JSON ({e})") from None
-            if changed:
-                raise _refuse("--config", path, "another config (see run.json)")
-    except ConfigError as e:
-        raise UsageError(str(e)) from None
-
-
-def _lookup(data: dict[str, Any], path: list[str]) -> Any:
-    for part in path:
-        data = data[part]
-    return data
-
-
-
-
-def resume_spec(run_dir: Path, max_steps: int | None) -> RunSpec:
-    """The spec ``--resume run_dir [--max-steps N]`` runs (see ``plan_resume``)."""
-    return plan_resume(run_dir, {}, max_steps=max_steps).spec

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_rgb
+from conftest import tiny_train_args, write_domains, write_rgb
 from faults import env, i2i, make_bad_inputs, make_good_inputs, run
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -26,7 +26,7 @@ from i2icli.cli.app import app
 from i2icli.data.transforms import Preprocess
 from i2icli.data.unpaired import SkippedImageWarning, UnpairedImages
 from i2icli.errors import CheckpointError
-from i2icli.train.loop import load_training_state
+from i2icli.train.state import load_training_state
 
 runner = CliRunner()
 STEPS, SAVE_EVERY = 24, 4
@@ -34,19 +34,13 @@ STEPS, SAVE_EVERY = 24, 4
 
 @pytest.fixture(scope="module")
 def domains(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for i in range(6):
-        write_rgb(root / "trainA" / f"{i}.png", (20, 20), seed=i)
-        write_rgb(root / "trainB" / f"{i}.jpg", (24, 18), seed=100 + i)
-    return root
+    return write_domains(tmp_path_factory.mktemp("data"), 6, seed_b=100, size_b=(24, 18), ext_b=".jpg")
 
 
 def _args(domains: Path, run_dir: Path, *extra: str, steps: int = STEPS) -> list[str]:
-    return [
-        "train", "--method", "cyclegan", "--preset", "cpu-tiny", "--dataroot", str(domains), "--run-dir", str(run_dir),
-        "--max-steps", str(steps), "--seed", "3", "--device", "cpu", "--sample-every", "0", "--log-every", "1",
-        "--save-every", str(SAVE_EVERY), "--keep-last", "3", *extra,
-    ]  # fmt: skip
+    return tiny_train_args(
+        domains, run_dir, steps, "--seed", "3", "--log-every", "1", "--save-every", str(SAVE_EVERY), "--keep-last", "3", *extra
+    )
 
 
 def _state(path: Path) -> dict:

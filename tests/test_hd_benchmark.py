@@ -1,0 +1,26 @@
+"""benchmarks/hd.py --smoke: the tiny imaginaire fixture through the user's command, fp32 and bf16,
+figures and machine written to a temp folder (never the committed results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hd
+import pytest
+
+
+def test_smoke_measures_both_precisions_and_names_the_machine(tmp_path: Path) -> None:
+    assert hd.main(["--smoke", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "hd.json").read_text())
+    assert set(result["runs"]) == {"fp32", "bf16"}
+    for run in result["runs"].values():
+        assert run["seconds"] > 0 and run["peak_rss_gb"] > 0 and run["output_size"] == [64, 64]
+        assert "load_before" in run and run["summary"].startswith("translate: 1 file(s) written")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- hd:begin -->" in text and "bf16" in text and "python benchmarks/hd.py" in text
+
+
+def test_smoke_refuses_to_write_the_committed_results() -> None:
+    with pytest.raises(SystemExit):
+        hd.main(["--smoke"])
