@@ -364,10 +364,10 @@ def render_results(results: Record) -> str:
             f"{r['method']} preset `{r['preset']}`; variant overrides: {overrides}"
             f"{'; ' + r['note'] if r['note'] else ''}. Command: `{r['command']}`."
             + (f" Samples at each step: [{r['samples'].split('/')[-1]}]({r['samples']})." if "samples" in r else ""), "",
-            "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
         ]  # fmt: skip
-        if r["key"] in results.get("notes", {}):
+        if r["key"] in results.get("notes", {}):  # above the table: a line inside it would end the table
             lines += [f"Diagnosis: {results['notes'][r['key']]}", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         if base:
             row = ["do-nothing", "–", "–", *(_fmt(k, base.get(d, {})) for d, k in keys)]
             lines.append("| " + " | ".join(row) + " |")

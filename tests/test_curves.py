@@ -30,10 +30,14 @@ curves = sys.modules.get("curves") or _load("curves")
 
 
 def test_results_md_block_is_generated_from_the_curves_json() -> None:
-    if not curves.RESULTS.is_file():
-        pytest.skip("no curves recorded yet")
-    results = json.loads(curves.RESULTS.read_text(encoding="utf-8"))
-    assert read_block(curves.MARKDOWN, "curves") == curves.render_results(results)
+    results = json.loads(curves.RESULTS.read_text(encoding="utf-8"))  # committed: a missing file fails
+    block = read_block(curves.MARKDOWN, "curves")
+    assert block == curves.render_results(results)
+    # Every table is unbroken: its header row, separator and rows are consecutive lines.
+    lines = block.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and lines[i + 1].strip():
+            assert lines[i + 1].startswith("|"), f"a table is broken after: {line[:60]}"
 
 
 def test_smoke_scores_every_checkpoint_on_a_validation_split_and_resumes(tmp_path: Path) -> None:
