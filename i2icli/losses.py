@@ -37,3 +37,10 @@ def gan_g_loss(fake: torch.Tensor, mode: GanMode) -> torch.Tensor:
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean absolute error (cycle, identity and reconstruction terms)."""
     return (a - b).abs().mean()
+
+
+def low_pass_l1(x: torch.Tensor, y: torch.Tensor, factor: int) -> torch.Tensor:
+    """L1 between grey, ``factor``-times average-pooled versions of (B, C, H, W) images (channel
+    counts may differ): compares the coarse layout of two images and ignores texture and colour."""
+    grey_x, grey_y = x.mean(1, keepdim=True), y.mean(1, keepdim=True)  # (B, 1, H, W)
+    return l1(F.avg_pool2d(grey_x, factor, ceil_mode=True), F.avg_pool2d(grey_y, factor, ceil_mode=True))

@@ -19,7 +19,10 @@ def test_describe_says_native_bf16_or_that_it_was_not_recorded() -> None:
     assert describe(older) == "AMD EPYC, native bf16 not recorded, torch threads 1, torch 2.14.1"
 
 
-@pytest.mark.parametrize("block", ["quality", "geometry", "speed", "transgaga-spike", "adaptation", "threads", "scale", "hd"])
+@pytest.mark.parametrize(
+    "block",
+    ["quality", "geometry", "speed", "transgaga-spike", "adaptation", "threads", "scale", "hd", "judge-ceiling", "curves"],
+)
 def test_committed_block_names_cpu_bf16_threads_and_command(block: str) -> None:
     text = read_block(RESULTS, block)
     assert text is not None, f"RESULTS.md has no {block} block"

@@ -43,7 +43,7 @@ from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
-from i2icli.nn.da32 import V02_SLOPE, DaClassifier, GaussianLatent, down, init_da_discriminator, up, with_coords
+from i2icli.nn.da32 import V02_SLOPE, BatchNormBias, DaClassifier, GaussianLatent, down, init_da_discriminator, up, with_coords
 from i2icli.nn.imaginaire import UnitAutoEncoder
 from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
 from i2icli.train.schedule import step_decay
@@ -92,6 +92,9 @@ class UnitArch:
     dis_layers: int = 6  # paper: stride-2 convs; master: convs per scale; da32: unused (fixed trunk)
     dis_scales: int = 1  # master: multi-scale discriminator scales
     n_classes: int = 0  # da32: size of the class head (10 for digits); 0 for the others
+    # da32 generator layers: "strided" (stride-2 convs to a 2x2 code; any multiple of 16 px) or
+    # "official" (CoVAE32x32 exactly: an 8x8 valid conv to a 1x1 code; 32x32 images only).
+    da_layout: Literal["strided", "official"] = "strided"
     max_dim: int = 256  # imaginaire: the encoder's channel cap
 
     def __post_init__(self) -> None:
@@ -112,6 +115,10 @@ class UnitArch:
             raise UsageError(
                 f"--arch {self.variant}: preset da32 is the digits domain-adaptation network; use --preset paper, master or cpu-small"
             )
+        if self.da_layout not in ("strided", "official"):
+            raise UsageError(f"arch.da_layout {self.da_layout!r}: use strided or official")
+        if self.da_layout != "strided" and self.variant != "da32":
+            raise UsageError(f"arch.da_layout {self.da_layout}: only arch da32 has a layout choice")
         if self.variant == "da32" and self.n_classes < 2:
             raise UsageError(f"arch.n_classes {self.n_classes}: arch da32 needs a class head of at least 2 classes")
 
@@ -233,16 +240,23 @@ class UnitModel(nn.Module):
             kw = {"dim": arch.dim, "max_dim": arch.max_dim, "n_downsample": arch.n_downsample, "n_res": arch.n_res}
             self.gen_a, self.gen_b = UnitAutoEncoder(ch["a"], **kw), UnitAutoEncoder(ch["b"], **kw)
         else:
-            self.stride = 16
-            self.min_size = 16
+            official = arch.da_layout == "official"
+            self.stride = 32 if official else 16
+            self.min_size = 32 if official else 16
             d = arch.dim
             self.enc_a, self.enc_b = down(ch["a"] + 2, d, 5), down(ch["b"] + 2, d, 5)  # 32 -> 16
-            self.enc_shared = nn.Sequential(down(d, 2 * d, 5), down(2 * d, 4 * d, 3), down(4 * d, 8 * d, 3))  # -> 2
+            if official:  # CoVAE32x32: 16 -> 8, 8x8 valid conv -> 1, 1x1 conv; back up 1 -> 4 -> 8 -> 16
+                self.enc_shared = nn.Sequential(down(d, 2 * d, 5), down(2 * d, 4 * d, 8, 1, 0), down(4 * d, 8 * d, 1, 1, 0))
+                self.dec_shared = nn.Sequential(up(8 * d, 8 * d, 0), up(8 * d, 4 * d), up(4 * d, 2 * d))
+                last = 2 * d
+            else:  # -> 2x2 code and back to 16
+                self.enc_shared = nn.Sequential(down(d, 2 * d, 5), down(2 * d, 4 * d, 3), down(4 * d, 8 * d, 3))
+                self.dec_shared = nn.Sequential(up(8 * d, 4 * d), up(4 * d, 2 * d), up(2 * d, d))
+                last = d
             self.latent = GaussianLatent(8 * d)
-            self.dec_shared = nn.Sequential(up(8 * d, 4 * d), up(4 * d, 2 * d), up(2 * d, d))  # 2 -> 16
 
             def back(out_ch: int) -> nn.Sequential:  # 16 -> 32, then 1x1 ConvT + tanh
-                return nn.Sequential(up(d, d), nn.ConvTranspose2d(d, out_ch, 1), nn.Tanh())
+                return nn.Sequential(up(last, d), nn.ConvTranspose2d(d, out_ch, 1), nn.Tanh())
 
             self.dec_a, self.dec_b = back(ch["a"]), back(ch["b"])
             self.classifier = DaClassifier(arch.channels_a, arch.channels_b, arch.dis_dim, arch.n_classes)
@@ -268,6 +282,12 @@ class UnitModel(nn.Module):
             return (self.gen_a if domain == "a" else self.gen_b).enc_content(x), None
         if v == "paper":
             return self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(x)), None
+        if self.arch.da_layout == "official" and x.shape[-2:] != (32, 32):
+            raise UsageError(
+                f"UNIT da32 with arch.da_layout official encodes 32x32 images only (got {x.shape[-2]}x{x.shape[-1]}): its "
+                "model classifies (i2i eval adapt) but cannot go through the any-size translation pipeline; "
+                "translate with a model trained with the default layout (strided)"
+            )
         return self.latent(self.enc_shared((self.enc_a if domain == "a" else self.enc_b)(with_coords(x))))
 
     def encode_latent(self, x: Tensor, domain: Domain) -> Tensor:
@@ -414,8 +434,16 @@ class UnitObjective(SingleStage):
             for m in (model, self.dis_a, self.dis_b):
                 _init_normal(m) if cfg.init == "normal" else init_weights(m, cfg.init)
         else:
-            self.gan_head = nn.Conv2d(model.classifier.feature_dim, 1, 2)  # real/fake logit map
+            # Two logits (fake, real) per position, as the official head; the GAN score is their
+            # difference, so the vanilla loss equals the official two-class cross-entropy.
+            self.gan_head = nn.Conv2d(model.classifier.feature_dim, 2, 2)
             _init_normal(model)  # generators N(0, 0.02); the discriminator is re-initialised below
+            for m in model.modules():  # official: N(0, 0.002) BN biases and latent-layer biases
+                if isinstance(m, BatchNormBias):
+                    nn.init.normal_(m.bias, 0.0, 0.002)
+                elif isinstance(m, GaussianLatent):
+                    nn.init.normal_(m.mu.bias, 0.0, 0.002)
+                    nn.init.normal_(m.sigma.bias, 0.0, 0.002)
             for m in (model.classifier, self.gan_head):
                 init_da_discriminator(m)
 
@@ -456,9 +484,7 @@ class UnitObjective(SingleStage):
         return mu + (eps if sigma is None else sigma * eps)
 
     def _scores(self, x: Tensor, domain: Domain) -> list[Tensor]:
-        if self.cfg.arch.variant == "da32":
-            return [self.gan_head(self.model.classifier.features(x, domain))]
-        return (self.dis_a if domain == "a" else self.dis_b)(x)
+        return (self.dis_a if domain == "a" else self.dis_b)(x)  # paper / master / imaginaire
 
     def _forward(self, x_a: Tensor, x_b: Tensor) -> dict[str, Any]:
         m = self.model
@@ -468,7 +494,7 @@ class UnitObjective(SingleStage):
         mu_b, sd_b = m.posterior(x_b, "b")
         z_a, z_b = self._sample(mu_a, sd_a), self._sample(mu_b, sd_b)
         return {
-            "mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b,
+            "mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b, "z_a": z_a, "z_b": z_b,
             "x_aa": m.decode_latent(z_a, "a"), "x_ab": m.decode_latent(z_a, "b"),
             "x_bb": m.decode_latent(z_b, "b"), "x_ba": m.decode_latent(z_b, "a"),
         }  # fmt: skip
@@ -487,31 +513,35 @@ class UnitObjective(SingleStage):
         return {"mu_a": mu_a, "sd_a": sd_a, "mu_b": mu_b, "sd_b": sd_b, "x_aa": x_aa, "x_ab": x_ab, "x_bb": x_bb, "x_ba": x_ba}
 
     def _da_scores(self, x_for_a: Tensor, x_for_b: Tensor) -> Tensor:
-        """da32: real/fake logits of domain-a and domain-b images through their own first layer and
-        the shared trunk (dropout on), one batch: (2B, 1, h, w)."""
-        cls = self.model.classifier
-        return self.gan_head(torch.cat([cls.features(x_for_a, "a"), cls.features(x_for_b, "b")]))
+        """da32: real/fake scores of domain-a and domain-b images through their own first layer and
+        the shared trunk (dropout on), one batch: (2B, 1, h, w), logit(real) - logit(fake)."""
+        logits = self.gan_head(self.model.classifier.joint_features(x_for_a, x_for_b))  # (2B, 2, h, w)
+        return logits[:, 1:] - logits[:, :1]
 
     def discriminator_loss(self, batch: Batch, carry: Carry) -> StepOutput:
         c, x_a, x_b = self.cfg, batch["a"], batch["b"]
+        if c.arch.variant == "da32":
+            return self._da_discriminator_loss(batch)
         with torch.no_grad():  # the generators are frozen in this phase
             f = self._forward(x_a, x_b)
         mode = c.gan_type
-        if c.arch.variant != "da32":
-            d_a = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_a, "a"), self._scores(f["x_ba"], "a"))]).sum()
-            d_b = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_b, "b"), self._scores(f["x_ab"], "b"))]).sum()
-            return StepOutput(c.gan_w * (d_a + d_b), {"d_a": d_a, "d_b": d_b})
-        return self._da_discriminator_loss(batch, f)
+        d_a = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_a, "a"), self._scores(f["x_ba"], "a"))]).sum()
+        d_b = torch.stack([gan_d_loss(r, s, mode) for r, s in zip(self._scores(x_b, "b"), self._scores(f["x_ab"], "b"))]).sum()
+        return StepOutput(c.gan_w * (d_a + d_b), {"d_a": d_a, "d_b": d_b})
 
-    def _da_discriminator_loss(self, batch: Batch, f: dict[str, Any]) -> StepOutput:
+    def _da_discriminator_loss(self, batch: Batch) -> StepOutput:
         # The official DA D update: real images of both domains against both kinds of fakes
         # (translations and reconstructions), i.e. BCE(real) + ½ (BCE(trans) + BCE(recon)); the
         # class head's cross-entropy on labelled source images; the feature-consistency term.
+        # Passes run in the official order (reals, generator, reconstructions, translations,
+        # class head), each drawing its own dropout masks: a seeded run draws the official masks.
         c, cls, x_a, x_b = self.cfg, self.model.classifier, batch["a"], batch["b"]
-        real_a = cls.features(x_a, "a")  # (B, 8·dis_dim, h, w), dropout on
-        real = self.gan_head(torch.cat([real_a, cls.features(x_b, "b")]))
-        fake = torch.cat([self._da_scores(f["x_ba"], f["x_ab"]), self._da_scores(f["x_aa"], f["x_bb"])])
-        d = gan_d_loss(real, fake, c.gan_type)
+        real = self._da_scores(x_a, x_b)  # (2B, 1, h, w)
+        with torch.no_grad():  # the generators are frozen in this phase
+            f = self._forward_joint(x_a, x_b)
+        recon = self._da_scores(f["x_aa"], f["x_bb"])  # reconstructions first, as the official code
+        trans = self._da_scores(f["x_ba"], f["x_ab"])
+        d = gan_d_loss(real, torch.cat([trans, recon]), c.gan_type)  # fakes: mean over both kinds
         # A translation and the same input's reconstruction should share trunk features (the
         # official code takes them from the dropout-free path).
         feat = sum_squared(cls.features(f["x_ab"], "b", dropout=False), cls.features(f["x_aa"], "a", dropout=False))
@@ -521,9 +551,7 @@ class UnitObjective(SingleStage):
         if self.labels is not None:
             y = self.labels.to(x_a.device)[batch["index_a"]]  # (B,), -1 = unlabelled
             if bool((y >= 0).any()):
-                # The real source features of the GAN term, reused (the official code draws a
-                # second dropout mask for this pass; the same distribution, one trunk pass less).
-                ce = F.cross_entropy(cls.logits(real_a), y, ignore_index=-1)
+                ce = F.cross_entropy(cls.logits(cls.features(x_a, "a")), y, ignore_index=-1)  # fresh dropout masks
                 terms["cls"] = ce
                 loss = loss + c.cls_w * ce
                 if c.cls_trans_w:
@@ -538,13 +566,22 @@ class UnitObjective(SingleStage):
         if c.arch.variant == "da32":
             return self._da_generator_loss(x_a, x_b, f)
         # The cycle runs through the latent space: re-encode each translation, decode it back.
-        mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
+        # Noise for x_ba is drawn before x_ab's, in the official order (parity of the draws).
         mu_ba, sd_ba = m.posterior(f["x_ba"], "a")
-        x_aba = m.decode_latent(self._sample(mu_ab, sd_ab), "a")
-        x_bab = m.decode_latent(self._sample(mu_ba, sd_ba), "b")
+        mu_ab, sd_ab = m.posterior(f["x_ab"], "b")
+        z_ba = self._sample(mu_ba, sd_ba)
+        z_ab = self._sample(mu_ab, sd_ab)
+        x_aba = m.decode_latent(z_ab, "a")
+        x_bab = m.decode_latent(z_ba, "b")
         gan = lambda x, d: torch.stack([gan_g_loss(s, c.gan_type) for s in self._scores(x, d)]).sum()  # noqa: E731
-        kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
-        kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
+        if c.arch.variant == "paper":
+            # The version_02 code takes its KL terms, mean(z²), of the sampled code z = μ + ε: the
+            # same expected gradient as mean(μ²) (master), plus noise; kept for parity.
+            kl = gaussian_kl(f["z_a"]) + gaussian_kl(f["z_b"])
+            kl_cyc = gaussian_kl(z_ab) + gaussian_kl(z_ba)
+        else:
+            kl = gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])
+            kl_cyc = gaussian_kl(mu_ab, sd_ab) + gaussian_kl(mu_ba, sd_ba)
         terms: dict[str, tuple[float, Tensor]] = {
             "gan_a": (c.gan_w, gan(f["x_ba"], "a")),
             "gan_b": (c.gan_w, gan(f["x_ab"], "b")),
@@ -562,9 +599,10 @@ class UnitObjective(SingleStage):
         # The official DA G update: fool D with translations and with reconstructions, KL, and the
         # pixel term (squared error summed over pixels); it has no cycle term (cyc_w = 0 there).
         c = self.cfg
+        recon = self._da_scores(f["x_aa"], f["x_bb"])  # reconstructions first, as the official code
         terms: dict[str, tuple[float, Tensor]] = {
             "gan_trans": (c.gan_w, gan_g_loss(self._da_scores(f["x_ba"], f["x_ab"]), c.gan_type)),
-            "gan_recon": (c.gan_w, gan_g_loss(self._da_scores(f["x_aa"], f["x_bb"]), c.gan_type)),
+            "gan_recon": (c.gan_w, gan_g_loss(recon, c.gan_type)),
             "recon_a": (c.recon_x_w, sum_squared(f["x_aa"], x_a)),
             "recon_b": (c.recon_x_w, sum_squared(f["x_bb"], x_b)),
             "kl": (c.kl_w + (c.kl_cyc_w if c.kl_cyc_on_input else 0.0), gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])),

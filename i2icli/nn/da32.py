@@ -28,12 +28,13 @@ class BatchNormBias(nn.Module):
         return self.norm(x) + self.bias.view(1, -1, 1, 1)
 
 
-def down(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, 2, kernel // 2), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
+def down(in_ch: int, out_ch: int, kernel: int, stride: int = 2, padding: int | None = None) -> nn.Sequential:
+    pad = kernel // 2 if padding is None else padding
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, stride, pad), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
 
 
-def up(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
+def up(in_ch: int, out_ch: int, padding: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, padding), BatchNormBias(out_ch), nn.LeakyReLU(V02_SLOPE, inplace=True))
 
 
 class GaussianLatent(nn.Module):
@@ -75,8 +76,21 @@ class DaClassifier(nn.Module):
         ``dropout=False`` skips the dropout layers even in training mode: the official code takes
         the feature-consistency features from this dropout-free path.
         """
-        h = x
-        for layer in (*(self.front_a if domain == "a" else self.front_b), *self.trunk):
+        return self._trunk(self._front(x, domain), dropout)
+
+    def joint_features(self, x_a: Tensor, x_b: Tensor) -> Tensor:
+        """Features of domain-a and domain-b images as one batch (2B, 8·dis_dim, h, w), dropout on.
+
+        As the official discriminator: each domain's first conv, then the two batches joined
+        before the first dropout, so each dropout layer draws one mask for both (the random
+        draws, and hence a seeded run, match the official code's)."""
+        return self._trunk(torch.cat([self._front(x_a, "a"), self._front(x_b, "b")]), True)
+
+    def _front(self, x: Tensor, domain: Domain) -> Tensor:
+        return (self.front_a if domain == "a" else self.front_b)[:-1](x)  # conv, ReLU, pool; not its dropout
+
+    def _trunk(self, h: Tensor, dropout: bool) -> Tensor:
+        for layer in (self.front_a[-1], *self.trunk):  # front_a[-1]: the first dropout (same p for b)
             if dropout or not isinstance(layer, nn.Dropout):
                 h = layer(h)
         return h
@@ -87,11 +101,12 @@ class DaClassifier(nn.Module):
 
 
 def with_coords(x: Tensor) -> Tensor:
-    """Append normalised (x, y) coordinate channels in [-1, 1]: (B, C, H, W) -> (B, C + 2, H, W)."""
+    """Append the row and column coordinate channels, (i - H/2) / (H/2) in [-1, 1) (the official
+    DA code's, in its order: row first): (B, C, H, W) -> (B, C + 2, H, W)."""
     b, _, h, w = x.shape
-    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
-    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
-    return torch.cat([x, xs, ys], dim=1)
+    ys = ((torch.arange(h, device=x.device, dtype=x.dtype) - h / 2) / (h / 2)).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = ((torch.arange(w, device=x.device, dtype=x.dtype) - w / 2) / (w / 2)).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([x, ys, xs], dim=1)
 
 
 def init_da_discriminator(module: nn.Module) -> None:

@@ -1,0 +1,610 @@
+"""Learning curves: metrics against training step, on a validation split carved from the training data.
+
+A run trains one variant (a method, its preset, and labelled ``--set`` overrides) on one benchmark
+of ``benchmarks/quality.py`` (same data, whole-image overrides and batch), keeps a checkpoint every
+``--every`` steps and scores each one as it appears on the **validation split**: ``--val`` images
+per domain taken (seeded) out of the training folders before training starts, so the model never
+trains on them and the test split is never looked at. The judges only judge: no label reaches
+training. Each point records class kept, looks like target, FID on judge features and (style
+models) diversity per direction, beside a do-nothing row scored on the same validation images.
+
+Finished points are kept in ``benchmarks/results/curves.json``; an interrupted run resumes from its
+last checkpoint under ``--work`` and scores only the points it lacks. ``benchmarks/RESULTS.md``
+(block ``curves``) and ``benchmarks/figures/curves.png`` are regenerated from the JSON.
+
+    python benchmarks/curves.py --runs cyclegan-small:mnist-uci-digits --steps 3000 --every 250
+    python benchmarks/curves.py --list          # the variants
+    python benchmarks/curves.py --report        # only rewrite RESULTS.md and the figure from the JSON
+    python benchmarks/curves.py --smoke         # 4 steps on tiny data in a temp folder (CI)
+
+Needs ``pip install -e '.[bench]'`` (shipped data, matplotlib for the figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from machine_info import describe, machine
+from quality import BENCHMARKS, Benchmark, _whole_image_overrides, prepare_data
+from results_md import smoke_status, write_block
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results" / "curves.json"
+MARKDOWN = HERE / "RESULTS.md"
+FIGURE = HERE / "figures" / "curves.png"
+RESULTS_VERSION = 1
+SEED = 0
+VAL_IMAGES = 500  # per domain, carved out of the training folders
+SMOKE_STEPS, SMOKE_EVERY, SMOKE_VAL = 4, 2, 6
+DO_NOTHING = "do-nothing"
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method trained with a preset plus labelled overrides (applied after the benchmark's own)."""
+
+    name: str
+    method: str
+    preset: str
+    overrides: tuple[str, ...] = ()
+    note: str = ""
+
+
+# Each option beyond a preset is its own labelled variant, so it can be measured on and off.
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("cyclegan-small", "cyclegan", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("cyclegan-small-noidt", "cyclegan", "cpu-small", ("lambda_identity=0",), "identity term off"),
+        Variant("cyclegan-small-const", "cyclegan", "cpu-small", ("lr_policy=constant",), "constant lr, no decay"),
+        Variant("cyclegan-small-content", "cyclegan", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) on"),
+        Variant("cyclegan-small-sn", "cyclegan", "cpu-small", ("spectral_norm_d=true",), "spectral norm on D"),
+        Variant("cyclegan-small-d2", "cyclegan", "cpu-small", ("n_layers_d=2",), "2-layer D (5x5 patches at 28 px)"),
+        Variant(
+            "cyclegan-small-content3-d2",
+            "cyclegan",
+            "cpu-small",
+            ("lambda_content=3", "n_layers_d=2"),
+            "content term at weight 3 and 2-layer D",
+        ),
+        Variant(
+            "cyclegan-small-content3-d2-cyca2",
+            "cyclegan",
+            "cpu-small",
+            ("lambda_content=3", "n_layers_d=2", "lambda_a=2.5"),
+            "content term 3, 2-layer D, a->b->a cycle weight 2.5 (MNIST->UCI loses detail the cycle would make G hide)",
+        ),
+        Variant(
+            "cyclegan-small-content-d2",
+            "cyclegan",
+            "cpu-small",
+            ("lambda_content=10", "n_layers_d=2"),
+            "content term and 2-layer D",
+        ),
+        Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 3)"),
+        Variant("munit-small", "munit", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
+    )
+}
+
+
+def run_key(variant: str, bench: str, steps: int) -> str:
+    return f"{variant}:{bench}:{steps}"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _labels(csv_path: Path) -> dict[str, int]:
+    if not csv_path.is_file():
+        return {}
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        return {row["filename"]: int(row["label"]) for row in csv.DictReader(f)}
+
+
+def _write_labels(csv_path: Path, names: Sequence[str], table: dict[str, int]) -> None:
+    if table:
+        rows = "".join(f"{n},{table[n]}\n" for n in names)
+        csv_path.write_text("filename,label\n" + rows, encoding="utf-8")
+
+
+def carve_validation(full: Path, out: Path, n_val: int, seed: int = SEED) -> tuple[Path, Path]:
+    """Split ``full``'s training folders into ``out/train/{trainA,trainB}`` (training) and
+    ``out/val/{testA,testB}`` (validation, a seeded random ``n_val`` per domain, labels kept for
+    the judges) with the dataset's ``i2i-dataset.json``; the test split is not copied. Reused when present."""
+    from i2icli.eval.datasets import DATASET_INFO
+
+    train, val = out / "train", out / "val"
+    if (val / "testB").is_dir() and (train / "trainB").is_dir():
+        return train, val
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for src, dst in (("trainA", "testA"), ("trainB", "testB")):
+        names = sorted(p.name for p in (full / src).iterdir() if p.is_file())
+        if len(names) <= n_val:
+            raise SystemExit(f"error: {full / src} has {len(names)} images, too few to hold back {n_val}")
+        pick = set(np.random.default_rng(seed).permutation(len(names))[:n_val].tolist())
+        held = [n for i, n in enumerate(names) if i in pick]
+        kept = [n for i, n in enumerate(names) if i not in pick]
+        table = _labels(full / f"{src}_labels.csv")
+        for folder, chosen in ((tmp / "val" / dst, held), (tmp / "train" / src, kept)):
+            folder.mkdir(parents=True)
+            for n in chosen:
+                shutil.copyfile(full / src / n, folder / n)
+        _write_labels(tmp / "val" / f"{dst}_labels.csv", held, table)
+    shutil.copyfile(full / DATASET_INFO, tmp / "val" / DATASET_INFO)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return train, val
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _score(subject: Any, val: Path) -> dict[str, dict[str, float]]:
+    """{direction: metrics} of ``subject`` on the validation folders."""
+    from i2icli.eval.report import EvalOptions, evaluate
+
+    report = evaluate(subject, val, EvalOptions(seed=SEED))
+    # References (the judge on real images, real images' diversity) sit beside the metrics they explain.
+    return {d.direction: {k: round(v, 5) for k, v in (d.metrics | d.reference).items()} for d in report.directions}
+
+
+SAMPLES = 8  # validation inputs whose translations are saved at every point
+
+
+def _save_samples(subject: Any, val: Path, out: Path) -> None:
+    """The translations of SAMPLES fixed validation inputs per direction as one row image each,
+    ``out/<direction>.png`` (and ``out/../input_<direction>.png``, the inputs)."""
+    import torch
+
+    from i2icli.data.layout import TEST_SPLITS
+    from i2icli.eval.datasets import load_split
+    from i2icli.imageio import to_pil
+
+    out.mkdir(parents=True, exist_ok=True)
+    for direction, folder in zip(("a2b", "b2a"), TEST_SPLITS):
+        if direction not in subject.directions:
+            continue
+        inputs = load_split(val, folder, subject.channels(direction)[0], SAMPLES, SEED).images
+        to_pil(torch.cat(inputs, dim=2)).save(out.parent / f"input_{direction}.png")
+        to_pil(torch.cat(subject.translate(inputs, direction), dim=2)).save(out / f"{direction}.png")
+
+
+def _score_checkpoint(run_dir: Path, step: int, val: Path) -> dict[str, dict[str, float]]:
+    """Export checkpoint ``step`` to a temporary folder, score it and save its sample rows under
+    ``run_dir/curve-samples/step_N``. Training's random state is saved and restored around it
+    (building the objective draws initial weights), so a scored run trains exactly as an unscored one."""
+    import torch
+
+    from i2icli.api import load_model
+    from i2icli.eval.report import model_subject
+    from i2icli.train.run import export_checkpoint
+
+    saved = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    try:
+        with tempfile.TemporaryDirectory(prefix="i2i-curve-") as tmp:
+            folder = export_checkpoint(run_dir, step, Path(tmp) / "model", torch.device("cpu"))
+            model = load_model(str(folder / "model.safetensors"), device="cpu")
+            subject = model_subject(model, "model", seed=SEED)
+            _save_samples(subject, val, run_dir / "curve-samples" / f"step_{step:08d}")
+            return _score(subject, val)
+    finally:
+        torch.set_rng_state(saved[0])
+        random.setstate(saved[1])
+        np.random.set_state(saved[2])
+
+
+def _train_and_score(
+    variant: Variant, bench: Benchmark, train_dir: Path, val: Path, run_dir: Path, steps: int, every: int,
+    record: Record, save: Callable[[], None], log: Callable[[str], None],
+) -> None:  # fmt: skip
+    """Train (or resume) the run, scoring each checkpoint not yet in ``record['points']`` as it appears."""
+    import torch
+
+    from i2icli.eval.datasets import read_dataset_info
+    from i2icli.train.run import run
+    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint
+
+    points = record["points"]
+    clock = {"last": time.perf_counter(), "train": record["train_seconds"]}
+
+    def score_new(final: bool) -> None:
+        clock["train"] += time.perf_counter() - clock["last"]
+        for path in sorted((run_dir / "checkpoints").glob("step_*.pt")):
+            step = checkpoint_step(path)
+            if str(step) in points or (step % every and step != steps):
+                continue
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            dirs = _score_checkpoint(run_dir, step, val)
+            points[str(step)] = {
+                "train_seconds": round(clock["train"], 1), "eval_seconds": round(time.perf_counter() - start, 1),
+                "load_avg_1m": round(load, 2), "directions": dirs,
+            }  # fmt: skip
+            record["train_seconds"] = round(clock["train"], 1)
+            save()
+            log(f"  {record['key']} step {step}: " + _one_line(dirs))
+        clock["last"] = time.perf_counter()
+
+    if not (run_dir / "model" / "model.safetensors").is_file():
+        resume = latest_checkpoint(run_dir) is not None
+        if resume:
+            spec = read_spec(run_dir)
+        else:
+            overrides = [*_whole_image_overrides(variant.method, bench, steps), *variant.overrides]
+            spec = build_spec(
+                method=variant.method, preset=variant.preset, config_file=None, overrides=overrides,
+                data=DataSpec(str(train_dir / "trainA"), str(train_dir / "trainB"), read_dataset_info(val).domains),
+                batch_size=bench.batch_size, lr=None, max_steps=steps,
+                loop_kwargs=dict(seed=SEED, save_every=every, keep_last=3, sample_every=0, log_every=50),
+                init_from=None, steps_per_epoch=lambda bs: 0,
+            )  # fmt: skip
+        record["resumed"] = record["resumed"] or resume
+        result, _ = run(
+            spec, run_dir, torch.device("cpu"), resume=resume, log=log,
+            on_tick=lambda step: score_new(False) if step % every == 1 else None,
+        )  # fmt: skip
+        if result.interrupted:
+            save()
+            raise SystemExit(f"{record['key']}: interrupted; run again to resume from {run_dir}")
+    if checkpoint_path(run_dir, steps).is_file():
+        score_new(True)
+
+
+def _one_line(dirs: dict[str, dict[str, float]]) -> str:
+    parts = []
+    for d, m in dirs.items():
+        shown = [
+            f"{k} {v:.3g}" for k, v in m.items() if k in ("class-kept", "looks-like-target", "diversity") or k.startswith("fid-")
+        ]
+        parts.append(f"{d}: " + ", ".join(shown))
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def load_results(path: Path) -> Record:
+    if not path.is_file():
+        return {"version": RESULTS_VERSION, "baselines": {}, "runs": {}}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("version") != RESULTS_VERSION:
+        raise SystemExit(f"error: {path}: results version {data.get('version')}, expected {RESULTS_VERSION}")
+    return data
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (runs in parallel processes share the JSON)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def save_results(path: Path, results: Record) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+METRICS = ("class-kept", "looks-like-target", "fid", "diversity")  # "fid": the judge-named fid-* key
+
+
+def _metric_key(metrics: dict[str, float], kind: str) -> str | None:
+    if kind == "fid":
+        return next((k for k in metrics if k.startswith("fid-") and k != "fid-inception"), None)
+    return kind if kind in metrics else None
+
+
+def _fmt(key: str | None, metrics: dict[str, float]) -> str:
+    if key is None or key not in metrics:
+        return "–"
+    v = metrics[key]
+    return f"{100 * v:.1f}%" if key in ("class-kept", "looks-like-target") else f"{v:.2f}"
+
+
+def render_results(results: Record) -> str:
+    """The ``curves`` block of RESULTS.md, from the JSON alone."""
+    lines = [
+        "## Learning curves", "",
+        "Generated by `python benchmarks/curves.py` from `benchmarks/results/curves.json`; do not edit by hand.",
+        "Scored on a **validation split** carved from the training folders (never trained on; the test",
+        "split is not used). Each run's metric per direction against training step; do-nothing is the",
+        "same validation images returned unchanged. The judges were trained on the training split, so their",
+        "accuracy on these real images (`real-class-acc` in the JSON) is optimistic; translations are new to them.",
+        "Figure: [curves.png](figures/curves.png).", "",
+    ]  # fmt: skip
+    runs = list(results["runs"].values())
+    if not runs:
+        return "\n".join([*lines, "No runs yet.", ""])
+    lines += [*(f"- Machine: {m}." for m in dict.fromkeys(describe(r["machine"]) for r in runs)), ""]
+    for r in runs:
+        base = results["baselines"].get(r["benchmark"], {}).get("directions", {})
+        dirs = sorted({d for p in r["points"].values() for d in p["directions"]})
+        header = ["step", "train time", "load"]
+        keys: list[tuple[str, str]] = []
+        for d in dirs:
+            for kind in (*METRICS, "real-diversity"):
+                # Every metric any point has (points scored by an older version may lack some).
+                seen = {k: 0.0 for p in r["points"].values() for k in p["directions"].get(d, {})}
+                key = _metric_key(seen, kind)
+                if key is not None:
+                    keys.append((d, key))
+                    header.append(f"{d} {_short(key)}")
+        overrides = ", ".join(f"`{o}`" for o in r["variant_overrides"]) or "none"
+        lines += [
+            f"### {r['variant']} on {r['benchmark']} ({r['steps']} steps x batch {r['batch_size']})", "",
+            f"{r['method']} preset `{r['preset']}`; variant overrides: {overrides}"
+            f"{'; ' + r['note'] if r['note'] else ''}. Command: `{r['command']}`."
+            + (f" Samples at each step: [{r['samples'].split('/')[-1]}]({r['samples']})." if "samples" in r else ""), "",
+        ]  # fmt: skip
+        if r["key"] in results.get("notes", {}):  # above the table: a line inside it would end the table
+            lines += [f"Diagnosis: {results['notes'][r['key']]}", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        if base:
+            row = ["do-nothing", "–", "–", *(_fmt(k, base.get(d, {})) for d, k in keys)]
+            lines.append("| " + " | ".join(row) + " |")
+        for step in sorted(r["points"], key=int):
+            p = r["points"][step]
+            row = [step, f"{p['train_seconds'] / 60:.1f} min", f"{p['load_avg_1m']:.1f}"]
+            row += [_fmt(k, p["directions"].get(d, {})) for d, k in keys]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _short(key: str) -> str:
+    return {"class-kept": "class kept", "looks-like-target": "looks like target", "real-diversity": "real images' diversity"}.get(
+        key, key
+    )
+
+
+def sample_sheet(run_dir: Path, path: Path) -> bool:
+    """Per direction, the inputs above each scored step's translations (2x), side by side; False
+    when the run saved no samples."""
+    from PIL import Image, ImageDraw
+
+    folder = run_dir / "curve-samples"
+    steps = sorted(folder.glob("step_*"))
+    directions = [d for d in ("a2b", "b2a") if (folder / f"input_{d}.png").is_file()]
+    if not steps or not directions:
+        return False
+    label, gap, scale = 70, 6, 2
+    panels = []
+    for d in directions:
+        rows = [("input", Image.open(folder / f"input_{d}.png"))]
+        rows += [(f"{d} {int(s.name[5:])}", Image.open(s / f"{d}.png")) for s in steps if (s / f"{d}.png").is_file()]
+        w, h = rows[0][1].width * scale, rows[0][1].height * scale
+        panel = Image.new("RGB", (label + w, len(rows) * h), "white")
+        draw = ImageDraw.Draw(panel)
+        for i, (name, row) in enumerate(rows):
+            panel.paste(row.convert("RGB").resize((w, h), Image.Resampling.NEAREST), (label, i * h))
+            draw.text((2, i * h + h // 2 - 5), name, fill="black")
+        panels.append(panel)
+    sheet = Image.new("RGB", (sum(p.width for p in panels) + gap * (len(panels) - 1), max(p.height for p in panels)), "white")
+    x = 0
+    for p in panels:
+        sheet.paste(p, (x, 0))
+        x += p.width + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return True
+
+
+def render_figure(results: Record, path: Path) -> None:
+    """One row per benchmark, one panel per metric; a line per (run, direction), do-nothing dotted."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no figure (pip install matplotlib)", file=sys.stderr)
+        return
+    benches = list(dict.fromkeys(r["benchmark"] for r in results["runs"].values()))
+    if not benches:
+        return
+    fig, axes = plt.subplots(len(benches), len(METRICS), figsize=(4 * len(METRICS) + 3, 3.2 * len(benches)), squeeze=False)
+    for row, bench in zip(axes, benches):
+        runs = [r for r in results["runs"].values() if r["benchmark"] == bench]
+        base = results["baselines"].get(bench, {}).get("directions", {})
+        for ax, kind in zip(row, METRICS):
+            drawn = False
+            for i, r in enumerate(runs):
+                steps = sorted(r["points"], key=int)
+                for d, style in (("a2b", "-"), ("b2a", "--")):
+                    pts = [(int(s), r["points"][s]["directions"].get(d, {})) for s in steps]
+                    xy = [(s, m[_metric_key(m, kind)]) for s, m in pts if _metric_key(m, kind) is not None]
+                    if xy:
+                        ax.plot(*zip(*xy), style, color=f"C{i}", marker=".", label=f"{r['variant']} {d}")
+                        drawn = True
+            for d, style in (("a2b", ":"), ("b2a", "-.")) if kind == "diversity" else ():  # the real images' figure
+                refs = [p["directions"].get(d, {}).get("real-diversity") for r in runs for p in r["points"].values()]
+                ref = next((v for v in refs if v is not None), None)
+                if ref is not None:
+                    ax.axhline(ref, color="black", linestyle=style, linewidth=1, label=f"real images {d}")
+            for d, style in (("a2b", ":"), ("b2a", "-.")):
+                key = _metric_key(base.get(d, {}), kind)
+                if drawn and key is not None:
+                    ax.axhline(base[d][key], color="gray", linestyle=style, linewidth=1, label=f"do-nothing {d}")
+            ax.set_title(f"{bench}\n{kind}", fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            if not drawn:
+                ax.axis("off")
+        # One legend per row, outside its last panel, so no curve is hidden behind it.
+        shown = [ax for ax in row if ax.lines]
+        if shown:
+            handles, labels = max((ax.get_legend_handles_labels() for ax in shown), key=lambda hl: len(hl[0]))
+            row[-1].legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_curves(
+    wanted: Sequence[tuple[Variant, Benchmark]], *, steps: int, every: int, n_val: int, work: Path,
+    results_path: Path, markdown: Path, figure: Path, smoke: bool, log: Callable[[str], None] = print,
+) -> Record:  # fmt: skip
+    results = load_results(results_path)
+
+    def save() -> None:
+        # Several runs may go at once (one per core): merge into what is on disk rather than overwrite it.
+        with _locked(results_path):
+            on_disk = load_results(results_path)
+            on_disk["baselines"] |= results["baselines"]
+            on_disk["runs"] |= {k: r for k, r in results["runs"].items() if k in mine}
+            results["baselines"], results["runs"] = on_disk["baselines"], on_disk["runs"]
+            save_results(results_path, on_disk)
+            write_block(markdown, "curves", render_results(on_disk))
+
+    mine: set[str] = set()
+
+    for variant, bench in wanted:
+        reason = bench.unavailable()
+        if reason:
+            log(f"{variant.name}:{bench.name}: skipped, {reason}")
+            continue
+        full = prepare_data(bench, work / "data", small=smoke)
+        train_dir, val = carve_validation(full, work / "curves-data" / bench.name / f"val{n_val}", n_val)
+        if bench.name not in results["baselines"]:
+            from i2icli.eval.report import do_nothing_subject
+
+            results["baselines"][bench.name] = {"n_val": n_val, "directions": _score(do_nothing_subject(val), val)}
+            save()
+        key = run_key(variant.name, bench.name, steps)
+        record = results["runs"].setdefault(key, {
+            "key": key, "variant": variant.name, "method": variant.method, "preset": variant.preset,
+            "variant_overrides": list(variant.overrides), "note": variant.note, "benchmark": bench.name,
+            "steps": steps, "every": every, "batch_size": bench.batch_size, "seed": SEED, "n_val": n_val,
+            "points": {}, "train_seconds": 0.0, "resumed": False, "machine": machine(),
+            "command": f"python benchmarks/curves.py --runs {variant.name}:{bench.name} --steps {steps} --every {every}",
+        })  # fmt: skip
+        if "finished" in record:
+            log(f"{key}: done earlier, skipped")
+            continue
+        mine.add(key)
+        log(f"{key}: training, scored every {every} steps on {n_val} validation images per domain")
+        run_dir = work / "curves-runs" / f"{variant.name}-{bench.name}-{steps}"
+        _train_and_score(variant, bench, train_dir, val, run_dir, steps, every, record, save, log)
+        record["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        sheet = figure.parent / "curves" / f"{variant.name}-{bench.name}-{steps}.png"
+        if sample_sheet(run_dir, sheet):
+            record["samples"] = sheet.relative_to(figure.parent.parent).as_posix()
+        save()
+    render_figure(results, figure)
+    return results
+
+
+def _select(text: str) -> list[tuple[Variant, Benchmark]]:
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, bench = item.partition(":")
+        if name not in VARIANTS:
+            raise SystemExit(f"error: unknown variant {name!r} (known: {', '.join(VARIANTS)})")
+        if bench not in BENCHMARKS:
+            raise SystemExit(f"error: unknown benchmark {bench!r} in {item!r} (known: {', '.join(BENCHMARKS)})")
+        out.append((VARIANTS[name], BENCHMARKS[bench]))
+    return out
+
+
+def check_smoke(results: Record) -> list[str]:
+    """Problems with a smoke run's results (an empty list when it has the expected shape)."""
+    problems = []
+    for r in results["runs"].values():
+        want = {str(s) for s in range(SMOKE_EVERY, SMOKE_STEPS + 1, SMOKE_EVERY)}
+        if set(r["points"]) != want:
+            problems.append(f"{r['key']}: points at steps {sorted(r['points'])}, expected {sorted(want)}")
+        for step, p in r["points"].items():
+            for d in ("a2b", "b2a"):
+                m = p["directions"].get(d, {})
+                if not {"class-kept", "looks-like-target"} <= set(m) or _metric_key(m, "fid") is None:
+                    problems.append(f"{r['key']} step {step} {d}: metrics {sorted(m)}")
+    if not results["runs"]:
+        problems.append("no run recorded")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="cyclegan-small:mnist-uci-digits", help="comma-separated variant:benchmark")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps per run")
+    parser.add_argument("--every", type=int, default=250, help="score a checkpoint every N steps")
+    parser.add_argument("--val", type=int, default=VAL_IMAGES, help="validation images per domain")
+    parser.add_argument("--work", type=Path, help="data and run folders (default runs/benchmarks)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="4 steps on tiny data in a temp folder")
+    mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the figure")
+    mode.add_argument("--list", action="store_true", help="list the variants")
+    mode.add_argument("--note", nargs=2, metavar=("RUN_KEY", "TEXT"), help="record a diagnosis under a run's table")
+    args = parser.parse_args(argv)
+    wanted = _select(args.runs)
+    if args.steps < 1 or args.every < 1 or args.val < 2:
+        parser.error("--steps and --every must be >= 1 and --val >= 2")
+    if args.list:
+        for v in VARIANTS.values():
+            print(f"{v.name}: {v.method} {v.preset} {' '.join(v.overrides)}  {v.note}")
+        return 0
+    if args.note:
+        with _locked(RESULTS):
+            results = load_results(RESULTS)
+            if args.note[0] not in results["runs"]:
+                raise SystemExit(f"error: {RESULTS}: no run {args.note[0]!r} (runs: {', '.join(results['runs'])})")
+            results.setdefault("notes", {})[args.note[0]] = args.note[1]
+            save_results(RESULTS, results)
+    if args.report or args.note:
+        results = load_results(RESULTS)
+        write_block(MARKDOWN, "curves", render_results(results))
+        render_figure(results, FIGURE)
+        return 0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.smoke:
+        work = args.work or Path(tempfile.mkdtemp(prefix="i2i-curves-smoke-"))
+        results = run_curves(
+            _select("cyclegan-small:mnist-uci-digits"), steps=SMOKE_STEPS, every=SMOKE_EVERY, n_val=SMOKE_VAL,
+            work=work, results_path=work / "curves.json", markdown=work / "RESULTS.md",
+            figure=work / "figures" / "curves.png", smoke=True,
+        )  # fmt: skip
+        return smoke_status(check_smoke(results), len(results["runs"]), work / "RESULTS.md")
+    run_curves(
+        wanted, steps=args.steps, every=args.every, n_val=args.val, work=args.work or REPO / "runs" / "benchmarks",
+        results_path=RESULTS, markdown=MARKDOWN, figure=FIGURE, smoke=False,
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

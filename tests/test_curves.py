@@ -1,0 +1,93 @@
+"""The learning-curve benchmark: its --smoke run, the validation split it carves, that scoring
+checkpoints leaves training unchanged, and RESULTS.md against the committed JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from conftest import REPO
+from results_md import read_block
+
+from i2icli.losses import low_pass_l1
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+curves = sys.modules.get("curves") or _load("curves")
+
+
+def test_results_md_block_is_generated_from_the_curves_json() -> None:
+    results = json.loads(curves.RESULTS.read_text(encoding="utf-8"))  # committed: a missing file fails
+    block = read_block(curves.MARKDOWN, "curves")
+    assert block == curves.render_results(results)
+    # Every table is unbroken: its header row, separator and rows are consecutive lines.
+    lines = block.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("|") and lines[i + 1].strip():
+            assert lines[i + 1].startswith("|"), f"a table is broken after: {line[:60]}"
+
+
+def test_smoke_scores_every_checkpoint_on_a_validation_split_and_resumes(tmp_path: Path) -> None:
+    assert curves.main(["--smoke", "--work", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "curves.json").read_text())
+    assert curves.check_smoke(results) == []
+    (run,) = results["runs"].values()
+    assert "finished" in run and run["n_val"] == curves.SMOKE_VAL
+    assert set(results["baselines"]["mnist-uci-digits"]["directions"]) == {"a2b", "b2a"}
+    assert read_block(tmp_path / "RESULTS.md", "curves") == curves.render_results(results)
+    assert (tmp_path / run["samples"]).is_file()  # inputs above each scored step's translations
+    # The validation images were taken out of the training folders, and the test split is not there.
+    carved = tmp_path / "curves-data" / "mnist-uci-digits" / f"val{curves.SMOKE_VAL}"
+    for train, val in (("trainA", "testA"), ("trainB", "testB")):
+        held = {p.name for p in (carved / "val" / val).iterdir()}
+        kept = {p.name for p in (carved / "train" / train).iterdir()}
+        assert len(held) == curves.SMOKE_VAL and kept and not held & kept
+        assert len((carved / "val" / f"{val}_labels.csv").read_text().splitlines()) == curves.SMOKE_VAL + 1
+    assert not (carved / "train" / "testA").exists()
+    # A second run trains and scores nothing more.
+    assert curves.main(["--smoke", "--work", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "curves.json").read_text())["runs"] == results["runs"]
+
+    # Scoring checkpoints mid-run does not change training: a plain run of the same spec ends with the same weights.
+    from i2icli.train.run import run
+    from i2icli.train.spec import read_spec
+    from i2icli.train.state import load_training_state
+
+    scored_dir = tmp_path / "curves-runs" / f"cyclegan-small-mnist-uci-digits-{curves.SMOKE_STEPS}"
+    plain_dir = tmp_path / "plain"
+    run(read_spec(scored_dir), plain_dir, torch.device("cpu"), log=lambda line: None)
+    name = f"step_{curves.SMOKE_STEPS:08d}.pt"
+    scored = load_training_state(scored_dir / "checkpoints" / name, torch.device("cpu"))["modules"]
+    plain = load_training_state(plain_dir / "checkpoints" / name, torch.device("cpu"))["modules"]
+    for module, state in plain.items():
+        for key, value in state.items():
+            assert torch.equal(value, scored[module][key]), (module, key)
+
+
+def test_unknown_variant_is_one_line() -> None:
+    with pytest.raises(SystemExit, match="unknown variant 'nope'"):
+        curves.main(["--runs", "nope:mnist-uci-digits", "--list"])
+
+
+def test_low_pass_l1_compares_layout_not_texture() -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:6, 2:6] = 1.0
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 0.2 - 0.1  # zero-mean in every 2x2
+    assert float(low_pass_l1(x + checker, x, 2)) < 1e-6  # texture below the pooling scale is ignored
+    assert float(low_pass_l1(x.expand(-1, 3, -1, -1), x, 4)) < 1e-6  # channel counts may differ
+    moved = torch.roll(x, 3, dims=3)
+    assert float(low_pass_l1(moved, x, 2)) > 0.1  # a moved shape is not
