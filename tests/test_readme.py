@@ -13,9 +13,10 @@ from conftest import REPO
 
 
 def _quickstart_lines() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    block = text.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    return [line for line in block.strip().splitlines() if line.strip()]
+    """Every command line in the Quickstart section, over all its code blocks."""
+    section = (REPO / "README.md").read_text().split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```bash")[1:]
+    return [line for b in blocks for line in b.split("```", 1)[0].strip().splitlines() if line.strip()]
 
 
 def test_quickstart_has_exactly_two_lines_and_ci_runs_the_second() -> None:
