@@ -158,8 +158,8 @@ def unit_cell(
 
     from i2icli.api import load_model
     from i2icli.eval.adapt import evaluate_adaptation
-    from i2icli.train.run import run_or_resume
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
 
     data = work / "data"
     src = write_domain(data, source, "train", limit, csv=True)

@@ -197,7 +197,7 @@ def _score_checkpoint(run_dir: Path, step: int, val: Path) -> dict[str, dict[str
 
     from i2icli.api import load_model
     from i2icli.eval.report import model_subject
-    from i2icli.train.run import export_checkpoint
+    from i2icli.runs.run import export_checkpoint
 
     saved = torch.get_rng_state(), random.getstate(), np.random.get_state()
     try:
@@ -221,8 +221,8 @@ def _train_and_score(
     import torch
 
     from i2icli.eval.datasets import read_dataset_info
-    from i2icli.train.run import run
-    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.runs.run import run
+    from i2icli.runs.spec import DataSpec, build_spec, read_spec
     from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint
 
     points = record["points"]

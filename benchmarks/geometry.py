@@ -384,8 +384,8 @@ def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: i
     CPU seconds of every session are added up in ``run_dir/seconds.json`` (see ``run_seconds``)."""
     import torch
 
-    from i2icli.train.run import run_or_resume
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
 
     assert variant.method is not None
 

@@ -229,8 +229,8 @@ def train(
     import torch
 
     from i2icli.eval.datasets import read_dataset_info
-    from i2icli.train.run import run
-    from i2icli.train.spec import DataSpec, build_spec, read_spec
+    from i2icli.runs.run import run
+    from i2icli.runs.spec import DataSpec, build_spec, read_spec
     from i2icli.train.state import latest_checkpoint
 
     if (run_dir / "model" / "model.safetensors").is_file():

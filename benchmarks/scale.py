@@ -132,8 +132,8 @@ def train_model(data: Path, work: Path, steps: int) -> Path:
     """Train (or resume, or reuse) the CycleGAN; returns its exported model folder."""
     import torch
 
-    from i2icli.train.run import run_or_resume
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
 
     def new_spec():  # type: ignore[no-untyped-def]
         return build_spec(

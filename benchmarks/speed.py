@@ -376,9 +376,9 @@ def cell_d(sizes: Sizes, work: Path) -> Record:
     from i2icli.config import from_dict
     from i2icli.methods import load_method
     from i2icli.precision import cpu_features
+    from i2icli.runs.run import open_data
+    from i2icli.runs.spec import DataSpec, build_spec
     from i2icli.train.loop import make_optimizer, train
-    from i2icli.train.run import open_data
-    from i2icli.train.spec import DataSpec, build_spec
 
     data_root = work / "train-photos"
     if not (data_root / "trainB").is_dir():

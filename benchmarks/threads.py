@@ -67,9 +67,9 @@ def worker(name: str, data: Path, run_dir: Path, steps: int) -> dict[str, Any]:
     """Runs in the subprocess: set threads as ``name`` says, train, report seconds (imports excluded)."""
     import torch
 
+    from i2icli.runs.run import run
+    from i2icli.runs.spec import DataSpec, build_spec
     from i2icli.threads import apply_threads
-    from i2icli.train.run import run
-    from i2icli.train.spec import DataSpec, build_spec
 
     _, threads, interop = CONFIGS[name]
     if interop is not None:

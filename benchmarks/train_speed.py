@@ -153,8 +153,8 @@ def setup(method: str, sizes: Sizes, root: Path, path: Path_, seed: int = 0, ste
 
     from i2icli.config import from_dict
     from i2icli.methods import load_method
-    from i2icli.train.run import open_data
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import open_data
+    from i2icli.runs.spec import DataSpec, build_spec
 
     loop = dict(seed=seed, save_every=0, sample_every=0, log_every=steps, amp=path.bf16, channels_last=path.channels_last,
                 compile=path.compile)  # fmt: skip

@@ -1,4 +1,4 @@
-"""How a training run folder is recognised (torch-free): ``run.json`` marks it (``i2icli.train.run``
+"""How a training run folder is recognised (torch-free): ``run.json`` marks it (``i2icli.runs.run``
 writes it), and its training checkpoints are ``checkpoints/step_*.pt``."""
 
 from __future__ import annotations

@@ -62,8 +62,8 @@ def test_smoke_scores_every_checkpoint_on_a_validation_split_and_resumes(tmp_pat
     assert json.loads((tmp_path / "curves.json").read_text())["runs"] == results["runs"]
 
     # Scoring checkpoints mid-run does not change training: a plain run of the same spec ends with the same weights.
-    from i2icli.train.run import run
-    from i2icli.train.spec import read_spec
+    from i2icli.runs.run import run
+    from i2icli.runs.spec import read_spec
     from i2icli.train.state import load_training_state
 
     scored_dir = tmp_path / "curves-runs" / f"cyclegan-small-mnist-uci-digits-{curves.SMOKE_STEPS}"

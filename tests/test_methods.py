@@ -32,9 +32,9 @@ from i2icli.methods import METHOD_MODULES, load_method, read_info
 from i2icli.methods.base import CAPABILITY_PROTOCOLS, METHOD_CAPABILITIES, Method, Preset, Translator, split_direction
 from i2icli.methods.info import COMMANDS, Capability
 from i2icli.methods.load import load_checkpoint
+from i2icli.runs.run import run
+from i2icli.runs.spec import DataSpec, RunSpec
 from i2icli.train.loop import LoopOptions, train
-from i2icli.train.run import run
-from i2icli.train.spec import DataSpec, RunSpec
 
 runner = CliRunner()
 

@@ -34,9 +34,9 @@ from i2icli.methods.munit import (
 from i2icli.nn.adain import MsDisArch
 from i2icli.nn.vgg import VggFeatures, load_vgg16_features, vgg_loss
 from i2icli.registry import METHODS, Capability
-from i2icli.train.resume import resume_spec
-from i2icli.train.run import run
-from i2icli.train.spec import DataSpec, build_spec
+from i2icli.runs.resume import resume_spec
+from i2icli.runs.run import run
+from i2icli.runs.spec import DataSpec, build_spec
 from i2icli.train.state import load_training_state
 
 runner = CliRunner()

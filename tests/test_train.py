@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from i2icli.checkpoint import read_config
 from i2icli.cli.app import app
 from i2icli.precision import cpu_features
-from i2icli.train.run import run
-from i2icli.train.spec import read_spec
+from i2icli.runs.run import run
+from i2icli.runs.spec import read_spec
 from i2icli.train.state import load_training_state
 
 runner = CliRunner()
@@ -195,8 +195,8 @@ def test_bf16_on_cpu_trains_and_logs_finite_losses(domains: Path, tmp_path: Path
 
 
 def test_run_or_resume_trains_once_then_returns_the_model(domains: Path, tmp_path: Path) -> None:
-    from i2icli.train.run import run_or_resume
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
 
     calls = []
 

@@ -12,9 +12,9 @@ from conftest import write_rgb
 
 from i2icli.config import from_dict
 from i2icli.methods import load_method
+from i2icli.runs.run import open_data
+from i2icli.runs.spec import DataSpec, build_spec
 from i2icli.train.loop import train
-from i2icli.train.run import open_data
-from i2icli.train.spec import DataSpec, build_spec
 
 STEPS = 3
 LR = 2e-4  # cpu-tiny CycleGAN's Adam learning rate (checked below)

@@ -31,8 +31,8 @@ def train(
 ) -> Path:  # fmt: skip
     """Train (or continue) the run in WORK/run; returns its exported model folder. The wall time of
     the part run by this call is added to WORK/train_seconds.txt."""
-    from i2icli.train.run import run_or_resume
-    from i2icli.train.spec import DataSpec, build_spec
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
 
     def new_spec():  # type: ignore[no-untyped-def]
         return build_spec(

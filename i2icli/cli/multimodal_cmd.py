@@ -11,13 +11,15 @@ on stderr) unless ``--overwrite``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 
@@ -74,11 +76,12 @@ class _Common:
     threads: int | None
     max_pixels: int | None
     overwrite: bool
+    offline: bool
 
 
 def _common(
-    model: str | None, direction: str, to: str | None, output: Path, device: str, size: str, batch_size: int,
-    as_json: bool, quiet: bool, threads: int | None, max_pixels: int | None, overwrite: bool,
+    *, model: str | None, direction: str, to: str | None, output: Path, device: str, size: str, batch_size: int,
+    as_json: bool, quiet: bool, threads: int | None, max_pixels: int | None, overwrite: bool, offline: bool,
 ) -> _Common:  # fmt: skip
     """Validate the shared options (usage errors before any work)."""
     from i2icli.threads import choose_threads
@@ -90,8 +93,37 @@ def _common(
     check_output_folder(output)
     return _Common(
         model, parse_direction(direction), to, output, device, parse_size(size), batch_size, as_json, quiet, threads,
-        max_pixels, overwrite,
+        max_pixels, overwrite, offline,
     )  # fmt: skip
+
+
+def _shared_options(default_output: Path) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare the options every multimodal command takes once: the decorated command lists only its
+    own parameters and receives these checked, as ``opts`` (usage errors exit 2 before any work)."""
+    shared: list[tuple[str, Any, Any]] = [
+        ("model", ModelOpt, None), ("direction", DirectionOpt, "a2b"), ("to", ToOpt, None),
+        ("output", OutDirOpt, default_output), ("device", DeviceOpt, "auto"), ("max_pixels", MaxPixelsOpt, None),
+        ("overwrite", OverwriteOpt, False), ("offline", OfflineOpt, False), ("size", SizeOpt, "auto"),
+        ("batch_size", BatchOpt, 8), ("as_json", JsonOpt, False), ("quiet", QuietOpt, False),
+        ("threads", ThreadsOpt, None),
+    ]  # fmt: skip
+
+    def wrap(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "opts"]
+        kw = inspect.Parameter.KEYWORD_ONLY
+        params = own + [inspect.Parameter(name, kw, annotation=a, default=d) for name, a, d in shared]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            with handle_errors():
+                opts = _common(**{name: values.pop(name) for name, _, _ in shared})
+            command(**values, opts=opts)
+
+        # Typer reads the parameters from the signature: the command's own, then the shared ones.
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return run
+
+    return wrap
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -223,23 +255,13 @@ def _source(path: Path) -> str:
 # --------------------------------------------------------------------------- sample-styles
 
 
+@_shared_options(Path("samples"))
 def sample_styles(
     inputs: InputsArg,
-    model: ModelOpt = None,
     n: Annotated[int, typer.Option("--n", "-n", help="Styles to sample per input.")] = 8,
     seed: SeedOpt = 0,
-    direction: DirectionOpt = "a2b",
-    to: ToOpt = None,
-    output: OutDirOpt = Path("samples"),
-    device: DeviceOpt = "auto",
-    max_pixels: MaxPixelsOpt = None,
-    overwrite: OverwriteOpt = False,
-    offline: OfflineOpt = False,
-    size: SizeOpt = "auto",
-    batch_size: BatchOpt = 8,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    threads: ThreadsOpt = None,
+    *,
+    opts: _Common,
 ) -> None:
     """Translate each input with N random styles from the prior (the same N for every input).
 
@@ -248,12 +270,9 @@ def sample_styles(
     with handle_errors():
         if n < 1:
             raise UsageError(f"--n {n}: must be at least 1")
-        opts = _common(
-            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
-        )
         files = _files(inputs)
-        ref = _require(model, "sample-styles", "sample styles", offline)
-        _check_unique([(Path(f"{_out_stem(output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
+        ref = _require(opts.model, "sample-styles", "sample styles", opts.offline)
+        _check_unique([(Path(f"{_out_stem(opts.output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
         failures = _sample(files, ref, n, seed, opts)
     if failures:
         raise typer.Exit(1)
@@ -276,22 +295,12 @@ def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _
 # --------------------------------------------------------------------------- exemplar
 
 
+@_shared_options(Path("exemplar"))
 def exemplar(
     inputs: InputsArg,
     style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.", readable=False)] = None,
-    model: ModelOpt = None,
-    direction: DirectionOpt = "a2b",
-    to: ToOpt = None,
-    output: OutDirOpt = Path("exemplar"),
-    device: DeviceOpt = "auto",
-    max_pixels: MaxPixelsOpt = None,
-    overwrite: OverwriteOpt = False,
-    offline: OfflineOpt = False,
-    size: SizeOpt = "auto",
-    batch_size: BatchOpt = 8,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    threads: ThreadsOpt = None,
+    *,
+    opts: _Common,
 ) -> None:
     """Translate inputs with the style of each reference image (every input x every reference).
 
@@ -301,13 +310,10 @@ def exemplar(
     with handle_errors():
         if not style:
             raise UsageError("exemplar needs at least one --style reference image")
-        opts = _common(
-            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
-        )
         _check_references("--style", style)
         files = _files(inputs)
-        ref = _require(model, "exemplar", "use exemplar styles", offline)
-        _check_unique([(Path(f"{_out_stem(output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
+        ref = _require(opts.model, "exemplar", "use exemplar styles", opts.offline)
+        _check_unique([(Path(f"{_out_stem(opts.output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
         failures = _exemplar(files, style, ref, opts)
     if failures:
         raise typer.Exit(1)
@@ -340,9 +346,9 @@ def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: 
 # --------------------------------------------------------------------------- interpolate
 
 
+@_shared_options(Path("interpolation"))
 def interpolate(
     inputs: InputsArg,
-    model: ModelOpt = None,
     steps: Annotated[int, typer.Option("--steps", help="Frames including both ends (>= 2).")] = 8,
     mode: Annotated[str, typer.Option("--mode", help="lerp or slerp.")] = "lerp",
     from_seed: Annotated[int | None, typer.Option("--from-seed", help="Style A from the prior with this seed (default 0).")] = None,
@@ -353,18 +359,8 @@ def interpolate(
     geometry: Annotated[
         bool, typer.Option("--geometry", help="Landmark models (TransGaGa): walk landmark space between two inputs, one appearance.")
     ] = False,
-    direction: DirectionOpt = "a2b",
-    to: ToOpt = None,
-    output: OutDirOpt = Path("interpolation"),
-    device: DeviceOpt = "auto",
-    max_pixels: MaxPixelsOpt = None,
-    overwrite: OverwriteOpt = False,
-    offline: OfflineOpt = False,
-    size: SizeOpt = "auto",
-    batch_size: BatchOpt = 8,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    threads: ThreadsOpt = None,
+    *,
+    opts: _Common,
 ) -> None:
     """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A; TransGaGa:
     the appearances their translations get, on the first one's geometry, or with --geometry their
@@ -378,9 +374,6 @@ def interpolate(
             raise UsageError(f"--steps {steps}: must be at least 2 (both ends are frames)")
         if mode not in ("lerp", "slerp"):
             raise UsageError(f"--mode {mode!r}: use lerp or slerp")
-        opts = _common(
-            model, direction, to, output, device, size, batch_size, as_json, quiet, threads, max_pixels, overwrite
-        )
         if len(inputs) not in (1, 2):
             raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(inputs)}")
         if from_seed is not None and style_a is not None:
@@ -394,7 +387,7 @@ def interpolate(
             raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
         if len(files) == 2 and (to_seed is not None or style_b is not None):
             raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(model, "interpolate", "interpolate", offline)
+        ref = _require(opts.model, "interpolate", "interpolate", opts.offline)
         failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, geometry, opts)
     if failures:
         raise typer.Exit(1)

@@ -165,7 +165,7 @@ def export_checkpoint(
     translate and the other commands load."""
     with handle_errors():
         from i2icli.device import pick_device
-        from i2icli.train.run import export_checkpoint as export
+        from i2icli.runs.run import export_checkpoint as export
 
         written = export(run, step, output, pick_device(device))
         err(f"wrote {written}")
@@ -257,10 +257,10 @@ def _train_as(
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
     from i2icli.precision import check_half_supported
+    from i2icli.runs.resume import plan_resume
+    from i2icli.runs.run import run
+    from i2icli.runs.spec import DataSpec, build_spec, cpu_preset_path
     from i2icli.train import distributed
-    from i2icli.train.resume import plan_resume
-    from i2icli.train.run import run
-    from i2icli.train.spec import DataSpec, build_spec, cpu_preset_path
 
     path: dict[str, Any] = {}  # the CPU preset's faster path, for a new run
     if resume is not None:
@@ -269,7 +269,7 @@ def _train_as(
             raise UsageError(f"{given[0]}: a resumed run keeps its recorded config (see run.json)")
         if not (resume / "run.json").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (no run.json)")
-        from i2icli.train.run import run_lock
+        from i2icli.runs.run import run_lock
 
         if place.writes:  # rank 0 holds the lock for the job (see run)
             with run_lock(resume):  # a run still training there is refused before any line claims work

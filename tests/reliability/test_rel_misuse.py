@@ -175,7 +175,7 @@ def test_failed_counts_count_inputs_once() -> None:
 
 
 def test_resume_of_a_run_in_progress_is_refused_before_any_claim(data: Path, tmp_path: Path) -> None:
-    from i2icli.train.run import run_lock
+    from i2icli.runs.run import run_lock
 
     run_dir = tmp_path / "run"
     assert runner.invoke(app, [*_train(data, run_dir), "-q"]).exit_code == 0

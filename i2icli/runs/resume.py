@@ -15,7 +15,7 @@ from i2icli.config import ConfigError, apply_overrides, from_dict, parse_overrid
 from i2icli.errors import UsageError
 from i2icli.methods import load_method
 from i2icli.train.schedule import Extension
-from i2icli.train.spec import RunSpec, read_spec
+from i2icli.runs.spec import RunSpec, read_spec
 from i2icli.train.state import resume_point
 
 # Options a resumed run may change: they decide how progress is saved, logged and loaded, not what

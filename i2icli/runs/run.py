@@ -33,7 +33,7 @@ from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
 from i2icli.train.loop import TrainResult, train
 from i2icli.train.objective import Stage
-from i2icli.train.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
+from i2icli.runs.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
 from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint, load_training_state
 
 
