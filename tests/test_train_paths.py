@@ -98,7 +98,7 @@ def test_cpu_presets_take_their_faster_path_unless_told_otherwise(
 
     from i2icli import precision
     from i2icli.cli.app import app
-    from i2icli.train import spec as spec_module
+    from i2icli.runs import spec as spec_module
 
     cpu = torch.device("cpu")
     assert spec_module.cpu_preset_path("paper", cpu, set()) == {}
