@@ -22,16 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine_info import describe, machine
+from machine_info import describe, machine, run_cli
 from PIL import Image
 from results_md import write_block
 
@@ -46,14 +43,14 @@ SIDE = 1024
 PRECISIONS = ("fp32", "bf16")
 
 
-def release_file(path: Path, seed: int = 0) -> Path:
-    """An imaginaire checkpoint with the manifest's keys, shapes and dtypes, random values; the
-    spectral-norm ``u`` is ``W v`` normalised (sigma > 0, as after power iterations)."""
+def manifest_net_g(manifest: Path, seed: int = 0) -> dict[str, Any]:
+    """``net_G`` with the manifest's exact keys, shapes and dtypes and random values; spectral-norm
+    ``u`` is W v normalised, so sigma = |W v| > 0 as after power iterations."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
-    for row in json.loads(MANIFEST.read_text())["keys"]:
+    for row in json.loads(manifest.read_text())["keys"]:
         shape, dtype = row["shape"], getattr(torch, row["dtype"])
         if dtype == torch.int64:
             state[row["key"]] = torch.zeros(shape, dtype=dtype)
@@ -63,7 +60,15 @@ def release_file(path: Path, seed: int = 0) -> Path:
         base = key[: -len("_orig")]
         w = state[key].reshape(state[key].shape[0], -1)
         state[base + "_u"] = torch.nn.functional.normalize(w @ state[base + "_v"], dim=0)
-    torch.save({"net_G": state, "current_epoch": 0, "current_iteration": 0}, path)
+    return state
+
+
+def release_file(path: Path, seed: int = 0) -> Path:
+    """An imaginaire checkpoint of the released summer2winter_hd layout with random values, saved as
+    imaginaire's trainer saves it."""
+    import torch
+
+    torch.save({"net_G": manifest_net_g(MANIFEST, seed), "current_epoch": 0, "current_iteration": 0}, path)
     return path
 
 
@@ -79,17 +84,9 @@ def test_image(path: Path, side: int) -> Path:
 def run_i2i(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """``i2i ARGS`` in a child process: wall seconds, its peak RSS (GiB), its summary line, the load."""
     load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "i2icli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"i2i {' '.join(args)} failed: {err[-2000:]}")
+    figures, err = run_cli(args, env)
     summary = next((ln for ln in reversed(err.splitlines()) if ln.startswith("translate:")), "")
-    return {
-        "seconds": round(seconds, 1),
-        "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),  # ru_maxrss is in KiB
+    return figures | {
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "summary": summary,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
+import time
 from typing import Any
 
 
@@ -43,3 +46,16 @@ def describe(m: dict[str, Any]) -> str:
         f"Python {m['python']}" if "python" in m else "",
     ]
     return ", ".join(p for p in parts if p)
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> tuple[dict[str, float], str]:
+    """``i2i ARGS`` in a child process: its wall seconds and own peak RSS (``wait4``), and its stderr.
+    A failing child raises with the end of its stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "i2icli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"i2i {' '.join(args)} failed: {err[-2000:]}")
+    return {"seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2)}, err  # ru_maxrss in KiB

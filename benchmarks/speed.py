@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from machine_info import machine
+from machine_info import machine, run_cli
 from results_md import write_block
 
 if TYPE_CHECKING:
@@ -471,16 +470,8 @@ def cell_d(sizes: Sizes, work: Path) -> Record:
 
 
 def _measure_cli(args: list[str]) -> dict[str, float]:
-    """Run ``i2i`` in a child process: wall seconds and its own peak RSS (``wait4``)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "i2icli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"i2i {' '.join(args)} failed: {err[-2000:]}")
-    return {"seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2)}  # ru_maxrss in KiB
+    """Run ``i2i`` in a child process: wall seconds and its own peak RSS."""
+    return run_cli(args, {**os.environ, "PYTHONWARNINGS": "ignore"})[0]
 
 
 def cell_e(sizes: Sizes, work: Path) -> Record:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hd  # benchmarks/hd.py (on the path through conftest): the released layouts with random values
 import pytest
 import torch
 from conftest import FIXTURES, write_rgb
@@ -139,22 +140,8 @@ def test_cli_unit_translate_and_interpolate(tmp_path: Path) -> None:
 
 
 def manifest_net_g(manifest: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``net_G`` with the manifest's exact keys, shapes and dtypes and random values; spectral-norm
-    ``u`` is W v normalised, so sigma = |W v| > 0 as after power iterations."""
-    gen = torch.Generator().manual_seed(seed)
-    rows = json.loads(manifest.read_text())["keys"]
-    state: dict[str, torch.Tensor] = {}
-    for row in rows:
-        shape, dtype = row["shape"], getattr(torch, row["dtype"])
-        if dtype == torch.int64:
-            state[row["key"]] = torch.zeros(shape, dtype=dtype)
-        else:
-            state[row["key"]] = (torch.randn(shape, generator=gen) * (0.05 if len(shape) > 1 else 0.1)).to(dtype)
-    for key in [k for k in state if k.endswith("weight_orig")]:
-        base = key[: -len("_orig")]
-        w = state[key].reshape(state[key].shape[0], -1)
-        state[base + "_u"] = torch.nn.functional.normalize(w @ state[base + "_v"], dim=0)
-    assert [r["key"] for r in rows] == list(state)
+    state = hd.manifest_net_g(manifest, seed)
+    assert [r["key"] for r in json.loads(manifest.read_text())["keys"]] == list(state)
     return state
 
 
