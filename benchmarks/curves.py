@@ -99,7 +99,12 @@ VARIANTS: dict[str, Variant] = {
             ("lambda_content=10", "n_layers_d=2"),
             "content term and 2-layer D",
         ),
-        Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 3)"),
+        Variant("cyclegan-fast3", "cyclegan", "cpu-fast", ("lambda_content=3",), "content term 3 and 2-layer D"),
+        Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
+        Variant("gcgan-small", "gcgan", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("gcgan-fast", "gcgan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
+        Variant("distancegan-small", "distancegan", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("distancegan-fast", "distancegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
         Variant("munit-small", "munit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
     )
@@ -275,7 +280,8 @@ def _one_line(dirs: dict[str, dict[str, float]]) -> str:
     parts = []
     for d, m in dirs.items():
         shown = [
-            f"{k} {v:.3g}" for k, v in m.items() if k in ("class-kept", "looks-like-target", "diversity") or k.startswith("fid-")
+            f"{k} {v:.3g}" for k, v in m.items()
+            if k in ("class-kept", "looks-like-target", "kept-as-target", "diversity") or k.startswith("fid-")
         ]
         parts.append(f"{d}: " + ", ".join(shown))
     return "; ".join(parts)
@@ -314,7 +320,7 @@ def save_results(path: Path, results: Record) -> None:
     os.replace(tmp, path)
 
 
-METRICS = ("class-kept", "looks-like-target", "fid", "diversity")  # "fid": the judge-named fid-* key
+METRICS = ("class-kept", "looks-like-target", "kept-as-target", "fid", "diversity")  # "fid": the judge-named fid-* key
 
 
 def _metric_key(metrics: dict[str, float], kind: str) -> str | None:
@@ -327,7 +333,26 @@ def _fmt(key: str | None, metrics: dict[str, float]) -> str:
     if key is None or key not in metrics:
         return "–"
     v = metrics[key]
-    return f"{100 * v:.1f}%" if key in ("class-kept", "looks-like-target") else f"{v:.2f}"
+    return f"{100 * v:.1f}%" if key in ("class-kept", "looks-like-target", "kept-as-target") else f"{v:.2f}"
+
+
+TARGET_JUDGES = "target"  # class kept read by the target domain's own class judge (runs before content judges)
+
+
+def baseline_key(bench: str, class_judge: str) -> str:
+    """Where a benchmark's do-nothing row lives: runs scored by different class-kept judges need their own."""
+    return bench if class_judge == TARGET_JUDGES else f"{bench}:{class_judge}"
+
+
+def _run_baseline_key(r: Record) -> str:
+    return baseline_key(r["benchmark"], r.get("class_kept_judge", TARGET_JUDGES))
+
+
+def _judge_words(r: Record) -> str:
+    judge = r.get("class_kept_judge", TARGET_JUDGES)
+    if judge == TARGET_JUDGES:
+        return "class kept read by the target domain's own judge (scored before the content judge existed)"
+    return f"class kept read by the content judge `{judge}`"
 
 
 def render_results(results: Record) -> str:
@@ -346,7 +371,7 @@ def render_results(results: Record) -> str:
         return "\n".join([*lines, "No runs yet.", ""])
     lines += [*(f"- Machine: {m}." for m in dict.fromkeys(describe(r["machine"]) for r in runs)), ""]
     for r in runs:
-        base = results["baselines"].get(r["benchmark"], {}).get("directions", {})
+        base = results["baselines"].get(_run_baseline_key(r), {}).get("directions", {})
         dirs = sorted({d for p in r["points"].values() for d in p["directions"]})
         header = ["step", "train time", "load"]
         keys: list[tuple[str, str]] = []
@@ -362,7 +387,7 @@ def render_results(results: Record) -> str:
         lines += [
             f"### {r['variant']} on {r['benchmark']} ({r['steps']} steps x batch {r['batch_size']})", "",
             f"{r['method']} preset `{r['preset']}`; variant overrides: {overrides}"
-            f"{'; ' + r['note'] if r['note'] else ''}. Command: `{r['command']}`."
+            f"{'; ' + r['note'] if r['note'] else ''}; {_judge_words(r)}. Command: `{r['command']}`."
             + (f" Samples at each step: [{r['samples'].split('/')[-1]}]({r['samples']})." if "samples" in r else ""), "",
         ]  # fmt: skip
         if r["key"] in results.get("notes", {}):  # above the table: a line inside it would end the table
@@ -428,12 +453,12 @@ def render_figure(results: Record, path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no figure (pip install matplotlib)", file=sys.stderr)
         return
-    benches = list(dict.fromkeys(r["benchmark"] for r in results["runs"].values()))
+    benches = list(dict.fromkeys(_run_baseline_key(r) for r in results["runs"].values()))
     if not benches:
         return
     fig, axes = plt.subplots(len(benches), len(METRICS), figsize=(4 * len(METRICS) + 3, 3.2 * len(benches)), squeeze=False)
     for row, bench in zip(axes, benches):
-        runs = [r for r in results["runs"].values() if r["benchmark"] == bench]
+        runs = [r for r in results["runs"].values() if _run_baseline_key(r) == bench]
         base = results["baselines"].get(bench, {}).get("directions", {})
         for ax, kind in zip(row, METRICS):
             drawn = False
@@ -497,18 +522,23 @@ def run_curves(
             continue
         full = prepare_data(bench, work / "data", small=smoke)
         train_dir, val = carve_validation(full, work / "curves-data" / bench.name / f"val{n_val}", n_val)
-        if bench.name not in results["baselines"]:
+        from i2icli.eval.datasets import read_dataset_info
+
+        class_judge = read_dataset_info(val).content_judge or TARGET_JUDGES
+        if baseline_key(bench.name, class_judge) not in results["baselines"]:
             from i2icli.eval.report import do_nothing_subject
 
-            results["baselines"][bench.name] = {"n_val": n_val, "directions": _score(do_nothing_subject(val), val)}
+            base = {"n_val": n_val, "directions": _score(do_nothing_subject(val), val)}
+            results["baselines"][baseline_key(bench.name, class_judge)] = base
             save()
         key = run_key(variant.name, bench.name, steps)
         record = results["runs"].setdefault(key, {
             "key": key, "variant": variant.name, "method": variant.method, "preset": variant.preset,
             "variant_overrides": list(variant.overrides), "note": variant.note, "benchmark": bench.name,
             "steps": steps, "every": every, "batch_size": bench.batch_size, "seed": SEED, "n_val": n_val,
-            "points": {}, "train_seconds": 0.0, "resumed": False, "machine": machine(),
-            "command": f"python benchmarks/curves.py --runs {variant.name}:{bench.name} --steps {steps} --every {every}",
+            "points": {}, "train_seconds": 0.0, "resumed": False, "machine": machine(), "class_kept_judge": class_judge,
+            "command": f"python benchmarks/curves.py --runs {variant.name}:{bench.name} --steps {steps} --every {every}"
+            + (f" --val {n_val}" if n_val != VAL_IMAGES else ""),
         })  # fmt: skip
         if "finished" in record:
             log(f"{key}: done earlier, skipped")

@@ -8,6 +8,7 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,6 +68,46 @@ def export(model_dir: Path, name: str) -> Path:
     net, config = load_checkpoint(model_dir)
     save_model(HERE / name, net, config, fp16=True)
     return HERE / name / "model.safetensors"
+
+
+# What the digits models' cards show: (metric key, label, higher is better).
+DIGIT_FIGURES = (
+    ("kept-as-target", "kept and looks like target", True),
+    ("class-kept", "class kept", True),
+    ("looks-like-target", "looks like target", True),
+    ("fid", "FID-digits", False),
+)
+
+
+def measure(data: Path, model_file: Path, name: str) -> dict[str, Any]:
+    """``i2i eval model`` figures of the model and of do-nothing, both directions, whole test splits,
+    as ``{"<direction>:<model|do-nothing>:<metric>": value}`` (``fid`` for the judge-named FID)."""
+    from i2icli.api import load_model
+    from i2icli.eval.report import do_nothing_subject, evaluate, evaluate_model
+
+    reports = {
+        "model": evaluate_model(load_model(str(model_file), device="cpu"), data, name=name),
+        "do-nothing": evaluate(do_nothing_subject(data), data),
+    }
+    figures: dict[str, Any] = {}
+    for who, report in reports.items():
+        for d in report.directions:
+            for key, value in d.metrics.items():
+                figures[f"{d.direction}:{who}:{'fid' if key.startswith('fid-') else key}"] = value
+            figures[f"{d.direction}:n"] = d.n
+            figures[f"{d.direction}:real-class-acc"] = d.reference.get("real-class-acc")
+    return figures
+
+
+def figures_table(f: dict[str, Any], directions: Sequence[tuple[str, str]], shown: Sequence[tuple[str, str, bool]]) -> str:
+    """A markdown table: one row per (direction, figure), this model beside do-nothing."""
+    lines = ["| direction | figure | this model | do-nothing |", "|---|---|---|---|"]
+    for direction, label in directions:
+        for key, name, higher in shown:
+            model, base = f[f"{direction}:model:{key}"], f[f"{direction}:do-nothing:{key}"]
+            pair = (f"{model:.1%}", f"{base:.1%}") if key != "fid" else (f"{model:.1f}", f"{base:.1f}")
+            lines.append(f"| {label} | {name} ({'higher' if higher else 'lower'} is better) | {pair[0]} | {pair[1]} |")
+    return "\n".join(lines)
 
 
 def main(name: str, description: str, make: Callable[[Path], None]) -> None:

@@ -27,7 +27,7 @@ from torch import nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
-from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
 from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
 from i2icli.methods.info import MethodInfo
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
@@ -172,6 +172,8 @@ class DistanceGANConfig:
     lambda_distance: float = 1.0
     lambda_cycle: float = 0.0  # official --use_cycle_loss: 10
     lambda_identity: float = 0.0  # not in the official recipe; relative weight of L1(G(y), y)
+    lambda_content: float = 0.0  # labelled option, not the paper's: L1 between input and output after content_pool x average pooling
+    content_pool: int = 4  # pooling factor of the content term (28 px -> 7 px)
     normalise: bool = True  # False: the official --unnormalized_distances (|d_x - d_y|)
     stat_images: int = 200  # images sampled per domain for μ, σ (all pairs: 19,900 distances)
     stat_seed: int = 0
@@ -327,6 +329,9 @@ class DistanceGANObjective:
                     one, zero = torch.ones((), device=x.device), torch.zeros((), device=x.device)
                     s_src = s_tgt = (zero, one)
                 terms[f"dist_{tag}"] = c.lambda_distance * distance_loss(x, y, c.distance, s_src, s_tgt)
+            if c.lambda_content > 0:
+                # Distances between pairs survive a consistent relabelling of digits; this does not.
+                terms[f"content_{tag}"] = c.lambda_content * low_pass_l1(y, x, c.content_pool)
             if c.lambda_identity > 0:
                 real_tgt = batch[tgt]
                 terms[f"idt_{tag}"] = c.lambda_identity * l1(self.model.generator(direction)(real_tgt), real_tgt)
@@ -393,6 +398,15 @@ PRESETS = {
         max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
+    # CycleGAN's cpu-fast recipe carried over (benchmarks/curves.py measures it on MNIST<->UCI):
+    # 2-layer D for 28-32 px images, content term 10.
+    "cpu-fast": Preset(
+        "cpu-fast",
+        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps",
+        _cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0),
+        batch_size=8,
+        max_steps=800,
+    ),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 4, 40 steps",
@@ -409,6 +423,7 @@ TEST_PRESETS = {
         "pairwise": _tiny(),
         "self-a2b": _tiny(replace(_TINY_ARCH, directions=("a2b",)), distance="self"),
         "cycle": _tiny(lambda_cycle=10.0),
+        "content": _tiny(lambda_content=1.0),
         "resnet2017-b2a": _tiny(replace(_TINY_ARCH, generator="resnet2017", directions=("b2a",))),
     }.items()
 }

@@ -28,7 +28,7 @@ from torch import nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
-from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
 from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
 from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_xavier, patch_min_size
@@ -127,6 +127,8 @@ class GcGANConfig:
     lambda_ab: float = 10.0  # base weight of the geometry, identity and cycle terms
     lambda_gc: float = 2.0  # geometry weight relative to lambda_ab (effective 20)
     lambda_identity: float = 0.5  # relative to lambda_ab (effective 5; 0.3 for parsing -> city); 0 disables
+    lambda_content: float = 0.0  # labelled option, not the paper's: L1 between input and output after content_pool x average pooling
+    content_pool: int = 4  # pooling factor of the content term (28 px -> 7 px)
     ndf: int = 64
     n_layers_d: int = 3  # 70x70 PatchGAN
     gan_mode: GanMode = "lsgan"
@@ -266,11 +268,16 @@ class GcGANObjective(SingleStage):
         x_a, x_b = batch["a"], batch["b"]  # (B, C_a, H, W), (B, C_b, H, W)
         gen, gen_gc = self.model.gen_ab, self.model.gen_gc
         terms, u, v = self._one_side(x_a, gen, gen_gc, self.dis_b, self.dis_b_gc, x_b, "ab")
+        if c.lambda_content > 0:
+            # The geometry term only ties G to G~; neither stops a digit being redrawn as another one.
+            terms["content_ab"] = c.lambda_content * low_pass_l1(u, x_a, c.content_pool)
         out = {"x_ab": u.detach(), "x_ab_gc": v.detach()}
         if self.gen_ba is not None:
             assert self.dis_a is not None and self.dis_a_gc is not None
             more, p, q = self._one_side(x_b, self.gen_ba, self.gen_ba, self.dis_a, self.dis_a_gc, x_a, "ba")
             terms |= more
+            if c.lambda_content > 0:
+                terms["content_ba"] = c.lambda_content * low_pass_l1(p, x_b, c.content_pool)
             # Cycles in both frames; the official code runs rec_gc_B through G_BA by mistake, we use G̃.
             terms["cyc_a"] = c.lambda_ab * (l1(self.gen_ba(u), x_a) + l1(self.gen_ba(v), geo_fwd(x_a, g)))
             terms["cyc_b"] = c.lambda_ab * (l1(gen(p), x_b) + l1(gen_gc(q), geo_fwd(x_b, g)))
@@ -339,6 +346,15 @@ PRESETS = {
         max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
+    # CycleGAN's cpu-fast recipe carried over (benchmarks/curves.py measures it on MNIST<->UCI):
+    # 2-layer D for 28-32 px images, content term 10.
+    "cpu-fast": Preset(
+        "cpu-fast",
+        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps",
+        _cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0),
+        batch_size=8,
+        max_steps=800,
+    ),
     "cpu-tiny": Preset(
         "cpu-tiny",
         "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",
@@ -355,6 +371,7 @@ TEST_PRESETS = {
         "share-vflip": _tiny(geometry="vflip"),
         "cross": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, variant="cross", ensemble="rot")),
         "cycle": _tiny(cycle=True),
+        "cycle-content": _tiny(cycle=True, lambda_content=1.0),
         "ensemble": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, ensemble="vflip"), geometry="vflip"),
     }.items()
 }
