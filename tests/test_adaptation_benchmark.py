@@ -1,8 +1,10 @@
-"""benchmarks/adaptation.py: the gap-closed formula and a --smoke run of every cell (<= 60 s)."""
+"""benchmarks/adaptation.py: the gap-closed formula over seed means, the seed keys, the mean ± sd
+table, notes from the JSON, and a --smoke run of every cell (<= 60 s)."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +17,56 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import adaptation  # noqa: E402
 
 
+def _cells(accuracies: dict[str, list[float]], direction: str = "mnist-uci") -> dict[str, dict[str, object]]:
+    """Cells of one direction, seed i of a kind holding its i-th accuracy."""
+    return {
+        adaptation.cell_key(direction, kind, seed): {
+            "accuracy": acc,
+            "seconds": 10.0 + seed,
+            "cpu_seconds": 5.0,
+            "load": [1.0, 2.0],
+        }
+        for kind, values in accuracies.items()
+        for seed, acc in enumerate(values)
+    }
+
+
 def test_gap_closed_by_hand() -> None:
-    cells = {f"mnist-uci:{k}": {"accuracy": v} for k, v in zip(adaptation.KINDS, (0.6, 0.75, 0.9))}
+    cells = _cells({k: [v] for k, v in zip(adaptation.KINDS, (0.6, 0.75, 0.9))})
     assert adaptation.gap_closed(cells, "mnist-uci") == pytest.approx(0.5)
     assert adaptation.gap_closed(cells, "uci-mnist") is None  # missing cells: no figure
+
+
+def test_seed_keys_and_gap_from_means() -> None:
+    assert adaptation.cell_key("mnist-uci", "unit", 0) == "mnist-uci:unit"  # the key before seeds existed
+    assert adaptation.cell_key("uci-mnist", "oracle", 2) == "uci-mnist:oracle@seed2"
+    assert (
+        adaptation.budget_key("da32-cpu", 800, ["cls_trans_w=0", "optim.lr=0.0005"])
+        == "da32-cpu:800:cls_trans_w=0:optim.lr=0.0005"
+    )
+    # Seeds 10 and 11 share the prefix "1": each must be read as its own seed.
+    cells = {adaptation.cell_key("mnist-uci", "unit", s): {"accuracy": 0.5} for s in (0, 1, 10, 11)}
+    assert adaptation.seeds_of(cells, "mnist-uci", "unit") == [0, 1, 10, 11]
+    assert adaptation.seeds_of(cells, "mnist-uci", "oracle") == []
+    cells = _cells({"source-only": [0.6, 0.7], "unit": [0.7, 0.8, 0.9], "oracle": [0.9, 1.0]})
+    mean, sd, n = adaptation.summary(cells, "mnist-uci", "unit")  # type: ignore[misc]
+    assert (mean, sd, n) == (pytest.approx(0.8), pytest.approx(statistics.stdev([0.7, 0.8, 0.9])), 3)
+    assert adaptation.gap_closed(cells, "mnist-uci") == pytest.approx((0.8 - 0.65) / (0.95 - 0.65))
+
+
+def test_table_shows_mean_sd_and_notes(tmp_path: Path) -> None:
+    cells = _cells({"source-only": [0.6, 0.7, 0.8], "unit": [0.75, 0.85, 0.95], "oracle": [0.9, 1.0]})
+    budget = {"steps": 800, "batch": 16, "preset": "da32-cpu", "overrides": ["cls_trans_w=0"], "command": "python x.py --set cls_trans_w=0",
+              "machine": {"cpu": "test cpu", "threads": 1, "python": "3", "torch": "2"}, "cells": cells}  # fmt: skip
+    key = adaptation.budget_key("da32-cpu", 800, ["cls_trans_w=0"])
+    results = {"format": adaptation.FORMAT, "budgets": {key: budget}, "notes": {key: "NOTE-A", adaptation.GENERAL: "NOTE-B"}}
+    text = adaptation.render(results)
+    row = next(line for line in text.splitlines() if line.startswith("| mnist-uci |"))
+    sd = statistics.stdev([0.6, 0.7, 0.8])
+    assert f"| 0,1,2 | 0.7000 ± {sd:.4f} | 0.8500 ± {sd:.4f} | 0.9500 ± {statistics.stdev([0.9, 1.0]):.4f} (n=2) | 0.60 |" in row
+    assert "| uci-mnist | - | - | - | - | - |" in text  # nothing measured there
+    assert "set `cls_trans_w=0`" in text and "--seeds 0,1,2" in text
+    assert text.index("NOTE-A") < text.index("| mnist-uci |") < text.index("NOTE-B")
 
 
 def test_markdown_block_is_replaced_not_appended(tmp_path: Path) -> None:
@@ -32,14 +80,24 @@ def test_markdown_block_is_replaced_not_appended(tmp_path: Path) -> None:
 
 def test_smoke_runs_every_cell() -> None:
     out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "adaptation.py"), "--smoke"],
+        [sys.executable, str(REPO / "benchmarks" / "adaptation.py"), "--smoke", "--seeds", "1", "--set", "cls_trans_w=0"],
         capture_output=True, text=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     folder = Path(out.stdout.strip().splitlines()[-1].split(" in ", 1)[1])
     results = json.loads((folder / "adaptation.json").read_text())
-    (budget,) = results["budgets"].values()
-    assert (budget["steps"], budget["preset"]) == (adaptation.SMOKE["steps"], adaptation.PRESET)
-    assert set(budget["cells"]) == {f"{d}:{k}" for d in adaptation.DIRECTIONS for k in adaptation.KINDS}
+    ((key, budget),) = results["budgets"].items()
+    assert key == f"{adaptation.PRESET}:{adaptation.SMOKE['steps']}:cls_trans_w=0"
+    assert (budget["steps"], budget["preset"], budget["overrides"]) == (
+        adaptation.SMOKE["steps"],
+        adaptation.PRESET,
+        ["cls_trans_w=0"],
+    )
+    assert set(budget["cells"]) == {f"{d}:{k}@seed1" for d in adaptation.DIRECTIONS for k in adaptation.KINDS}
     assert all(0.0 <= c["accuracy"] <= 1.0 and c["cpu_seconds"] >= 0 for c in budget["cells"].values())
-    assert "| mnist-uci |" in (folder / "RESULTS.md").read_text()
+    assert "| mnist-uci | 1 |" in (folder / "RESULTS.md").read_text()
+
+
+def test_bad_override_fails_before_training() -> None:
+    with pytest.raises(SystemExit, match="no_such_weight"):
+        adaptation.main(["--smoke", "--set", "no_such_weight=1"])
