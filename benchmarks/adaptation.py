@@ -210,9 +210,20 @@ def budget_key(preset: str, steps: int, overrides: Sequence[str]) -> str:
     return ":".join([preset, str(steps), *overrides])
 
 
-def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], budget: Record, work: Path, *,
-              limit: int | None, save: Callable[[], None], log: Callable[[str], None]) -> None:  # fmt: skip
-    """Run the missing ``cells`` of one budget for every seed, saving after each."""
+def same_classifier(a: Record, b: Record) -> bool:
+    """Whether two budgets train the same source-only and oracle classifiers: the same steps and batch,
+    and the same network and optimiser after their overrides (weights of UNIT's losses do not enter)."""
+    if (a["steps"], a["batch"]) != (b["steps"], b["batch"]):
+        return False
+    ca, cb = (_unit_config(x["preset"], x["overrides"]) for x in (a, b))
+    return bool(ca.arch == cb.arch and ca.optim == cb.optim)
+
+
+def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str, budget: Record, work: Path, *,
+              limit: int | None, budgets: Callable[[], Record], save: Callable[[], None], log: Callable[[str], None]) -> None:  # fmt: skip
+    """Run the missing ``cells`` of budget ``name`` for every seed, saving after each. A source-only or
+    oracle cell that another budget of ``budgets()`` (those on disk) has measured with the same
+    classifier and seed is copied from it (training is deterministic at 1 thread), marked ``same_as``."""
     steps, batch = budget["steps"], budget["batch"]
     config = _unit_config(budget["preset"], budget["overrides"])
     for seed in seeds:
@@ -221,6 +232,16 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], budget: Re
             if key in budget["cells"]:
                 continue
             source, target = DIRECTIONS[direction]
+            if kind != "unit":
+                others = budgets()
+                twin = next(
+                    (k for k, b in others.items() if k != name and key in b["cells"] and same_classifier(b, budget)), None
+                )
+                if twin is not None:
+                    budget["cells"][key] = {**others[twin]["cells"][key], "same_as": twin}
+                    log(f"{key}: the cell of budget {twin} (same classifier)")
+                    save()
+                    continue
             start, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
             if kind == "unit":
                 acc = unit_cell(source, target, work, budget, seed, limit, log)
@@ -288,6 +309,10 @@ def render(results: Record) -> str:
             + (f", set {sets})" if sets else ")"), "",
             f"Budget `{key}`. Command: `{budget['command']}{seeds_flag}`. Machine: {describe(m)}; shared with other jobs.", "",
         ]  # fmt: skip
+        twins = sorted({c["same_as"] for c in cells.values() if "same_as" in c})
+        if twins:
+            lines += [f"Source-only and oracle cells marked in the JSON are those of budget {', '.join(f'`{t}`' for t in twins)}"
+                      " (the same classifier, optimiser, steps, batch and seed), not trained again.", ""]  # fmt: skip
         if key in notes:  # above the table: a line inside it would end the table
             lines += [notes[key], ""]
         lines += [
@@ -412,7 +437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_results(results_path, on_disk)
             write_markdown(markdown, render(on_disk))
 
-    run_cells(cells, seeds, budget, work, limit=limit, save=save, log=log)
+    def budgets() -> Record:
+        with _locked(results_path):
+            return load_results(results_path)["budgets"]
+
+    run_cells(cells, seeds, key, budget, work, limit=limit, budgets=budgets, save=save, log=log)
     save()
     print(render(load_results(results_path)))
     if args.smoke:

@@ -101,3 +101,21 @@ def test_smoke_runs_every_cell() -> None:
 def test_bad_override_fails_before_training() -> None:
     with pytest.raises(SystemExit, match="no_such_weight"):
         adaptation.main(["--smoke", "--set", "no_such_weight=1"])
+
+
+def test_baselines_of_the_same_classifier_are_copied_not_retrained(tmp_path: Path) -> None:
+    def budget(overrides: list[str], cells: dict[str, object]) -> dict[str, object]:
+        return {"steps": 800, "batch": 16, "preset": adaptation.PRESET, "overrides": overrides, "cells": cells}
+
+    measured = {"accuracy": 0.75, "seconds": 1.0, "cpu_seconds": 1.0, "load": [1.0, 1.0]}
+    base = budget([], {"mnist-uci:source-only": measured})
+    assert adaptation.same_classifier(base, budget(["cls_trans_w=0"], {}))  # a UNIT loss weight only
+    assert not adaptation.same_classifier(base, budget(["optim.lr=0.0005"], {}))  # the classifier's optimiser
+    assert not adaptation.same_classifier(base, {**budget([], {}), "steps": 1600})
+    variant = budget(["cls_trans_w=0"], {})
+    saved: list[int] = []
+    adaptation.run_cells(
+        [("mnist-uci", "source-only")], [0], "da32-cpu:800:cls_trans_w=0", variant, tmp_path, limit=None,
+        budgets=lambda: {"da32-cpu:800": base}, save=lambda: saved.append(1), log=lambda s: None,
+    )  # fmt: skip
+    assert variant["cells"] == {"mnist-uci:source-only": {**measured, "same_as": "da32-cpu:800"}} and saved == [1]
