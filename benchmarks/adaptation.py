@@ -280,7 +280,7 @@ def gap_closed(cells: Record, direction: str) -> float | None:
 
 
 def mean_sd(found: tuple[float, float | None, int] | None, n_seeds: int) -> str:
-    """``0.8050 ± 0.0123``; one seed: ``0.8050``; a count other than the row's seeds is shown ``(n=2)``."""
+    """``0.8050 ± 0.0123``; one seed: ``0.8050``; fewer seeds than the row lists are shown ``(n=2)``."""
     if found is None:
         return "-"
     mean, sd, n = found
@@ -320,11 +320,11 @@ def render(results: Record) -> str:
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for direction in DIRECTIONS:
-            seeds = seeds_of(cells, direction, "unit")
+            seeds = sorted({s for k in KINDS for s in seeds_of(cells, direction, k)})
             shown = [mean_sd(summary(cells, direction, k), len(seeds)) for k in KINDS]
             gap = gap_closed(cells, direction)
             cpu, wall = summary(cells, direction, "unit", "cpu_seconds"), summary(cells, direction, "unit", "seconds")
-            loads = [x for s in seeds for x in cells[cell_key(direction, "unit", s)]["load"]]
+            loads = [x for s in seeds_of(cells, direction, "unit") for x in cells[cell_key(direction, "unit", s)]["load"]]
             timing = [f"{cpu[0]:.0f}", f"{wall[0]:.0f}", f"{min(loads)}-{max(loads)}"] if cpu and wall else ["-"] * 3
             lines.append(
                 f"| {direction} | {','.join(map(str, seeds)) or '-'} | {' | '.join(shown)} | "
