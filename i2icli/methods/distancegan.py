@@ -357,8 +357,7 @@ def _tiny(**changes: Any) -> DistanceGANConfig:
 PRESETS = {
     "paper": Preset(
         "paper",
-        "official CycleGAN-architecture recipe: both directions, pairwise distances, 256^2 crops of 286^2, "
-        "resnet_9blocks ngf 64, batch 2, 100+100 epochs",
+        "official CycleGAN-architecture recipe: both directions, pairwise distances, 256^2 crops of 286^2, resnet_9blocks ngf 64, batch 2, 100+100 epochs",
         DistanceGANConfig(), batch_size=2, max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
