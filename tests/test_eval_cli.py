@@ -72,10 +72,13 @@ def test_eval_model_json_reports_every_metric_that_applies(digits: Path, tiny_di
     assert (a2b["direction"], a2b["source"], a2b["target"], a2b["n"]) == ("a2b", "mnist", "uci", N_TEST)
     assert (b2a["direction"], b2a["source"], b2a["target"], b2a["n"]) == ("b2a", "uci", "mnist", N_TEST)
     # FID/KID are named after the target domain's judge; never a plain "fid".
-    assert set(a2b["metrics"]) == {"class-kept", "looks-like-target", "fid-digits-uci", "kid-digits-uci"}
-    assert set(b2a["metrics"]) == {"class-kept", "looks-like-target", "fid-digits-mnist", "kid-digits-mnist"}
+    rates = {"class-kept", "looks-like-target", "kept-as-target"}
+    assert set(a2b["metrics"]) == rates | {"fid-digits-uci", "kid-digits-uci"}
+    assert set(b2a["metrics"]) == rates | {"fid-digits-mnist", "kid-digits-mnist"}
     for d in (a2b, b2a):
-        assert 0 <= d["metrics"]["class-kept"] <= 1 and 0 <= d["metrics"]["looks-like-target"] <= 1
+        assert all(0 <= d["metrics"][k] <= 1 for k in rates)
+        # Both at once cannot be more frequent than either alone.
+        assert d["metrics"]["kept-as-target"] <= min(d["metrics"]["class-kept"], d["metrics"]["looks-like-target"])
         assert d["reference"]["real-class-acc"] > 0.8  # the judges read real target digits well
         assert any(s.startswith("diversity:") and "cyclegan" in s for s in d["skipped"])
     # 24 test images against the judges' 128 feature dimensions: the FID is given, with a caveat.
@@ -84,19 +87,36 @@ def test_eval_model_json_reports_every_metric_that_applies(digits: Path, tiny_di
 
 
 def test_do_nothing_scores_follow_the_definitions(digits: Path) -> None:
-    """class kept of unchanged inputs = the target judge on the sources, against the source labels."""
+    """class kept of unchanged inputs = the content judge (digits) on the sources, against the source
+    labels; kept-as-target = kept and judged as the target, per image."""
     report = _json(["model", "--do-nothing", "--data", str(digits), "--json"])
-    for d, source, judge_name, target_index in (
-        (report["directions"][0], "testA", "digits-uci", 1),
-        (report["directions"][1], "testB", "digits-mnist", 0),
-    ):
+    for d, source, target_index in ((report["directions"][0], "testA", 1), (report["directions"][1], "testB", 0)):
         split = load_split(digits, source, 1)
         assert split.labels is not None
         images = torch.stack(split.images)
-        assert d["metrics"]["class-kept"] == pytest.approx(accuracy(load_judge(judge_name), images, split.labels))
-        looks = float((predict(load_judge("domain-mnist-uci"), images) == target_index).double().mean())
-        assert d["metrics"]["looks-like-target"] == pytest.approx(looks)
-        assert looks < 0.2  # real MNIST does not look like UCI, nor the reverse
+        kept = predict(load_judge("digits"), images) == split.labels
+        assert d["metrics"]["class-kept"] == pytest.approx(float(kept.double().mean()))
+        assert d["metrics"]["class-kept"] > 0.9  # the content judge reads both writers' digits
+        on_target = predict(load_judge("domain-mnist-uci"), images) == target_index
+        assert d["metrics"]["looks-like-target"] == pytest.approx(float(on_target.double().mean()))
+        assert d["metrics"]["kept-as-target"] == pytest.approx(float((kept & on_target).double().mean()))
+        assert d["metrics"]["looks-like-target"] < 0.2  # real MNIST does not look like UCI, nor the reverse
+
+
+def test_class_kept_falls_back_to_the_target_judge_without_a_content_judge(digits: Path) -> None:
+    """A dataset description without content_judge (written before it existed) is read by the target judge."""
+    info_path = digits / DATASET_INFO
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    del info["content_judge"]
+    info_path.write_text(json.dumps(info), encoding="utf-8")
+    try:
+        a2b = _json(["model", "--do-nothing", "--data", str(digits), "--json", "-d", "a2b"])["directions"][0]
+    finally:
+        recipes.write_dataset_info(recipes.RECIPES["mnist-uci-digits"], digits)
+    split = load_split(digits, "testA", 1)
+    assert split.labels is not None
+    want = accuracy(load_judge("digits-uci"), torch.stack(split.images), split.labels)
+    assert a2b["metrics"]["class-kept"] == pytest.approx(want)
 
 
 def test_eval_model_table_and_direction(digits: Path, tiny_digits_model: Path) -> None:
@@ -156,7 +176,7 @@ def test_eval_folders_pairs_by_name(digits: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("metrics", "fragments"),
     [
-        ("fid-digits", ("unknown metric 'fid-digits'", "fid-digits-uci", "fid-digits-mnist")),
+        ("fid-digit-uci", ("unknown metric 'fid-digit-uci'", "fid-digits-uci")),
         ("fid-nosuch-judge", ("unknown metric 'fid-nosuch-judge'",)),
         ("psnr,FID", ("unknown metric 'FID'",)),
         ("fid-inception", ("--inception PATH",)),
@@ -200,7 +220,7 @@ def test_recipes_describe_how_to_judge_their_data(digits: Path) -> None:
     assert info == {
         "format_version": 1, "recipe": "mnist-uci-digits", "domains": ["mnist", "uci"],
         "class_judges": {"a": "digits-mnist", "b": "digits-uci"}, "keeps_labels": True,
-        "domain_judge": "domain-mnist-uci", "paired": False,
+        "domain_judge": "domain-mnist-uci", "content_judge": "digits", "paired": False,
     }  # fmt: skip
     synthetic = recipes.dataset_info(recipes.RECIPES["synthetic-colored-digits"])
     assert synthetic["paired"] is True and synthetic["class_judges"] == {"a": None, "b": None}

@@ -28,7 +28,7 @@ from i2icli.eval.judges import (
 from i2icli.eval.metrics import fid_from_features
 
 SHARD = Path(__file__).parent / "fixtures" / "fashion_shard"
-JUDGES = ["digits-mnist", "digits-uci", "domain-fashion-sneaker-boot", "domain-mnist-uci", "fashion"]
+JUDGES = ["digits", "digits-mnist", "digits-uci", "domain-fashion-sneaker-boot", "domain-mnist-uci", "fashion"]
 
 
 def _as_inputs(data: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,6 +116,7 @@ def test_every_judge_is_listed_and_small():
         ("digits-mnist", shipped.load_mnist, 0.97),
         ("digits-uci", shipped.load_uci, 0.95),
         ("domain-mnist-uci", train_judges.RECIPES["domain-mnist-uci"].load, 0.97),
+        ("digits", train_judges.RECIPES["digits"].load, 0.97),
     ],
 )
 def test_digit_judges_meet_their_floors_and_their_cards(name, load, floor):
@@ -140,8 +141,8 @@ def test_sneaker_boot_judge_on_the_shard():
 
 
 def test_unknown_judge_lists_the_known_ones():
-    with pytest.raises(UsageError, match="unknown judge 'digits'.*digits-mnist, digits-uci"):
-        load_judge("digits")
+    with pytest.raises(UsageError, match="unknown judge 'digit'.*digits, digits-mnist, digits-uci"):
+        load_judge("digit")
 
 
 def test_judges_take_rgb_images_of_any_size():
@@ -217,3 +218,26 @@ def test_judge_architecture_fits_the_cards():
     judge = Judge(card.classes, card.widths, card.hidden)
     assert judge(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert judge.features(torch.zeros(2, 3, 32, 32)).shape == (2, card.hidden)
+
+
+def test_content_judge_reads_both_writers_and_the_uci_rendering_of_mnist():
+    """The content judge reads a digit whoever drew it, in either style; UCI's own judge does not
+    read MNIST writers' digits even when drawn exactly as UCI's were (what class-kept must avoid)."""
+    mnist_images, mnist_labels = shipped.load_mnist("test")
+    mnist, uci = _as_inputs((mnist_images, mnist_labels)), _as_inputs(shipped.load_uci("test"))
+    rendered = _as_inputs((shipped.mnist_in_uci_style(mnist_images, fill=True), mnist_labels))
+    content, uci_only = load_judge("digits"), load_judge("digits-uci")
+    for images, labels in (mnist, uci, rendered):
+        assert accuracy(content, images, labels) >= 0.97
+    assert accuracy(uci_only, *rendered) < 0.7
+
+
+def test_random_affine_keeps_background_and_moves_ink():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.full((8, 1, 28, 28), -1.0)
+    x[:, :, 8:20, 12:16] = 1.0  # a vertical bar
+    out = train_judges.random_affine(x, gen)
+    assert out.shape == x.shape and out.min() >= -1 - 1e-6 and out.max() <= 1 + 1e-6
+    assert torch.allclose(out[:, :, :2], torch.full_like(out[:, :, :2], -1.0), atol=1e-6)  # corners stay background
+    moved = (out - x).abs().flatten(1).mean(1)  # (8,)
+    assert (moved > 0.01).all() and len(set(moved.round(decimals=4).tolist())) == 8  # each image its own warp

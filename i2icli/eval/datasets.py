@@ -30,6 +30,7 @@ class DatasetInfo:
     keeps_labels: bool = False  # translations should keep their source labels
     domain_judge: str | None = None  # classes (domain a, domain b)
     paired: bool = False  # testB_paired/ holds the true a2b translation of every testA image
+    content_judge: str | None = None  # reads the class in either domain (class-kept uses it when set)
 
 
 def _check_judge(name: object, where: str) -> str | None:
@@ -64,6 +65,7 @@ def read_dataset_info(root: Path) -> DatasetInfo:
             keeps_labels=bool(raw.get("keeps_labels", False)),
             domain_judge=_check_judge(raw.get("domain_judge"), f"{path}: domain_judge"),
             paired=bool(raw.get("paired", False)),
+            content_judge=_check_judge(raw.get("content_judge"), f"{path}: content_judge"),
         )
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
         raise UsageError(f"{path}: not a valid dataset description ({type(e).__name__}: {e})") from None

@@ -1,8 +1,10 @@
 """Judges: small CNN classifiers trained here on shipped data, used to score translations offline.
 
 A class judge trained on the target domain measures whether a translation kept the content (UNIT's
-translation accuracy); a domain judge measures whether it reached the target domain; the penultimate
-features give "FID-digits"-style distances (named after the judge, never plain FID).
+translation accuracy); a content judge (``digits``) reads the class in either domain's style and from
+many writers, so "class kept" does not depend on whether the target's own writers drew the digit that
+way; a domain judge measures whether it reached the target domain; the penultimate features give
+"FID-digits"-style distances (named after the judge, never plain FID).
 
 Weights live in ``i2icli/eval/judges/<name>.safetensors`` beside ``<name>.json`` (the judge's card:
 classes, data, seed, steps, held-out accuracy); ``python -m i2icli.eval.train_judges`` writes both.
@@ -49,6 +51,7 @@ class JudgeCard:
     lr: float
     shift: int  # training augmentation: random translation of up to this many pixels
     heldout: dict[str, float]  # held-out set description -> accuracy (the first is its own test split)
+    affine: bool = False  # training augmentation: random rotation, per-axis scale and shear (train_judges)
 
     def to_json(self) -> str:
         """Pretty JSON with lists for tuples."""

@@ -3,9 +3,11 @@
 ``evaluate(subject, data)`` translates ``testA`` (a2b) and ``testB`` (b2a) of a dataset laid out by
 ``i2i data prepare`` and reports every metric that applies, as read from ``i2i-dataset.json``:
 
-- ``class-kept``: the target domain's class judge on the translations, scored against the source
-  labels (only where translations should keep their labels, e.g. digits);
+- ``class-kept``: the dataset's content judge (reads either domain; else the target domain's class
+  judge) on the translations, scored against the source labels (only where translations should
+  keep their labels, e.g. digits);
 - ``looks-like-target``: the fraction the domain judge assigns to the target domain;
+- ``kept-as-target``: the fraction that do both at once (the digit kept and in the target's style);
 - ``fid-<judge>`` / ``kid-<judge>``: FID / KID on the target class judge's penultimate features,
   translations against the real target test images (named after the judge, never plain FID);
 - ``psnr``, ``ssim``, ``l1``, ``pixel-acc``: against ``testB_paired`` ground truth (a2b only);
@@ -304,31 +306,42 @@ class _Direction:
     fakes: list[torch.Tensor]  # translations of ``sources``
 
 
-def _score_class(info: DatasetInfo, d: _Direction, out: _Scores) -> Judge | None:
-    """class-kept (and the judge's accuracy on real target images) and FID/KID on its features."""
+def _score_class(info: DatasetInfo, d: _Direction, out: _Scores) -> tuple[Judge | None, torch.Tensor | None]:
+    """class-kept (read by the dataset's content judge when it has one, else by the target domain's
+    class judge), that reader's accuracy on real target images, and FID/KID on the target class
+    judge's features. Returns the target class judge and which translations kept their class
+    ((N,) bool; None where class-kept does not apply)."""
     name = info.class_judges[d.target]
-    if name is None:
-        out.skipped.append(f"class-kept, fid/kid: no class judge for domain {info.domains[d.target]!r}")
-        return None
-    judge = load_judge(name)
-    if not info.keeps_labels:
+    reader = info.content_judge or name
+    kept = None
+    if reader is None:
+        out.skipped.append(f"class-kept: no class judge for domain {info.domains[d.target]!r}")
+    elif not info.keeps_labels:
         out.skipped.append("class-kept: this dataset's labels name the domain, so translations should change them")
     elif d.sources.labels is None or d.real.labels is None:
         out.skipped.append("class-kept: the test folders have no <folder>_labels.csv")
     else:
-        out.metrics["class-kept"] = float((_predict(judge, d.fakes) == d.sources.labels).double().mean())
+        judge = load_judge(reader)
+        kept = _predict(judge, d.fakes) == d.sources.labels  # (N,) bool
+        out.metrics["class-kept"] = float(kept.double().mean())
         out.reference["real-class-acc"] = float((_predict(judge, d.real.images) == d.real.labels).double().mean())
+    if name is None:
+        out.skipped.append(f"fid/kid: no class judge for domain {info.domains[d.target]!r}")
+        return None, kept
+    judge = load_judge(name)
     out.metrics |= _distribution_metrics(_features(judge, d.real.images), _features(judge, d.fakes), name, out.notes)
-    return judge
+    return judge, kept
 
 
-def _score_domain(info: DatasetInfo, d: _Direction, out: _Scores) -> None:
+def _score_domain(info: DatasetInfo, d: _Direction, out: _Scores) -> torch.Tensor | None:
+    """looks-like-target; returns which translations the domain judge puts in the target domain ((N,) bool)."""
     if info.domain_judge is None:
         out.skipped.append("looks-like-target: no domain judge for this dataset")
-        return
+        return None
     # The domain judge's classes are (domain a, domain b), so the target's index is its class.
-    predicted = _predict(load_judge(info.domain_judge), d.fakes)
-    out.metrics["looks-like-target"] = float((predicted == d.target).double().mean())
+    on_target = _predict(load_judge(info.domain_judge), d.fakes) == d.target
+    out.metrics["looks-like-target"] = float(on_target.double().mean())
+    return on_target
 
 
 def _score_paired(info: DatasetInfo, d: _Direction, channels: int, threshold: int, out: _Scores) -> None:
@@ -374,8 +387,11 @@ def _evaluate_direction(
     d = _Direction(direction, src, tgt, sources, real, subject.translate(sources.images, direction))
     out = _Scores()
     stage(f"{direction}: judging {len(d.fakes)} translations")
-    class_judge = _score_class(info, d, out)
-    _score_domain(info, d, out)
+    class_judge, kept = _score_class(info, d, out)
+    on_target = _score_domain(info, d, out)
+    if kept is not None and on_target is not None:
+        # Per image, both at once: doing nothing keeps every class but never looks like the target.
+        out.metrics["kept-as-target"] = float((kept & on_target).double().mean())
     _score_paired(info, d, c_out, opts.pixel_threshold, out)
     domain_judge = load_judge(info.domain_judge) if info.domain_judge else None
     stage(f"{direction}: diversity{' and Inception features' if inception is not None else ''}")

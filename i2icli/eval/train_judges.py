@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from i2icli.data.shipped import DIGIT_CLASSES, FASHION_CLASSES, Split, load_fashion, load_mnist, load_uci
+from i2icli.data.shipped import (
+    DIGIT_CLASSES,
+    FASHION_CLASSES,
+    Split,
+    load_fashion,
+    load_mnist,
+    load_uci,
+    mnist_in_uci_style,
+)
 from i2icli.eval.judges import Judge, JudgeCard, accuracy, uint8_to_input
 
 Loader = Callable[[Split], tuple[np.ndarray, np.ndarray]]
@@ -41,6 +50,26 @@ def _domains(first: Loader, second: Loader) -> Loader:
     return load
 
 
+def _both_writers(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-5k + UCI digits of one split, plus (train only) MNIST drawn in UCI's style three ways.
+
+    The renderings give the judge UCI-style digits from MNIST's many writers, so it reads a digit's
+    class in either style whoever drew it. The test split is the two real test sets only.
+    """
+    (xm, ym), (xu, yu) = load_mnist(split), load_uci(split)
+    images, labels = [xm, xu], [ym, yu]
+    if split == "train":
+        for fill, gain in ((True, 1.0), (True, 1.6), (False, 1.0)):
+            images.append(mnist_in_uci_style(xm, fill, gain))
+            labels.append(ym)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _mnist_in_uci_style(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_mnist(split)
+    return mnist_in_uci_style(images, fill=True), labels
+
+
 def _sneaker_vs_boot(split: Split) -> tuple[np.ndarray, np.ndarray]:
     images, labels = load_fashion(split, classes=(7, 9))
     return images, (labels == 9).astype(np.int64)  # 0 Sneaker, 1 Ankle boot
@@ -59,6 +88,7 @@ class JudgeRecipe:
     floor: float  # minimum accuracy on load("test"); below it nothing is written
     also_score: tuple[tuple[str, Loader], ...] = ()  # further held-out sets, e.g. another domain
     shift: int = 2  # random translation of up to this many pixels: judges must tolerate off-centre output
+    affine: bool = False  # random rotation (15 deg), per-axis scale (15%) and shear (0.15): other writers' slant and width
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
@@ -76,6 +106,15 @@ RECIPES: dict[str, JudgeRecipe] = {
         test_data="UCI digits test split, 359 images",
         load=load_uci, steps=400, floor=0.95,
         also_score=(("MNIST-5k test split, 1000 images", load_mnist),),
+    ),
+    "digits": JudgeRecipe(
+        kind="class", classes=DIGIT_CLASSES,
+        data="MNIST-5k train split (4000), UCI digits train split (1438), and the MNIST train split drawn "
+             "in UCI's style three ways (12000)",
+        test_data="MNIST-5k test split (1000) + UCI digits test split (359)",
+        load=_both_writers, steps=800, floor=0.97, affine=True,
+        also_score=(("MNIST-5k test split, 1000 images", load_mnist), ("UCI digits test split, 359 images", load_uci),
+                    ("MNIST-5k test split drawn in UCI's style, 1000 images", _mnist_in_uci_style)),
     ),
     "fashion": JudgeRecipe(
         kind="class", classes=FASHION_CLASSES, data="Fashion-MNIST train set, 60000 images",
@@ -108,6 +147,22 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return padded[batch, 0, rows[:, :, None], cols[:, None, :]][:, None]  # (B, 1, H, W)
 
 
+def random_affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Rotate (up to 15 deg), scale each axis (up to 15%) and shear (up to 0.15) each image (B, 1, H, W)
+    by its own random amount about the centre; new pixels are background (-1)."""
+    b = x.shape[0]
+    angle, scale_x, scale_y, shear = (torch.rand(4, b, generator=gen) * 2 - 1) * torch.tensor(
+        [[math.radians(15)], [0.15], [0.15], [0.15]]
+    )  # each (B,)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(b, 2, 3)  # output -> input sampling grid, no translation
+    theta[:, 0, 0], theta[:, 0, 1] = cos / (1 + scale_x), -sin / (1 + scale_x) + shear
+    theta[:, 1, 0], theta[:, 1, 1] = sin / (1 + scale_y), cos / (1 + scale_y)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Sample ink above the -1 background so padding with zeros means background.
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
 def train_judge(recipe: JudgeRecipe, log: Callable[[str], None] = print) -> Judge:
     """Adam on shuffled minibatches of the train split, cosine-decayed learning rate; deterministic."""
     torch.manual_seed(recipe.seed)
@@ -125,7 +180,10 @@ def train_judge(recipe: JudgeRecipe, log: Callable[[str], None] = print) -> Judg
             order, cursor = torch.randperm(len(x), generator=gen), 0
         idx = order[cursor : cursor + recipe.batch_size]
         cursor += recipe.batch_size
-        loss = F.cross_entropy(judge(random_shift(x[idx], recipe.shift, gen)), y[idx])
+        batch = random_shift(x[idx], recipe.shift, gen)
+        if recipe.affine:
+            batch = random_affine(batch, gen)
+        loss = F.cross_entropy(judge(batch), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -154,7 +212,7 @@ def build(name: str, out_dir: Path = JUDGE_DIR, log: Callable[[str], None] = pri
     card = JudgeCard(
         name=name, kind=recipe.kind, classes=recipe.classes, widths=judge.widths, hidden=judge.hidden,
         data=recipe.data, seed=recipe.seed, steps=recipe.steps, batch_size=recipe.batch_size,
-        lr=recipe.lr, shift=recipe.shift, heldout={k: round(v, 4) for k, v in heldout.items()},
+        lr=recipe.lr, shift=recipe.shift, heldout={k: round(v, 4) for k, v in heldout.items()}, affine=recipe.affine,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out_dir / f"{name}.safetensors"))
