@@ -99,12 +99,8 @@ _NVIDIA_NC = "NVIDIA; non-commercial use only, adaptations shared alike"
 def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) -> Pretrained:
     """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (docs/methods/cyclegan.md#checkpoints)."""
     return Pretrained(
-        name="cyclegan-" + official.replace("_", "-"),
-        method="cyclegan",
-        domains=domains,
-        image_size=256,
+        name="cyclegan-" + official.replace("_", "-"), method="cyclegan", domains=domains, image_size=256, one_way=True,
         description=f"{what} (the authors' {official} generator, one direction)",
-        one_way=True,
         license="BSD-2-Clause",
         license_note="the official repository's licence; no separate licence is stated for the weights",
         source=f"authors' release {official}.pth, converted by i2i",
@@ -123,11 +119,7 @@ def _imaginaire(
 ) -> Pretrained:  # fmt: skip
     """An authors' model of NVlabs/imaginaire (projects/munit, projects/unit), on Google Drive."""
     return Pretrained(
-        name=name,
-        method=method,
-        domains=domains,
-        image_size=size,
-        description=description,
+        name=name, method=method, domains=domains, image_size=size, description=description,
         license="NVIDIA Source Code License-NC",
         license_note="non-commercial research and evaluation use only, https://github.com/NVlabs/imaginaire/blob/master/LICENSE.md",
         source=f"authors' release, imaginaire configs/projects/{config} (pretrained_weight), converted by i2i",
@@ -140,17 +132,26 @@ def _imaginaire(
     )
 
 
+def _nvidia_2018(
+    name: str, method: str, domains: tuple[str, str], image_size: int, description: str, source: str, data: str,
+    release: Release,
+) -> Pretrained:  # fmt: skip
+    """An authors' model of the original NVlabs/MUNIT or mingyuliutw/UNIT code, on Google Drive; its
+    official name is the released file's stem (``edges2shoes.pt``: ``edges2shoes``)."""
+    return Pretrained(
+        name=name, method=method, domains=domains, image_size=image_size, description=description,
+        license="CC BY-NC-SA 4.0", license_note=_NVIDIA_NC, source=source, data=data,
+        aliases=(Path(release.filename).stem,), release=release,
+    )
+
+
 def _embedded(
     name: str, method: str, domains: tuple[str, str], image_size: int, description: str, recipe: str, sha256: str,
     *, dataset: str | None = None, data: str = "", one_way: bool = False,
 ) -> Pretrained:  # fmt: skip
     """A model shipped in weights/NAME/, made by weights/make_NAME.py (MIT); ``recipe`` says how."""
     return Pretrained(
-        name=name,
-        method=method,
-        domains=domains,
-        image_size=image_size,
-        description=description,
+        name=name, method=method, domains=domains, image_size=image_size, description=description,
         license="MIT",
         source=f"weights/make_{name.replace('-', '_')}.py ({recipe})",
         dataset=dataset,
@@ -258,43 +259,25 @@ PRETRAINED: dict[str, Pretrained] = {
     ),
     # NVlabs/MUNIT USAGE.md: edges2shoes is the one released model (edges2handbags and
     # summer2winter_yosemite256 are "coming soon" in TUTORIAL.md); Google Drive only.
-    "munit-edges2shoes": Pretrained(
-        name="munit-edges2shoes",
-        method="munit",
-        domains=("edges", "shoes"),
-        image_size=256,
-        description="edge maps <-> shoe photos, multimodal (the authors' edges2shoes: dim 64, style 8, 4 res blocks)",
-        license="CC BY-NC-SA 4.0",
-        license_note=_NVIDIA_NC,
-        source="authors' release edges2shoes.pt (gen_a: edges, gen_b: shoes), converted by i2i",
-        data="edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
-        aliases=("edges2shoes",),
-        release=Release(
-            "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
-            "edges2shoes.pt",
-            "drive",
-            "https://github.com/NVlabs/MUNIT",
-            drive_folder="10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
+    "munit-edges2shoes": _nvidia_2018(
+        "munit-edges2shoes", "munit", ("edges", "shoes"), 256,
+        "edge maps <-> shoe photos, multimodal (the authors' edges2shoes: dim 64, style 8, 4 res blocks)",
+        "authors' release edges2shoes.pt (gen_a: edges, gen_b: shoes), converted by i2i",
+        "edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
+        Release(
+            "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__", "edges2shoes.pt", "drive",
+            "https://github.com/NVlabs/MUNIT", drive_folder="10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
         ),
     ),
     # mingyuliutw/UNIT TUTORIAL.md: the gta2cityscape model, trained on 512 px crops (configs/unit_gta2city_*.yaml).
-    "unit-gta2city": Pretrained(
-        name="unit-gta2city",
-        method="unit",
-        domains=("gta", "cityscapes"),
-        image_size=512,
-        description="GTA5 game frames <-> Cityscapes street photos (the authors' gta2city: VAEGen dim 64, 4 res blocks)",
-        license="CC BY-NC-SA 4.0",
-        license_note=_NVIDIA_NC,
-        source="authors' release unit_gta2city.pt (gen_a: GTA5, gen_b: Cityscapes), converted by i2i",
-        data="GTA5 frames (Richter et al., research use) and Cityscapes photos (registration, non-commercial)",
-        aliases=("unit_gta2city",),
-        release=Release(
-            "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
-            "unit_gta2city.pt",
-            "drive",
-            "https://github.com/mingyuliutw/UNIT",
-            drive_id="1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
+    "unit-gta2city": _nvidia_2018(
+        "unit-gta2city", "unit", ("gta", "cityscapes"), 512,
+        "GTA5 game frames <-> Cityscapes street photos (the authors' gta2city: VAEGen dim 64, 4 res blocks)",
+        "authors' release unit_gta2city.pt (gen_a: GTA5, gen_b: Cityscapes), converted by i2i",
+        "GTA5 frames (Richter et al., research use) and Cityscapes photos (registration, non-commercial)",
+        Release(
+            "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx", "unit_gta2city.pt", "drive",
+            "https://github.com/mingyuliutw/UNIT", drive_id="1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
         ),
     ),
     # The authors' later NVlabs/imaginaire release: improved generators (arch variant "imaginaire"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,7 @@ def test_cyclegan_matches_the_official_trainer(tmp_path: Path) -> None:
         arch=cyclegan.CycleGANArch(ngf=o["ngf"], n_blocks=o["n_blocks"]), ndf=o["ndf"], n_layers_d=o["n_layers_D"],
         pool_size=o["pool_size"], lambda_a=o["lambda_A"], lambda_b=o["lambda_B"], lambda_identity=o["lambda_identity"],
     )  # fmt: skip
-    cfg = cyclegan.replace(cfg, data=cyclegan.replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
+    cfg = replace(cfg, data=replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
     objective = cyclegan.CycleGANObjective(cfg, cyclegan.CycleGANModel(cfg.arch), data, 0)
     history = _train_like_official(objective, data, init, record, tmp_path)
     # Ours -> official names (the official D_A judges domain B, so it is our dis_b).
@@ -157,7 +158,7 @@ def test_gcgan_matches_the_official_trainer(tmp_path: Path, geometry: str) -> No
         n_layers_d=o["n_layers_D"], pool_size=o["pool_size"], lambda_g=o["lambda_G"], lambda_ab=o["lambda_AB"],
         lambda_gc=o["lambda_gc"], lambda_identity=o["identity"],
     )  # fmt: skip
-    cfg = gcgan.replace(cfg, data=gcgan.replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
+    cfg = replace(cfg, data=replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
     objective = gcgan.GcGANObjective(cfg, gcgan.GcGANModel(cfg.arch), data, 0)
     history = _train_like_official(objective, data, init, record, tmp_path)
     # The official D_B loss is the sum of both discriminators' halved LSGAN losses: our loss_dis.
@@ -175,7 +176,7 @@ def _distancegan(record: dict[str, Any], data: FixtureData) -> distancegan.Dista
         distance=mode, ndf=o["ndf"], n_layers_d=o["n_layers_D"], pool_size=o["pool_size"],
         lambda_distance=o["lambda_distance_A"], lambda_cycle=o["lambda_A"] if o["use_cycle_loss"] else 0.0,
     )  # fmt: skip
-    cfg = distancegan.replace(cfg, data=distancegan.replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
+    cfg = replace(cfg, data=replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
     return distancegan.DistanceGANObjective(cfg, distancegan.DistanceGANModel(cfg.arch), data, 0)
 
 
@@ -258,7 +259,7 @@ def test_gcgan_cycle_matches_the_official_trainer_with_its_slip_fixed(tmp_path: 
         n_layers_d=o["n_layers_D"], pool_size=o["pool_size"], lambda_g=o["lambda_G"], lambda_ab=o["lambda_AB"],
         lambda_gc=o["lambda_gc"], lambda_identity=o["identity"],
     )  # fmt: skip
-    cfg = gcgan.replace(cfg, data=gcgan.replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
+    cfg = replace(cfg, data=replace(cfg.data, load_size=o["size"], crop_size=o["size"]))
     objective = gcgan.GcGANObjective(cfg, gcgan.GcGANModel(cfg.arch), data, 0)
     history = _train_like_official(objective, data, init, record, tmp_path)
     terms = {

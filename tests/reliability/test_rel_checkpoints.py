@@ -22,9 +22,9 @@ import i2icli.checkpoint as checkpoint
 from i2icli.checkpoint import FORMAT_VERSION, ModelConfig, read_config, save_model
 from i2icli.cli.app import app
 from i2icli.config import to_dict
-from i2icli.registry import PRETRAINED
 from i2icli.errors import CheckpointError
 from i2icli.methods.load import load_checkpoint
+from i2icli.registry import PRETRAINED
 
 runner = CliRunner()
 
