@@ -110,6 +110,16 @@ def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) 
     )
 
 
+def _cyclegan_pair(
+    official: tuple[str, str], domains: tuple[str, str], dataset: str, what: tuple[str, str]
+) -> dict[str, Pretrained]:
+    """The authors' two generators of one dataset, a->b and b->a, as registry entries by name."""
+    a, b = domains
+    entries = (_cyclegan(official[0], (a, b), dataset, f"{what[0]} -> {what[1]}"),
+               _cyclegan(official[1], (b, a), dataset, f"{what[1]} -> {what[0]}"))  # fmt: skip
+    return {e.name: e for e in entries}
+
+
 _IMAGINAIRE = "https://github.com/NVlabs/imaginaire"
 
 
@@ -225,35 +235,23 @@ PRETRAINED: dict[str, Pretrained] = {
         dataset="mnist-uci-digits",
     ),
     # The authors' CycleGAN generators: the list of the official download_cyclegan_model.sh.
-    "cyclegan-apple2orange": _cyclegan("apple2orange", ("apple", "orange"), "apple2orange", "apples -> oranges"),
-    "cyclegan-orange2apple": _cyclegan("orange2apple", ("orange", "apple"), "apple2orange", "oranges -> apples"),
-    "cyclegan-summer2winter-yosemite": _cyclegan(
-        "summer2winter_yosemite", ("summer", "winter"), "summer2winter_yosemite", "Yosemite in summer -> in winter"
+    **_cyclegan_pair(("apple2orange", "orange2apple"), ("apple", "orange"), "apple2orange", ("apples", "oranges")),
+    **_cyclegan_pair(
+        ("summer2winter_yosemite", "winter2summer_yosemite"), ("summer", "winter"), "summer2winter_yosemite",
+        ("Yosemite in summer", "Yosemite in winter"),
     ),
-    "cyclegan-winter2summer-yosemite": _cyclegan(
-        "winter2summer_yosemite", ("winter", "summer"), "summer2winter_yosemite", "Yosemite in winter -> in summer"
-    ),
-    "cyclegan-horse2zebra": _cyclegan("horse2zebra", ("horse", "zebra"), "horse2zebra", "horses -> zebras"),
-    "cyclegan-zebra2horse": _cyclegan("zebra2horse", ("zebra", "horse"), "horse2zebra", "zebras -> horses"),
+    **_cyclegan_pair(("horse2zebra", "zebra2horse"), ("horse", "zebra"), "horse2zebra", ("horses", "zebras")),
     "cyclegan-monet2photo": _cyclegan("monet2photo", ("monet", "photo"), "monet2photo", "Monet paintings -> photos"),
     "cyclegan-style-monet": _cyclegan("style_monet", ("photo", "monet"), "monet2photo", "photos -> Monet's style"),
     "cyclegan-style-cezanne": _cyclegan("style_cezanne", ("photo", "cezanne"), "cezanne2photo", "photos -> Cezanne's style"),
     "cyclegan-style-ukiyoe": _cyclegan("style_ukiyoe", ("photo", "ukiyoe"), "ukiyoe2photo", "photos -> ukiyo-e style"),
     "cyclegan-style-vangogh": _cyclegan("style_vangogh", ("photo", "vangogh"), "vangogh2photo", "photos -> Van Gogh's style"),
-    "cyclegan-sat2map": _cyclegan("sat2map", ("satellite", "map"), "maps", "aerial photos -> Google maps"),
-    "cyclegan-map2sat": _cyclegan("map2sat", ("map", "satellite"), "maps", "Google maps -> aerial photos"),
-    "cyclegan-cityscapes-photo2label": _cyclegan(
-        "cityscapes_photo2label", ("photo", "label"), "cityscapes", "street photos -> Cityscapes colour label maps"
+    **_cyclegan_pair(("sat2map", "map2sat"), ("satellite", "map"), "maps", ("aerial photos", "Google maps")),
+    **_cyclegan_pair(
+        ("cityscapes_photo2label", "cityscapes_label2photo"), ("photo", "label"), "cityscapes",
+        ("street photos", "Cityscapes colour label maps"),
     ),
-    "cyclegan-cityscapes-label2photo": _cyclegan(
-        "cityscapes_label2photo", ("label", "photo"), "cityscapes", "Cityscapes colour label maps -> street photos"
-    ),
-    "cyclegan-facades-photo2label": _cyclegan(
-        "facades_photo2label", ("photo", "label"), "facades", "facade photos -> CMP label maps"
-    ),
-    "cyclegan-facades-label2photo": _cyclegan(
-        "facades_label2photo", ("label", "photo"), "facades", "CMP label maps -> facade photos"
-    ),
+    **_cyclegan_pair(("facades_photo2label", "facades_label2photo"), ("photo", "label"), "facades", ("facade photos", "CMP label maps")),
     "cyclegan-iphone2dslr-flower": _cyclegan(
         "iphone2dslr_flower", ("iphone", "dslr"), "iphone2dslr_flower", "iPhone flower photos -> DSLR-like depth of field"
     ),
