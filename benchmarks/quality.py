@@ -189,6 +189,8 @@ class CellRecipe:
 # cell runs that recipe instead of cpu-small at the shared budget.
 RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("cyclegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
+    ("gcgan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
+    ("distancegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
 }
 
 
