@@ -99,14 +99,19 @@ def measure(work: Path, smoke: bool) -> dict[str, Any]:
     install = run_i2i(["convert", "--model", MODEL, str(release)], env)
     side = 64 if smoke else SIDE
     image = test_image(work / "img.jpg", side)
+    from i2icli.precision import cpu_features
+
     runs: dict[str, Any] = {}
-    for precision in PRECISIONS:
+    # i2i refuses bf16 where the CPU would only emulate it, so there is no bf16 figure to take there.
+    native = cpu_features().native_bf16
+    refused = {} if native else {"bf16": "this CPU has no native bf16, and i2i translate refuses to emulate it"}
+    for precision in (p for p in PRECISIONS if p not in refused):
         out = work / f"out-{precision}"
         argv = ["translate", "--model", MODEL, str(image), "-o", str(out), "--device", "cpu", "--precision", precision]
         if smoke:
             argv += ["--size", str(side)]
         runs[precision] = run_i2i(argv, env) | {"output_size": list(Image.open(next(out.glob("*"))).size)}
-    return {"install": install, "side": side, "runs": runs}
+    return {"install": install, "side": side, "runs": runs, "refused": refused}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -137,6 +142,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| precision | wall s | peak RSS GB | load before / after |",
         "|---|---|---|---|",
         *rows,
+        *(f"| {p} | not measured: {why} | | |" for p, why in result.get("refused", {}).items()),
         "",
         f"fp32 said: `{result['runs']['fp32']['summary']}`",
         "",

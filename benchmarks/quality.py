@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import Paths, cell_directions, smoke_status, write_block
+from results_md import Paths, cell_directions, locked, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -189,6 +189,8 @@ class CellRecipe:
 # cell runs that recipe instead of cpu-small at the shared budget.
 RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("cyclegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
+    ("gcgan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
+    ("distancegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
 }
 
 
@@ -372,12 +374,17 @@ def load_results(path: Path) -> Record:
     return {"format_version": RESULTS_VERSION, "cells": {}}
 
 
-def save_results(path: Path, results: Record) -> None:
-    """Write atomically: an interrupted write never loses finished cells."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def save_results(path: Path, results: Record, mine: Sequence[str] = ()) -> Record:
+    """Merge this run's cells ``mine`` into what is on disk and write atomically (an interrupted write
+    never loses finished cells; runs in parallel processes keep each other's); returns the merged table."""
+    with locked(path):
+        on_disk = load_results(path)
+        on_disk["cells"] |= {k: results["cells"][k] for k in mine}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(on_disk, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    return on_disk
 
 
 def check_shape(results: Record, cells: Sequence[tuple[MethodPlan, Benchmark]]) -> list[str]:
@@ -795,9 +802,9 @@ def run_table(
         data = prepare_data(bench, paths.work / "data", small=smoke)
         log(f"{key}: {'evaluating' if plan.name == DO_NOTHING else f'training {preset} for {steps} steps, seed {seed}'}")
         results["cells"][key] = run_cell(plan, bench, data, paths.work, paths.figures, steps, log, preset, seed)
-        save_results(paths.results, results)
-        write_block(paths.markdown, "quality", render_results(results))
         ran.append(key)
+        results = save_results(paths.results, results, ran)
+        write_block(paths.markdown, "quality", render_results(results))
         log(f"{key}: finished")
     if ran:  # the chart takes seconds, so figures are drawn once per run (--report redraws them)
         render_figures(results, paths.figures)

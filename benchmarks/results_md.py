@@ -4,7 +4,9 @@ benchmark never drops another's figures. Blocks keep the order in which they wer
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,21 @@ class Paths:
     markdown: Path
     figures: Path
     work: Path
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file, so runs in parallel processes can merge into
+    one results JSON (read what is on disk, add their own cells, write) without losing each other's."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _markers(name: str) -> tuple[str, str]:

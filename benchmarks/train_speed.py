@@ -51,7 +51,7 @@ METHODS = ("cyclegan", "munit", "unit")
 KINDS = ("speed", "curves", "procs")
 CELLS = tuple(f"{kind}:{m}" for m in METHODS for kind in KINDS)
 BENCHMARK = "synthetic-colored-digits"  # 32^2 RGB, batch 8 (benchmarks/quality.py)
-QUIET_LOAD = 1.2  # 1-minute load average above which a cell's timings are not final
+QUIET_LOAD = 1.2  # 1-minute load average from other work above which a cell's timings are not final
 Record = dict[str, Any]
 
 
@@ -355,8 +355,13 @@ RUN = {"speed": cell_speed, "curves": cell_curves, "procs": cell_procs}
 
 
 def quiet(cell: Record) -> bool:
-    """Whether a cell's timings were taken on a quiet machine (loss curves do not depend on the load)."""
-    return max(cell["load_before"][0], cell["load_after"][0]) <= QUIET_LOAD
+    """Whether a cell's timings were taken on a quiet machine (loss curves do not depend on the load).
+
+    The load average read as a cell ends counts the cell's own busy threads (every cell keeps the
+    machine's cores busy: one process of ``threads`` threads, or as many one-thread processes), so
+    only what exceeds them is other work."""
+    own = cell["machine"].get("threads", 0)
+    return cell["load_before"][0] <= QUIET_LOAD and cell["load_after"][0] - own <= QUIET_LOAD
 
 
 def fastest_matching(speed: Record, curves: Record | None) -> Record | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence, TypeVar, cast
 
 import torch
 from PIL import Image
@@ -15,11 +15,20 @@ from i2icli.checkpoint import ModelConfig
 from i2icli.errors import UsageError
 from i2icli.imageio import to_pil, to_tensor
 from i2icli.methods import read_info
-from i2icli.methods.base import DIRECTIONS, Direction, LandmarkModel, LatentModel, OwnStyleModel, StyleModel
+from i2icli.methods.base import CAPABILITY_PROTOCOLS, DIRECTIONS, Direction
 from i2icli.methods.info import Capability, MethodInfo
 from i2icli.padding import pad_for_network
 from i2icli.runtime import Runtime, TranslateFn, build_fn, eager_fn
 from i2icli.tiling import TileOptions, activation_bytes_per_pixel, receptive_radius, translate_tiled
+
+CapableNet = TypeVar("CapableNet")
+# What a usage error says a model without the capability lacks.
+_LACKS = {
+    Capability.STYLES: "style codes",
+    Capability.LATENT_WALK: "latent space to walk",
+    Capability.LANDMARKS: "landmarks",
+    Capability.OPTIONAL_STYLE: "styles of its own",
+}
 
 
 @dataclass(frozen=True)
@@ -81,34 +90,13 @@ class LoadedModel:
         """Whether the model's method declares ``capability``."""
         return capability in self.info.caps
 
-    def _capable(self, capability: Capability, lacks: str) -> Any:
+    def net_as(self, protocol: type[CapableNet]) -> CapableNet:
+        """The network as ``protocol``, the model side of a capability (``StyleModel``, ``LatentModel``,
+        ``LandmarkModel``, ``OwnStyleModel``); a usage error for a method that does not declare it."""
+        capability = next(c for c, p in CAPABILITY_PROTOCOLS.items() if p is protocol)
         if not self.has(capability):
-            raise UsageError(f"{self.path}: a {self.config.method} model has no {lacks}")
-        return self.net
-
-    @property
-    def style_net(self) -> StyleModel:
-        """The network as a ``StyleModel``; a usage error for a method without ``styles``."""
-        net: StyleModel = self._capable(Capability.STYLES, "style codes")
-        return net
-
-    @property
-    def latent_net(self) -> LatentModel:
-        """The network as a ``LatentModel``; a usage error for a method without ``latent-walk``."""
-        net: LatentModel = self._capable(Capability.LATENT_WALK, "latent space to walk")
-        return net
-
-    @property
-    def landmark_net(self) -> LandmarkModel:
-        """The network as a ``LandmarkModel``; a usage error for a method without ``landmarks``."""
-        net: LandmarkModel = self._capable(Capability.LANDMARKS, "landmarks")
-        return net
-
-    @property
-    def own_style_net(self) -> OwnStyleModel:
-        """The network as an ``OwnStyleModel``; a usage error for a method without ``optional-style``."""
-        net: OwnStyleModel = self._capable(Capability.OPTIONAL_STYLE, "styles of its own")
-        return net
+            raise UsageError(f"{self.path}: a {self.config.method} model has no {_LACKS[capability]}")
+        return cast(CapableNet, self.net)
 
     @property
     def tileable(self) -> bool:

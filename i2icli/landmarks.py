@@ -17,6 +17,7 @@ from torch import Tensor
 
 from i2icli.imageio import to_pil, write_image
 from i2icli.inference import LoadedModel
+from i2icli.methods.base import LandmarkModel
 from i2icli.methods.info import Capability
 from i2icli.multimodal import grid_image
 from i2icli.padding import pad_for_network
@@ -30,7 +31,7 @@ def has_landmarks(model: LoadedModel) -> bool:
 @torch.inference_mode()
 def find_landmarks(model: LoadedModel, image: Tensor, domain: str) -> tuple[Tensor, Tensor]:
     """(heatmaps (K, H, W) over the original pixels, landmarks (K, 2) as (column, row) pixels)."""
-    net = model.landmark_net
+    net = model.net_as(LandmarkModel)
     padded, padding = pad_for_network(image.unsqueeze(0).to(model.device), model.net.stride, model.net.min_size)
     heat, points = net.landmarks(padded, domain)
     h, w = padded.shape[2:]

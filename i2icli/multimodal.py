@@ -22,7 +22,7 @@ from torch import Tensor
 from i2icli.data.unpaired import mix_seed
 from i2icli.errors import UsageError
 from i2icli.inference import LoadedModel
-from i2icli.methods.base import Direction, split_direction
+from i2icli.methods.base import Direction, LatentModel, OwnStyleModel, StyleModel, split_direction
 from i2icli.methods.info import Capability
 from i2icli.padding import Padding, pad_for_network
 
@@ -36,7 +36,7 @@ def prior_styles(model: LoadedModel, n: int, seed: int) -> Tensor:
     """``n`` styles from N(0, I) drawn with a CPU generator seeded by ``seed``: (n, S, 1, 1)."""
     if n < 1:
         raise UsageError(f"need at least one style, got {n}")
-    return model.style_net.random_style(n, torch.Generator().manual_seed(seed))
+    return model.net_as(StyleModel).random_style(n, torch.Generator().manual_seed(seed))
 
 
 def name_seed(seed: int, name: str) -> int:
@@ -59,7 +59,7 @@ def encode_styles(model: LoadedModel, refs: Sequence[Tensor], direction: Directi
     The style is a global average, so a reference smaller than the network minimum is only
     edge-padded up to it; any other size is encoded as it is.
     """
-    net = model.style_net
+    net = model.net_as(StyleModel)
     _, target = split_direction(direction)
     styles = []
     with torch.inference_mode(), model.autocast():
@@ -83,13 +83,13 @@ def _padded(model: LoadedModel, image: Tensor) -> tuple[Tensor, Padding]:
 def _content(model: LoadedModel, image: Tensor, source: str) -> tuple[Tensor, Padding]:
     padded, padding = _padded(model, image)
     with model.autocast():
-        return model.style_net.encode_content(padded, source), padding  # (1, D, h, w)
+        return model.net_as(StyleModel).encode_content(padded, source), padding  # (1, D, h, w)
 
 
 def _decode(model: LoadedModel, content: Tensor, styles: Tensor, target: str, padding: Padding) -> list[Tensor]:
     # content: (1 or K, D, h, w); styles: (K, S, 1, 1) -> K images (C, H, W) on the CPU
     with model.autocast():
-        out = model.style_net.decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
+        out = model.net_as(StyleModel).decode(content.expand(styles.shape[0], -1, -1, -1), styles.to(model.device), target)
     return list(padding.crop(out).float().cpu())
 
 
@@ -193,7 +193,7 @@ def interpolate(
             raise UsageError("an appearance walk between two inputs takes both ends from them; drop the styles or walk --geometry")
         _check_pair(images)
         with model.autocast():
-            ends = [model.own_style_net.translated_style(_padded(model, img)[0], direction) for img in images]
+            ends = [model.net_as(OwnStyleModel).translated_style(_padded(model, img)[0], direction) for img in images]
         return interpolate(model, images[:1], torch.cat(ends), steps=steps, mode=mode, direction=direction)
     if styles is None:
         raise UsageError(f"a {model.config.method} model walks with styles; pass one (content walk) or two (style walk)")
@@ -226,7 +226,7 @@ def _check_pair(images: Sequence[Tensor]) -> None:
 def _latent_walk(
     model: LoadedModel, images: Sequence[Tensor], styles: Tensor | None, *, steps: int, mode: Mode, source: str, target: str
 ) -> list[Tensor]:
-    net = model.latent_net
+    net = model.net_as(LatentModel)
     if styles is not None:
         raise UsageError(f"a {model.config.method} model has no style codes; interpolate walks between two inputs")
     if len(images) != 2:

@@ -99,12 +99,8 @@ _NVIDIA_NC = "NVIDIA; non-commercial use only, adaptations shared alike"
 def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) -> Pretrained:
     """An authors' CycleGAN generator: one ResNet-9 a->b generator per file, 256 px crops (docs/methods/cyclegan.md#checkpoints)."""
     return Pretrained(
-        name="cyclegan-" + official.replace("_", "-"),
-        method="cyclegan",
-        domains=domains,
-        image_size=256,
+        name="cyclegan-" + official.replace("_", "-"), method="cyclegan", domains=domains, image_size=256, one_way=True,
         description=f"{what} (the authors' {official} generator, one direction)",
-        one_way=True,
         license="BSD-2-Clause",
         license_note="the official repository's licence; no separate licence is stated for the weights",
         source=f"authors' release {official}.pth, converted by i2i",
@@ -112,6 +108,16 @@ def _cyclegan(official: str, domains: tuple[str, str], dataset: str, what: str) 
         aliases=(official,),
         release=Release(f"{_CYCLEGAN_FILES}/{official}.pth", f"{official}.pth", "http", _CYCLEGAN_PROJECT),
     )
+
+
+def _cyclegan_pair(
+    official: tuple[str, str], domains: tuple[str, str], dataset: str, what: tuple[str, str]
+) -> dict[str, Pretrained]:
+    """The authors' two generators of one dataset, a->b and b->a, as registry entries by name."""
+    a, b = domains
+    entries = (_cyclegan(official[0], (a, b), dataset, f"{what[0]} -> {what[1]}"),
+               _cyclegan(official[1], (b, a), dataset, f"{what[1]} -> {what[0]}"))  # fmt: skip
+    return {e.name: e for e in entries}
 
 
 _IMAGINAIRE = "https://github.com/NVlabs/imaginaire"
@@ -123,11 +129,7 @@ def _imaginaire(
 ) -> Pretrained:  # fmt: skip
     """An authors' model of NVlabs/imaginaire (projects/munit, projects/unit), on Google Drive."""
     return Pretrained(
-        name=name,
-        method=method,
-        domains=domains,
-        image_size=size,
-        description=description,
+        name=name, method=method, domains=domains, image_size=size, description=description,
         license="NVIDIA Source Code License-NC",
         license_note="non-commercial research and evaluation use only, https://github.com/NVlabs/imaginaire/blob/master/LICENSE.md",
         source=f"authors' release, imaginaire configs/projects/{config} (pretrained_weight), converted by i2i",
@@ -140,17 +142,26 @@ def _imaginaire(
     )
 
 
+def _nvidia_2018(
+    name: str, method: str, domains: tuple[str, str], image_size: int, description: str, source: str, data: str,
+    release: Release,
+) -> Pretrained:  # fmt: skip
+    """An authors' model of the original NVlabs/MUNIT or mingyuliutw/UNIT code, on Google Drive; its
+    official name is the released file's stem (``edges2shoes.pt``: ``edges2shoes``)."""
+    return Pretrained(
+        name=name, method=method, domains=domains, image_size=image_size, description=description,
+        license="CC BY-NC-SA 4.0", license_note=_NVIDIA_NC, source=source, data=data,
+        aliases=(Path(release.filename).stem,), release=release,
+    )
+
+
 def _embedded(
     name: str, method: str, domains: tuple[str, str], image_size: int, description: str, recipe: str, sha256: str,
     *, dataset: str | None = None, data: str = "", one_way: bool = False,
 ) -> Pretrained:  # fmt: skip
     """A model shipped in weights/NAME/, made by weights/make_NAME.py (MIT); ``recipe`` says how."""
     return Pretrained(
-        name=name,
-        method=method,
-        domains=domains,
-        image_size=image_size,
-        description=description,
+        name=name, method=method, domains=domains, image_size=image_size, description=description,
         license="MIT",
         source=f"weights/make_{name.replace('-', '_')}.py ({recipe})",
         dataset=dataset,
@@ -168,8 +179,8 @@ PRETRAINED: dict[str, Pretrained] = {
         ("mnist", "uci"),
         28,
         "MNIST <-> UCI handwritten digits, 1 channel, ngf 16, 3 blocks (embedded default)",
-        "preset cpu-small, seed 0",
-        "e389774da8fe877fda8be831d0183a0340bd2e3f8a92a2ac00896c3ff9da3efe",
+        "preset cpu-fast, 800 steps, seed 0",
+        "7f3f830980f66e0489fcabaf2dda9ed63cc65771436b86a1c184ac2e7bb45c76",
         dataset="mnist-uci-digits",
     ),
     "munit-fashion": _embedded(
@@ -224,77 +235,47 @@ PRETRAINED: dict[str, Pretrained] = {
         dataset="mnist-uci-digits",
     ),
     # The authors' CycleGAN generators: the list of the official download_cyclegan_model.sh.
-    "cyclegan-apple2orange": _cyclegan("apple2orange", ("apple", "orange"), "apple2orange", "apples -> oranges"),
-    "cyclegan-orange2apple": _cyclegan("orange2apple", ("orange", "apple"), "apple2orange", "oranges -> apples"),
-    "cyclegan-summer2winter-yosemite": _cyclegan(
-        "summer2winter_yosemite", ("summer", "winter"), "summer2winter_yosemite", "Yosemite in summer -> in winter"
+    **_cyclegan_pair(("apple2orange", "orange2apple"), ("apple", "orange"), "apple2orange", ("apples", "oranges")),
+    **_cyclegan_pair(
+        ("summer2winter_yosemite", "winter2summer_yosemite"), ("summer", "winter"), "summer2winter_yosemite",
+        ("Yosemite in summer", "Yosemite in winter"),
     ),
-    "cyclegan-winter2summer-yosemite": _cyclegan(
-        "winter2summer_yosemite", ("winter", "summer"), "summer2winter_yosemite", "Yosemite in winter -> in summer"
-    ),
-    "cyclegan-horse2zebra": _cyclegan("horse2zebra", ("horse", "zebra"), "horse2zebra", "horses -> zebras"),
-    "cyclegan-zebra2horse": _cyclegan("zebra2horse", ("zebra", "horse"), "horse2zebra", "zebras -> horses"),
+    **_cyclegan_pair(("horse2zebra", "zebra2horse"), ("horse", "zebra"), "horse2zebra", ("horses", "zebras")),
     "cyclegan-monet2photo": _cyclegan("monet2photo", ("monet", "photo"), "monet2photo", "Monet paintings -> photos"),
     "cyclegan-style-monet": _cyclegan("style_monet", ("photo", "monet"), "monet2photo", "photos -> Monet's style"),
     "cyclegan-style-cezanne": _cyclegan("style_cezanne", ("photo", "cezanne"), "cezanne2photo", "photos -> Cezanne's style"),
     "cyclegan-style-ukiyoe": _cyclegan("style_ukiyoe", ("photo", "ukiyoe"), "ukiyoe2photo", "photos -> ukiyo-e style"),
     "cyclegan-style-vangogh": _cyclegan("style_vangogh", ("photo", "vangogh"), "vangogh2photo", "photos -> Van Gogh's style"),
-    "cyclegan-sat2map": _cyclegan("sat2map", ("satellite", "map"), "maps", "aerial photos -> Google maps"),
-    "cyclegan-map2sat": _cyclegan("map2sat", ("map", "satellite"), "maps", "Google maps -> aerial photos"),
-    "cyclegan-cityscapes-photo2label": _cyclegan(
-        "cityscapes_photo2label", ("photo", "label"), "cityscapes", "street photos -> Cityscapes colour label maps"
+    **_cyclegan_pair(("sat2map", "map2sat"), ("satellite", "map"), "maps", ("aerial photos", "Google maps")),
+    **_cyclegan_pair(
+        ("cityscapes_photo2label", "cityscapes_label2photo"), ("photo", "label"), "cityscapes",
+        ("street photos", "Cityscapes colour label maps"),
     ),
-    "cyclegan-cityscapes-label2photo": _cyclegan(
-        "cityscapes_label2photo", ("label", "photo"), "cityscapes", "Cityscapes colour label maps -> street photos"
-    ),
-    "cyclegan-facades-photo2label": _cyclegan(
-        "facades_photo2label", ("photo", "label"), "facades", "facade photos -> CMP label maps"
-    ),
-    "cyclegan-facades-label2photo": _cyclegan(
-        "facades_label2photo", ("label", "photo"), "facades", "CMP label maps -> facade photos"
-    ),
+    **_cyclegan_pair(("facades_photo2label", "facades_label2photo"), ("photo", "label"), "facades", ("facade photos", "CMP label maps")),
     "cyclegan-iphone2dslr-flower": _cyclegan(
         "iphone2dslr_flower", ("iphone", "dslr"), "iphone2dslr_flower", "iPhone flower photos -> DSLR-like depth of field"
     ),
     # NVlabs/MUNIT USAGE.md: edges2shoes is the one released model (edges2handbags and
     # summer2winter_yosemite256 are "coming soon" in TUTORIAL.md); Google Drive only.
-    "munit-edges2shoes": Pretrained(
-        name="munit-edges2shoes",
-        method="munit",
-        domains=("edges", "shoes"),
-        image_size=256,
-        description="edge maps <-> shoe photos, multimodal (the authors' edges2shoes: dim 64, style 8, 4 res blocks)",
-        license="CC BY-NC-SA 4.0",
-        license_note=_NVIDIA_NC,
-        source="authors' release edges2shoes.pt (gen_a: edges, gen_b: shoes), converted by i2i",
-        data="edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
-        aliases=("edges2shoes",),
-        release=Release(
-            "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
-            "edges2shoes.pt",
-            "drive",
-            "https://github.com/NVlabs/MUNIT",
-            drive_folder="10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
+    "munit-edges2shoes": _nvidia_2018(
+        "munit-edges2shoes", "munit", ("edges", "shoes"), 256,
+        "edge maps <-> shoe photos, multimodal (the authors' edges2shoes: dim 64, style 8, 4 res blocks)",
+        "authors' release edges2shoes.pt (gen_a: edges, gen_b: shoes), converted by i2i",
+        "edges2shoes (pix2pix): Zappos50K shoe photos and their HED edge maps, research use",
+        Release(
+            "https://drive.google.com/drive/folders/10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__", "edges2shoes.pt", "drive",
+            "https://github.com/NVlabs/MUNIT", drive_folder="10IEa7gibOWmQQuJUIUOkh-CV4cm6k8__",
         ),
     ),
     # mingyuliutw/UNIT TUTORIAL.md: the gta2cityscape model, trained on 512 px crops (configs/unit_gta2city_*.yaml).
-    "unit-gta2city": Pretrained(
-        name="unit-gta2city",
-        method="unit",
-        domains=("gta", "cityscapes"),
-        image_size=512,
-        description="GTA5 game frames <-> Cityscapes street photos (the authors' gta2city: VAEGen dim 64, 4 res blocks)",
-        license="CC BY-NC-SA 4.0",
-        license_note=_NVIDIA_NC,
-        source="authors' release unit_gta2city.pt (gen_a: GTA5, gen_b: Cityscapes), converted by i2i",
-        data="GTA5 frames (Richter et al., research use) and Cityscapes photos (registration, non-commercial)",
-        aliases=("unit_gta2city",),
-        release=Release(
-            "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
-            "unit_gta2city.pt",
-            "drive",
-            "https://github.com/mingyuliutw/UNIT",
-            drive_id="1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
+    "unit-gta2city": _nvidia_2018(
+        "unit-gta2city", "unit", ("gta", "cityscapes"), 512,
+        "GTA5 game frames <-> Cityscapes street photos (the authors' gta2city: VAEGen dim 64, 4 res blocks)",
+        "authors' release unit_gta2city.pt (gen_a: GTA5, gen_b: Cityscapes), converted by i2i",
+        "GTA5 frames (Richter et al., research use) and Cityscapes photos (registration, non-commercial)",
+        Release(
+            "https://drive.google.com/open?id=1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx", "unit_gta2city.pt", "drive",
+            "https://github.com/mingyuliutw/UNIT", drive_id="1R9MH_p8tDmUsIAjKCu-jgoilWgANfObx",
         ),
     ),
     # The authors' later NVlabs/imaginaire release: improved generators (arch variant "imaginaire"),

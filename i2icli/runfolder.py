@@ -14,3 +14,13 @@ def training_run_of(path: Path) -> Path | None:
     if path.parent.name == "checkpoints" and path.name.startswith("step_") and (run / RUN_FILE).is_file():
         return run
     return None
+
+
+def export_command(path: Path) -> str | None:
+    """When ``path`` is a training checkpoint, the command that exports its model (quoted for a
+    message: `i2i export-checkpoint RUN --step N`); None otherwise."""
+    run = training_run_of(path)
+    if run is None:
+        return None
+    step = int(path.stem.split("_")[-1])
+    return f"`i2i export-checkpoint {run} --step {step}`"

@@ -236,6 +236,7 @@ def export_onnx_file(model: Any, direction: str, path: Path) -> OnnxExport:
     PyTorch on two seeded batches of different sizes (the second not square)."""
     from i2icli.checkpoint import atomic_write_bytes
     from i2icli.config import to_dict
+    from i2icli.methods.base import StyleModel
 
     onnx = _require("onnx", "onnx", "ONNX export")
     net = model.net
@@ -246,7 +247,7 @@ def export_onnx_file(model: Any, direction: str, path: Path) -> OnnxExport:
 
     def inputs(batch: int, height: int, width: int) -> tuple[Tensor, Tensor | None]:
         x = torch.rand(batch, c_in, height, width, generator=gen) * 2 - 1
-        style = model.style_net.random_style(batch, gen, "cpu") if with_style else None
+        style = model.net_as(StyleModel).random_style(batch, gen, "cpu") if with_style else None
         return x, style
 
     x, style = inputs(2, side, side)

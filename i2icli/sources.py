@@ -48,7 +48,7 @@ from i2icli.cards import model_card, read_metrics
 from i2icli.errors import CheckpointError, I2IError, InputError, NotAvailableError, ResolveError, UnknownModelError
 from i2icli.hub import download_model_file, env_offline, parse_hub_ref, sha256_file
 from i2icli.registry import ALIASES, HUB_PREFIX, PRETRAINED, Pretrained, Release, lookup, weights_dir
-from i2icli.runfolder import RUN_FILE, training_run_of
+from i2icli.runfolder import RUN_FILE, export_command
 
 CACHE_ENV = "I2I_CACHE_DIR"
 MIRROR_ENV = "I2I_MODELS_URL"
@@ -135,13 +135,9 @@ def _local(ref: str, path: Path) -> Resolved:
                 f"`i2i export-checkpoint {ref}` or finish it with `i2i train --resume {ref}`"
             )
         raise ResolveError(f"{ref}: folder has no model.safetensors")
-    run = training_run_of(path)
-    if run is not None:
-        step = int(path.stem.split("_")[-1])
-        raise ResolveError(
-            f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with "
-            f"`i2i export-checkpoint {run} --step {step}`"
-        )
+    export = export_command(path)
+    if export is not None:
+        raise ResolveError(f"{ref}: a training checkpoint (optimiser state and all), not a model; export it with {export}")
     if path.suffix in (".pth", ".pt", ".ckpt"):
         raise ResolveError(
             f"{ref}: a PyTorch pickle, not an i2i checkpoint; convert it first with `i2i convert --from METHOD {ref}`"

@@ -43,7 +43,8 @@ def test_committed_results_fill_the_cyclegan_rows() -> None:
     assert quality.check_shape(results, cells) == []
     for bench in CYCLEGAN_BENCHMARKS:
         cell = results["cells"][f"cyclegan:{bench}"]
-        assert cell["steps"] == quality.BENCHMARKS[bench].steps and cell["preset"] == "cpu-small"
+        # The cell ran the method's recipe for that benchmark (cpu-small at the shared budget unless RECIPES says).
+        assert (cell["preset"], cell["steps"]) == quality.cell_budget(plans["cyclegan"], quality.BENCHMARKS[bench])
         assert cell["train_seconds"] < 15 * 60  # the per-cell cap
         assert {"cpu", "cores", "threads", "torch"} <= set(cell["machine"])
         # What was measured: CycleGAN beats the do-nothing row somewhere on every benchmark.
@@ -108,8 +109,34 @@ def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> N
             # Stages (if any) fit into the shared budget, leaving steps for the last one.
             budget = list(impl.budget_overrides(bench.steps))
             assert overrides[len(overrides) - len(budget) :] == budget, name
+
             assert sum(int(o.split("=")[1]) for o in budget if o.startswith("steps_")) < bench.steps, name
     assert quality.BENCHMARKS["fashion-sneaker-boot"].needs is not None
+
+def test_recipes_name_real_presets_and_say_what_a_cell_runs() -> None:
+    plans = quality._method_plans()
+    for (method, bench), recipe in quality.RECIPES.items():
+        assert recipe.preset in load_method(method).presets and recipe.steps > 0, (method, bench)
+        assert quality.cell_budget(plans[method], quality.BENCHMARKS[bench]) == (recipe.preset, recipe.steps)
+    assert quality.cell_budget(plans["do-nothing"], quality.BENCHMARKS["mnist-uci-digits"]) == (None, 0)
+    plain = next(m for m in METHOD_MODULES if (m, "synthetic-colored-digits") not in quality.RECIPES)
+    assert quality.cell_budget(plans[plain], quality.BENCHMARKS["synthetic-colored-digits"]) == (quality.BENCH_PRESET, 800)
+
+
+def test_several_seeds_show_mean_and_sample_sd() -> None:
+    def cell(seed: int, kept: float) -> dict:
+        return {"method": "cyclegan", "benchmark": "mnist-uci-digits", "seed": seed, "steps": 8, "batch_size": 8,
+                "preset": "cpu-fast", "train_seconds": 60.0, "resumed": False, "eval_seconds": 1.0,
+                "directions": [{"direction": "a2b", "source": "mnist", "target": "uci", "n": 4,
+                                "metrics": {"class-kept": kept}, "reference": {}, "skipped": [], "notes": []}]}  # fmt: skip
+
+    results = {"cells": {quality.cell_key("cyclegan", "mnist-uci-digits", s): cell(s, k) for s, k in ((0, 0.8), (1, 0.9), (2, 1.0))}}
+    assert set(results["cells"]) == {"cyclegan:mnist-uci-digits", "cyclegan:mnist-uci-digits@seed1", "cyclegan:mnist-uci-digits@seed2"}
+    (merged,) = quality._cells_of(results, quality.BENCHMARKS["mnist-uci-digits"])
+    a2b = merged["directions"][0]
+    assert merged["seeds"] == [0, 1, 2] and merged["train_seconds"] == 180.0
+    assert a2b["metrics"]["class-kept"] == pytest.approx(0.9) and a2b["sd"]["class-kept"] == pytest.approx(0.1)
+    assert quality._value(a2b["metrics"], "class-kept", a2b["sd"]) == "90.0% ± 10.0%"
 
 
 def test_check_shape_names_what_is_missing() -> None:

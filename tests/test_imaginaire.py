@@ -22,7 +22,10 @@ from i2icli.errors import CheckpointError
 from i2icli.methods import load_method
 
 F = FIXTURES / "imaginaire"
-ATOL = 1e-5
+# imaginaire's outputs reach magnitude 9: on the CPU that wrote the fixtures they match within 1e-5;
+# on one with another instruction set (AVX2 vs AVX-512) convolutions sum in another order and
+# they differ by up to 5e-5. A wrong layer or weight moves them by 0.1 or more.
+ATOL = 1e-4
 runner = CliRunner()
 TINY = [("munit_d2", "munit"), ("munit_d3", "munit"), ("unit_d2", "unit")]
 

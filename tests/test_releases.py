@@ -416,9 +416,10 @@ def test_push_uploads_weights_config_and_card(hub: MockHub, monkeypatch: pytest.
     config = json.loads(files["config.json"])
     assert config["method"] == "cyclegan" and config["domains"] == ["mnist", "uci"]
     card = files["README.md"].decode()
+    kept = json.loads((REPO / "weights" / "cyclegan-digits" / "metrics.json").read_text())["a2b:model:kept-as-target"]
     for text in (
         "license: mit", "# cyclegan-digits", "Zhu et al., ICCV 2017", "`mnist` (a) and `uci` (b)", "MNIST",
-        "a2b_class_kept | 0.625", "i2i translate --model hf-hub:acme/digits", "this repository",
+        f"a2b:model:kept-as-target | {kept:.4g}", "i2i translate --model hf-hub:acme/digits", "this repository",
     ):  # fmt: skip
         assert text in card, text
     assert sha in result.stderr

@@ -62,6 +62,10 @@ def test_smoke_every_cell(tmp_path: Path) -> None:
 
 
 def test_render_flags_timings_taken_under_load() -> None:
-    cell = {"result": {}, "machine": {}, "load_before": [3.0, 2.0, 1.0], "load_after": [1.0, 1.0, 1.0], "seconds": 1.0}
+    cell = {"result": {}, "machine": {"threads": 2}, "load_before": [3.0, 2.0, 1.0], "load_after": [1.0, 1.0, 1.0],
+            "seconds": 1.0}  # fmt: skip
     assert not train_speed.quiet(cell)
     assert train_speed.quiet({**cell, "load_before": [1.1, 2.0, 1.0]})
+    # The cell's own two busy threads are not other work; a third process's load is.
+    assert train_speed.quiet({**cell, "load_before": [0.3, 0, 0], "load_after": [3.1, 0, 0]})
+    assert not train_speed.quiet({**cell, "load_before": [0.3, 0, 0], "load_after": [3.3, 0, 0]})

@@ -55,6 +55,8 @@ ThreadsOpt = Annotated[
     ),
 ]
 InputsArg = Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.")]
+DirectionOpt = Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a (also AtoB, BtoA).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")]
 MaxPixelsOpt = Annotated[
     int | None,
     typer.Option(

@@ -23,27 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 
-from i2icli.cli.common import (
-    BatchOpt,
-    DeviceOpt,
-    InputsArg,
-    JsonOpt,
-    MaxPixelsOpt,
-    ModelOpt,
-    OfflineOpt,
-    OutDirOpt,
-    OverwriteOpt,
-    QuietOpt,
-    Report,
-    SeedOpt,
-    SizeOpt,
-    ThreadsOpt,
-    check_max_pixels,
-    check_output_folder,
-    handle_errors,
-    parse_direction,
-    parse_size,
-)  # fmt: skip
+from i2icli.cli import common
+from i2icli.cli.common import InputsArg, Report, SeedOpt, handle_errors
 from i2icli.cli.validate import writable_folder
 from i2icli.errors import I2IError, UsageError
 
@@ -54,8 +35,6 @@ if TYPE_CHECKING:
     from i2icli.inference import InputScale, LoadedModel
     from i2icli.methods.base import Direction
 
-DirectionOpt = Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a (also AtoB, BtoA).")]
-ToOpt = Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")]
 GRID_NAME = "grid.png"
 STDIN = (Path("-"), Path("stdin"))
 
@@ -87,28 +66,29 @@ def _common(
     from i2icli.threads import choose_threads
 
     choose_threads(threads)
-    check_max_pixels(max_pixels)
+    common.check_max_pixels(max_pixels)
     if batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    check_output_folder(output)
+    common.check_output_folder(output)
     return _Common(
-        model, parse_direction(direction), to, output, device, parse_size(size), batch_size, as_json, quiet, threads,
-        max_pixels, overwrite, offline,
+        model, common.parse_direction(direction), to, output, device, common.parse_size(size), batch_size, as_json, quiet,
+        threads, max_pixels, overwrite, offline,
     )  # fmt: skip
 
 
-def _shared_options(default_output: Path) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def _shared_options(default_output: Path) -> Callable[[Callable[..., int]], Callable[..., None]]:
     """Declare the options every multimodal command takes once: the decorated command lists only its
-    own parameters and receives these checked, as ``opts`` (usage errors exit 2 before any work)."""
+    own parameters, receives these checked, as ``opts`` (usage errors exit 2 before any work), and
+    returns how many inputs or outputs failed (exit 1 when any did). Errors are handled around it."""
     shared: list[tuple[str, Any, Any]] = [
-        ("model", ModelOpt, None), ("direction", DirectionOpt, "a2b"), ("to", ToOpt, None),
-        ("output", OutDirOpt, default_output), ("device", DeviceOpt, "auto"), ("max_pixels", MaxPixelsOpt, None),
-        ("overwrite", OverwriteOpt, False), ("offline", OfflineOpt, False), ("size", SizeOpt, "auto"),
-        ("batch_size", BatchOpt, 8), ("as_json", JsonOpt, False), ("quiet", QuietOpt, False),
-        ("threads", ThreadsOpt, None),
+        ("model", common.ModelOpt, None), ("direction", common.DirectionOpt, "a2b"), ("to", common.ToOpt, None),
+        ("output", common.OutDirOpt, default_output), ("device", common.DeviceOpt, "auto"),
+        ("max_pixels", common.MaxPixelsOpt, None), ("overwrite", common.OverwriteOpt, False),
+        ("offline", common.OfflineOpt, False), ("size", common.SizeOpt, "auto"), ("batch_size", common.BatchOpt, 8),
+        ("as_json", common.JsonOpt, False), ("quiet", common.QuietOpt, False), ("threads", common.ThreadsOpt, None),
     ]  # fmt: skip
 
-    def wrap(command: Callable[..., None]) -> Callable[..., None]:
+    def wrap(command: Callable[..., int]) -> Callable[..., None]:
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "opts"]
         kw = inspect.Parameter.KEYWORD_ONLY
         params = own + [inspect.Parameter(name, kw, annotation=a, default=d) for name, a, d in shared]
@@ -117,7 +97,9 @@ def _shared_options(default_output: Path) -> Callable[[Callable[..., None]], Cal
         def run(**values: Any) -> None:
             with handle_errors():
                 opts = _common(**{name: values.pop(name) for name, _, _ in shared})
-            command(**values, opts=opts)
+                failures = command(**values, opts=opts)
+            if failures:  # inputs or outputs that failed, each named on stderr: the rest is written
+                raise typer.Exit(1)
 
         # Typer reads the parameters from the signature: the command's own, then the shared ones.
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -180,6 +162,19 @@ def _load(ref: str, opts: _Common) -> tuple[LoadedModel, Direction, InputScale]:
     scale = input_scale(loaded, opts.size)
     writable_folder("-o", opts.output)  # once, before any input is read (one line, exit 1)
     return loaded, chosen, scale
+
+
+def _report(opts: _Common, scale: InputScale, total: int, verb: str) -> tuple[Report, _Reader]:
+    """The run's report (its summary notes the output scale) and the reader of its inputs."""
+    report = Report(total, as_json=opts.as_json, quiet=opts.quiet, verb=verb)
+    report.notes.append(scale.describe_outputs())
+    return report, _Reader(scale, report, opts.max_pixels)
+
+
+def _finish(report: Report, opts: _Common) -> int:
+    """Print the summary line; return how many inputs and outputs failed."""
+    report.close(str(opts.output))
+    return report.failures
 
 
 def _check_unique(destinations: list[tuple[Path, str]]) -> None:
@@ -262,20 +257,17 @@ def sample_styles(
     seed: SeedOpt = 0,
     *,
     opts: _Common,
-) -> None:
+) -> int:
     """Translate each input with N random styles from the prior (the same N for every input).
 
     Writes OUT/<name>_s<k>.png per style and OUT/grid.png (a row per input: the input, then its styles).
     """
-    with handle_errors():
-        if n < 1:
-            raise UsageError(f"--n {n}: must be at least 1")
-        files = _files(inputs)
-        ref = _require(opts.model, "sample-styles", "sample styles", opts.offline)
-        _check_unique([(Path(f"{_out_stem(opts.output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
-        failures = _sample(files, ref, n, seed, opts)
-    if failures:
-        raise typer.Exit(1)
+    if n < 1:
+        raise UsageError(f"--n {n}: must be at least 1")
+    files = _files(inputs)
+    ref = _require(opts.model, "sample-styles", "sample styles", opts.offline)
+    _check_unique([(Path(f"{_out_stem(opts.output, rel)}_s{k}.png"), str(src)) for src, rel in files for k in range(n)])
+    return _sample(files, ref, n, seed, opts)
 
 
 def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _Common) -> int:
@@ -284,12 +276,9 @@ def _sample(files: list[tuple[Path, Path]], ref: str, n: int, seed: int, opts: _
     loaded, chosen, scale = _load(ref, opts)
     styles = prior_styles(loaded, n, seed)  # (n, S, 1, 1), shared by every input
     names = [f"s{k}" for k in range(n)]
-    report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="sampling styles")
-    report.notes.append(scale.describe_outputs())
-    read = _Reader(scale, report, opts.max_pixels)
+    report, read = _report(opts, scale, len(files), "sampling styles")
     _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=None)
-    report.close(str(opts.output))
-    return report.failures
+    return _finish(report, opts)
 
 
 # --------------------------------------------------------------------------- exemplar
@@ -301,22 +290,19 @@ def exemplar(
     style: Annotated[list[Path] | None, typer.Option("--style", "-s", help="Reference image(s) of the target domain.", readable=False)] = None,
     *,
     opts: _Common,
-) -> None:
+) -> int:
     """Translate inputs with the style of each reference image (every input x every reference).
 
     Writes OUT/<name>_<reference name>.png and OUT/grid.png (top row: the references; then a row
     per input: the input, then its translations).
     """
-    with handle_errors():
-        if not style:
-            raise UsageError("exemplar needs at least one --style reference image")
-        _check_references("--style", style)
-        files = _files(inputs)
-        ref = _require(opts.model, "exemplar", "use exemplar styles", opts.offline)
-        _check_unique([(Path(f"{_out_stem(opts.output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
-        failures = _exemplar(files, style, ref, opts)
-    if failures:
-        raise typer.Exit(1)
+    if not style:
+        raise UsageError("exemplar needs at least one --style reference image")
+    _check_references("--style", style)
+    files = _files(inputs)
+    ref = _require(opts.model, "exemplar", "use exemplar styles", opts.offline)
+    _check_unique([(Path(f"{_out_stem(opts.output, rel)}_{r.stem}.png"), f"{src} with {r}") for src, rel in files for r in style])
+    return _exemplar(files, style, ref, opts)
 
 
 def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: _Common) -> int:
@@ -325,9 +311,7 @@ def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: 
 
     loaded, chosen, scale = _load(ref, opts)
     _, c_out = loaded.channels(chosen)
-    report = Report(len(files), as_json=opts.as_json, quiet=opts.quiet, verb="exemplar styles")
-    report.notes.append(scale.describe_outputs())
-    read = _Reader(scale, report, opts.max_pixels)
+    report, read = _report(opts, scale, len(files), "exemplar styles")
     good_refs: list[tuple[Path, Tensor]] = []
     for path in refs:  # references are target-domain images, read at the same scale as the inputs
         try:
@@ -339,8 +323,7 @@ def _exemplar(files: list[tuple[Path, Path]], refs: list[Path], ref: str, opts: 
         header = [None, *(to_pil(t) for _, t in good_refs)]
         names = [ref_path.stem for ref_path, _ in good_refs]
         _style_rows(loaded, chosen, files, styles, names, opts, read, _Writer(report, opts.overwrite), report, header=header)
-    report.close(str(opts.output))
-    return report.failures
+    return _finish(report, opts)
 
 
 # --------------------------------------------------------------------------- interpolate
@@ -361,7 +344,7 @@ def interpolate(
     ] = False,
     *,
     opts: _Common,
-) -> None:
+) -> int:
     """Two inputs: walk between their latent codes (MUNIT: contents, decoded in style A; TransGaGa:
     the appearances their translations get, on the first one's geometry, or with --geometry their
     landmarks, in appearance A). One input (style models only): walk from style A to style B.
@@ -369,28 +352,25 @@ def interpolate(
     Writes OUT/<name>_f<k>.png per frame, OUT/<name>_strip.png (the frames side by side) and, with
     --gif, OUT/<name>.gif. A second input of another size is resized to the first's size.
     """
-    with handle_errors():
-        if steps < 2:
-            raise UsageError(f"--steps {steps}: must be at least 2 (both ends are frames)")
-        if mode not in ("lerp", "slerp"):
-            raise UsageError(f"--mode {mode!r}: use lerp or slerp")
-        if len(inputs) not in (1, 2):
-            raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(inputs)}")
-        if from_seed is not None and style_a is not None:
-            raise UsageError("--from-seed and --style-a both set style A; pass one")
-        if to_seed is not None and style_b is not None:
-            raise UsageError("--to-seed and --style-b both set style B; pass one")
-        _check_references("--style-a", [style_a] if style_a else [])
-        _check_references("--style-b", [style_b] if style_b else [])
-        files = _files(inputs)
-        if len(files) not in (1, 2):
-            raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
-        if len(files) == 2 and (to_seed is not None or style_b is not None):
-            raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
-        ref = _require(opts.model, "interpolate", "interpolate", opts.offline)
-        failures = _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, geometry, opts)
-    if failures:
-        raise typer.Exit(1)
+    if steps < 2:
+        raise UsageError(f"--steps {steps}: must be at least 2 (both ends are frames)")
+    if mode not in ("lerp", "slerp"):
+        raise UsageError(f"--mode {mode!r}: use lerp or slerp")
+    if len(inputs) not in (1, 2):
+        raise UsageError(f"interpolate takes one input (style walk) or two (content walk), got {len(inputs)}")
+    if from_seed is not None and style_a is not None:
+        raise UsageError("--from-seed and --style-a both set style A; pass one")
+    if to_seed is not None and style_b is not None:
+        raise UsageError("--to-seed and --style-b both set style B; pass one")
+    _check_references("--style-a", [style_a] if style_a else [])
+    _check_references("--style-b", [style_b] if style_b else [])
+    files = _files(inputs)
+    if len(files) not in (1, 2):
+        raise UsageError(f"interpolate takes one input image (style walk) or two (content walk), got {len(files)}")
+    if len(files) == 2 and (to_seed is not None or style_b is not None):
+        raise UsageError("a content walk (two inputs) uses one style: --to-seed/--style-b apply to one input")
+    ref = _require(opts.model, "interpolate", "interpolate", opts.offline)
+    return _interpolate(files, ref, steps, mode, (from_seed, style_a), (to_seed, style_b), gif, geometry, opts)
 
 
 def _interpolate(
@@ -411,9 +391,7 @@ def _interpolate(
     if appearance_walk and any(v is not None for v in end_a):
         raise UsageError("an appearance walk between two inputs takes both ends from them: drop --from-seed/--style-a or add --geometry")
     c_in, c_out = loaded.channels(chosen)
-    report = Report(1, as_json=opts.as_json, quiet=opts.quiet, verb="interpolating")
-    report.notes.append(scale.describe_outputs())
-    read = _Reader(scale, report, opts.max_pixels)
+    report, read = _report(opts, scale, 1, "interpolating")
     writer = _Writer(report, opts.overwrite)
     start = time.perf_counter()
 
@@ -430,8 +408,7 @@ def _interpolate(
         except I2IError as e:
             report.failed(_source(src), str(e), e)
     if len(images) != len(files):  # a walk needs every input
-        report.close(str(opts.output))
-        return report.failures
+        return _finish(report, opts)
     if len(images) == 2 and images[1].shape != images[0].shape:
         # Contents are mixed position by position, so both inputs need the same size.
         height, width = images[0].shape[1:]
@@ -458,8 +435,7 @@ def _interpolate(
     if gif:
         writer.write_gif(Path(f"{base}.gif"), frames)
     report.advance()
-    report.close(str(opts.output))
-    return report.failures
+    return _finish(report, opts)
 
 
 def _write_gif(path: Path, frames: list[Image.Image]) -> None:

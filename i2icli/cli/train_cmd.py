@@ -68,19 +68,11 @@ def train(
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
     log_every: Annotated[int, typer.Option("--log-every", help="Log scalars every N steps.")] = 10,
     val_every: Annotated[
-        int,
-        typer.Option(
-            "--val-every",
-            help="Validation score every N steps on testA/testB (or a held-back tenth); best model kept in model-best/.",
-        ),
+        int, typer.Option("--val-every", help="Validation score every N steps on testA/testB (or a held-back tenth); best model kept in model-best/.")
     ] = 0,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Data loading processes.")] = 0,
     preload: Annotated[
-        bool,
-        typer.Option(
-            "--preload/--no-preload",
-            help="Decode all training images once into memory (default for the cpu- presets on a CPU).",
-        ),
+        bool, typer.Option("--preload/--no-preload", help="Decode all training images once into memory (default for the cpu- presets on a CPU).")
     ] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (needs it installed).")] = False,
     max_pixels: MaxPixelsOpt = None,

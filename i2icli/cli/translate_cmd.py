@@ -14,6 +14,7 @@ from i2icli.cli import validate
 from i2icli.cli.common import (
     BatchOpt,
     DeviceOpt,
+    DirectionOpt,
     InputsArg,
     JsonOpt,
     MaxPixelsOpt,
@@ -25,6 +26,7 @@ from i2icli.cli.common import (
     SeedOpt,
     SizeOpt,
     ThreadsOpt,
+    ToOpt,
     check_max_pixels,
     handle_errors,
     parse_direction,
@@ -51,8 +53,8 @@ def translate(
         str, typer.Option("--output", "-o", help="Output folder; a file name (.png/.jpg/.webp) for one input; or - for PNG on stdout.")
     ] = "translated",
     model: ModelOpt = None,
-    direction: Annotated[str, typer.Option("--direction", "-d", help="a2b or b2a (also AtoB, BtoA).")] = "a2b",
-    to: Annotated[str | None, typer.Option("--to", help="Target domain by name (overrides --direction).")] = None,
+    direction: DirectionOpt = "a2b",
+    to: ToOpt = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 1,
     seed: SeedOpt = 0,

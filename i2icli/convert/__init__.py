@@ -15,7 +15,7 @@ from i2icli.errors import InputError, UsageError
 from i2icli.imageio import describe_non_image, image_mode
 from i2icli.methods import load_method, read_info
 from i2icli.methods.base import Converted
-from i2icli.runfolder import training_run_of
+from i2icli.runfolder import export_command
 
 ConvertFn = Callable[[Sequence[Path]], Converted]
 
@@ -67,13 +67,9 @@ _TORCH_STARTS = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x0
 def check_official_file(path: Path, method: str, expected: str) -> None:
     """Refuse, in the command's own words, a file that is not an official PyTorch checkpoint: an i2i
     model, an i2i training checkpoint, an image, text or anything else that is not a torch file."""
-    run = training_run_of(path)
-    if run is not None:
-        step = int(path.stem.split("_")[-1])
-        raise UsageError(
-            f"{path}: an i2i training checkpoint, not an official one; export its model with "
-            f"`i2i export-checkpoint {run} --step {step}`"
-        )
+    export = export_command(path)
+    if export is not None:
+        raise UsageError(f"{path}: an i2i training checkpoint, not an official one; export its model with {export}")
     try:
         with path.open("rb") as fh:
             head = fh.read(4096)

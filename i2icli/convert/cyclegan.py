@@ -71,6 +71,15 @@ def check_keys(state: dict[str, torch.Tensor], reference: dict[str, torch.Tensor
         raise CheckpointError(f"{where}: missing key {missing[0]!r}")
 
 
+def load_generators(files: Sequence[Path], method: str, roles: tuple[str, str]) -> tuple[list[Path], list[dict[str, torch.Tensor]]]:
+    """The paths and cleaned state dicts of one or two official generator files in this key layout
+    (the forks GcGAN and DistanceGAN); ``roles`` names the first and the optional second file."""
+    if len(files) not in (1, 2):
+        raise UsageError(f"convert --from {method}: expected 1 file ({roles[0]}) or 2 ({roles[0]}, {roles[1]}), got {len(files)}")
+    paths = [Path(f) for f in files]
+    return paths, [clean(load_official(p)) for p in paths]
+
+
 def convert_cyclegan(gen_ab: Path, gen_ba: Path | None = None) -> CycleGANModel:
     """One official generator file (a2b only) or two (a2b and b2a) -> a ``CycleGANModel`` with the weights."""
     files = {"gen_ab": gen_ab} | ({"gen_ba": gen_ba} if gen_ba is not None else {})

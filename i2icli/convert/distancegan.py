@@ -18,8 +18,8 @@ from typing import Sequence
 
 import torch
 
-from i2icli.convert.cyclegan import check_keys, clean, generator_arch, load_official
-from i2icli.errors import CheckpointError, UsageError
+from i2icli.convert.cyclegan import check_keys, generator_arch, load_generators
+from i2icli.errors import CheckpointError
 from i2icli.methods.base import Converted
 from i2icli.methods.distancegan import DistanceGANArch, DistanceGANModel, GeneratorKind
 
@@ -53,10 +53,7 @@ def generator_layout(state: dict[str, torch.Tensor], where: Path) -> Layout:
 
 def convert_official(files: Sequence[Path]) -> Converted:
     """netG_A (a2b) and optionally netG_B (b2a) -> a ``DistanceGANModel`` state dict."""
-    if len(files) not in (1, 2):
-        raise UsageError(f"convert --from distancegan: expected 1 file (G_A) or 2 (G_A, G_B), got {len(files)}")
-    paths = [Path(f) for f in files]
-    states = [clean(load_official(p)) for p in paths]
+    paths, states = load_generators(files, "distancegan", ("G_A", "G_B"))
     layouts = [generator_layout(s, p) for s, p in zip(states, paths)]
     in_ch, out_ch, ngf, n_blocks, dropout, kind = layouts[0]
     if len(layouts) == 2:

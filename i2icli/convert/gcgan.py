@@ -14,18 +14,15 @@ from typing import Sequence
 
 import torch
 
-from i2icli.convert.cyclegan import check_keys, clean, generator_arch, load_official
-from i2icli.errors import CheckpointError, UsageError
+from i2icli.convert.cyclegan import check_keys, generator_arch, load_generators
+from i2icli.errors import CheckpointError
 from i2icli.methods.base import Converted
 from i2icli.methods.gcgan import GcGANArch, GcGANModel
 
 
 def convert_official(files: Sequence[Path]) -> Converted:
     """G_AB (and optionally a cross variant's G_gc_AB) -> a one-sided ``GcGANModel`` state dict."""
-    if len(files) not in (1, 2):
-        raise UsageError(f"convert --from gcgan: expected 1 file (G_AB) or 2 (G_AB, G_gc_AB), got {len(files)}")
-    paths = [Path(f) for f in files]
-    states = [clean(load_official(p)) for p in paths]
+    paths, states = load_generators(files, "gcgan", ("G_AB", "G_gc_AB"))
     archs = [generator_arch(s, p) for s, p in zip(states, paths)]
     in_ch, out_ch, ngf, n_blocks, dropout = archs[0]
     if dropout:

@@ -51,16 +51,9 @@ def sha256_file(path: Path) -> str:
 
 
 def download(
-    url: str,
-    dest: Path,
-    *,
-    sha256: str | None = None,
-    lock_file: Path | None = None,
-    progress: bool | None = None,
-    retries: int = 3,
-    timeout: float = 60.0,
-    record: bool = True,
-) -> Path:
+    url: str, dest: Path, *, sha256: str | None = None, lock_file: Path | None = None, progress: bool | None = None,
+    retries: int = 3, timeout: float = 60.0, record: bool = True,
+) -> Path:  # fmt: skip
     """Download ``url`` to ``dest`` and return ``dest``.
 
     Resumes from ``dest.part`` when one exists; an interrupted transfer is retried (resuming)

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Literal, Mapping, Protocol, TypeVar, runtime_checkable
+from typing import Any, Callable, Generic, Literal, Mapping, Protocol, TypeVar, get_args, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from i2icli.errors import UsageError
 from i2icli.methods.info import Capability, MethodInfo
-from i2icli.train.objective import Batch, Objective
+from i2icli.train.objective import Batch, Carry, Objective, Phase, StepOutput
 
 Direction = Literal["a2b", "b2a"]
 DIRECTIONS: tuple[Direction, Direction] = ("a2b", "b2a")
@@ -47,6 +47,12 @@ def split_direction(direction: str) -> tuple[Domain, Domain]:
     raise UsageError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
 
 
+def check_choice(field: str, value: object, choices: Any) -> None:
+    """A usage error unless ``value`` of the config ``field`` is one of the ``Literal`` type ``choices``."""
+    if value not in get_args(choices):
+        raise UsageError(f"{field}: {value!r} is not one of {', '.join(get_args(choices))}")
+
+
 @dataclass(frozen=True)
 class Optim:
     """Adam settings shared by every phase of a method (each method states its paper's values)."""
@@ -59,6 +65,13 @@ class Optim:
     @property
     def betas(self) -> tuple[float, float]:
         return (self.beta1, self.beta2)
+
+    def phase(
+        self, name: str, modules: tuple[nn.Module, ...], loss_fn: Callable[[Batch, Carry], StepOutput],
+        stages: tuple[str, ...] | None = None,
+    ) -> Phase:  # fmt: skip
+        """A training phase that updates ``modules`` with these Adam settings."""
+        return Phase(name, modules, loss_fn, self.lr, self.betas, self.weight_decay, stages=stages)
 
 
 class MethodArch(Protocol):
@@ -198,13 +211,6 @@ class Preset:
     batch_size: int
     max_steps: int | None  # None: the official number of epochs of the dataset (``epochs``)
     epochs: int = 200
-
-
-def cpu_small_preset(config: Any) -> Preset:
-    """``cpu-small`` of the ResNet-generator methods (CycleGAN, GcGAN, DistanceGAN): ``config`` is
-    the method's own config at these sizes, the loop defaults are shared."""
-    what = "CPU-sized (labelled, not the paper's): 32^2 crops, ngf 16, 3 blocks, batch 8, 2000 steps"
-    return Preset("cpu-small", what, config, batch_size=8, max_steps=2000)
 
 
 @dataclass(frozen=True)

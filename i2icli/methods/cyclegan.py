@@ -25,20 +25,19 @@ from torch import nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
-from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
+from i2icli.methods.base import DIRECTIONS, Direction, Method, Optim, Preset, TrainingData
 from i2icli.methods.info import MethodInfo
-from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
+from i2icli.methods.presets import cpu_fast_preset, cpu_small_preset, cpu_tiny_preset, resnet_cpu_config, tiny_test_presets
+from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, ResnetTranslator, check_patch_crop, init_normal
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation, gray_to_rgb
 from i2icli.train.pool import ImagePool
 from i2icli.train.schedule import constant, linear_decay
 
 INFO = MethodInfo(
-    name="cyclegan",
+    name="cyclegan", converter="i2icli.convert.cyclegan", capabilities=("translate", "bidirectional"),
     summary="two ResNet generators, PatchGAN discriminators, cycle + identity losses",
     paper="Zhu et al., ICCV 2017, https://arxiv.org/abs/1703.10593",
-    capabilities=("translate", "bidirectional"),
     convert_help="the official a->b generator (latest_net_G_A.pth), optionally the b->a one (latest_net_G_B.pth)",
-    converter="i2icli.convert.cyclegan",
 )
 
 
@@ -76,11 +75,8 @@ class CycleGANConfig:
     spectral_norm_d: bool = False  # spectral normalisation on every discriminator conv
 
 
-class CycleGANModel(nn.Module):
+class CycleGANModel(ResnetTranslator):
     """The inference model: one or two ResNet generators."""
-
-    stride = ResnetGenerator.STRIDE
-    min_size = ResnetGenerator.MIN_SIZE
 
     def __init__(self, arch: CycleGANArch) -> None:
         super().__init__()
@@ -106,10 +102,6 @@ class CycleGANModel(nn.Module):
         return self.generator(direction)(x)
 
 
-def _gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class CycleGANObjective(SingleStage):
     """Discriminators, pools and the two phases of a CycleGAN step."""
 
@@ -118,12 +110,7 @@ class CycleGANObjective(SingleStage):
             raise ValueError("CycleGAN training needs both generators (arch.directions = ['a2b', 'b2a'])")
         if cfg.lambda_identity > 0 and cfg.arch.channels_a != cfg.arch.channels_b:
             raise ValueError("the identity loss needs equal channel counts; set lambda_identity=0")
-        smallest = patch_min_size(cfg.n_layers_d)
-        if cfg.data.crop_size < smallest:
-            raise ValueError(
-                f"data.crop_size {cfg.data.crop_size} is too small for a PatchGAN with n_layers_d={cfg.n_layers_d} "
-                f"(needs >= {smallest}); lower n_layers_d or raise crop_size"
-            )
+        check_patch_crop(cfg.data.crop_size, cfg.n_layers_d)
         self.cfg = cfg
         self.model = model
         self.dis_a = PatchDiscriminator(cfg.arch.channels_a, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
@@ -139,8 +126,8 @@ class CycleGANObjective(SingleStage):
     def phases(self) -> list[Phase]:
         o = self.cfg.optim
         return [
-            Phase("gen", (self.model.gen_ab, self.model.gen_ba), self.generator_loss, o.lr, o.betas, o.weight_decay),
-            Phase("dis", (self.dis_a, self.dis_b), self.discriminator_loss, o.lr, o.betas, o.weight_decay),
+            o.phase("gen", (self.model.gen_ab, self.model.gen_ba), self.generator_loss),
+            o.phase("dis", (self.dis_a, self.dis_b), self.discriminator_loss),
         ]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
@@ -209,24 +196,17 @@ class CycleGANObjective(SingleStage):
         x_ba = self.model.gen_ba(x_b)
         rows = {"A": x_a, "A->B": x_ab, "A->B->A": self.model.gen_ba(x_ab),
                 "B": x_b, "B->A": x_ba, "B->A->B": self.model.gen_ab(x_ba)}  # fmt: skip
-        return {label: _gray_to_rgb(r) for label, r in rows.items()}
+        return {label: gray_to_rgb(r) for label, r in rows.items()}
 
 
-def _cpu_config(ngf: int, n_blocks: int, size: int) -> CycleGANConfig:
-    return CycleGANConfig(
-        arch=CycleGANArch(ngf=ngf, n_blocks=n_blocks),
-        data=Preprocess(mode="resize_and_crop", load_size=size + size // 8, crop_size=size, flip=True),
-        ndf=ngf,
-    )
+def _cpu_config(ngf: int, n_blocks: int, size: int, **changes: Any) -> CycleGANConfig:
+    return resnet_cpu_config(CycleGANConfig, CycleGANArch, ngf, n_blocks, size, **changes)
 
 
 PRESETS = {
     "paper": Preset(
-        "paper",
-        "official recipe: 256^2 crops of 286^2, resnet_9blocks ngf 64, batch 1, 100+100 epochs",
-        CycleGANConfig(),
-        batch_size=1,
-        max_steps=None,
+        "paper", "official recipe: 256^2 crops of 286^2, resnet_9blocks ngf 64, batch 1, 100+100 epochs",
+        CycleGANConfig(), batch_size=1, max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     # Measured on MNIST<->UCI validation splits (benchmarks/curves.py): at 28-32 px a 3-layer D
@@ -234,44 +214,17 @@ PRESETS = {
     # content term keeps the coarse layout that the cycle alone lets drift (a 6 drawn as a 9): at
     # weight 10 digits kept and judged as the target peak at 600-900 steps (90%/94%) and drift down
     # after; at weight 3 a2b keeps fewer (79% at 600).
-    "cpu-fast": Preset(
-        "cpu-fast",
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps",
-        replace(_cpu_config(16, 3, 32), n_layers_d=2, lambda_content=10.0),
-        batch_size=8,
-        max_steps=800,
-    ),
-    "cpu-tiny": Preset(
-        "cpu-tiny",
-        "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",
-        replace(_cpu_config(4, 1, 16), pool_size=4, n_layers_d=2),
-        batch_size=2,
-        max_steps=40,
-    ),
+    "cpu-fast": cpu_fast_preset(_cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0)),
+    "cpu-tiny": cpu_tiny_preset(_cpu_config(4, 1, 16, pool_size=4, n_layers_d=2), batch_size=2),
 }
 
-# The generic suite (tests/test_methods.py): 16^2 crops of 20^2, ngf 4, one block, 2-layer D.
-TEST_PRESETS = {
-    "tiny": Preset(
-        "tiny", "generic-suite config", replace(_cpu_config(4, 1, 16), pool_size=2, n_layers_d=2), batch_size=2, max_steps=4
-    ),
-    "tiny-options": Preset(
-        "tiny-options",
-        "generic-suite config with the labelled options on (content term, spectral norm on D)",
-        replace(_cpu_config(4, 1, 16), pool_size=2, n_layers_d=2, lambda_content=1.0, spectral_norm_d=True),
-        batch_size=2,
-        max_steps=4,
-    ),
-}
+# The generic suite (tests/test_methods.py): 16^2 crops of 20^2, ngf 4, one block, 2-layer D;
+# "tiny-options" turns the labelled options on (content term, spectral norm on D).
+_TINY = _cpu_config(4, 1, 16, pool_size=2, n_layers_d=2)
+TEST_PRESETS = tiny_test_presets(2, {"tiny": _TINY, "tiny-options": replace(_TINY, lambda_content=1.0, spectral_norm_d=True)})
 
 
 METHOD = Method(
-    info=INFO,
-    arch_cls=CycleGANArch,
-    config_cls=CycleGANConfig,
-    build_model=CycleGANModel,
-    build_objective=CycleGANObjective,
-    presets=PRESETS,
-    test_presets=TEST_PRESETS,
-    main_loss="cyc_a",
-)
+    info=INFO, main_loss="cyc_a", presets=PRESETS, test_presets=TEST_PRESETS,
+    arch_cls=CycleGANArch, config_cls=CycleGANConfig, build_model=CycleGANModel, build_objective=CycleGANObjective,
+)  # fmt: skip

@@ -20,7 +20,7 @@ Paper symbols -> code names:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -28,20 +28,18 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
-from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset, split_direction
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, check_choice, split_direction
 from i2icli.methods.info import MethodInfo
-from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_normal, patch_min_size
-from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation
+from i2icli.methods.presets import cpu_fast_preset, cpu_small_preset, cpu_tiny_preset, resnet_cpu_config, tiny_test_presets
+from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, ResnetTranslator, check_patch_crop, init_normal
+from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, Validation, gray_to_rgb
 from i2icli.train.pool import ImagePool
 
 INFO = MethodInfo(
-    name="distancegan",
+    name="distancegan", converter="i2icli.convert.distancegan", capabilities=("translate", "bidirectional"),
     summary="DistanceGAN: translation that keeps normalised pairwise (or half-to-half) distances; one or both directions",
     paper="Benaim & Wolf, NIPS 2017, https://arxiv.org/abs/1706.00826",
-    capabilities=("translate", "bidirectional"),
     convert_help="official <epoch>_net_G_A.pth (a2b), optionally followed by <epoch>_net_G_B.pth (b2a)",
-    converter="i2icli.convert.distancegan",
-    one_sided=False,
 )
 
 DistanceMode = Literal["pairwise", "self"]
@@ -155,8 +153,7 @@ class DistanceGANArch:
     directions: tuple[Direction, ...] = ("a2b", "b2a")  # official default: both
 
     def __post_init__(self) -> None:
-        if self.generator not in get_args(GeneratorKind):
-            raise UsageError(f"arch.generator: {self.generator!r} is not one of {', '.join(get_args(GeneratorKind))}")
+        check_choice("arch.generator", self.generator, GeneratorKind)
         if not self.directions or len(set(self.directions)) != len(self.directions) or not set(self.directions) <= {"a2b", "b2a"}:
             raise UsageError(f"arch.directions: expected a2b, b2a or both, got {list(self.directions)}")
 
@@ -185,17 +182,13 @@ class DistanceGANConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.distance not in get_args(DistanceMode):
-            raise UsageError(f"distance: {self.distance!r} is not one of {', '.join(get_args(DistanceMode))}")
+        check_choice("distance", self.distance, DistanceMode)
         if self.stat_images < 3:
             raise UsageError(f"stat_images: {self.stat_images} is too few to estimate distance statistics (need >= 3)")
 
 
-class DistanceGANModel(nn.Module):
+class DistanceGANModel(ResnetTranslator):
     """The inference model: ``gen_ab`` and/or ``gen_ba`` (as ``arch.directions`` says)."""
-
-    stride = ResnetGenerator.STRIDE
-    min_size = ResnetGenerator.MIN_SIZE
 
     def __init__(self, arch: DistanceGANArch) -> None:
         super().__init__()
@@ -223,10 +216,6 @@ class DistanceGANModel(nn.Module):
         return self.generator(direction)(x)
 
 
-def _gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class DistanceGANObjective:
     """Distance statistics, discriminators, pools and the two phases of a DistanceGAN step."""
 
@@ -250,12 +239,8 @@ class DistanceGANObjective:
             for domain, files in (("a", data.files_a), ("b", data.files_b)):
                 if len(files) < need:
                     raise ValueError(f"domain {domain} has {len(files)} images; the {cfg.distance} distance statistics need {need}")
-        smallest = patch_min_size(cfg.n_layers_d)
-        if cfg.data.crops and cfg.data.crop_size < smallest:
-            raise ValueError(
-                f"data.crop_size {cfg.data.crop_size} is too small for a PatchGAN with n_layers_d={cfg.n_layers_d} "
-                f"(needs >= {smallest}); lower n_layers_d or raise crop_size"
-            )
+        if cfg.data.crops:
+            check_patch_crop(cfg.data.crop_size, cfg.n_layers_d)
         self.cfg = cfg
         self.model = model
         self.distance_stats = DistanceStats()
@@ -283,18 +268,10 @@ class DistanceGANObjective:
     def validation(self) -> Validation | None:
         return None
 
-    def _generators(self) -> tuple[nn.Module, ...]:
-        return tuple(g for g in (self.model.gen_ab, self.model.gen_ba) if g is not None)
-
-    def _discriminators(self) -> tuple[nn.Module, ...]:
-        return tuple(d for d in (self.dis_a, self.dis_b) if d is not None)
-
     def phases(self) -> list[Phase]:
-        o = self.cfg.optim
-        return [
-            Phase("gen", self._generators(), self.generator_loss, o.lr, o.betas, o.weight_decay),
-            Phase("dis", self._discriminators(), self.discriminator_loss, o.lr, o.betas, o.weight_decay),
-        ]
+        gens = tuple(g for g in (self.model.gen_ab, self.model.gen_ba) if g is not None)
+        dis = tuple(d for d in (self.dis_a, self.dis_b) if d is not None)
+        return [self.cfg.optim.phase("gen", gens, self.generator_loss), self.cfg.optim.phase("dis", dis, self.discriminator_loss)]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
         return distancegan_linear_decay(step, max_steps) if self.cfg.lr_policy == "linear" else 1.0
@@ -368,74 +345,44 @@ class DistanceGANObjective:
         rows = {}
         for direction in self.model.directions:
             src, tgt = (d.upper() for d in split_direction(direction))
-            rows[src] = _gray_to_rgb(batch[src.lower()])
-            rows[f"{src}->{tgt}"] = _gray_to_rgb(self.model.generator(direction)(batch[src.lower()]))
+            rows[src] = gray_to_rgb(batch[src.lower()])
+            rows[f"{src}->{tgt}"] = gray_to_rgb(self.model.generator(direction)(batch[src.lower()]))
         return rows
 
 
 def _cpu_config(ngf: int, n_blocks: int, size: int, **changes: Any) -> DistanceGANConfig:
-    base = DistanceGANConfig(
-        arch=DistanceGANArch(ngf=ngf, n_blocks=n_blocks),
-        data=Preprocess(mode="resize_and_crop", load_size=size + size // 8, crop_size=size, flip=True),
-        ndf=ngf,
-    )
-    return replace(base, **changes)
+    return resnet_cpu_config(DistanceGANConfig, DistanceGANArch, ngf, n_blocks, size, **changes)
 
 
-def _tiny(arch: DistanceGANArch | None = None, **changes: Any) -> DistanceGANConfig:
+def _tiny(**changes: Any) -> DistanceGANConfig:
     """16^2 crops, ngf 4, one block, 2-layer PatchGANs, 8 images for the statistics: for tests."""
-    base = _cpu_config(4, 1, 16, pool_size=4, n_layers_d=2, stat_images=8)
-    return replace(base, arch=arch or base.arch, **changes)
+    return _cpu_config(4, 1, 16, pool_size=4, n_layers_d=2, stat_images=8, **changes)
 
 
 PRESETS = {
     "paper": Preset(
         "paper",
-        "official CycleGAN-architecture recipe: both directions, pairwise distances, 256^2 crops of 286^2, "
-        "resnet_9blocks ngf 64, batch 2, 100+100 epochs",
-        DistanceGANConfig(),
-        batch_size=2,
-        max_steps=None,
+        "official CycleGAN-architecture recipe: both directions, pairwise distances, 256^2 crops of 286^2, resnet_9blocks ngf 64, batch 2, 100+100 epochs",
+        DistanceGANConfig(), batch_size=2, max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     # CycleGAN's cpu-fast recipe carried over (benchmarks/curves.py measures it on MNIST<->UCI):
     # 2-layer D for 28-32 px images, content term 10.
-    "cpu-fast": Preset(
-        "cpu-fast",
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps",
-        _cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0),
-        batch_size=8,
-        max_steps=800,
-    ),
-    "cpu-tiny": Preset(
-        "cpu-tiny",
-        "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 4, 40 steps",
-        _tiny(),
-        batch_size=4,
-        max_steps=40,
-    ),
+    "cpu-fast": cpu_fast_preset(_cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0)),
+    "cpu-tiny": cpu_tiny_preset(_tiny(), batch_size=4),
 }
 
 _TINY_ARCH = DistanceGANArch(ngf=4, n_blocks=1)
-TEST_PRESETS = {
-    name: Preset(name, f"tiny {name} (tests only)", cfg, batch_size=4, max_steps=4)
-    for name, cfg in {
-        "pairwise": _tiny(),
-        "self-a2b": _tiny(replace(_TINY_ARCH, directions=("a2b",)), distance="self"),
-        "cycle": _tiny(lambda_cycle=10.0),
-        "content": _tiny(lambda_content=1.0),
-        "resnet2017-b2a": _tiny(replace(_TINY_ARCH, generator="resnet2017", directions=("b2a",))),
-    }.items()
-}
+TEST_PRESETS = tiny_test_presets(4, {
+    "pairwise": _tiny(),
+    "self-a2b": _tiny(arch=replace(_TINY_ARCH, directions=("a2b",)), distance="self"),
+    "cycle": _tiny(lambda_cycle=10.0),
+    "content": _tiny(lambda_content=1.0),
+    "resnet2017-b2a": _tiny(arch=replace(_TINY_ARCH, generator="resnet2017", directions=("b2a",))),
+})  # fmt: skip
 
 
 METHOD = Method(
-    info=INFO,
-    arch_cls=DistanceGANArch,
-    config_cls=DistanceGANConfig,
-    build_model=DistanceGANModel,
-    build_objective=DistanceGANObjective,
-    presets=PRESETS,
-    test_presets=TEST_PRESETS,
-    main_loss="dist",
-)
+    info=INFO, main_loss="dist", presets=PRESETS, test_presets=TEST_PRESETS,
+    arch_cls=DistanceGANArch, config_cls=DistanceGANConfig, build_model=DistanceGANModel, build_objective=DistanceGANObjective,
+)  # fmt: skip

@@ -20,7 +20,7 @@ Paper symbols -> code names:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import torch
@@ -29,28 +29,21 @@ from torch import nn
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
-from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, cpu_small_preset
+from i2icli.methods.base import Direction, Method, Optim, Preset, TrainingData, check_choice
 from i2icli.methods.info import MethodInfo, MethodOption
-from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, init_xavier, patch_min_size
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput
+from i2icli.methods.presets import cpu_fast_preset, cpu_small_preset, cpu_tiny_preset, resnet_cpu_config, tiny_test_presets
+from i2icli.nn.resnet import PatchDiscriminator, ResnetGenerator, ResnetTranslator, check_patch_crop, init_xavier
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, gray_to_rgb
 from i2icli.train.pool import ImagePool
 
 INFO = MethodInfo(
-    name="gcgan",
+    name="gcgan", converter="i2icli.convert.gcgan", capabilities=("translate",), one_sided=True,
     summary="GcGAN: one-sided a->b translation kept consistent under a fixed 90-degree rotation or vertical flip",
     paper="Fu, Gong, Wang, Batmanghelich, Zhang & Tao, CVPR 2019, https://arxiv.org/abs/1809.05852",
-    capabilities=("translate",),
-    options=(
-        MethodOption(
-            flag="--geometry",
-            field="geometry",
-            help="the transform f the generator must commute with: rot (90 degrees clockwise, default) or vflip",
-            kind="str",
-        ),
-    ),
     convert_help="official <epoch>_net_G_AB.pth (gc_gan_share); add a second file for a gc_gan_cross G_gc_AB",
-    converter="i2icli.convert.gcgan",
-    one_sided=True,
+    options=(
+        MethodOption(flag="--geometry", field="geometry", kind="str", help="the transform f the generator must commute with: rot (90 degrees clockwise, default) or vflip"),
+    ),
 )
 
 Geometry = Literal["rot", "vflip"]
@@ -106,10 +99,8 @@ class GcGANArch:
     directions: tuple[Direction, ...] = ("a2b",)  # one-sided
 
     def __post_init__(self) -> None:
-        if self.variant not in get_args(Variant):
-            raise UsageError(f"arch.variant: {self.variant!r} is not one of {', '.join(get_args(Variant))}")
-        if self.ensemble not in get_args(Ensemble):
-            raise UsageError(f"arch.ensemble: {self.ensemble!r} is not one of {', '.join(get_args(Ensemble))}")
+        check_choice("arch.variant", self.variant, Variant)
+        check_choice("arch.ensemble", self.ensemble, Ensemble)
         if tuple(self.directions) != ("a2b",):
             raise UsageError(f"arch.directions: GcGAN is one-sided and translates a2b only, got {list(self.directions)}")
 
@@ -137,15 +128,11 @@ class GcGANConfig:
     init_gain: float = 0.02  # xavier_normal gain (the fork's default init)
 
     def __post_init__(self) -> None:
-        if self.geometry not in get_args(Geometry):
-            raise UsageError(f"geometry: {self.geometry!r} is not one of {', '.join(get_args(Geometry))}")
+        check_choice("geometry", self.geometry, Geometry)
 
 
-class GcGANModel(nn.Module):
+class GcGANModel(ResnetTranslator):
     """The inference model: ``gen_ab`` (and ``gen_ab_gc`` for the cross variant)."""
-
-    stride = ResnetGenerator.STRIDE
-    min_size = ResnetGenerator.MIN_SIZE
 
     def __init__(self, arch: GcGANArch) -> None:
         super().__init__()
@@ -177,10 +164,6 @@ class GcGANModel(nn.Module):
         return 0.5 * (y + geo_inv(self.gen_gc(geo_fwd(x, g)), g))
 
 
-def _gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class GcGANObjective(SingleStage):
     """Discriminators, pools and the two phases of a GcGAN step (generators, then discriminators)."""
 
@@ -195,12 +178,8 @@ class GcGANObjective(SingleStage):
                 f"arch.ensemble {cfg.arch.ensemble!r} must be 'off' or the training geometry {cfg.geometry!r}: "
                 "the cross variant's second generator only knows the f it was trained with"
             )
-        smallest = patch_min_size(cfg.n_layers_d)
-        if cfg.data.crops and cfg.data.crop_size < smallest:
-            raise ValueError(
-                f"data.crop_size {cfg.data.crop_size} is too small for a PatchGAN with n_layers_d={cfg.n_layers_d} "
-                f"(needs >= {smallest}); lower n_layers_d or raise crop_size"
-            )
+        if cfg.data.crops:
+            check_patch_crop(cfg.data.crop_size, cfg.n_layers_d)
         self.cfg = cfg
         self.model = model
         self.dis_b = PatchDiscriminator(cb, ndf=cfg.ndf, n_layers=cfg.n_layers_d)
@@ -215,19 +194,10 @@ class GcGANObjective(SingleStage):
             init_xavier(net, cfg.init_gain)
         self.pools = {name: ImagePool(cfg.pool_size) for name in ("b", "b_gc", "a", "a_gc")}
 
-    def _generators(self) -> tuple[nn.Module, ...]:
-        gens = (self.model.gen_ab, self.model.gen_ab_gc, self.gen_ba)
-        return tuple(g for g in gens if g is not None)
-
-    def _discriminators(self) -> tuple[nn.Module, ...]:
-        return tuple(d for d in (self.dis_b, self.dis_b_gc, self.dis_a, self.dis_a_gc) if d is not None)
-
     def phases(self) -> list[Phase]:
-        o = self.cfg.optim
-        return [
-            Phase("gen", self._generators(), self.generator_loss, o.lr, o.betas, o.weight_decay),
-            Phase("dis", self._discriminators(), self.discriminator_loss, o.lr, o.betas, o.weight_decay),
-        ]
+        gens = tuple(g for g in (self.model.gen_ab, self.model.gen_ab_gc, self.gen_ba) if g is not None)
+        dis = tuple(d for d in (self.dis_b, self.dis_b_gc, self.dis_a, self.dis_a_gc) if d is not None)
+        return [self.cfg.optim.phase("gen", gens, self.generator_loss), self.cfg.optim.phase("dis", dis, self.discriminator_loss)]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
         return gcgan_linear_decay(step, max_steps) if self.cfg.lr_policy == "linear" else 1.0
@@ -315,25 +285,16 @@ class GcGANObjective(SingleStage):
         u = self.model.gen_ab(x_a)
         v_back = geo_inv(self.model.gen_gc(geo_fwd(x_a, g)), g)
         rows = {"A": x_a, "A->B": u, "f-1(G(f(A)))": v_back, "B": batch["b"]}
-        return {label: _gray_to_rgb(r) for label, r in rows.items()}
+        return {label: gray_to_rgb(r) for label, r in rows.items()}
 
 
 def _cpu_config(ngf: int, n_blocks: int, size: int, **changes: Any) -> GcGANConfig:
-    return replace(
-        GcGANConfig(
-            arch=GcGANArch(ngf=ngf, n_blocks=n_blocks),
-            data=Preprocess(mode="resize_and_crop", load_size=size + size // 8, crop_size=size, flip=True),
-            ndf=ngf,
-        ),
-        **changes,
-    )
+    return resnet_cpu_config(GcGANConfig, GcGANArch, ngf, n_blocks, size, **changes)
 
 
 def _tiny(**changes: Any) -> GcGANConfig:
     """16^2 crops, ngf 4, one block, 2-layer PatchGANs: for the generic test suite."""
-    base = _cpu_config(4, 1, 16, pool_size=4, n_layers_d=2)
-    arch = changes.pop("arch", base.arch)
-    return replace(base, arch=arch, **changes)
+    return _cpu_config(4, 1, 16, pool_size=4, n_layers_d=2, **changes)
 
 
 PRESETS = {
@@ -341,49 +302,26 @@ PRESETS = {
         "paper",
         "official gc_gan_share recipe: rot, 256^2 crops of 288^2, resnet_9blocks ngf 64, batch 8, "
         "xavier 0.02, 100+100 epochs",
-        GcGANConfig(),
-        batch_size=8,
-        max_steps=None,
+        GcGANConfig(), batch_size=8, max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
     # CycleGAN's cpu-fast recipe carried over (benchmarks/curves.py measures it on MNIST<->UCI):
     # 2-layer D for 28-32 px images, content term 10.
-    "cpu-fast": Preset(
-        "cpu-fast",
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps",
-        _cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0),
-        batch_size=8,
-        max_steps=800,
-    ),
-    "cpu-tiny": Preset(
-        "cpu-tiny",
-        "tests and smoke runs (labelled, not the paper's): 16^2 crops, ngf 4, 1 block, 2-layer D, batch 2, 40 steps",
-        _tiny(),
-        batch_size=2,
-        max_steps=40,
-    ),
+    "cpu-fast": cpu_fast_preset(_cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0)),
+    "cpu-tiny": cpu_tiny_preset(_tiny(), batch_size=2),
 }
 
-TEST_PRESETS = {
-    name: Preset(name, f"tiny {name} (tests only)", cfg, batch_size=2, max_steps=4)
-    for name, cfg in {
-        "share-rot": _tiny(),
-        "share-vflip": _tiny(geometry="vflip"),
-        "cross": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, variant="cross", ensemble="rot")),
-        "cycle": _tiny(cycle=True),
-        "cycle-content": _tiny(cycle=True, lambda_content=1.0),
-        "ensemble": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, ensemble="vflip"), geometry="vflip"),
-    }.items()
-}
+TEST_PRESETS = tiny_test_presets(2, {
+    "share-rot": _tiny(),
+    "share-vflip": _tiny(geometry="vflip"),
+    "cross": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, variant="cross", ensemble="rot")),
+    "cycle": _tiny(cycle=True),
+    "cycle-content": _tiny(cycle=True, lambda_content=1.0),
+    "ensemble": _tiny(arch=GcGANArch(ngf=4, n_blocks=1, ensemble="vflip"), geometry="vflip"),
+})  # fmt: skip
 
 
 METHOD = Method(
-    info=INFO,
-    arch_cls=GcGANArch,
-    config_cls=GcGANConfig,
-    build_model=GcGANModel,
-    build_objective=GcGANObjective,
-    presets=PRESETS,
-    test_presets=TEST_PRESETS,
-    main_loss="geo_ab",
-)
+    info=INFO, main_loss="geo_ab", presets=PRESETS, test_presets=TEST_PRESETS,
+    arch_cls=GcGANArch, config_cls=GcGANConfig, build_model=GcGANModel, build_objective=GcGANObjective,
+)  # fmt: skip

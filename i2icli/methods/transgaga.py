@@ -47,6 +47,7 @@ from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
+from i2icli.methods.presets import tiny_test_presets
 from i2icli.nn.adain import (
     MLP,
     ContentEncoder,
@@ -57,25 +58,20 @@ from i2icli.nn.adain import (
     StyleEncoder,
     init_weights,
 )
-from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput
+from i2icli.train.objective import Batch, Carry, Phase, Stage, StepOutput, gray_to_rgb
 from i2icli.train.schedule import linear_decay
 
 INFO = MethodInfo(
-    name="transgaga",
+    name="transgaga", capabilities=("translate", "bidirectional", "styles", "landmarks", "optional-style", "stage-budgets"),
     summary="geometry (unsupervised landmarks + PCA) and appearance (CVAE) translated separately; multimodal",
     paper="Wu, Cao, Li, Qian & Loy, CVPR 2019, https://arxiv.org/abs/1904.09571 (reconstruction: no official code)",
-    capabilities=("translate", "bidirectional", "styles", "landmarks", "optional-style", "stage-budgets"),
     options=(
         MethodOption(
-            flag="--vgg19-weights",
-            field="vgg19_weights",
+            flag="--vgg19-weights", field="vgg19_weights", kind="path",
             help="VGG19 weights (torchvision layout) for the paper's Gram appearance loss; "
             "without it a labelled substitute (Gram of image-discriminator features) is used",
-            kind="path",
         ),
     ),
-    convert_help="",
-    one_sided=False,
 )
 
 # --------------------------------------------------------------------------- geometry primitives
@@ -603,10 +599,6 @@ def _to_channels(x: Tensor, c: int) -> Tensor:
     return x.expand(-1, 3, -1, -1) if c == 3 else x.mean(1, keepdim=True)
 
 
-def _gray_to_rgb(x: Tensor) -> Tensor:
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class TransGaGaObjective:
     """Discriminators, the frozen VGG19 (optional) and the phases of the three stages.
 
@@ -661,13 +653,12 @@ class TransGaGaObjective:
 
     def phases(self) -> list[Phase]:
         o, m = self.cfg.optim, self.model
-        kw = {"lr": o.lr, "betas": o.betas, "weight_decay": o.weight_decay}
         transformers = (m.geo_tf_ab, m.geo_tf_ba, m.app_tf_ab, m.app_tf_ba)
         return [
-            Phase("ae", self._autoencoder_parts(True), self.disentangle_loss, stages=("disentangle",), **kw),
-            Phase("ae_pca", self._autoencoder_parts(False), self.pca_stage_loss, stages=("pca",), **kw),
-            Phase("dis", self._discriminators(), self.discriminator_loss, stages=("translate",), **kw),
-            Phase("gen", transformers + self._autoencoder_parts(False), self.generator_loss, stages=("translate",), **kw),
+            o.phase("ae", self._autoencoder_parts(True), self.disentangle_loss, stages=("disentangle",)),
+            o.phase("ae_pca", self._autoencoder_parts(False), self.pca_stage_loss, stages=("pca",)),
+            o.phase("dis", self._discriminators(), self.discriminator_loss, stages=("translate",)),
+            o.phase("gen", transformers + self._autoencoder_parts(False), self.generator_loss, stages=("translate",)),
         ]
 
     def stages(self) -> list[Stage]:
@@ -899,16 +890,16 @@ class TransGaGaObjective:
             points = dom.geometry(x)
             mu, _ = dom.appearance(x, points)
             src, tgt = source.upper(), target.upper()
-            rows[src] = _gray_to_rgb(x)
+            rows[src] = gray_to_rgb(x)
             rows[f"{src} landmarks"] = landmark_overlay(x, points, dom.render_width)
-            rows[f"{src} recon"] = _gray_to_rgb(dom.decode(points, mu, *x.shape[2:]))
-            rows[f"{src}->{tgt}"] = _gray_to_rgb(m.translate(x, direction))
+            rows[f"{src} recon"] = gray_to_rgb(dom.decode(points, mu, *x.shape[2:]))
+            rows[f"{src}->{tgt}"] = gray_to_rgb(m.translate(x, direction))
         return rows
 
 
 def landmark_overlay(x: Tensor, points: Tensor, width: float) -> Tensor:
     """Images (B, C, H, W) in [-1, 1] with their landmarks (B, K, 2) painted red: (B, 3, H, W)."""
-    rgb = _gray_to_rgb(x).clone()
+    rgb = gray_to_rgb(x).clone()
     dots = render_landmarks(points, x.shape[2], x.shape[3], width).amax(1)  # (B, H, W) in [0, 1]
     rgb[:, 0] = torch.lerp(rgb[:, 0], torch.ones_like(dots), dots)
     rgb[:, 1] = torch.lerp(rgb[:, 1], -torch.ones_like(dots), dots)
@@ -919,13 +910,17 @@ def landmark_overlay(x: Tensor, points: Tensor, width: float) -> Tensor:
 # --------------------------------------------------------------------------- presets
 
 
-def _cpu_config(size: int, k: int, dim: int, steps: tuple[int, int], pca_dim: int, tf_dim: int, channels: int) -> TransGaGaConfig:
+def _cpu_preset(name: str, what: str, k: int, dim: int, pca_dim: int, tf_dim: int, steps: tuple[int, int, int], batch_size: int) -> Preset:
+    """A CPU recipe (labelled, not the paper's) on 32^2 gray images: ``k`` landmarks, widths ``dim``,
+    appearance code 8; ``steps``: disentangle, PCA-stage and translate steps. The description is
+    written from these numbers, so it cannot drift from the config."""
+    size, (disentangle, pca, translate) = 32, steps
     arch = TransGaGaArch(
-        channels_a=channels, channels_b=channels, n_landmarks=k, est_dim=dim, est_depth=3, geo_dim=dim,
+        channels_a=1, channels_b=1, n_landmarks=k, est_dim=dim, est_depth=3, geo_dim=dim,
         n_downsample=2, geo_res=1, app_dim=dim, app_downsample=3, app_code=8, dec_res=1, pca_dim=pca_dim,
         tf_dim=tf_dim, render_width=0.1,
     )  # fmt: skip
-    return TransGaGaConfig(
+    config = TransGaGaConfig(
         arch=arch,
         data=Preprocess(mode="resize_and_crop", load_size=size, crop_size=size, flip=False),
         # lr 1e-3, not 1e-4: at 1e-4 small estimators keep near-uniform heatmaps for hundreds of
@@ -933,12 +928,17 @@ def _cpu_config(size: int, k: int, dim: int, steps: tuple[int, int], pca_dim: in
         optim=Optim(lr=1e-3, beta1=0.5, beta2=0.999),
         dis=MsDisArch(dim=dim, n_layer=2, num_scales=2),
         vec_dis_dim=tf_dim,
-        steps_disentangle=steps[0],
-        steps_pca=steps[1],
+        steps_disentangle=disentangle,
+        steps_pca=pca,
         pca_samples=1000,
         sep_sigma=0.2,
-        sep_warmup_steps=steps[0] // 10,
+        sep_warmup_steps=disentangle // 10,
     )
+    description = (
+        f"{what} (labelled, not the paper's): {size}^2, K {k}, width {dim}, code 8, PCA <= {pca_dim}, lr 1e-3, "
+        f"{disentangle} + {pca} + {translate} steps, batch {batch_size}"
+    )
+    return Preset(name, description, config, batch_size=batch_size, max_steps=sum(steps))
 
 
 PRESETS = {
@@ -950,20 +950,8 @@ PRESETS = {
         batch_size=8,
         max_steps=310_000,
     ),
-    "cpu-small": Preset(
-        "cpu-small",
-        "CPU-sized (labelled, not the paper's): 32^2, K 10, width 16, code 8, PCA <= 12, lr 1e-3, 1500 + 200 + 1300 steps, batch 8",
-        _cpu_config(32, 10, 16, (1500, 200), 12, 64, 1),
-        batch_size=8,
-        max_steps=3000,
-    ),
-    "cpu-tiny": Preset(
-        "cpu-tiny",
-        "smoke runs (labelled, not the paper's): 32^2, K 6, width 8, code 8, PCA <= 8, lr 1e-3, 40 + 10 + 50 steps, batch 4",
-        _cpu_config(32, 6, 8, (40, 10), 8, 32, 1),
-        batch_size=4,
-        max_steps=100,
-    ),
+    "cpu-small": _cpu_preset("cpu-small", "CPU-sized", k=10, dim=16, pca_dim=12, tf_dim=64, steps=(1500, 200, 1300), batch_size=8),
+    "cpu-tiny": _cpu_preset("cpu-tiny", "smoke runs", k=6, dim=8, pca_dim=8, tf_dim=32, steps=(40, 10, 50), batch_size=4),
 }
 
 
@@ -987,14 +975,13 @@ def _tiny(size: int, pix_cycle: Literal["reencode", "direct"], channels: int) ->
     )
 
 
-TEST_PRESETS = {
-    "reencode": Preset("reencode", "tiny: 16^2 RGB, K 4, widths 4, full pixel cycle", _tiny(16, "reencode", 3), batch_size=2, max_steps=4),
-    "direct": Preset("direct", "tiny: 16^2 gray, K 4, widths 4, direct pixel cycle", _tiny(16, "direct", 1), batch_size=2, max_steps=4),
-    "equiv": Preset(
-        "equiv", "tiny: 16^2 RGB, K 4, widths 4, landmark equivariance term (ours)",
-        replace(_tiny(16, "reencode", 3), equiv_w=10.0), batch_size=2, max_steps=4,
-    ),
-}
+# 16^2, K 4, widths 4: RGB with the full pixel cycle, gray with the direct one, and the landmark
+# equivariance term (ours).
+TEST_PRESETS = tiny_test_presets(2, {
+    "reencode": _tiny(16, "reencode", 3),
+    "direct": _tiny(16, "direct", 1),
+    "equiv": replace(_tiny(16, "reencode", 3), equiv_w=10.0),
+})  # fmt: skip
 
 
 class Stages:
@@ -1011,13 +998,6 @@ class Stages:
 
 
 METHOD = Method(
-    info=INFO,
-    arch_cls=TransGaGaArch,
-    config_cls=TransGaGaConfig,
-    build_model=TransGaGaModel,
-    build_objective=TransGaGaObjective,
-    presets=PRESETS,
-    test_presets=TEST_PRESETS,
-    main_loss="rec_a",  # logged in every stage (L1 reconstruction of domain a)
-    stages=Stages(),
-)
+    info=INFO, main_loss="rec_a", presets=PRESETS, test_presets=TEST_PRESETS, stages=Stages(),  # rec_a: logged in every stage
+    arch_cls=TransGaGaArch, config_cls=TransGaGaConfig, build_model=TransGaGaModel, build_objective=TransGaGaObjective,
+)  # fmt: skip

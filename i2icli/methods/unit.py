@@ -42,33 +42,22 @@ from i2icli.errors import UsageError
 from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
 from i2icli.methods.base import DIRECTIONS, Direction, Domain, Method, Optim, Preset, TrainingData, split_direction
 from i2icli.methods.info import MethodInfo, MethodOption
+from i2icli.methods.presets import tiny_test_presets
 from i2icli.nn.adain import ContentEncoder, Conv2dBlock, MsDisArch, MultiScaleDiscriminator, ResBlocks, init_weights
 from i2icli.nn.da32 import V02_SLOPE, BatchNormBias, DaClassifier, GaussianLatent, down, init_da_discriminator, up, with_coords
 from i2icli.nn.imaginaire import UnitAutoEncoder
-from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation
+from i2icli.train.objective import Batch, Carry, Phase, SingleStage, StepOutput, Validation, gray_to_rgb
 from i2icli.train.schedule import step_decay
 
 INFO = MethodInfo(
-    name="unit",
+    name="unit", converter="i2icli.convert.unit", capabilities=("translate", "bidirectional", "latent-walk"),
     summary="shared-latent VAE-GANs (paper, official master, digits domain adaptation)",
     paper="Liu, Breuel & Kautz, NIPS 2017, https://arxiv.org/abs/1703.00848",
-    capabilities=("translate", "bidirectional", "latent-walk"),
-    options=(
-        MethodOption(
-            flag="--arch",
-            field="arch.variant",
-            help="Network: paper, master or da32 (the digits domain-adaptation network, trained with --preset da32)",
-        ),
-        MethodOption(
-            flag="--labels-a",
-            field="labels_a",
-            help="Class labels of the domain-A images (CSV filename,label or a folder per class); arch da32 only",
-            kind="path",
-        ),
-    ),
     convert_help="official UNIT master gen_*.pt holding {'a','b'} VAEGen state dicts, or an NVlabs/imaginaire UNIT checkpoint",
-    converter="i2icli.convert.unit",
-    one_sided=False,
+    options=(
+        MethodOption(flag="--arch", field="arch.variant", help="Network: paper, master or da32 (the digits domain-adaptation network, trained with --preset da32)"),
+        MethodOption(flag="--labels-a", field="labels_a", kind="path", help="Class labels of the domain-A images (CSV filename,label or a folder per class); arch da32 only"),
+    ),
 )
 
 Variant = Literal["paper", "master", "da32", "imaginaire"]
@@ -394,10 +383,6 @@ def _init_normal(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
 
 
-def _gray_to_rgb(x: Tensor) -> Tensor:
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
 class UnitObjective(SingleStage):
     """Discriminators and the two phases (D, then G) of a UNIT step, for every variant.
 
@@ -455,10 +440,7 @@ class UnitObjective(SingleStage):
             dis: tuple[nn.Module, ...] = (self.model.classifier, self.gan_head)
         else:
             dis = (self.dis_a, self.dis_b)
-        return [
-            Phase("dis", dis, self.discriminator_loss, o.lr, o.betas, o.weight_decay),
-            Phase("gen", self.model.generators(), self.generator_loss, o.lr, o.betas, o.weight_decay),
-        ]
+        return [o.phase("dis", dis, self.discriminator_loss), o.phase("gen", self.model.generators(), self.generator_loss)]
 
     def lr_factor(self, step: int, max_steps: int) -> float:
         if self.cfg.lr_policy == "constant":
@@ -636,7 +618,7 @@ class UnitObjective(SingleStage):
             "A": x_a, "A recon": m.decode_latent(h_a, "a"), "A->B": m.decode_latent(h_a, "b"),
             "B": x_b, "B recon": m.decode_latent(h_b, "b"), "B->A": m.decode_latent(h_b, "a"),
         }  # fmt: skip
-        return {label: _gray_to_rgb(r) for label, r in rows.items()}
+        return {label: gray_to_rgb(r) for label, r in rows.items()}
 
 
 def build_objective(cfg: UnitConfig, model: nn.Module, data: TrainingData, seed: int) -> UnitObjective:
@@ -736,38 +718,17 @@ PRESETS = {
     ),
 }
 
-TEST_PRESETS = {
-    "paper": Preset(
-        "paper",
-        "tiny paper network: 16^2, dim 4, 1 private + 1 shared block, 2-layer D",
-        UnitConfig(arch=UnitArch(dim=4, n_res=1, dis_dim=4, dis_layers=2), data=_digits(16)),
-        batch_size=2,
-        max_steps=4,
-    ),
-    "master": Preset(
-        "master",
-        "tiny master network: 16^2, dim 8, 1 res block, 2-scale 2-layer LSGAN D",
-        _master_config(UnitArch(variant="master", dim=8, n_res=1, dis_dim=4, dis_layers=2, dis_scales=2), _digits(16)),
-        batch_size=2,
-        max_steps=4,
-    ),
-    "da32": Preset(
-        "da32",
-        "tiny digits DA network: 32^2 (the D's minimum), dim 4, D 4, 10 classes",
-        _da32_config(UnitArch(variant="da32", dim=4, dis_dim=4, n_classes=10), _digits(32)),
-        batch_size=2,
-        max_steps=4,
-    ),
-}
+# The generic suite (tests/test_methods.py), one tiny network per variant: paper (16^2, dim 4,
+# 1 private + 1 shared block, 2-layer D), master (16^2, dim 8, 1 res block, 2-scale 2-layer LSGAN D),
+# da32 (32^2, the D's minimum; dim 4, D 4, 10 classes).
+TEST_PRESETS = tiny_test_presets(2, {
+    "paper": UnitConfig(arch=UnitArch(dim=4, n_res=1, dis_dim=4, dis_layers=2), data=_digits(16)),
+    "master": _master_config(UnitArch(variant="master", dim=8, n_res=1, dis_dim=4, dis_layers=2, dis_scales=2), _digits(16)),
+    "da32": _da32_config(UnitArch(variant="da32", dim=4, dis_dim=4, n_classes=10), _digits(32)),
+})  # fmt: skip
 
 
 METHOD = Method(
-    info=INFO,
-    arch_cls=UnitArch,
-    config_cls=UnitConfig,
-    build_model=UnitModel,
-    build_objective=build_objective,
-    presets=PRESETS,
-    test_presets=TEST_PRESETS,
-    main_loss="recon_a",
-)
+    info=INFO, main_loss="recon_a", presets=PRESETS, test_presets=TEST_PRESETS,
+    arch_cls=UnitArch, config_cls=UnitConfig, build_model=UnitModel, build_objective=build_objective,
+)  # fmt: skip

@@ -120,6 +120,14 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+class ResnetTranslator(nn.Module):
+    """Base of the models made of ``ResnetGenerator``s (CycleGAN, GcGAN, DistanceGAN): an input must
+    be a multiple of the generator's stride and at least its minimum size."""
+
+    stride = ResnetGenerator.STRIDE
+    min_size = ResnetGenerator.MIN_SIZE
+
+
 def patch_min_size(n_layers: int) -> int:
     """Smallest square input a PatchGAN with ``n_layers`` accepts in training: every instance norm
     must see more than one spatial element (conv4 stride 2 pad 1 halves; stride 1 removes 1 px)."""
@@ -134,6 +142,17 @@ def patch_min_size(n_layers: int) -> int:
         if ok:
             return size
         size += 1
+
+
+def check_patch_crop(crop_size: int, n_layers: int) -> None:
+    """Refuse training crops too small for a PatchGAN with ``n_layers`` (``patch_min_size``); the
+    message names the config fields the ResNet-generator methods share."""
+    smallest = patch_min_size(n_layers)
+    if crop_size < smallest:
+        raise ValueError(
+            f"data.crop_size {crop_size} is too small for a PatchGAN with n_layers_d={n_layers} "
+            f"(needs >= {smallest}); lower n_layers_d or raise crop_size"
+        )
 
 
 def init_normal(module: nn.Module, std: float = 0.02) -> None:

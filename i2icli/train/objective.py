@@ -109,6 +109,11 @@ class Objective(Protocol):
         ...
 
 
+def gray_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """A sample row as RGB for the grid: (B, 1, H, W) -> (B, 3, H, W); (B, 3, H, W) as it is."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
 class SingleStage:
     """Defaults for objectives with one stage and no validation score (mix in and override)."""
 

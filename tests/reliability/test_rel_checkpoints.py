@@ -24,6 +24,7 @@ from i2icli.cli.app import app
 from i2icli.config import to_dict
 from i2icli.errors import CheckpointError
 from i2icli.methods.load import load_checkpoint
+from i2icli.registry import PRETRAINED
 
 runner = CliRunner()
 
@@ -158,7 +159,8 @@ def test_a_pinned_sha256_mismatch_refuses_to_load(tmp_path: Path, image: Path, m
     target.write_bytes(bytes(data))
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(weights))
     line = _one_line(runner.invoke(app, ["translate", str(image), "-m", "cyclegan-digits", "-o", str(tmp_path / "o")]))
-    assert "sha256 mismatch (expected e389774da8fe" in line
+    pinned = PRETRAINED["cyclegan-digits"].sha256
+    assert pinned is not None and f"sha256 mismatch (expected {pinned[:12]}" in line
     assert not (tmp_path / "o").exists()
 
 
