@@ -46,12 +46,11 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from machine_info import describe, machine
-from results_md import write_block
+from results_md import locked, write_block
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "adaptation.json"
@@ -340,20 +339,6 @@ def write_markdown(path: Path, block: str) -> None:
     write_block(path, "adaptation", block)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``'s lock file (cells run in parallel processes share the JSON)."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def load_results(path: Path) -> Record:
     results: Record = json.loads(path.read_text()) if path.is_file() else {}
     # Format 2 held cells measured before the DA trainer matched the official one: not kept.
@@ -383,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help=f"record a note above a budget's table ({GENERAL!r}: below all tables)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.note or args.report:
-        with _locked(RESULTS):
+        with locked(RESULTS):
             results = load_results(RESULTS)
             if args.note:
                 key, text = args.note
@@ -425,12 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = budget_key(preset, steps, overrides)
     fresh = {"steps": steps, "batch": batch, "preset": preset, "overrides": overrides,
              "command": f"OMP_NUM_THREADS=1 python benchmarks/adaptation.py{flags}", "machine": machine(), "cells": {}}  # fmt: skip
-    with _locked(results_path):
+    with locked(results_path):
         budget = load_results(results_path)["budgets"].get(key, fresh)
 
     def save() -> None:
         # Other runs (another budget, other seeds) may have written their cells meanwhile: merge, then write.
-        with _locked(results_path):
+        with locked(results_path):
             on_disk = load_results(results_path)
             mine = on_disk["budgets"].setdefault(key, budget)
             mine["cells"] = {**mine["cells"], **budget["cells"]}
@@ -438,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_markdown(markdown, render(on_disk))
 
     def budgets() -> Record:
-        with _locked(results_path):
+        with locked(results_path):
             return load_results(results_path)["budgets"]
 
     run_cells(cells, seeds, key, budget, work, limit=limit, budgets=budgets, save=save, log=log)
