@@ -51,7 +51,9 @@ def test_seed_keys_and_gap_from_means() -> None:
     cells = _cells({"source-only": [0.6, 0.7], "unit": [0.7, 0.8, 0.9], "oracle": [0.9, 1.0]})
     mean, sd, n = adaptation.summary(cells, "mnist-uci", "unit")  # type: ignore[misc]
     assert (mean, sd, n) == (pytest.approx(0.8), pytest.approx(statistics.stdev([0.7, 0.8, 0.9])), 3)
-    assert adaptation.gap_closed(cells, "mnist-uci") == pytest.approx((0.8 - 0.65) / (0.95 - 0.65))
+    # The gap pairs the seeds all three kinds have (0 and 1), not the unit cell's third seed.
+    assert adaptation.common_seeds(cells, "mnist-uci") == [0, 1]
+    assert adaptation.gap_closed(cells, "mnist-uci") == pytest.approx((0.75 - 0.65) / (0.95 - 0.65))
 
 
 def test_table_shows_mean_sd_and_notes(tmp_path: Path) -> None:
@@ -63,7 +65,10 @@ def test_table_shows_mean_sd_and_notes(tmp_path: Path) -> None:
     text = adaptation.render(results)
     row = next(line for line in text.splitlines() if line.startswith("| mnist-uci |"))
     sd = statistics.stdev([0.6, 0.7, 0.8])
-    assert f"| 0,1,2 | 0.7000 ± {sd:.4f} | 0.8500 ± {sd:.4f} | 0.9500 ± {statistics.stdev([0.9, 1.0]):.4f} (n=2) | 0.60 |" in row
+    assert (
+        f"| 0,1,2 | 0.7000 ± {sd:.4f} | 0.8500 ± {sd:.4f} | 0.9500 ± {statistics.stdev([0.9, 1.0]):.4f} (n=2) | 0.50 (seeds 0,1) |"
+        in row
+    )
     assert "| uci-mnist | - | - | - | - | - |" in text  # nothing measured there
     assert "set `cls_trans_w=0`" in text and "--seeds 0,1,2" in text
     assert text.index("NOTE-A") < text.index("| mnist-uci |") < text.index("NOTE-B")
