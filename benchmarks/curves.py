@@ -465,7 +465,10 @@ def render_figure(results: Record, path: Path) -> None:
                 key = _metric_key(base.get(d, {}), kind)
                 if drawn and key is not None:
                     ax.axhline(base[d][key], color="gray", linestyle=style, linewidth=1, label=f"do-nothing {d}")
-            ax.set_title(f"{bench}\n{kind}", fontsize=9)
+            name, _, judge = bench.partition(":")
+            read_by = ((f" (read by {judge})" if judge else " (target judges)") if kind in ("class-kept", "kept-as-target")
+                       else "")  # fmt: skip
+            ax.set_title(f"{name}\n{kind}{read_by}", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
             if not drawn:
                 ax.axis("off")

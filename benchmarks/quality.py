@@ -58,6 +58,8 @@ SAMPLE_ROWS = 8  # test inputs shown in each sample grid
 SMOKE_STEPS, SMOKE_TRAIN, SMOKE_TEST = 3, 16, 16  # smoke: steps (a staged method needs 3), train and test images per domain
 QUICK_STEPS = 200
 DO_NOTHING = "do-nothing"
+TARGET_MEAN = "target-mean"  # every input answered by the mean training image of the target domain
+BASELINES = (DO_NOTHING, TARGET_MEAN)
 
 Record = dict[str, Any]
 
@@ -196,7 +198,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
 
 def cell_budget(plan: MethodPlan, bench: Benchmark) -> tuple[str | None, int]:
     """(preset, steps) of a full-size cell."""
-    if plan.name == DO_NOTHING:
+    if plan.name in BASELINES:
         return None, 0
     recipe = RECIPES.get((plan.name, bench.name))
     return (recipe.preset, recipe.steps) if recipe else (plan.preset, bench.steps)
@@ -205,7 +207,7 @@ def cell_budget(plan: MethodPlan, bench: Benchmark) -> tuple[str | None, int]:
 def _method_plans() -> dict[str, MethodPlan]:
     from i2icli.methods import METHOD_MODULES
 
-    plans = [MethodPlan(DO_NOTHING, None, lambda b, steps: [])]
+    plans = [MethodPlan(name, None, lambda b, steps: []) for name in BASELINES]
     plans += [MethodPlan(name, BENCH_PRESET, functools.partial(_whole_image_overrides, name)) for name in METHOD_MODULES]
     return {p.name: p for p in plans}
 
@@ -318,6 +320,30 @@ def write_sample_strips(subject: Subject, bench: Benchmark, data: Path, figures:
             to_pil(_strip(subject.translate(inputs.images, direction))).save(folder / f"{subject.name}.png")
 
 
+def target_mean_subject(data: Path) -> Subject:
+    """The baseline that answers every input with the mean training image of the target domain: the
+    best constant answer in L2, so a PSNR near its figure can come from painting the average image."""
+    import torch
+    import torch.nn.functional as F
+
+    from i2icli.eval.datasets import image_channels, load_split
+    from i2icli.eval.report import Subject
+
+    ch = {"A": image_channels(data / "trainA"), "B": image_channels(data / "trainB")}
+    # (C, H, W) mean of each target domain's training images.
+    means = {d: torch.stack(load_split(data, f"train{t}", ch[t]).images).mean(0) for d, t in (("a2b", "B"), ("b2a", "A"))}
+
+    def channels(direction: str) -> tuple[int, int]:
+        return (ch["A"], ch["B"]) if direction == "a2b" else (ch["B"], ch["A"])
+
+    def translate(images: list[torch.Tensor], direction: str) -> list[torch.Tensor]:
+        mean = means[direction]
+        return [mean if x.shape[-2:] == mean.shape[-2:] else F.interpolate(mean[None], size=x.shape[-2:], mode="bilinear")[0]
+                for x in images]  # fmt: skip
+
+    return Subject(TARGET_MEAN, ("a2b", "b2a"), channels, translate, None, "the target-mean baseline has no styles")
+
+
 def run_cell(
     plan: MethodPlan, bench: Benchmark, data: Path, work: Path, figures: Path, steps: int, log: Callable[[str], None],
     preset: str | None = None, seed: int = SEED,
@@ -332,6 +358,8 @@ def run_cell(
     train_seconds, resumed = 0.0, False
     if plan.name == DO_NOTHING:
         subject = do_nothing_subject(data)
+    elif plan.name == TARGET_MEAN:
+        subject = target_mean_subject(data)
     else:
         assert preset is not None
         run_dir = work / "runs" / (f"{plan.name}-{bench.name}-{preset}-{steps}" + ("" if seed == SEED else f"-seed{seed}"))
@@ -347,9 +375,9 @@ def run_cell(
         "method": plan.name,
         "benchmark": bench.name,
         "preset": preset,
-        "overrides": plan.overrides(bench, steps) if plan.name != DO_NOTHING else [],
-        "steps": steps if plan.name != DO_NOTHING else 0,
-        "batch_size": bench.batch_size if plan.name != DO_NOTHING else None,
+        "overrides": plan.overrides(bench, steps) if plan.name not in BASELINES else [],
+        "steps": steps if plan.name not in BASELINES else 0,
+        "batch_size": bench.batch_size if plan.name not in BASELINES else None,
         "seed": seed,
         "train_seconds": round(train_seconds, 1),
         "resumed": resumed,
@@ -417,7 +445,7 @@ def _dirs(cell: Record) -> dict[str, Record]:
 def _one_sided(method: str) -> bool:
     from i2icli.methods import read_info
 
-    return method != DO_NOTHING and read_info(method).one_sided
+    return method not in BASELINES and read_info(method).one_sided
 
 
 def _direction_names(cells: Sequence[Record]) -> list[str]:
@@ -457,7 +485,7 @@ def beats(cell: Record, floor: Record) -> list[str]:
 
 def _method_order(results: Record) -> list[str]:
     seen = list(dict.fromkeys(c["method"] for c in results["cells"].values()))
-    return sorted(seen, key=lambda m: (m != DO_NOTHING, m))
+    return sorted(seen, key=lambda m: (BASELINES.index(m) if m in BASELINES else len(BASELINES), m))
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -544,6 +572,8 @@ here on the shipped data (`i2icli/eval/judges`); nothing downloaded.
 - **diversity** ↑ (style models only): mean pairwise judge-feature distance between 8 styles
   sampled for one input, beside the same figure for groups of 8 real target images.
 - **do-nothing**: each input returned unchanged, the floor a trained method has to beat.
+- **target-mean**: every input answered by the mean training image of the target domain (the best
+  constant answer in L2): a PSNR near its figure can come from painting the average image.
 """
 
 
@@ -582,7 +612,7 @@ def _reading(results: Record) -> list[str]:
     and of its FID-<judge> against do-nothing's, and the best method of each summary row."""
     from i2icli.eval.catalogue import format_metric, metric_info
 
-    methods = [m for m in _method_order(results) if m != DO_NOTHING]
+    methods = [m for m in _method_order(results) if m not in BASELINES]
     pairs: dict[str, list[tuple[Record, Record]]] = {m: [] for m in methods}  # (method's, do-nothing's) metrics
     best: list[str] = []
     for bench in BENCHMARKS.values():
@@ -787,7 +817,7 @@ def run_table(
     """Run every missing cell (skipping finished ones); returns the results and the keys run now."""
     results = load_results(paths.results)
     ran = []
-    for plan, bench, seed in ((p, b, s) for p, b in cells for s in (seeds if p.name != DO_NOTHING else (SEED,))):
+    for plan, bench, seed in ((p, b, s) for p, b in cells for s in (seeds if p.name not in BASELINES else (SEED,))):
         key = cell_key(plan.name, bench.name, seed)
         if key in results["cells"]:
             log(f"{key}: done earlier, skipped")
@@ -800,7 +830,7 @@ def run_table(
         steps = SMOKE_STEPS if smoke else QUICK_STEPS if quick else steps
         log(f"{key}: preparing data")
         data = prepare_data(bench, paths.work / "data", small=smoke)
-        log(f"{key}: {'evaluating' if plan.name == DO_NOTHING else f'training {preset} for {steps} steps, seed {seed}'}")
+        log(f"{key}: {'evaluating' if plan.name in BASELINES else f'training {preset} for {steps} steps, seed {seed}'}")
         results["cells"][key] = run_cell(plan, bench, data, paths.work, paths.figures, steps, log, preset, seed)
         ran.append(key)
         results = save_results(paths.results, results, ran)

@@ -64,7 +64,7 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     available = [b for b in quality.BENCHMARKS.values() if b.unavailable() is None]
     expected = {quality.cell_key(m, b.name) for m in plans for b in available}
     assert set(results["cells"]) == expected
-    assert all(c["steps"] == quality.SMOKE_STEPS for c in results["cells"].values() if c["method"] != "do-nothing")
+    assert all(c["steps"] == quality.SMOKE_STEPS for c in results["cells"].values() if c["method"] not in quality.BASELINES)
     assert read_block(tmp_path / "RESULTS.md", "quality") == quality.render_results(results)
     for b in available:
         for direction in ("a2b", "b2a"):
@@ -79,7 +79,7 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
 
 def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     plans = quality._method_plans()
-    assert list(plans) == ["do-nothing", *METHOD_MODULES]
+    assert list(plans) == ["do-nothing", "target-mean", *METHOD_MODULES]
     chosen = quality.select_cells(plans, "cyclegan,do-nothing", "mnist-uci-digits", None)
     expected = [("cyclegan", "mnist-uci-digits"), ("do-nothing", "mnist-uci-digits")]
     assert [(p.name, b.name) for p, b in chosen] == expected
@@ -89,7 +89,7 @@ def test_cells_are_chosen_from_the_tables(monkeypatch: pytest.MonkeyPatch) -> No
         quality.select_cells(plans, "pix2pix", None, None)
     # The table follows the one list of method modules.
     monkeypatch.setattr(i2icli.methods, "METHOD_MODULES", ("cyclegan",))
-    assert list(quality._method_plans()) == ["do-nothing", "cyclegan"]
+    assert list(quality._method_plans()) == ["do-nothing", "target-mean", "cyclegan"]
 
 
 def test_budgets_are_the_same_for_every_method_and_overrides_fit_the_data() -> None:

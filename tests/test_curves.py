@@ -46,7 +46,10 @@ def test_smoke_scores_every_checkpoint_on_a_validation_split_and_resumes(tmp_pat
     assert curves.check_smoke(results) == []
     (run,) = results["runs"].values()
     assert "finished" in run and run["n_val"] == curves.SMOKE_VAL
-    assert set(results["baselines"]["mnist-uci-digits"]["directions"]) == {"a2b", "b2a"}
+    # Class kept is read by the dataset's content judge, and the do-nothing row is kept under its name.
+    assert run["class_kept_judge"] == "digits"
+    assert set(results["baselines"][curves.baseline_key("mnist-uci-digits", "digits")]["directions"]) == {"a2b", "b2a"}
+    assert "kept-as-target" in results["baselines"][curves.baseline_key("mnist-uci-digits", "digits")]["directions"]["a2b"]
     assert read_block(tmp_path / "RESULTS.md", "curves") == curves.render_results(results)
     assert (tmp_path / run["samples"]).is_file()  # inputs above each scored step's translations
     # The validation images were taken out of the training folders, and the test split is not there.

@@ -37,8 +37,7 @@ OVERRIDES = [
 # 15-minute cap on a busy shared machine. Class kept stopped improving after ~750 steps in trials.
 STEPS = 1500
 SEED = 0
-# The figures of the card: (metric key, label, higher is better).
-FIGURES = (("class-kept", "class kept", True), ("looks-like-target", "looks like target", True), ("fid", "FID-digits", False))
+DIRECTIONS = (("a2b", "mnist -> uci"), ("b2a", "uci -> mnist"))
 
 
 def examples(data: Path) -> None:
@@ -56,35 +55,6 @@ def examples(data: Path) -> None:
             name = next(n for n, label in rows if label == digit)
             where = out if domain == "mnist" else out / "uci"
             shutil.copy(data / folder / name, where / f"{domain}_{digit}_{Path(name).name}")
-
-
-def measure(data: Path, model_file: Path) -> dict[str, Any]:
-    """``i2i eval model`` figures of the model and of do-nothing, both directions, whole test splits."""
-    from i2icli.api import load_model
-    from i2icli.eval.report import do_nothing_subject, evaluate, evaluate_model
-
-    reports = {
-        "model": evaluate_model(load_model(str(model_file), device="cpu"), data, name=NAME),
-        "do-nothing": evaluate(do_nothing_subject(data), data),
-    }
-    figures: dict[str, Any] = {}
-    for who, report in reports.items():
-        for d in report.directions:
-            for key, value in d.metrics.items():
-                figures[f"{d.direction}:{who}:{'fid' if key.startswith('fid-') else key}"] = value
-            figures[f"{d.direction}:n"] = d.n
-            figures[f"{d.direction}:real-class-acc"] = d.reference.get("real-class-acc")
-    return figures
-
-
-def _table(f: dict[str, Any]) -> str:
-    lines = ["| direction | figure | this model | do-nothing |", "|---|---|---|---|"]
-    for direction, label in (("a2b", "mnist -> uci"), ("b2a", "uci -> mnist")):
-        for key, name, higher in FIGURES:
-            model, base = f[f"{direction}:model:{key}"], f[f"{direction}:do-nothing:{key}"]
-            shown = (f"{model:.1%}", f"{base:.1%}") if key != "fid" else (f"{model:.1f}", f"{base:.1f}")
-            lines.append(f"| {label} | {name} ({'higher' if higher else 'lower'} is better) | {shown[0]} | {shown[1]} |")
-    return "\n".join(lines)
 
 
 def _compare(f: dict[str, Any], direction: str) -> str:
@@ -130,14 +100,16 @@ inputs' latent codes.
   machine, one torch thread, other jobs running.
 - **Stored**: fp16 safetensors, {file.stat().st_size / 1024:.0f} KiB.
 - **Measured** by the same script with `i2icli.eval.report` (the figures `i2i eval model --data
-  DATA` prints) on the whole held-out test splits. *Class kept*: the target domain's class judge
-  (shipped in `i2icli/eval/judges`; {f['a2b:real-class-acc']:.1%} / {f['b2a:real-class-acc']:.1%} on real UCI / MNIST test digits) reads
-  the translation as the source digit's label. *Looks like target*: the MNIST-vs-UCI domain judge
-  calls the translation a target-domain image. *FID-digits*: Frechet distance between the target
-  judge's features of the translations and of the real target test images (not comparable with
-  Inception FID). Do-nothing = the untranslated inputs.
+  DATA` prints) on the whole held-out test splits. *Class kept*: the content judge `digits`
+  (shipped in `i2icli/eval/judges`; {f['a2b:real-class-acc']:.1%} / {f['b2a:real-class-acc']:.1%} on real UCI / MNIST test digits, and
+  about as well on MNIST drawn in UCI's style) reads the translation as the source digit's label, so
+  untranslated inputs keep nearly every class. *Looks like target*: the MNIST-vs-UCI domain judge
+  calls the translation a target-domain image. *Kept and looks like target*: both at once, per image
+  (do-nothing 0%). *FID-digits*: Frechet distance between the target class judge's features of the
+  translations and of the real target test images (not comparable with Inception FID). Do-nothing =
+  the untranslated inputs.
 
-{_table(f)}
+{recipe_steps.figures_table(f, DIRECTIONS, recipe_steps.DIGIT_FIGURES)}
 
 - **What it does**: moves a digit's stroke width, blur and framing towards the other data set
   (looks like target {f['a2b:model:looks-like-target']:.0%} / {f['b2a:model:looks-like-target']:.0%}; FID-digits {_fid_side(f)} do-nothing). It keeps the digit's class
@@ -157,7 +129,7 @@ def make(work: Path) -> None:
     )
     model_file = recipe_steps.export(trained, NAME)
     examples(data)
-    card(measure(data, model_file), recipe_steps.train_seconds(work))
+    card(recipe_steps.measure(data, model_file, NAME), recipe_steps.train_seconds(work))
 
 
 def main() -> None:
