@@ -261,11 +261,9 @@ def seeds_of(cells: Record, direction: str, kind: str) -> list[int]:
     return sorted(0 if k == prefix else int(k[len(prefix) + len("@seed") :]) for k in cells if k.split("@")[0] == prefix)
 
 
-def summary(
-    cells: Record, direction: str, kind: str, field: str = "accuracy", seeds: Sequence[int] | None = None
-) -> tuple[float, float | None, int] | None:
-    """(mean, sample sd or None for one seed, number of seeds) of ``field`` over a cell's seeds (or ``seeds``)."""
-    values = [cells[cell_key(direction, kind, s)][field] for s in (seeds_of(cells, direction, kind) if seeds is None else seeds)]
+def summary(cells: Record, direction: str, kind: str, field: str = "accuracy") -> tuple[float, float | None, int] | None:
+    """(mean, sample sd or None for one seed, number of seeds) of ``field`` over a cell's seeds."""
+    values = [cells[cell_key(direction, kind, s)][field] for s in seeds_of(cells, direction, kind)]
     if not values:
         return None
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
