@@ -183,7 +183,7 @@ def test_paper_preset_is_the_official_config() -> None:
     assert cfg.arch == MunitArch() and cfg.arch.dis == MsDisArch()
     assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.flip) == (256, 256, True)
     assert dis_scales(cfg.data.crop_size, cfg.arch.dis) == 3
-    assert METHOD.default_preset == "paper" and set(PRESETS) == {"paper", "cpu-small", "cpu-tiny"}
+    assert METHOD.default_preset == "paper" and set(PRESETS) == {"paper", "cpu-small", "cpu-fast", "cpu-tiny"}
     assert Capability.STYLES in METHODS["munit"].caps and all(METHODS["munit"].can(c) for c in ("sample-styles", "exemplar", "interpolate"))
 
 
