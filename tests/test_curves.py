@@ -3,30 +3,15 @@ checkpoints leaves training unchanged, and RESULTS.md against the committed JSON
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import curves  # benchmarks/curves.py, on the path through conftest
 import pytest
 import torch
-from conftest import REPO
 from results_md import read_block
 
 from i2icli.losses import low_pass_l1
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-curves = sys.modules.get("curves") or _load("curves")
 
 
 def test_results_md_block_is_generated_from_the_curves_json() -> None:

@@ -3,34 +3,19 @@ resuming) and its RESULTS.md block against the committed JSON."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
+import geometry  # benchmarks/geometry.py, on the path through conftest
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from results_md import read_block
 
 from i2icli.config import apply_overrides
 from i2icli.methods import load_method
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-geometry = _load("geometry")
 
 
 def _ink_moments(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
