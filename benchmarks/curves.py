@@ -106,7 +106,16 @@ VARIANTS: dict[str, Variant] = {
         Variant("distancegan-fast", "distancegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
         Variant("munit-small", "munit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("munit-fast", "munit", "cpu-fast", note="the cpu-fast recipe (lr halved every 1000 steps, explicit cycle 10)"),
+        Variant(
+            "munit-fast-content", "munit", "cpu-fast", ("lambda_content=10",),
+            "cpu-fast plus the content term at 10 (4x low-pass L1 between input and translation)",
+        ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
+        Variant(
+            "unit-small-content-d2", "unit", "cpu-small", ("lambda_content=10", "arch.dis_layers=2"),
+            "content term at 10 and a 2-layer D",
+        ),
     )
 }
 

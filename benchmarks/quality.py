@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import Paths, cell_directions, locked, smoke_status, write_block
+from results_md import Paths, cell_directions, locked, read_block, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -51,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "quality.json"
 MARKDOWN = HERE / "RESULTS.md"
+README = REPO / "README.md"
 FIGURES = HERE / "figures"
 RESULTS_VERSION = 1
 SEED = 0
@@ -193,6 +194,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("cyclegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("gcgan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("distancegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
+    ("unit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1500),
 }
 
 
@@ -721,6 +723,15 @@ def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
 # --------------------------------------------------------------------------- figures
 
 
+def write_markdown(results: Record, markdown: Path) -> None:
+    """This benchmark's block of RESULTS.md; for the repository's RESULTS.md also the README's
+    copy of its summary (block ``quality-summary``: the table and each row's best method)."""
+    text = render_results(results)
+    write_block(markdown, "quality", text)
+    if markdown == MARKDOWN and read_block(README, "quality-summary") is not None:
+        write_block(README, "quality-summary", text.split("## Summary", 1)[1].split("## How they were made", 1)[0])
+
+
 def render_figures(results: Record, figures: Path) -> None:
     """The sample grids (inputs x methods) from the saved strips, and the headline-metric chart."""
     for bench in BENCHMARKS.values():
@@ -834,7 +845,7 @@ def run_table(
         results["cells"][key] = run_cell(plan, bench, data, paths.work, paths.figures, steps, log, preset, seed)
         ran.append(key)
         results = save_results(paths.results, results, ran)
-        write_block(paths.markdown, "quality", render_results(results))
+        write_markdown(results, paths.markdown)
         log(f"{key}: finished")
     if ran:  # the chart takes seconds, so figures are drawn once per run (--report redraws them)
         render_figures(results, paths.figures)
@@ -862,7 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = select_cells(_method_plans(), args.methods, args.benchmarks, args.cells)
     if args.report:
         results = load_results(paths.results)
-        write_block(paths.markdown, "quality", render_results(results))
+        write_markdown(results, paths.markdown)
         render_figures(results, paths.figures)
         return 0
     if args.threads:

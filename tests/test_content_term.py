@@ -1,4 +1,4 @@
-"""The labelled content term (CycleGAN, GcGAN, DistanceGAN): off in the papers' recipes, and when on,
+"""The labelled content term (CycleGAN, GcGAN, DistanceGAN, UNIT, MUNIT): off in the papers' recipes, and when on,
 exactly ``lambda_content`` x L1 between the input and its translation after grey average pooling."""
 
 from __future__ import annotations
@@ -58,3 +58,57 @@ def test_content_term_is_its_definition_and_off_by_default(name: str, preset_nam
     # The term is part of the loss the generators minimise.
     terms = sum(float(on.scalars[k].detach()) for k in scalars)
     assert float(on.loss.detach()) - float(off.loss.detach()) == pytest.approx(terms, rel=1e-4)
+
+
+def _unit_translations(objective, batch: dict) -> dict:
+    f = objective._forward(batch["a"], batch["b"])  # the first random draws of generator_loss
+    return {"content_a": (batch["a"], f["x_ab"]), "content_b": (batch["b"], f["x_ba"])}
+
+
+def _munit_translations(objective, batch: dict) -> dict:
+    s_a, s_b = objective._random_styles(batch["a"], batch["b"])  # the first random draws of generator_loss
+    gen_a, gen_b = objective.model.gen_a, objective.model.gen_b
+    x_ab = gen_b.decode(gen_a.encode(batch["a"])[0], s_b)
+    x_ba = gen_a.decode(gen_b.encode(batch["b"])[0], s_a)
+    return {"content_a": (batch["a"], x_ab), "content_b": (batch["b"], x_ba)}
+
+
+# UNIT and MUNIT translate through random draws (latent noise, random styles): each loss is computed
+# from the same seed, and the translations are redrawn from it; their scalars are unweighted terms.
+SAMPLED = [("unit", "paper", _unit_translations), ("munit", "tiny", _munit_translations)]
+
+
+@pytest.mark.parametrize(("name", "preset_name", "translations"), SAMPLED, ids=[c[0] for c in SAMPLED])
+def test_sampled_methods_content_term_is_its_definition_and_off_by_default(name: str, preset_name: str, translations) -> None:
+    method = load_method(name)
+    assert method.presets["paper"].config.lambda_content == 0
+    preset = method.test_presets[preset_name]
+    data = FixedBatch(preset)
+    batch = data[0]
+
+    def loss(weight: float):
+        cfg = dataclasses.replace(preset.config, lambda_content=weight, content_pool=2)
+        torch.manual_seed(0)
+        model = method.build_model(cfg.arch)
+        objective = method.build_objective(cfg, model, data, 0)
+        torch.manual_seed(1)
+        out = objective.generator_loss(batch, {})
+        torch.manual_seed(1)
+        with torch.no_grad():
+            pairs = translations(objective, batch)
+        return out, pairs
+
+    (on, pairs), (off, _) = loss(2.5), loss(0.0)
+    for key, (x, y) in pairs.items():
+        assert float(on.scalars[key].detach()) == pytest.approx(float(_by_hand(y, x, 2)), rel=1e-5), key
+    assert not any(k.startswith("content_") for k in off.scalars)
+    terms = 2.5 * sum(float(on.scalars[k].detach()) for k in pairs)
+    assert float(on.loss.detach()) - float(off.loss.detach()) == pytest.approx(terms, rel=1e-4, abs=1e-5)
+
+
+def test_unit_content_term_refuses_the_da32_network() -> None:
+    from i2icli.errors import UsageError
+
+    da32 = load_method("unit").presets["da32"].config
+    with pytest.raises(UsageError, match="lambda_content"):
+        dataclasses.replace(da32, lambda_content=1.0)

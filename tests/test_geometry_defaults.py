@@ -18,7 +18,7 @@ from i2icli.cli.app import app
 from i2icli.registry import PRETRAINED
 from i2icli.sources import fetch, resolve
 
-NAMES = [name for name in ("gcgan-digits", "distancegan-digits", "transgaga-digits") if name in PRETRAINED]
+NAMES = [name for name in ("distancegan-digits", "transgaga-digits") if name in PRETRAINED]
 MAX_BYTES = 4 * 1024 * 1024
 
 

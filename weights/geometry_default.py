@@ -1,5 +1,5 @@
-"""The steps shared by the scripts that make the embedded geometry defaults (``make_gcgan_digits.py``,
-``make_distancegan_digits.py``, ``make_transgaga_digits.py``): one variant of the geometry
+"""The steps shared by the scripts that make the embedded geometry defaults
+(``make_distancegan_digits.py``, ``make_transgaga_digits.py``): one variant of the geometry
 benchmark (``benchmarks/geometry.py``) trained on one of its pairs for a longer budget.
 
 Steps, each skipped when its output exists (so an interrupted run continues):

@@ -15,16 +15,13 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
 import recipe_steps
-import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -37,23 +34,6 @@ PRESET = "cpu-fast"
 STEPS = 800
 SEED = 0
 DIRECTIONS = (("a2b", "mnist -> uci"), ("b2a", "uci -> mnist"))
-
-
-def examples(data: Path) -> None:
-    """The first held-out MNIST test image of each class, 0-9."""
-    out = REPO / "examples" / NAME
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    files, labels = _split(data, "testA")
-    for digit in range(10):
-        src = files[int((labels == digit).nonzero()[0])]
-        shutil.copy(src, out / f"mnist_{digit}_{src.name}")
-
-
-def _split(data: Path, folder: str) -> tuple[list[Path], torch.Tensor]:
-    with open(data / f"{folder}_labels.csv") as f:
-        rows = list(csv.DictReader(f))
-    return [data / folder / r["filename"] for r in rows], torch.tensor([int(r["label"]) for r in rows])
 
 
 def card(f: dict[str, Any], train_seconds: int | None) -> None:
@@ -107,7 +87,7 @@ def make(work: Path) -> None:
         work, data, method="cyclegan", preset=PRESET, overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
     )
     model_file = recipe_steps.export(trained, NAME)
-    examples(data)
+    recipe_steps.copy_examples(data, NAME)
     card(recipe_steps.measure(data, model_file, NAME), recipe_steps.train_seconds(work))
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +37,6 @@ OVERRIDES = [
 STEPS = 1500
 SEED = 0
 DIRECTIONS = (("a2b", "mnist -> uci"), ("b2a", "uci -> mnist"))
-
-
-def examples(data: Path) -> None:
-    """The first held-out test image of digits 0-4 from MNIST (in the folder, domain A, as the tour
-    translates it) and 5-9 from UCI (in uci/, domain B)."""
-    import csv
-
-    out = REPO / "examples" / NAME
-    shutil.rmtree(out, ignore_errors=True)
-    (out / "uci").mkdir(parents=True)
-    for folder, domain, digits in (("testA", "mnist", range(5)), ("testB", "uci", range(5, 10))):
-        with open(data / f"{folder}_labels.csv") as f:
-            rows = [(r["filename"], int(r["label"])) for r in csv.DictReader(f)]
-        for digit in digits:
-            name = next(n for n, label in rows if label == digit)
-            where = out if domain == "mnist" else out / "uci"
-            shutil.copy(data / folder / name, where / f"{domain}_{digit}_{Path(name).name}")
 
 
 def _compare(f: dict[str, Any], direction: str) -> str:
@@ -128,7 +110,8 @@ def make(work: Path) -> None:
         work, data, method="unit", preset=PRESET, overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
     )
     model_file = recipe_steps.export(trained, NAME)
-    examples(data)
+    recipe_steps.copy_examples(data, NAME, "testA", "mnist", range(5))
+    recipe_steps.copy_examples(data, NAME, "testB", "uci", range(5, 10), sub="uci")
     card(recipe_steps.measure(data, model_file, NAME), recipe_steps.train_seconds(work))
 
 

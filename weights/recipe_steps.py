@@ -1,6 +1,6 @@
 """Steps shared by the scripts that make an embedded model from an ``i2i data`` recipe
-(``make_cyclegan_digits.py``, ``make_munit_fashion.py``, ``make_unit_digits.py``). Every step skips
-what already exists, so an interrupted script continues where it stopped."""
+(``make_cyclegan_digits.py``, ``make_gcgan_digits.py``, ``make_munit_fashion.py``,
+``make_unit_digits.py``). Every step skips what already exists, so an interrupted script continues where it stopped."""
 
 from __future__ import annotations
 
@@ -68,6 +68,25 @@ def export(model_dir: Path, name: str) -> Path:
     net, config = load_checkpoint(model_dir)
     save_model(HERE / name, net, config, fp16=True)
     return HERE / name / "model.safetensors"
+
+
+def copy_examples(
+    data: Path, name: str, folder: str = "testA", prefix: str = "mnist", digits: Sequence[int] = range(10), sub: str = ""
+) -> None:
+    """The first held-out test image of each of ``digits`` from DATA/FOLDER into
+    examples/NAME/SUB as ``<prefix>_<digit>_<file>``; examples/NAME is emptied first unless SUB is set."""
+    import csv
+    import shutil
+
+    out = REPO / "examples" / name
+    if not sub:
+        shutil.rmtree(out, ignore_errors=True)
+    (out / sub).mkdir(parents=True, exist_ok=True)
+    with open(data / f"{folder}_labels.csv") as f:
+        rows = [(r["filename"], int(r["label"])) for r in csv.DictReader(f)]
+    for digit in digits:
+        file = next(n for n, label in rows if label == digit)
+        shutil.copy(data / folder / file, out / sub / f"{prefix}_{digit}_{Path(file).name}")
 
 
 # What the digits models' cards show: (metric key, label, higher is better).

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
-from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
 from i2icli.methods.base import (
     DIRECTIONS,
     Direction,
@@ -306,6 +306,10 @@ class MunitConfig:
     recon_c_w: float = 1.0  # content reconstruction after translation
     recon_s_w: float = 1.0  # style reconstruction after translation
     recon_x_cyc_w: float = 0.0  # explicit style-augmented cycle (official: 10 for summer2winter)
+    # Labelled option, not the paper's: L1 between the input and its translation (random style)
+    # after grey + content_pool x average pooling, so a translation keeps the input's layout.
+    lambda_content: float = 0.0
+    content_pool: int = 4  # pooling factor of the content term (32 px -> 8 px)
     vgg_w: float = 0.0  # domain-invariant perceptual loss; 0 with vgg_weights set means VGG_W_WHEN_ENABLED
     vgg_weights: str = ""  # VGG16 weights file (torchvision layout or the official conv1_1.. names)
     vgg_input: VggInput = "caffe"  # caffe: BGR 0..255 minus mean (official weights); torchvision: RGB mean/std
@@ -320,12 +324,15 @@ class MunitConfig:
         weights = {
             "gan_w": self.gan_w, "recon_x_w": self.recon_x_w, "recon_c_w": self.recon_c_w,
             "recon_s_w": self.recon_s_w, "recon_x_cyc_w": self.recon_x_cyc_w, "vgg_w": self.vgg_w,
+            "lambda_content": self.lambda_content,
         }  # fmt: skip
         for name, value in weights.items():
             if value < 0:
                 raise UsageError(f"{name} {value}: loss weights must be >= 0")
         if self.step_size < 1:
             raise UsageError(f"step_size {self.step_size}: must be at least 1")
+        if self.content_pool < 1:
+            raise UsageError(f"content_pool {self.content_pool}: must be at least 1")
         if self.vgg_w > 0 and not self.vgg_weights:
             raise UsageError(f"vgg_w {self.vgg_w}: the perceptual loss needs vgg_weights (a VGG16 weights file)")
         # Checked here, before a run folder exists; shapes are checked when the file is loaded.
@@ -479,6 +486,11 @@ class MunitObjective(SingleStage):
             # Recovered content decoded with the input's own encoded style must give the input back.
             terms["cyc_x_a"] = (c.recon_x_cyc_w, l1(gen_a.decode(c_a_recon, s_a_prime), x_a))
             terms["cyc_x_b"] = (c.recon_x_cyc_w, l1(gen_b.decode(c_b_recon, s_b_prime), x_b))
+        if c.lambda_content > 0:
+            # Content-code reconstruction alone lets the decoder ignore the content and draw one
+            # template per style; the low-pass term ties each translation to its own input.
+            terms["content_a"] = (c.lambda_content, low_pass_l1(x_ab, x_a, c.content_pool))
+            terms["content_b"] = (c.lambda_content, low_pass_l1(x_ba, x_b, c.content_pool))
         if self.vgg is not None:
             # Each translation is compared with its own source image.
             vgg = self.vgg.to(x_a.device)
