@@ -110,12 +110,18 @@ VARIANTS: dict[str, Variant] = {
             "munit-fast-content", "munit", "cpu-fast", ("lambda_content=10",),
             "cpu-fast plus the content term at 10 (4x low-pass L1 between input and translation)",
         ),
+        Variant(
+            "munit-fast-content-lr4", "munit", "cpu-fast", ("lambda_content=10", "optim.lr=4e-4"),
+            "cpu-fast plus the content term at 10 and Adam lr 4e-4 (paper 1e-4)",
+        ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(
             "unit-small-content-d2", "unit", "cpu-small", ("lambda_content=10", "arch.dis_layers=2"),
             "content term at 10 and a 2-layer D",
         ),
+        Variant("unit-fast", "unit", "cpu-fast", note="the cpu-fast recipe (2-layer D, λ0 3, content term 10)"),
+        Variant("unit-fast-gan3", "unit", "cpu-fast", ("gan_w=3",), "2-layer D, content term 10 and λ0 3 (paper 10), the cpu-fast recipe"),
     )
 }
 
