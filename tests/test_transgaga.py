@@ -210,6 +210,27 @@ def test_substitute_appearance_loss_is_labelled_as_a_deviation() -> None:
     assert TransGaGaConfig().gram_substitute == "dis_img_features"
 
 
+def test_substitute_none_drops_the_appearance_term_and_the_cpu_presets_use_it() -> None:
+    # The CPU presets train without the substitute Gram term: with it, stage 3 flattens every
+    # decoder output on 32 px digits (docs/methods/transgaga.md has the measurement).
+    data = Blobs()
+    for substitute, has_con in (("dis_img_features", True), ("none", False)):
+        cfg = replace(TINY, gram_substitute=substitute)
+        assert cfg.uses_con is has_con
+        torch.manual_seed(0)
+        obj = TransGaGaObjective(cfg, TransGaGaModel(cfg.arch), data, seed=0)
+        obj.fit_pca(data)
+        obj.enter_translate(data)
+        names = set(obj.generator_loss(data[0], {}).scalars)
+        assert {"con_a", "con_b"} <= names if has_con else not any(n.startswith("con_") for n in names)
+        assert {"cyc_pix_a", "adv_img_b", "rec_a"} <= names
+        assert (obj.con_w > 0) is has_con  # no calibration for a term that is off
+    assert "no appearance-consistency term" in replace(TINY, gram_substitute="none").appearance_loss
+    assert [METHOD.presets[n].config.gram_substitute for n in ("paper", "cpu-small", "cpu-tiny")] == [
+        "dis_img_features", "none", "none"
+    ]  # fmt: skip
+
+
 def test_vgg19_weights_turn_on_the_papers_gram_term(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
