@@ -126,8 +126,9 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def run_key(variant: str, bench: str, steps: int) -> str:
-    return f"{variant}:{bench}:{steps}"
+def run_key(variant: str, bench: str, steps: int, seed: int = SEED) -> str:
+    """``variant:benchmark:steps``, with ``@seedN`` for a training seed other than the default."""
+    return f"{variant}:{bench}:{steps}" + (f"@seed{seed}" if seed != SEED else "")
 
 
 # --------------------------------------------------------------------------- data
@@ -235,9 +236,9 @@ def _score_checkpoint(run_dir: Path, step: int, val: Path) -> dict[str, dict[str
 
 def _train_and_score(
     variant: Variant, bench: Benchmark, train_dir: Path, val: Path, run_dir: Path, steps: int, every: int,
-    record: Record, save: Callable[[], None], log: Callable[[str], None],
+    record: Record, save: Callable[[], None], log: Callable[[str], None], seed: int = SEED,
 ) -> None:  # fmt: skip
-    """Train (or resume) the run, scoring each checkpoint not yet in ``record['points']`` as it appears."""
+    """Train (or resume) the run with training seed ``seed``, scoring each checkpoint not yet in ``record['points']`` as it appears."""
     import torch
 
     from i2icli.eval.datasets import read_dataset_info
@@ -276,7 +277,7 @@ def _train_and_score(
                 method=variant.method, preset=variant.preset, config_file=None, overrides=overrides,
                 data=DataSpec(str(train_dir / "trainA"), str(train_dir / "trainB"), read_dataset_info(val).domains),
                 batch_size=bench.batch_size, lr=None, max_steps=steps,
-                loop_kwargs=dict(seed=SEED, save_every=every, keep_last=3, sample_every=0, log_every=50),
+                loop_kwargs=dict(seed=seed, save_every=every, keep_last=3, sample_every=0, log_every=50),
                 init_from=None, steps_per_epoch=lambda bs: 0,
             )  # fmt: skip
         record["resumed"] = record["resumed"] or resume
@@ -503,7 +504,7 @@ def render_figure(results: Record, path: Path) -> None:
 
 def run_curves(
     wanted: Sequence[tuple[Variant, Benchmark]], *, steps: int, every: int, n_val: int, work: Path,
-    results_path: Path, markdown: Path, figure: Path, smoke: bool, log: Callable[[str], None] = print,
+    results_path: Path, markdown: Path, figure: Path, smoke: bool, log: Callable[[str], None] = print, seed: int = SEED,
 ) -> Record:  # fmt: skip
     results = load_results(results_path)
 
@@ -535,24 +536,25 @@ def run_curves(
             base = {"n_val": n_val, "directions": _score(do_nothing_subject(val), val)}
             results["baselines"][baseline_key(bench.name, class_judge)] = base
             save()
-        key = run_key(variant.name, bench.name, steps)
+        key = run_key(variant.name, bench.name, steps, seed)
+        tag = f"{variant.name}-{bench.name}-{steps}" + (f"-seed{seed}" if seed != SEED else "")
         record = results["runs"].setdefault(key, {
             "key": key, "variant": variant.name, "method": variant.method, "preset": variant.preset,
             "variant_overrides": list(variant.overrides), "note": variant.note, "benchmark": bench.name,
-            "steps": steps, "every": every, "batch_size": bench.batch_size, "seed": SEED, "n_val": n_val,
+            "steps": steps, "every": every, "batch_size": bench.batch_size, "seed": seed, "n_val": n_val,
             "points": {}, "train_seconds": 0.0, "resumed": False, "machine": machine(), "class_kept_judge": class_judge,
             "command": f"python benchmarks/curves.py --runs {variant.name}:{bench.name} --steps {steps} --every {every}"
-            + (f" --val {n_val}" if n_val != VAL_IMAGES else ""),
+            + (f" --val {n_val}" if n_val != VAL_IMAGES else "") + (f" --seed {seed}" if seed != SEED else ""),
         })  # fmt: skip
         if "finished" in record:
             log(f"{key}: done earlier, skipped")
             continue
         mine.add(key)
         log(f"{key}: training, scored every {every} steps on {n_val} validation images per domain")
-        run_dir = work / "curves-runs" / f"{variant.name}-{bench.name}-{steps}"
-        _train_and_score(variant, bench, train_dir, val, run_dir, steps, every, record, save, log)
+        run_dir = work / "curves-runs" / tag
+        _train_and_score(variant, bench, train_dir, val, run_dir, steps, every, record, save, log, seed)
         record["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        sheet = figure.parent / "curves" / f"{variant.name}-{bench.name}-{steps}.png"
+        sheet = figure.parent / "curves" / f"{tag}.png"
         if sample_sheet(run_dir, sheet):
             record["samples"] = sheet.relative_to(figure.parent.parent).as_posix()
         save()
@@ -597,6 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val", type=int, default=VAL_IMAGES, help="validation images per domain")
     parser.add_argument("--work", type=Path, help="data and run folders (default runs/benchmarks)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"training seed (default {SEED}; the validation split stays the same)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="4 steps on tiny data in a temp folder")
     mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and the figure")
@@ -635,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return smoke_status(check_smoke(results), len(results["runs"]), work / "RESULTS.md")
     run_curves(
         wanted, steps=args.steps, every=args.every, n_val=args.val, work=args.work or REPO / "runs" / "benchmarks",
-        results_path=RESULTS, markdown=MARKDOWN, figure=FIGURE, smoke=False,
+        results_path=RESULTS, markdown=MARKDOWN, figure=FIGURE, smoke=False, seed=args.seed,
     )  # fmt: skip
     return 0
 

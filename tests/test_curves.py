@@ -79,3 +79,18 @@ def test_low_pass_l1_compares_layout_not_texture() -> None:
     assert float(low_pass_l1(x.expand(-1, 3, -1, -1), x, 4)) < 1e-6  # channel counts may differ
     moved = torch.roll(x, 3, dims=3)
     assert float(low_pass_l1(moved, x, 2)) > 0.1  # a moved shape is not
+
+
+def test_a_seeded_run_trains_with_its_seed_under_its_own_key(tmp_path: Path) -> None:
+    results = curves.run_curves(
+        curves._select("cyclegan-small:mnist-uci-digits"), steps=curves.SMOKE_STEPS, every=curves.SMOKE_EVERY,
+        n_val=curves.SMOKE_VAL, work=tmp_path, results_path=tmp_path / "curves.json", markdown=tmp_path / "RESULTS.md",
+        figure=tmp_path / "figures" / "curves.png", smoke=True, seed=3,
+    )  # fmt: skip
+    key = curves.run_key("cyclegan-small", "mnist-uci-digits", curves.SMOKE_STEPS, 3)
+    assert list(results["runs"]) == [key] and key.endswith("@seed3")
+    assert curves.run_key("cyclegan-small", "mnist-uci-digits", curves.SMOKE_STEPS) == key.removesuffix("@seed3")
+    record = results["runs"][key]
+    assert record["seed"] == 3 and record["command"].endswith("--seed 3")
+    spec = json.loads((tmp_path / "curves-runs" / f"cyclegan-small-mnist-uci-digits-{curves.SMOKE_STEPS}-seed3" / "run.json").read_text())
+    assert spec["spec"]["loop"]["seed"] == 3
