@@ -57,10 +57,7 @@ CycleGAN translating handwritten digits between MNIST (domain `mnist`, a) and UC
   {os.getloadavg()[0]:.1f} when the card was written: other jobs may have shared the machine).
 - **Stored**: fp16 safetensors, {file.stat().st_size / 1024:.0f} KiB.
 - **Measured** by the same script with `i2icli.eval.report` (the figures `i2i eval model --data
-  DATA` prints) on the whole held-out test splits. *Class kept*: the content judge `digits`
-  (shipped in `i2icli/eval/judges`; it reads real digits of both sets and MNIST drawn in UCI's
-  style at about 98%) reads the translation as the source digit's label; untranslated inputs keep
-  nearly every class, so this alone cannot show a translation. *Looks like target*: the MNIST-vs-UCI
+  DATA` prints) on the whole held-out test splits. {recipe_steps.CLASS_KEPT_WORDS} *Looks like target*: the MNIST-vs-UCI
   domain judge calls the translation a target-domain image. *Kept and looks like target*: both at
   once, per image (do-nothing 0%): this model beats do-nothing by {100 * margin:.0f} points on it in the
   weaker direction. *FID-digits*: Frechet distance between the target class judge's features of the
@@ -76,13 +73,8 @@ CycleGAN translating handwritten digits between MNIST (domain `mnist`, a) and UC
     recipe_steps.write_card(NAME, text, f)
 
 
-def examples(data: Path) -> None:
-    """The first held-out MNIST test image of each class, 0-9."""
-    recipe_steps.copy_examples(data, NAME)
-
-
 def make(work: Path) -> None:
-    recipe_steps.make_digits_model(work, NAME, method="cyclegan", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card)
+    recipe_steps.make_digits_model(work, NAME, method="cyclegan", preset=PRESET, steps=STEPS, seed=SEED, card=card)
 
 
 def main() -> None:

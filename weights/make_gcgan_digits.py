@@ -66,10 +66,7 @@ optical digits (domain `uci`, b), 28x28 grayscale, one-sided (a -> b only): `i2i
   shared the machine).
 - **Stored**: fp16 safetensors, {file.stat().st_size / 1024:.0f} KiB.
 - **Measured** by the same script with `i2icli.eval.report` (the figures `i2i eval model --data
-  DATA` prints) on the whole held-out test split. *Class kept*: the content judge `digits`
-  (shipped in `i2icli/eval/judges`; it reads real digits of both sets and MNIST drawn in UCI's
-  style at about 98%) reads the translation as the source digit's label; untranslated inputs keep
-  nearly every class, so this alone cannot show a translation. *Looks like target*: the MNIST-vs-UCI
+  DATA` prints) on the whole held-out test split. {recipe_steps.CLASS_KEPT_WORDS} *Looks like target*: the MNIST-vs-UCI
   domain judge calls the translation a UCI digit. *Kept and looks like target*: both at once, per
   image (do-nothing 0%): this model beats do-nothing by {100 * margin:.0f} points on it. *FID-digits*: Frechet
   distance between the UCI class judge's features of the translations and of the real UCI test
@@ -89,13 +86,8 @@ optical digits (domain `uci`, b), 28x28 grayscale, one-sided (a -> b only): `i2i
     recipe_steps.write_card(NAME, text, f)
 
 
-def examples(data: Path) -> None:
-    """The first held-out MNIST test image of each class, 0-9."""
-    recipe_steps.copy_examples(data, NAME)
-
-
 def make(work: Path) -> None:
-    recipe_steps.make_digits_model(work, NAME, method="gcgan", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card)
+    recipe_steps.make_digits_model(work, NAME, method="gcgan", preset=PRESET, steps=STEPS, seed=SEED, card=card)
 
 
 def main() -> None:
