@@ -8,8 +8,11 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_rgb
 from test_methods import FixedBatch
+from typer.testing import CliRunner
 
+from i2icli.cli.app import app
 from i2icli.methods import load_method
 
 # (method, test preset with the term on, {scalar name: (source domain, the generator it translates with)});
@@ -112,3 +115,22 @@ def test_unit_content_term_refuses_the_da32_network() -> None:
     da32 = load_method("unit").presets["da32"].config
     with pytest.raises(UsageError, match="lambda_content"):
         dataclasses.replace(da32, lambda_content=1.0)
+
+
+BAD_SETTINGS = [
+    (["--method", "unit", "--preset", "cpu-tiny", "--set", "lambda_content=-1"], "lambda_content -1.0: loss weights must be >= 0"),
+    (["--method", "munit", "--preset", "cpu-tiny", "--set", "content_pool=0"], "content_pool 0: must be at least 1"),
+    (["--method", "unit", "--preset", "da32", "--set", "lambda_content=1"], "not da32"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_SETTINGS, ids=["negative-weight", "zero-pool", "da32"])
+def test_bad_content_settings_are_one_line_usage_errors_before_any_folder(tmp_path, args: list[str], message: str) -> None:
+    for side in "AB":
+        for i in range(2):
+            write_rgb(tmp_path / "d" / f"train{side}" / f"{i}.png", (32, 32), seed=i)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", *args, "--dataroot", str(tmp_path / "d"), "--run-dir", str(run), "--max-steps", "1", "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not run.exists()
