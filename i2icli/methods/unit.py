@@ -724,9 +724,10 @@ PRESETS = {
     # cpu-small's translations keep MNIST's layout only about as often as do-nothing keeps the class
     # (validation curves, benchmarks/curves.py): the shared latent and the latent cycle let a digit
     # be redrawn as another one. The content term pins the coarse layout, which also stops the
-    # template collapse that made cpu-small lower λ0, so λ0 goes back up to 3 (at 1, mnist -> uci
-    # outputs stayed MNIST-like: 90% judged UCI against 95% at 3); the 2-layer D (5x5 patches at
-    # 28 px) judges strokes rather than one near-global score.
+    # template collapse that made cpu-small lower λ0, so λ0 goes back up to 3 (validation, seed 0:
+    # at 1, 92% of mnist -> uci outputs judged UCI at step 1200, at 3, 95% at 1500); the 2-layer D
+    # (5x5 patches at 28 px) judges strokes rather than one near-global score. Seed-sensitive: at
+    # seed 1 uci -> mnist fails (docs/methods/unit.md).
     "cpu-fast": Preset(
         "cpu-fast",
         "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D, λ0 3 and the content term at 10 "
