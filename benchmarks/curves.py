@@ -58,13 +58,19 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class Variant:
-    """A method trained with a preset plus labelled overrides (applied after the benchmark's own)."""
+    """A method trained with a preset plus labelled overrides (applied after the benchmark's own);
+    ``ema``: the loop's weight average (``i2i train --ema``), 0 off."""
 
     name: str
     method: str
     preset: str
     overrides: tuple[str, ...] = ()
     note: str = ""
+    ema: float = 0.0
+
+    def labels(self) -> list[str]:
+        """The overrides as a reader sees them, the loop's option included."""
+        return [*self.overrides, *([f"--ema {self.ema}"] if self.ema else [])]
 
 
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
@@ -113,6 +119,22 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "munit-fast-content-lr4", "munit", "cpu-fast", ("lambda_content=10", "optim.lr=4e-4"),
             "cpu-fast plus the content term at 10 and Adam lr 4e-4 (paper 1e-4)",
+        ),
+        Variant(
+            "munit-fast-content-gan3", "munit", "cpu-fast", ("lambda_content=10", "gan_w=3"),
+            "cpu-fast plus the content term at 10 and the GAN weight at 3 (paper 1), as UNIT's cpu-fast",
+        ),
+        Variant(
+            "munit-fast-content-gan3-s2", "munit", "cpu-fast", ("lambda_content=10", "gan_w=3", "arch.style_dim=2"),
+            "munit-fast-content-gan3 with a 2-number style code (paper 8), so the style cannot carry the shape",
+        ),
+        Variant(
+            "munit-fast-content-gan10", "munit", "cpu-fast", ("lambda_content=10", "gan_w=10"),
+            "cpu-fast plus the content term at 10 and the GAN weight at 10 (paper 1)",
+        ),
+        Variant(
+            "munit-fast-content-gan3-lr5", "munit", "cpu-fast", ("lambda_content=10", "gan_w=3", "optim.lr=5e-4"),
+            "munit-fast-content-gan3 with Adam lr 5e-4 (paper 1e-4), as UNIT's CPU presets",
         ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
@@ -277,7 +299,7 @@ def _train_and_score(
                 method=variant.method, preset=variant.preset, config_file=None, overrides=overrides,
                 data=DataSpec(str(train_dir / "trainA"), str(train_dir / "trainB"), read_dataset_info(val).domains),
                 batch_size=bench.batch_size, lr=None, max_steps=steps,
-                loop_kwargs=dict(seed=seed, save_every=every, keep_last=3, sample_every=0, log_every=50),
+                loop_kwargs=dict(seed=seed, save_every=every, keep_last=3, sample_every=0, log_every=50, ema=variant.ema),
                 init_from=None, steps_per_epoch=lambda bs: 0,
             )  # fmt: skip
         record["resumed"] = record["resumed"] or resume
@@ -540,7 +562,7 @@ def run_curves(
         tag = f"{variant.name}-{bench.name}-{steps}" + (f"-seed{seed}" if seed != SEED else "")
         record = results["runs"].setdefault(key, {
             "key": key, "variant": variant.name, "method": variant.method, "preset": variant.preset,
-            "variant_overrides": list(variant.overrides), "note": variant.note, "benchmark": bench.name,
+            "variant_overrides": variant.labels(), "note": variant.note, "benchmark": bench.name,
             "steps": steps, "every": every, "batch_size": bench.batch_size, "seed": seed, "n_val": n_val,
             "points": {}, "train_seconds": 0.0, "resumed": False, "machine": machine(), "class_kept_judge": class_judge,
             "command": f"python benchmarks/curves.py --runs {variant.name}:{bench.name} --steps {steps} --every {every}"
@@ -611,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--steps and --every must be >= 1 and --val >= 2")
     if args.list:
         for v in VARIANTS.values():
-            print(f"{v.name}: {v.method} {v.preset} {' '.join(v.overrides)}  {v.note}")
+            print(f"{v.name}: {v.method} {v.preset} {' '.join(v.labels())}  {v.note}")
         return 0
     if args.note:
         with locked(RESULTS):

@@ -63,6 +63,14 @@ def train(
     compile: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile each network (slow first steps).")
     ] = False,
+    ema: Annotated[
+        float,
+        typer.Option(
+            "--ema",
+            help="Keep an exponential moving average of the model's weights with this decay (e.g. 0.999) and "
+            "export it; validation and sample grids use it (0: off; labelled, not in the papers).",
+        ),
+    ] = 0.0,
     save_every: Annotated[int, typer.Option("--save-every", help="Checkpoint every N steps.")] = 1000,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Checkpoints to keep.")] = 3,
     sample_every: Annotated[int, typer.Option("--sample-every", help="Sample grid every N steps (0: never).")] = 500,
@@ -169,9 +177,9 @@ _NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quie
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
-    run_dir, resume, schedule, init_from, seed, device, precision, amp, amp_dtype, channels_last, compile, save_every,
-    keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet, threads,
-    method_options, typed,
+    run_dir, resume, schedule, init_from, seed, device, precision, amp, amp_dtype, channels_last, compile, ema,
+    save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
+    threads, method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     # Every option and folder is checked before anything is created (usage errors exit 2).
     validate.at_least(1, max_steps=max_steps, batch_size=batch_size, log_every=log_every, threads=threads)
@@ -191,6 +199,8 @@ def _train(
         raise UsageError(f"--schedule {schedule!r}: use replan or keep")
     if schedule is not None and resume is None:
         raise UsageError("--schedule applies to --resume RUN --max-steps N (a new run plans its own schedule)")
+    if resume is not None and "ema" in typed:
+        raise UsageError("--ema: a resumed run keeps its recorded weight average (see run.json)")
     amp, amp_dtype = _autocast(precision, amp, amp_dtype, typed)
     if typed & {"amp", "amp_dtype"}:
         typed = typed | {"precision"}
@@ -205,7 +215,7 @@ def _train(
         _train_as(
             place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides,
             max_steps, batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last,
-            compile, save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard,
+            compile, ema, save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard,
             max_pixels, quiet or not place.writes, method_options, typed,
         )  # fmt: skip
     finally:
@@ -243,8 +253,8 @@ def _autocast(precision: str, amp: bool, amp_dtype: str, typed: set[str]) -> tup
 
 def _train_as(
     place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
-    batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, save_every,
-    keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
+    batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, ema,
+    save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
     method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
@@ -295,7 +305,7 @@ def _train_as(
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
             log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every, amp_dtype=amp_dtype,
-            channels_last=channels_last, compile=compile,
+            channels_last=channels_last, compile=compile, ema=ema,
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:

@@ -299,6 +299,8 @@ def _run_locked(
     )
     if result.interrupted or not place.writes:
         return result, None
+    if result.averaged is not None:
+        model.load_state_dict(result.averaged)  # --ema: the average is the trained model (training is over)
     return result, _export(model, run_dir / "model", spec, cfg, result.step)
 
 
@@ -397,4 +399,6 @@ def export_checkpoint(run_dir: Path, step: int | None, out: Path | None, device:
     for name, module in objective.training_modules().items():
         module.to(device).load_state_dict(state["modules"][name])
     objective.load_extra_state(state["extra"])
+    if "ema" in state:
+        model.load_state_dict(state["ema"]["weights"])  # a run trained with --ema exports its average
     return _export(model, out or run_dir / f"model-step_{step}", spec, cfg, step)

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterator, Literal, Mapping
 import torch
 
 from i2icli.checkpoint import atomic_write_bytes
-from i2icli.errors import I2IError
+from i2icli.errors import I2IError, UsageError
 from i2icli.train import distributed
 from i2icli.train.distributed import Dist
+from i2icli.train.ema import WeightAverage
 from i2icli.train.feed import StepData, batches, to_device
 from i2icli.train.objective import Batch, Objective, Phase, Stage, StepOutput
 from i2icli.train.schedule import Extension, planned_factor
@@ -47,6 +48,11 @@ class LoopOptions:
     amp_dtype: Literal["bf16", "fp16"] = "bf16"  # fp16 (CUDA only) scales losses with a GradScaler
     channels_last: bool = False  # networks and batches in channels_last memory layout
     compile: bool = False  # torch.compile each training module's forward (in place: same state dict keys)
+    ema: float = 0.0  # decay of the averaged inference weights (i2icli.train.ema; 0: off, not in the papers)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise UsageError(f"--ema {self.ema}: the decay must be in [0, 1) (0: off; 0.999 averages over about the last 1000 steps)")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class TrainResult:
     step: int  # steps completed
     interrupted: bool
     checkpoint: Path | None
+    averaged: dict[str, torch.Tensor] | None = None  # the EMA weights at the end (``opts.ema``), for the export
 
 
 class TrainingDiverged(I2IError):
@@ -121,10 +128,12 @@ def train(
     scaler = torch.amp.GradScaler(device.type) if opts.amp and opts.amp_dtype == "fp16" else None
     start = 0
     last_ckpt: Path | None = None
+    average = WeightAverage(objective.model, opts.ema) if opts.ema else None
     if resume:
         resumed = restore(
-            run_dir, device, objective, optimizers, scaler=scaler, place=place, restore_rng=restore_rng, log=log
-        )
+            run_dir, device, objective, optimizers, scaler=scaler, place=place, restore_rng=restore_rng, log=log,
+            average=average,
+        )  # fmt: skip
         if resumed is not None:
             start, entered, best, last_ckpt = resumed.step, resumed.entered, resumed.best, resumed.checkpoint
     if place.enabled:
@@ -167,6 +176,8 @@ def train(
                     scalars[f"loss_{phase.name}"] = out.loss.detach()
                 if scaler is not None:
                     scaler.update()
+                if average is not None:
+                    average.update(objective.model)
                 done = step + 1
                 # Ranks agree on stopping, and see the same (averaged) scalars, before any check
                 # below; one process reads its flag as late as possible (after on_step), so a
@@ -176,13 +187,14 @@ def train(
                     scalars = distributed.average_scalars(scalars, device)
                 _check_finite(scalars, done, last_ckpt)
                 if opts.val_every and done % opts.val_every == 0 and validation is not None and held_out is not None:
-                    score = _validate(objective, validation.score, held_out)
-                    scalars[f"val_{validation.name}"] = torch.tensor(score)
-                    improved = best is None or (score > best.score if validation.higher_is_better else score < best.score)
-                    if improved:
-                        best = Best(done, score)
-                        if on_best is not None and place.writes:
-                            on_best(done, score)
+                    with _averaged(average, objective):
+                        score = _validate(objective, validation.score, held_out)
+                        scalars[f"val_{validation.name}"] = torch.tensor(score)
+                        improved = best is None or (score > best.score if validation.higher_is_better else score < best.score)
+                        if improved:
+                            best = Best(done, score)
+                            if on_best is not None and place.writes:
+                                on_best(done, score)  # exports the model as it is now: averaged
                 if done % opts.log_every == 0 or done == opts.max_steps or (flag["stop"] if agreed is None else agreed):
                     values = {k: float(v) for k, v in scalars.items()}
                     if metrics is not None:
@@ -197,14 +209,17 @@ def train(
                 if on_tick is not None:
                     on_tick(done)
                 if opts.sample_every and done % opts.sample_every == 0 and sample_batch is not None:
-                    _save_grid(run_dir / "samples" / f"step_{done:08d}.png", _samples(objective, sample_batch))
+                    with _averaged(average, objective):
+                        _save_grid(run_dir / "samples" / f"step_{done:08d}.png", _samples(objective, sample_batch))
                 stop = flag["stop"] if agreed is None else agreed
                 if stop or done == opts.max_steps or (opts.save_every and done % opts.save_every == 0):
                     last_ckpt = checkpoint_path(run_dir, done)
-                    write_checkpoint(last_ckpt, done, objective, optimizers, entered, best, scaler, place, opts.keep_last)
+                    write_checkpoint(
+                        last_ckpt, done, objective, optimizers, entered, best, scaler, place, opts.keep_last, average
+                    )
                 if stop:
-                    return TrainResult(done, True, last_ckpt)
-            return TrainResult(opts.max_steps, False, last_ckpt)
+                    return TrainResult(done, True, last_ckpt, _final(average))
+            return TrainResult(opts.max_steps, False, last_ckpt, _final(average))
     except OSError as e:
         # metrics, samples: a full disk or a vanished folder is one line; checkpoints stay as they were.
         kept = f"; last checkpoint {last_ckpt}" if last_ckpt is not None else ""
@@ -317,6 +332,15 @@ def _eval_mode(objective: Objective) -> Iterator[None]:
     finally:
         for m, mode in zip(modules, modes):
             m.train(mode)
+
+
+def _final(average: WeightAverage | None) -> dict[str, torch.Tensor] | None:
+    return None if average is None else dict(average.shadow)
+
+
+def _averaged(average: WeightAverage | None, objective: Objective) -> AbstractContextManager[None]:
+    """The averaged weights in the inference model for a block (validation, samples), if EMA is on."""
+    return nullcontext() if average is None else average.applied(objective.model)
 
 
 def _validate(

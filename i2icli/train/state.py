@@ -26,6 +26,7 @@ from i2icli.checkpoint import atomic_write_bytes, safe_torch_load, tensor_digest
 from i2icli.errors import CheckpointError, I2IError
 from i2icli.train import distributed
 from i2icli.train.distributed import Dist
+from i2icli.train.ema import WeightAverage
 from i2icli.train.objective import Objective
 
 
@@ -69,11 +70,12 @@ def save_training_state(
     best: Best | None,
     scaler: Any = None,
     ranks: list[dict[str, Any]] | None = None,
+    average: WeightAverage | None = None,
 ) -> None:
     """Everything needed to resume, written atomically (temp file, fsync, rename) with a sha256 of
     its contents. A failed write (full disk) raises ``CheckpointError`` and leaves earlier files as they were.
     ``ranks``: each data-parallel rank's own ``{"extra", "rng", "weights_sha256"}`` (rank 0's extra
-    and rng are also the top-level ones)."""
+    and rng are also the top-level ones). ``average``: the EMA of the inference weights, if on."""
     state: dict[str, Any] = {
         "step": step,
         "modules": {k: m.state_dict() for k, m in objective.training_modules().items()},
@@ -85,6 +87,8 @@ def save_training_state(
     }
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
+    if average is not None:
+        state["ema"] = average.state_dict()
     if ranks is not None:
         state["ranks"] = ranks
     state["sha256"] = state_digest(state)
@@ -171,10 +175,10 @@ class Resumed:
 
 def restore(
     run_dir: Path, device: torch.device, objective: Objective, optimizers: dict[str, torch.optim.Optimizer], *,
-    scaler: Any, place: Dist, restore_rng: bool, log: Callable[[str], None],
+    scaler: Any, place: Dist, restore_rng: bool, log: Callable[[str], None], average: WeightAverage | None = None,
 ) -> Resumed | None:  # fmt: skip
     """Load the newest intact checkpoint of ``run_dir`` into the objective's modules, the optimisers,
-    the objective's extra state, the RNG and the grad scaler; None (after a log line) when there is
+    the objective's extra state, the RNG, the grad scaler and the weight average; None (after a log line) when there is
     none, and the run starts from step 0. ``restore_rng=False`` keeps the current RNG state (only
     useful to show it matters). A checkpoint that does not fit the model is one ``CheckpointError``."""
     if place.writes:
@@ -201,6 +205,10 @@ def restore(
             _set_rng_state(own["rng"])
         if scaler is not None and "scaler" in state:
             scaler.load_state_dict(state["scaler"])
+        if average is not None:
+            if "ema" not in state:
+                raise KeyError("no weight average saved (the run was trained without --ema)")
+            average.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{ckpt}: does not fit this run's model and config ({first})") from None
@@ -228,7 +236,7 @@ def _shared_resume_point(
 
 def write_checkpoint(
     path: Path, step: int, objective: Objective, optimizers: dict[str, torch.optim.Optimizer], entered: list[str],
-    best: Best | None, scaler: Any, place: Dist, keep_last: int,
+    best: Best | None, scaler: Any, place: Dist, keep_last: int, average: WeightAverage | None = None,
 ) -> None:  # fmt: skip
     """Rank 0 writes the checkpoint (with every rank's own state and a digest of its weights,
     which must agree), then all ranks meet."""
@@ -240,7 +248,9 @@ def write_checkpoint(
         if len({r["weights_sha256"] for r in ranks}) != 1:
             raise I2IError(f"step {step}: the data-parallel processes hold different weights (they diverged)")
     if place.writes:
-        save_training_state(path, step, objective, optimizers, entered=entered, best=best, scaler=scaler, ranks=ranks)
+        save_training_state(
+            path, step, objective, optimizers, entered=entered, best=best, scaler=scaler, ranks=ranks, average=average
+        )
         _prune(path.parent.parent, keep_last)
     if place.enabled:
         distributed.barrier()
