@@ -110,6 +110,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("gcgan-fast", "gcgan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
         Variant("distancegan-small", "distancegan", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("distancegan-fast", "distancegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
+        Variant(
+            "distancegan-fast-ema", "distancegan", "cpu-fast",
+            note="the cpu-fast recipe with the generators' weights averaged (EMA, decay 0.995)", ema=0.995,
+        ),
         Variant("munit-small", "munit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("munit-fast", "munit", "cpu-fast", note="the cpu-fast recipe (lr halved every 1000 steps, explicit cycle 10)"),
         Variant(
@@ -135,6 +139,24 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "munit-fast-content-gan3-lr5", "munit", "cpu-fast", ("lambda_content=10", "gan_w=3", "optim.lr=5e-4"),
             "munit-fast-content-gan3 with Adam lr 5e-4 (paper 1e-4), as UNIT's CPU presets",
+        ),
+        Variant(
+            "munit-fast-content-gan10-lr5", "munit", "cpu-fast", ("lambda_content=10", "gan_w=10", "optim.lr=5e-4"),
+            "cpu-fast plus the content term at 10, the GAN weight at 10 (paper 1) and Adam lr 5e-4 (paper 1e-4)",
+        ),
+        Variant(
+            "munit-fast-content-gan3-lr5-ema", "munit", "cpu-fast", ("lambda_content=10", "gan_w=3", "optim.lr=5e-4"),
+            "munit-fast-content-gan3-lr5 with the generators' weights averaged (EMA, decay 0.995)", ema=0.995,
+        ),
+        Variant(
+            "munit-fast-content-gan3-lr5-nocyc", "munit", "cpu-fast",
+            ("lambda_content=10", "gan_w=3", "optim.lr=5e-4", "recon_x_cyc_w=0"),
+            "munit-fast-content-gan3-lr5 without the explicit cycle (paper default 0; cpu-fast 10)",
+        ),
+        Variant(
+            "munit-fast-content-gan3-lr5-ema-d3", "munit", "cpu-fast",
+            ("lambda_content=10", "gan_w=3", "optim.lr=5e-4", "arch.dis.n_layer=3"),
+            "munit-fast-content-gan3-lr5-ema with a 3-layer D (22 px patches at 32 px; cpu-fast 2 layers)", ema=0.995,
         ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
