@@ -195,6 +195,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("gcgan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("distancegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("unit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1500),
+    ("munit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1200),
     ("cyclegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 1600),
 }
 

@@ -94,3 +94,29 @@ def test_a_resume_refuses_a_new_decay(domains: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--resume", str(run_dir), "--ema", "0.9", "--device", "cpu", "--quiet"])
     assert result.exit_code == 2 and "--ema" in result.output
     assert "ema" not in _ckpt(run_dir, 2)
+
+
+def test_a_preset_brings_its_weight_average_and_the_command_line_overrides_it(domains: Path, tmp_path: Path) -> None:
+    from i2icli.methods import load_method
+    from i2icli.runs.spec import DataSpec, build_spec
+
+    assert load_method("munit").presets["cpu-fast"].ema == 0.995  # the recipe chosen with it on
+
+    def loop(**given: float):  # type: ignore[no-untyped-def]
+        spec = build_spec(
+            method="munit", preset="cpu-fast", config_file=None, overrides=[], batch_size=None, lr=None,
+            data=DataSpec(str(domains / "trainA"), str(domains / "trainB")), max_steps=2, loop_kwargs=dict(given),
+            init_from=None, steps_per_epoch=lambda bs: 1,
+        )  # fmt: skip
+        return spec.loop
+
+    assert loop().ema == 0.995
+    assert loop(ema=0.0).ema == 0.0
+    # `i2i train` passes --ema only when typed: the preset's average is recorded in run.json.
+    run_dir = tmp_path / "r"
+    args = ["train", "--method", "munit", "--preset", "cpu-fast", "--dataroot", str(domains), "--run-dir", str(run_dir),
+            "--max-steps", "1", "--device", "cpu", "--sample-every", "0", "--quiet", "--set", "data.crop_size=16",
+            "--set", "data.load_size=16"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert _ckpt(run_dir, 1)["ema"]["decay"] == 0.995

@@ -305,7 +305,7 @@ def _train_as(
         loop_kwargs = dict(
             seed=seed, save_every=save_every, keep_last=keep_last, sample_every=sample_every,
             log_every=log_every, amp=amp, tensorboard=tensorboard, val_every=val_every, amp_dtype=amp_dtype,
-            channels_last=channels_last, compile=compile, ema=ema,
+            channels_last=channels_last, compile=compile, **({"ema": ema} if "ema" in typed else {}),
         )  # fmt: skip
 
         def steps_per_epoch(bs: int) -> int:

@@ -211,6 +211,7 @@ class Preset:
     batch_size: int
     max_steps: int | None  # None: the official number of epochs of the dataset (``epochs``)
     epochs: int = 200
+    ema: float = 0.0  # the loop's weight average (``i2i train --ema``) that goes with the recipe; 0 off
 
 
 @dataclass(frozen=True)

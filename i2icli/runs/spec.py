@@ -112,7 +112,8 @@ def build_spec(
         raise UsageError(str(e)) from None
     bs = batch_size or chosen.batch_size
     steps = max_steps or chosen.max_steps or chosen.epochs * steps_per_epoch(bs)
-    loop = LoopOptions(max_steps=steps, **loop_kwargs)
+    # The preset's weight average unless the command line (or caller) set one.
+    loop = LoopOptions(max_steps=steps, **{"ema": chosen.ema, **loop_kwargs})
     return RunSpec(method, name, to_dict(cfg), loop, bs, data, init_from)
 
 
