@@ -175,6 +175,14 @@ VARIANTS: dict[str, Variant] = {
             "munit-fast-lr5-ema", "munit", "cpu-small", (*MUNIT_CYCLE, "optim.lr=5e-4"),
             "munit-fast with Adam lr 5e-4 and EMA 0.995 (GAN weight 1 as the paper), no content term", ema=0.995,
         ),
+        Variant(
+            "munit-cpufast-content1p8", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8"),
+            "the cpu-fast recipe with a loose content term (weight 1 after 8x pooling) for a pair whose shapes differ",
+        ),
+        Variant(
+            "munit-cpufast-content1p8-prior1", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8", "style_prior_w=1"),
+            "munit-cpufast-content1p8 with the encoded styles' batch mean and variance pulled to the prior's (weight 1)",
+        ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(

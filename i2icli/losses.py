@@ -39,6 +39,14 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean()
 
 
+def prior_moments(codes: torch.Tensor) -> torch.Tensor:
+    """How far a batch of (B, S, ...) codes is from N(0, I) in its first two moments: the mean over
+    dimensions of (batch mean)^2 + (batch variance - 1)^2. The variance is the biased one, so a
+    batch of one gives a constant (no gradient) rather than a NaN."""
+    flat = codes.flatten(1)  # (B, S)
+    return flat.mean(0).pow(2).mean() + (flat.var(0, unbiased=False) - 1).pow(2).mean()
+
+
 def low_pass_l1(x: torch.Tensor, y: torch.Tensor, factor: int) -> torch.Tensor:
     """L1 between grey, ``factor``-times average-pooled versions of (B, C, H, W) images (channel
     counts may differ): compares the coarse layout of two images and ignores texture and colour."""

@@ -55,7 +55,7 @@ def test_content_term_is_its_definition_and_off_by_default(name: str, preset_nam
     with torch.no_grad():
         for key, (src, generator) in scalars.items():
             want = 2.5 * _by_hand(batch[src], generator(model, objective)(batch[src]), 2)
-            assert float(on.scalars[key]) == pytest.approx(float(want), rel=1e-5), key
+            assert float(on.scalars[key].detach()) == pytest.approx(float(want), rel=1e-5), key
     off = build(0.0)[1].generator_loss(batch, {})
     assert not any(k.startswith("content_") for k in off.scalars)
     # The term is part of the loss the generators minimise.
@@ -134,3 +134,34 @@ def test_bad_content_settings_are_one_line_usage_errors_before_any_folder(tmp_pa
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not run.exists()
+
+
+def test_munit_style_prior_term_is_its_definition_and_off_by_default() -> None:
+    method = load_method("munit")
+    assert all(p.config.style_prior_w == 0 for p in method.presets.values())  # measured, not adopted
+    preset = method.test_presets["tiny"]
+    data = FixedBatch(preset)
+    batch = data[0]
+
+    def loss(weight: float):  # type: ignore[no-untyped-def]
+        cfg = dataclasses.replace(preset.config, style_prior_w=weight)
+        torch.manual_seed(0)
+        objective = method.build_objective(cfg, method.build_model(cfg.arch), data, 0)
+        torch.manual_seed(1)
+        return objective, objective.generator_loss(batch, {})
+
+    (objective, on), (_, off) = loss(0.5), loss(0.0)
+    with torch.no_grad():
+        for key, domain in (("prior_s_a", "a"), ("prior_s_b", "b")):
+            s = objective.model.encode_style(batch[domain], domain).flatten(1)  # (B, S)
+            by_hand = (s.mean(0) ** 2).mean() + ((((s - s.mean(0)) ** 2).mean(0) - 1) ** 2).mean()
+            assert float(on.scalars[key].detach()) == pytest.approx(float(by_hand), rel=1e-5)
+    assert "prior_s_a" not in off.scalars
+    extra = 0.5 * float((on.scalars["prior_s_a"] + on.scalars["prior_s_b"]).detach())
+    assert float(on.loss.detach()) - float(off.loss.detach()) == pytest.approx(extra, rel=1e-4, abs=1e-5)
+    # A batch of one has no spread to measure: a constant, never a NaN.
+    one = torch.zeros(1, 4, 1, 1, requires_grad=True)
+    from i2icli.losses import prior_moments
+
+    prior_moments(one).backward()
+    assert torch.isfinite(one.grad).all()

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from i2icli.data.transforms import Preprocess
 from i2icli.errors import UsageError
-from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1
+from i2icli.losses import GanMode, gan_d_loss, gan_g_loss, l1, low_pass_l1, prior_moments
 from i2icli.methods.base import (
     DIRECTIONS,
     Direction,
@@ -310,6 +310,9 @@ class MunitConfig:
     # after grey + content_pool x average pooling, so a translation keeps the input's layout.
     lambda_content: float = 0.0
     content_pool: int = 4  # pooling factor of the content term (32 px -> 8 px)
+    # Labelled option, not the paper's: pulls the batch mean and variance of the encoded styles
+    # towards the prior's (0, 1), so that styles drawn from N(0, I) are ones the decoders have seen.
+    style_prior_w: float = 0.0
     vgg_w: float = 0.0  # domain-invariant perceptual loss; 0 with vgg_weights set means VGG_W_WHEN_ENABLED
     vgg_weights: str = ""  # VGG16 weights file (torchvision layout or the official conv1_1.. names)
     vgg_input: VggInput = "caffe"  # caffe: BGR 0..255 minus mean (official weights); torchvision: RGB mean/std
@@ -324,7 +327,7 @@ class MunitConfig:
         weights = {
             "gan_w": self.gan_w, "recon_x_w": self.recon_x_w, "recon_c_w": self.recon_c_w,
             "recon_s_w": self.recon_s_w, "recon_x_cyc_w": self.recon_x_cyc_w, "vgg_w": self.vgg_w,
-            "lambda_content": self.lambda_content,
+            "lambda_content": self.lambda_content, "style_prior_w": self.style_prior_w,
         }  # fmt: skip
         for name, value in weights.items():
             if value < 0:
@@ -491,6 +494,11 @@ class MunitObjective(SingleStage):
             # template per style; the low-pass term ties each translation to its own input.
             terms["content_a"] = (c.lambda_content, low_pass_l1(x_ab, x_a, c.content_pool))
             terms["content_b"] = (c.lambda_content, low_pass_l1(x_ba, x_b, c.content_pool))
+        if c.style_prior_w > 0:
+            # Encoded styles far narrower than N(0, I) leave prior samples outside what the decoders
+            # learnt from reconstruction: their translations come out as grid-textured blobs.
+            terms["prior_s_a"] = (c.style_prior_w, prior_moments(s_a_prime))
+            terms["prior_s_b"] = (c.style_prior_w, prior_moments(s_b_prime))
         if self.vgg is not None:
             # Each translation is compared with its own source image.
             vgg = self.vgg.to(x_a.device)
