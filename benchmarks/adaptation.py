@@ -47,14 +47,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from machine_info import describe, machine
 from results_md import locked, write_block
 
+if TYPE_CHECKING:
+    from i2icli.eval.adapt import AdaptReport
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "adaptation.json"
 MARKDOWN = HERE / "RESULTS.md"
+FIGURES = HERE / "figures" / "adaptation"  # the UNIT classifiers' confusion matrices
 SIZE = 32
 DIRECTIONS = {"mnist-uci": ("mnist", "uci"), "uci-mnist": ("uci", "mnist")}
 KINDS = ("source-only", "unit", "oracle")
@@ -171,8 +175,8 @@ def unit_run_name(preset: str, source: str, target: str, steps: int, seed: int, 
 
 def unit_cell(
     source: str, target: str, work: Path, budget: Record, seed: int, limit: int | None, log: Callable[[str], None]
-) -> float:
-    """Target test accuracy of UNIT da32 trained with source labels (resumable under ``work``)."""
+) -> AdaptReport:
+    """The target test split scored by UNIT da32 trained with source labels (resumable under ``work``)."""
     import torch
 
     from i2icli.api import load_model
@@ -196,7 +200,7 @@ def unit_cell(
         )  # fmt: skip
 
     model = run_or_resume(work / unit_run_name(preset, source, target, steps, seed, overrides), spec, torch.device("cpu"))
-    return evaluate_adaptation(load_model(str(model), device="cpu"), test, domain="b").accuracy
+    return evaluate_adaptation(load_model(str(model), device="cpu"), test, domain="b")
 
 
 def cell_key(direction: str, kind: str, seed: int) -> str:
@@ -228,9 +232,18 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
     for seed in seeds:
         for direction, kind in cells:
             key = cell_key(direction, kind, seed)
-            if key in budget["cells"]:
-                continue
             source, target = DIRECTIONS[direction]
+            if key in budget["cells"]:
+                done = budget["cells"][key]
+                run = work / unit_run_name(budget["preset"], source, target, steps, seed, budget["overrides"])
+                if kind == "unit" and "confusion" not in done and (run / "model" / "model.safetensors").is_file():
+                    # Measured before cells kept their confusion matrix: score the finished model again.
+                    report = unit_cell(source, target, work, budget, seed, limit, log)
+                    if abs(report.accuracy - done["accuracy"]) > 1e-6:
+                        raise SystemExit(f"{key}: {run} scores {report.accuracy}, the JSON {done['accuracy']}")
+                    done["confusion"] = report.confusion
+                    save()
+                continue
             if kind != "unit":
                 others = budgets()
                 twin = next(
@@ -242,14 +255,17 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
                     save()
                     continue
             start, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+            extra: Record = {}
             if kind == "unit":
-                acc = unit_cell(source, target, work, budget, seed, limit, log)
+                report = unit_cell(source, target, work, budget, seed, limit, log)
+                acc, extra = report.accuracy, {"confusion": report.confusion}
             else:
                 train_on = source if kind == "source-only" else target
                 acc = supervised_cell(train_on, target, steps, batch, limit, config, seed)
             budget["cells"][key] = {
                 "accuracy": acc, "seconds": round(time.perf_counter() - start, 1),
                 "cpu_seconds": round(time.process_time() - cpu, 1), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+                **extra,
             }  # fmt: skip
             log(f"{key}: accuracy {acc:.4f} ({budget['cells'][key]['seconds']} s)")
             save()
@@ -337,10 +353,36 @@ def render(results: Record) -> str:
                 f"| {direction} | {','.join(map(str, seeds)) or '-'} | {' | '.join(shown)} | "
                 f"{'-' if gap is None else f'{gap:.2f}' + paired} | {' | '.join(timing)} |"
             )
+        matrices = [
+            f"[{direction} seed {s}](figures/adaptation/{confusion_name(key, direction, s)})"
+            for direction in DIRECTIONS for s in seeds_of(cells, direction, "unit")
+            if "confusion" in cells[cell_key(direction, "unit", s)]
+        ]  # fmt: skip
+        if matrices:
+            lines += ["", "Confusion matrices of the adapted classifiers on the target test split (rows: true digit, "
+                      "columns: predicted): " + ", ".join(matrices) + "."]  # fmt: skip
         lines.append("")
     if GENERAL in notes:
         lines += [notes[GENERAL], ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def confusion_name(budget: str, direction: str, seed: int) -> str:
+    """The PNG of one UNIT cell's confusion matrix, e.g. ``da32-cpu-800-mnist-uci-seed0.png``."""
+    return f"{budget.replace(':', '-').replace('=', '_')}-{direction}-seed{seed}.png"
+
+
+def write_figures(results: Record, folder: Path) -> None:
+    """Every UNIT cell's confusion matrix (rows: true digit, columns: predicted) as a PNG, from the JSON."""
+    from i2icli.eval.adapt import confusion_png
+
+    for key, budget in results["budgets"].items():
+        for direction in DIRECTIONS:
+            for seed in seeds_of(budget["cells"], direction, "unit"):
+                cell = budget["cells"][cell_key(direction, "unit", seed)]
+                if "confusion" in cell:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    confusion_png(cell["confusion"]).save(folder / confusion_name(key, direction, seed))
 
 
 def write_markdown(path: Path, block: str) -> None:
@@ -385,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["notes"][key] = text
                 save_results(RESULTS, results)
             write_markdown(MARKDOWN, render(results))
+            write_figures(results, FIGURES)
         return 0
     all_cells = [(d, k) for d in DIRECTIONS for k in KINDS]
     cells = all_cells
@@ -408,10 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_steps = _unit_preset(preset).max_steps
     if args.smoke:
         tmp = Path(tempfile.mkdtemp(prefix="i2i-adapt-"))
-        results_path, markdown, work = tmp / "adaptation.json", tmp / "RESULTS.md", tmp / "work"
+        results_path, markdown, work, figures = tmp / "adaptation.json", tmp / "RESULTS.md", tmp / "work", tmp / "figures"
         steps, batch, limit = SMOKE["steps"], SMOKE["batch"], SMOKE["train"]
     else:
-        results_path, markdown, work = RESULTS, MARKDOWN, args.work
+        results_path, markdown, work, figures = RESULTS, MARKDOWN, args.work, FIGURES
         steps, batch, limit = args.steps or default_steps, _unit_preset(preset).batch_size, None
     flags = (f" --preset {preset}" if preset != PRESET else "") + (f" --steps {steps}" if steps != default_steps else "")
     flags += "".join(f" --set {o}" for o in overrides)
@@ -429,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mine["cells"] = {**mine["cells"], **budget["cells"]}
             save_results(results_path, on_disk)
             write_markdown(markdown, render(on_disk))
+            write_figures(on_disk, figures)
 
     def budgets() -> Record:
         with locked(results_path):

@@ -453,6 +453,39 @@ def baseline_translator(baseline: Baseline, pair: Pair, data: Path) -> Translate
     return lambda images, direction: [means["B" if direction == "a2b" else "A"]] * len(images)
 
 
+def landmark_strip(model_path: Path, pair: Pair, data: Path, direction: str, strips: Path) -> bool:
+    """For a model with landmarks (TransGaGa): ``strips/landmarks.png``, the first SAMPLE_ROWS test
+    inputs with the landmarks found on them beside their translations with the target domain's
+    landmarks (coloured by index, so a landmark that follows the shape keeps its colour). False for
+    a model without landmarks."""
+    from PIL import Image
+
+    from i2icli.api import load_model
+    from i2icli.eval.datasets import load_split
+    from i2icli.inference import translate_tensors
+    from i2icli.landmarks import find_landmarks, has_landmarks, overlay_image
+    from i2icli.multimodal import prior_styles
+
+    model = load_model(str(model_path), device="cpu")
+    if not has_landmarks(model) or direction not in model.directions:
+        return False
+    src, tgt = direction[0], direction[-1]
+    inputs = load_split(data, "testA" if src == "a" else "testB", pair.channels).images[:SAMPLE_ROWS]
+    styles = list(prior_styles(model, len(inputs), SEED)) if model.needs_style else None
+    outputs = translate_tensors(model, inputs, direction, batch_size=64, styles=styles)  # type: ignore[arg-type]
+    tiles = [
+        overlay_image(image, find_landmarks(model, image, domain)[1])
+        for x, y in zip(inputs, outputs) for image, domain in ((x, src), (y, tgt))
+    ]  # fmt: skip
+    w, h = tiles[0].size
+    sheet = Image.new("RGB", (2 * w + 4, len(inputs) * h), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % 2) * (w + 4), (i // 2) * h))
+    strips.mkdir(parents=True, exist_ok=True)
+    sheet.save(strips / "landmarks.png")
+    return True
+
+
 def evaluate_direction(
     translate: Translate, pair: Pair, data: Path, direction: str, judges: tuple[Judge, Judge], strips: Path | None
 ) -> Record:
@@ -518,6 +551,8 @@ def run_cell(
     for direction in directions:
         strips = figures / "cells" / pair.name / direction / variant.name
         reports.append(evaluate_direction(translate, pair, data, direction, judges, strips))
+        if variant.baseline is None and landmark_strip(run_dir / "model" / "model.safetensors", pair, data, direction, strips):
+            reports[-1]["landmarks"] = True  # strips/landmarks.png
     return {
         "variant": variant.name,
         "method": variant.method,
@@ -691,7 +726,17 @@ def _pair_section(pair: Pair, here: list[Record], judges: Record) -> list[str]:
         held = "; ".join(f"{k}: {v:.1%}" for k, v in info.get("held_out", {}).items())
         lines.append(f"- Judge `{name}`: {info['where']}; {info['data']}{'; held out: ' + held if held else ''}.")
     grids = [f"[{d}](figures/geometry/samples-{pair.name}-{d}.png)" for d in ("a2b", "b2a")]
-    return [*lines, f"- Samples (rows: test inputs; columns: input, truth, each variant): {', '.join(grids)}.", ""]
+    lines.append(f"- Samples (rows: test inputs; columns: input, truth, each variant): {', '.join(grids)}.")
+    marked = [
+        f"[{c['variant']} {d}](figures/geometry/cells/{pair.name}/{d}/{c['variant']}/landmarks.png)"
+        for c in here for d, record in _dirs(c).items() if record.get("landmarks")
+    ]  # fmt: skip
+    if marked:
+        lines.append(
+            "- Landmarks (rows: test inputs; columns: the input with the landmarks found on it, its translation with "
+            f"the target domain's; colour = landmark index): {', '.join(marked)}."
+        )
+    return [*lines, ""]
 
 
 def _findings(direction: str, cells: list[Record], keys: list[str]) -> list[str]:
@@ -783,6 +828,9 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
         key = cell_key(variant.name, pair.name)
         if key in results["cells"]:
             log(f"{key}: done earlier, skipped")
+            if _backfill_landmarks(results["cells"][key], variant, pair, paths, steps, smoke, log):
+                save_results(paths.results, results)
+                write_block(paths.markdown, BLOCK, render_section(results))
             continue
         data = prepare_pair(pair, paths.work / "data", small=smoke)
         if pair.name not in judges:
@@ -796,6 +844,25 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
     if ran:
         render_figures(results, paths.figures)
     return results
+
+
+def _backfill_landmarks(
+    cell: Record, variant: Variant, pair: Pair, paths: Paths, steps: int, smoke: bool, log: Callable[[str], None]
+) -> bool:  # fmt: skip
+    """A finished cell measured before landmark strips existed gets them from its kept run folder
+    (marked in its direction records); whether anything was added."""
+    model = paths.work / "runs" / f"{variant.name}-{pair.name}-{steps}" / "model" / "model.safetensors"
+    if variant.method is None or not model.is_file():
+        return False
+    added = False
+    for name, record in _dirs(cell).items():
+        strips = paths.figures / "cells" / pair.name / name / variant.name
+        if record.get("landmarks"):
+            continue
+        if landmark_strip(model, pair, prepare_pair(pair, paths.work / "data", small=smoke), name, strips):
+            record["landmarks"] = added = True
+            log(f"{cell_key(variant.name, pair.name)}: landmark strip for {name} drawn from {model}")
+    return added
 
 
 def _paths(args: argparse.Namespace) -> Paths:

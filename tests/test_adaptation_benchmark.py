@@ -101,6 +101,14 @@ def test_smoke_runs_every_cell() -> None:
     assert set(budget["cells"]) == {f"{d}:{k}@seed1" for d in adaptation.DIRECTIONS for k in adaptation.KINDS}
     assert all(0.0 <= c["accuracy"] <= 1.0 and c["cpu_seconds"] >= 0 for c in budget["cells"].values())
     assert "| mnist-uci | 1 |" in (folder / "RESULTS.md").read_text()
+    # Each UNIT cell keeps its classifier's confusion matrix (rows: true digit), drawn from the JSON.
+    for direction in adaptation.DIRECTIONS:
+        confusion = budget["cells"][f"{direction}:unit@seed1"]["confusion"]
+        assert len(confusion) == 10 and all(len(row) == 10 for row in confusion)
+        correct = sum(confusion[i][i] for i in range(10)) / sum(map(sum, confusion))
+        assert correct == pytest.approx(budget["cells"][f"{direction}:unit@seed1"]["accuracy"])
+        assert (folder / "figures" / adaptation.confusion_name(key, direction, 1)).is_file()
+    assert "Confusion matrices of the adapted classifiers" in (folder / "RESULTS.md").read_text()
 
 
 def test_bad_override_fails_before_training() -> None:

@@ -141,6 +141,16 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     assert read_block(tmp_path / "RESULTS.md", geometry.BLOCK) == geometry.render_section(results)
     for pair in geometry.PAIRS:
         assert (tmp_path / "figures" / f"samples-{pair}-a2b.png").is_file()
+    # TransGaGa cells draw their landmarks (input beside its translation, 8 rows), and only they do.
+    for key, cell in results["cells"].items():
+        for d in cell["directions"]:
+            strip = tmp_path / "figures" / "cells" / cell["pair"] / d["direction"] / cell["variant"] / "landmarks.png"
+            assert d.get("landmarks", False) == (cell["method"] == "transgaga") == strip.is_file(), key
+            if strip.is_file():
+                from PIL import Image
+
+                w, h = Image.open(strip).size
+                assert h == geometry.SAMPLE_ROWS * 4 * 32 and w == 2 * 4 * 32 + 4
     # The baselines score what they are: do-nothing returns the plain digit, far from its inverted
     # truth; the mean page is much closer in PSNR while keeping no digit's shape.
     plain = geometry._dirs(results["cells"]["do-nothing:mnist-warped"])["a2b"]["metrics"]

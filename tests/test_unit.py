@@ -454,7 +454,7 @@ def test_eval_adapt_gives_the_hand_computed_accuracy(tmp_path: Path) -> None:
     expected[3][3], expected[1][3], expected[0][3] = 2, 1, 1
     assert report.confusion == expected
     assert report.per_class[:4] == [0.0, 0.0, None, 1.0]
-    assert confusion_png(report).size == (28 * 11, 28 * 11)
+    assert confusion_png(report.confusion).size == (28 * 11, 28 * 11)
     # Negative control: a head answering 1 scores the one image of class 1 instead.
     other = LoadedModel(net=_constant_classifier(1), config=config, path=loaded.path, device=loaded.device)
     assert evaluate_adaptation(other, data).accuracy == 0.25

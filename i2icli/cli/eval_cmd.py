@@ -184,7 +184,7 @@ def adapt(
         if png is not None:
             from i2icli.imageio import write_image
 
-            write_image(png, confusion_png(report))
+            write_image(png, confusion_png(report.confusion))
     _show(report, as_json, _print_adapt_report)
 
 

@@ -107,18 +107,18 @@ def _load(path: Path, channels: int, size: int) -> Tensor:
     return to_tensor(image)  # (C, size, size) in [-1, 1]
 
 
-def confusion_png(report: AdaptReport, cell: int = 28) -> Image.Image:
-    """The confusion matrix as an image: rows = true class, columns = predicted; darker = larger
-    share of the row; counts written in each cell."""
-    n = len(report.confusion)
+def confusion_png(confusion: list[list[int]], cell: int = 28) -> Image.Image:
+    """A confusion matrix (``AdaptReport.confusion``) as an image: rows = true class, columns =
+    predicted; darker = larger share of the row; counts written in each cell."""
+    n = len(confusion)
     margin = cell
     img = Image.new("RGB", (margin + n * cell, margin + n * cell), "white")
     draw = ImageDraw.Draw(img)
     for i in range(n):
         draw.text((margin + i * cell + cell // 3, cell // 4), str(i), fill="black")  # predicted
         draw.text((cell // 3, margin + i * cell + cell // 4), str(i), fill="black")  # true
-        row_total = sum(report.confusion[i]) or 1
-        for j, count in enumerate(report.confusion[i]):
+        row_total = sum(confusion[i]) or 1
+        for j, count in enumerate(confusion[i]):
             shade = int(255 * (1 - count / row_total))
             box = (margin + j * cell, margin + i * cell, margin + (j + 1) * cell - 1, margin + (i + 1) * cell - 1)
             draw.rectangle(box, fill=(shade, shade, 255), outline=(200, 200, 200))
