@@ -2,4 +2,5 @@
 
 from i2icli.cli.app import main
 
-main()
+if __name__ == "__main__":  # not when a spawned training rank imports this module (``i2i train --procs``)
+    main()

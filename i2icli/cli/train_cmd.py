@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Callable, get_type_hints
 
@@ -86,6 +87,16 @@ def train(
     max_pixels: MaxPixelsOpt = None,
     quiet: QuietOpt = False,
     threads: ThreadsOpt = None,
+    procs: Annotated[
+        int | None,
+        typer.Option(
+            "--procs",
+            help="Train in N processes on this CPU (gloo data parallel; each takes 1/N of the batch, one thread "
+            "each unless --threads). Default: 1, or as many as the CPUs that split the batch for cpu- presets "
+            "on a CPU (not cpu-tiny); a resumed run keeps its count.",
+            show_default=False,
+        ),
+    ] = None,
     **method_options: str | None,
 ) -> None:
     """Train a model on unpaired folders; checkpoints resume exactly; exports run_dir/model at the end."""
@@ -172,17 +183,17 @@ def export_checkpoint(
 
 
 # Options of `i2i train --resume` that do not describe the run itself.
-_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet", "threads"})
+_NOT_RUN_OPTIONS = frozenset({"resume", "schedule", "max_steps", "device", "quiet", "threads", "procs"})
 
 
 def _train(
     method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
     run_dir, resume, schedule, init_from, seed, device, precision, amp, amp_dtype, channels_last, compile, ema,
     save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
-    threads, method_options, typed,
+    threads, procs, method_options, typed,
 ) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     # Every option and folder is checked before anything is created (usage errors exit 2).
-    validate.at_least(1, max_steps=max_steps, batch_size=batch_size, log_every=log_every, threads=threads)
+    validate.at_least(1, max_steps=max_steps, batch_size=batch_size, log_every=log_every, threads=threads, procs=procs)
     validate.at_least(
         0, save_every=save_every, sample_every=sample_every, keep_last=keep_last, num_workers=num_workers,
         val_every=val_every,
@@ -208,18 +219,105 @@ def _train(
     from i2icli.threads import apply_threads
     from i2icli.train import distributed
 
-    chosen_threads = apply_threads(threads)
-    # torchrun: join the data-parallel job (gloo on CPU, NCCL on GPUs); alone: rank 0 of 1.
-    place, dev = distributed.init_from_env(pick_device(device))
+    plan_args = (
+        method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps, batch_size, lr,
+        run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, ema, save_every, keep_last,
+        sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, method_options, typed,
+    )  # fmt: skip
+    dev = pick_device(device)
+    if distributed.from_env().enabled:
+        # Started by torchrun: join its job (gloo on CPU, NCCL on GPUs); each rank plans the same run.
+        if procs is not None:
+            raise UsageError("--procs: torchrun started this process and chose the process count (--nproc_per_node)")
+        chosen_threads = apply_threads(threads)
+        place, dev = distributed.init_from_env(dev)
+        try:
+            planned = _plan(place, dev, *plan_args)
+            for note in planned.notes if place.writes else ():
+                err(note)
+            _execute(place, dev, chosen_threads, planned, quiet or not place.writes)
+        finally:
+            distributed.shutdown(place)
+        return
+    planned = _plan(distributed.Dist(), dev, *plan_args)  # every check, before any process starts
+    planned, world = _split_over_processes(planned, dev, procs, threads, typed)
+    for note in planned.notes:
+        err(note)
+    if world == 1:
+        _execute(distributed.Dist(), dev, apply_threads(threads), planned, quiet)
+        return
+    from i2icli.train.launch import run_ranks
+
+    code = run_ranks(_rank_main, (str(dev), threads, planned, quiet), world)
+    if code:
+        raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A checked run, ready to start: its spec (``batch_size`` per process), folder, and the CPU
+    preset's path chosen for what the command line left unset (printed when it starts)."""
+
+    spec: Any  # RunSpec
+    folder: Path
+    resume: bool
+    path: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def _split_over_processes(planned: _Planned, dev: Any, procs: int | None, threads: int | None, typed: set[str]) -> tuple[_Planned, int]:
+    """The process count (``--procs``, a resumed run's, or the CPU preset's) and the plan with each
+    process's share of the batch."""
+    import os
+
+    from i2icli.runs.spec import cpu_preset_procs, recorded_world_size
+    from i2icli.threads import available_cpus
+
+    spec = planned.spec
+    if planned.resume:
+        recorded = recorded_world_size(planned.folder)
+        if procs is not None and procs != recorded:
+            raise UsageError(f"--procs {procs}: the run used {recorded} processes; resume it with the same number")
+        return planned, recorded
+    if procs is not None and procs > 1 and dev.type != "cpu":
+        raise UsageError(f"--procs {procs}: for CPU training (on GPUs start one process per GPU: torchrun --nproc_per_node N)")
+    if procs is None:
+        # The CPU presets' default; a thread count the user chose (--threads, OMP_NUM_THREADS) keeps one process.
+        if threads is not None or os.environ.get("OMP_NUM_THREADS", "").strip():
+            return planned, 1
+        procs = cpu_preset_procs(spec.preset, dev, spec.batch_size, available_cpus())
+        if procs > 1:
+            planned = replace(planned, path={**planned.path, "procs": procs})
+    if spec.batch_size % procs:
+        raise UsageError(f"--procs {procs}: the batch of {spec.batch_size} images does not split evenly over {procs} processes")
+    return replace(planned, spec=replace(spec, batch_size=spec.batch_size // procs)), procs
+
+
+def _rank_main(device: str, threads: int | None, planned: _Planned, quiet: bool) -> None:
+    """One rank of ``--procs N`` in its own process (``i2icli.train.launch``): join, train, exit."""
+    import torch
+
+    from i2icli.cli.common import unexpected_error
+    from i2icli.threads import apply_threads
+    from i2icli.train import distributed
+
+    code = 0
     try:
-        _train_as(
-            place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides,
-            max_steps, batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last,
-            compile, ema, save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard,
-            max_pixels, quiet or not place.writes, method_options, typed,
-        )  # fmt: skip
-    finally:
-        distributed.shutdown(place)
+        with handle_errors():
+            chosen = apply_threads(1 if threads is None else threads)
+            if threads is None:
+                chosen = replace(chosen, source="--procs")
+            place, dev = distributed.init_from_env(torch.device(device))
+            try:
+                _execute(place, dev, chosen, planned, quiet or not place.writes)
+            finally:
+                distributed.shutdown(place)
+    except typer.Exit as e:
+        code = e.exit_code
+    except Exception as e:  # one line, as the command's own handler prints it
+        err(unexpected_error(e))
+        code = 1
+    sys.exit(code)
 
 
 def _check_new_run(dataroot: Path | None, domain_a: Path | None, domain_b: Path | None, run_dir: Path | None) -> None:
@@ -251,20 +349,20 @@ def _autocast(precision: str, amp: bool, amp_dtype: str, typed: set[str]) -> tup
     return True, amp_dtype
 
 
-def _train_as(
-    place, dev, chosen_threads, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
+def _plan(
+    place, dev, method, dataroot, domain_a, domain_b, domain_names, preset, config, overrides, max_steps,
     batch_size, lr, run_dir, resume, schedule, init_from, seed, amp, amp_dtype, channels_last, compile, ema,
-    save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels, quiet,
+    save_every, keep_last, sample_every, log_every, val_every, num_workers, preload, tensorboard, max_pixels,
     method_options, typed,
-) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    """``_train`` once this process knows its place in the job (only rank 0 speaks and writes)."""
+) -> _Planned:  # type: ignore[no-untyped-def]  # fmt: skip
+    """The run's spec and folder from the options (every check; nothing written)."""
     from i2icli.precision import check_half_supported
     from i2icli.runs.resume import plan_resume
-    from i2icli.runs.run import run
     from i2icli.runs.spec import DataSpec, build_spec, cpu_preset_path
     from i2icli.train import distributed
 
     path: dict[str, Any] = {}  # the CPU preset's faster path, for a new run
+    notes: list[str] = []  # what a resume changes (printed once the process count is settled)
     if resume is not None:
         given = sorted("--" + k.replace("_", "-") for k, v in method_options.items() if v is not None)
         if given:
@@ -287,9 +385,7 @@ def _train_as(
             resume, {k: v for k, v in values.items() if k in typed and k not in _NOT_RUN_OPTIONS},
             max_steps=max_steps, schedule=schedule,
         )  # fmt: skip
-        for note in plan.notes:
-            err(note)
-        spec, folder = plan.spec, resume
+        spec, folder, notes = plan.spec, resume, plan.notes
     else:
         from i2icli.data.unpaired import resolve_domains
 
@@ -330,17 +426,27 @@ def _train_as(
         folder = run_dir
     if spec.loop.amp:
         check_half_supported(spec.loop.amp_dtype, dev, f"--precision {spec.loop.amp_dtype}")
+    return _Planned(spec, folder, resume is not None, path, tuple(notes))
+
+
+def _execute(place: Any, dev: Any, chosen_threads: Any, planned: _Planned, quiet: bool) -> None:
+    """Train the planned run in this process (only rank 0 speaks and writes)."""
+    from i2icli.runs.run import run
+
+    spec, folder = planned.spec, planned.folder
     channels = spec.config["arch"]["channels_a"]
     kind = "gray images" if channels == 1 else "RGB images"
-    if path and not quiet:
-        flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in path.items())
-        err(f"{spec.preset} on a CPU: {flags} (its faster path; turn an option off with --no-...)")
+    if planned.path and not quiet:
+        flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in planned.path.items())
+        off = ", ".join("--procs 1" if k == "procs" else f"--no-{k.replace('_', '-')}" for k in planned.path)
+        err(f"{spec.preset} on a CPU: {flags} (its faster path; {off} to turn off)")
     if not quiet:
-        err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}")
+        layout = f" in {place.world} processes x {chosen_threads.threads} thread(s)" if place.enabled else ""
+        err(f"training {spec.method} (preset {spec.preset}, {channels}-channel ({kind})) for {spec.loop.max_steps} steps in {folder} on {dev}{layout}")
     display = TrainDisplay(spec.loop.max_steps, stream=None if not quiet else _Silent())
     try:
         result, exported = run(
-            spec, folder, dev, resume=resume is not None, on_step=display.losses, on_tick=display.tick, log=display.note,
+            spec, folder, dev, resume=planned.resume, on_step=display.losses, on_tick=display.tick, log=display.note,
             threads=chosen_threads, place=place,
         )
     finally:

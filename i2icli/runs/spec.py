@@ -39,6 +39,21 @@ def cpu_preset_path(preset: str | None, device: torch.device, given: set[str]) -
     return chosen
 
 
+# cpu-tiny runs last seconds (tests, smoke runs): starting processes would cost more than they save.
+SINGLE_PROCESS_PRESETS = frozenset({"cpu-tiny"})
+
+
+def cpu_preset_procs(preset: str, device: torch.device, batch_size: int, cpus: int) -> int:
+    """How many one-thread processes a CPU preset trains in on a CPU when the command line does not
+    say (``--procs``/``--threads``): the most, up to the CPUs available, that split the batch evenly.
+    On 2 cores two processes ran 2.1x the steps/s of one process of two threads, with loss curves
+    within fp32's seed-to-seed spread (RESULTS.md "training speed"). Not tied to the load, so a seed
+    gives the same run on a given machine whatever else runs there."""
+    if not preset.startswith(CPU_PRESET_PREFIX) or preset in SINGLE_PROCESS_PRESETS or device.type != "cpu":
+        return 1
+    return max(n for n in range(1, max(1, min(cpus, batch_size)) + 1) if batch_size % n == 0)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     dir_a: str
