@@ -13,8 +13,10 @@ benchmark's synthetic-colored-digits images (32^2 RGB, whole images, batch 8), t
                      ``torch.profiler`` table of the default step's costliest operators.
     curves:<method>  loss curves (window means) of each path beside fp32 from the same seed, and fp32
                      from other seeds: a path "matches" when it stays within fp32's seed-to-seed spread.
-    procs:<method>   one process x 2 threads against two processes x 1 thread (torchrun, gloo) at the
-                     same global batch, both through the ``i2i train`` command.
+    procs:<method>   through the ``i2i train`` command, the same global batch: one process x 2 threads
+                     (its default before ``--procs``), the same with spinning waiters, one thread, and
+                     today's default (one process per CPU, one thread each, gloo); the default's loss
+                     curve from seed 0 beside the curves cell's fp32 seed-to-seed spread.
 
 Each finished cell is kept in ``benchmarks/results/train_speed.json`` (an interrupted run goes on
 where it stopped; ``--force`` measures again) with the machine and the load average around it;
@@ -108,6 +110,13 @@ PATHS = (
 
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def settle(limit_s: float = 300.0) -> None:
+    """Wait (up to ``limit_s``) until the 1-minute load average is at most ``QUIET_LOAD``."""
+    end = time.monotonic() + limit_s
+    while os.getloadavg()[0] > QUIET_LOAD and time.monotonic() < end:
+        time.sleep(5)
 
 
 def usable(path: Path_, sizes: Sizes) -> str | None:
@@ -284,11 +293,7 @@ def curve(method: str, sizes: Sizes, root: Path, path: Path_, seed: int, work: P
     spec = replace(spec, loop=replace(spec.loop, log_every=1))
     run_dir = Path(tempfile.mkdtemp(dir=work))
     run_steps(spec, data, objective, run_dir)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    width = max(1, len(records) // sizes.windows)
-    keys = [k for k in records[0] if k.startswith("loss_")]
-    starts = range(0, width * sizes.windows, width)
-    return {k: [round(sum(r[k] for r in records[i : i + width]) / width, 5) for i in starts] for k in keys}
+    return window_means(_metrics(run_dir), sizes.windows)
 
 
 def cell_curves(method: str, sizes: Sizes, work: Path) -> Record:
@@ -314,38 +319,94 @@ def cell_curves(method: str, sizes: Sizes, work: Path) -> Record:
 # --------------------------------------------------------------------------- processes
 
 
-def cli_rate(method: str, sizes: Sizes, root: Path, work: Path, procs: int, threads: int) -> float:
-    """steps/s of ``i2i train`` (after the warm-up steps), in ``procs`` processes of ``threads`` threads."""
+@dataclass(frozen=True)
+class Layout:
+    """One way ``i2i train`` spreads a step over the cores: its flags and environment."""
+
+    name: str
+    what: str
+    flags: tuple[str, ...]
+    wait_policy: str | None = None  # OMP_WAIT_POLICY (None: the command's own choice, PASSIVE)
+
+
+LAYOUTS = (
+    Layout("1x2", "1 process x 2 threads (the command's default before --procs, on a quiet 2-core machine)",
+           ("--procs", "1", "--threads", "2")),
+    Layout("1x2 spin", "1 process x 2 threads, waiting threads spin (OMP_WAIT_POLICY=ACTIVE)",
+           ("--procs", "1", "--threads", "2"), "ACTIVE"),
+    Layout("1x1", "1 process x 1 thread", ("--procs", "1", "--threads", "1")),
+    Layout("default", "the command's default now (no flags): one process per CPU, one thread each", ()),
+)  # fmt: skip
+BEFORE, NOW = "1x2", "default"
+
+
+def cli_run(method: str, sizes: Sizes, root: Path, work: Path, layout: Layout, steps: int, seed: int = 0) -> Path:
+    """``i2i train`` for ``steps`` steps in ``layout`` (metrics every step); its run folder."""
     batch = batch_size(sizes) or 2
     run_dir = Path(tempfile.mkdtemp(dir=work)) / "run"
     sets = [x for o in overrides(method, sizes) for x in ("--set", o)]
-    args = ["train", "--method", method, "--dataroot", str(root), "--preset", sizes.preset, *sets,
-            "--max-steps", str(sizes.warmup + sizes.steps), "--batch-size", str(batch // procs), "--threads", str(threads),
-            "--run-dir", str(run_dir), "--sample-every", "0", "--save-every", "0", "--log-every", "1", "--quiet"]  # fmt: skip
-    launcher = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", str(procs), "-m", "i2icli"]
-    cmd = launcher if procs > 1 else [sys.executable, "-m", "i2icli"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=3600)
+    # --smoke's cpu-tiny keeps one process by default (seconds-long runs): name the count there.
+    flags = layout.flags or (() if sizes is not SMOKE else ("--procs", "2"))
+    args = ["train", "--method", method, "--dataroot", str(root), "--preset", sizes.preset, *sets, "--seed", str(seed),
+            "--max-steps", str(steps), "--batch-size", str(batch), *flags, "--run-dir", str(run_dir),
+            "--sample-every", "0", "--save-every", "0", "--log-every", "1", "--quiet"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env.update({"PYTHONWARNINGS": "ignore", **({"OMP_WAIT_POLICY": layout.wait_policy} if layout.wait_policy else {})})
+    done = subprocess.run([sys.executable, "-m", "i2icli", *args], env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
-        raise RuntimeError(f"i2i train ({procs} x {threads}) failed: {done.stderr[-2000:]}")
-    seconds = {r["step"]: r["seconds"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())}
-    return sizes.steps / (seconds[sizes.warmup + sizes.steps] - seconds[sizes.warmup])
+        raise RuntimeError(f"i2i train ({layout.name}) failed: {done.stderr[-2000:]}")
+    return run_dir
+
+
+def _metrics(run_dir: Path) -> list[Record]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def cli_rate(method: str, sizes: Sizes, root: Path, work: Path, layout: Layout) -> tuple[float, int]:
+    """steps/s of ``i2i train`` after the warm-up steps, and the processes it ran in."""
+    run_dir = cli_run(method, sizes, root, work, layout, sizes.warmup + sizes.steps)
+    seconds = {r["step"]: r["seconds"] for r in _metrics(run_dir)}
+    world = json.loads((run_dir / "run.json").read_text())["world_size"]
+    return sizes.steps / (seconds[sizes.warmup + sizes.steps] - seconds[sizes.warmup]), world
+
+
+def window_means(records: list[Record], windows: int) -> dict[str, list[float]]:
+    """Each ``loss_`` scalar as ``windows`` means over consecutive steps."""
+    width = max(1, len(records) // windows)
+    keys = [k for k in records[0] if k.startswith("loss_")]
+    starts = range(0, width * windows, width)
+    return {k: [round(sum(r[k] for r in records[i : i + width]) / width, 5) for i in starts] for k in keys}
 
 
 def cell_procs(method: str, sizes: Sizes, work: Path) -> Record:
-    """1 process x 2 threads against 2 processes x 1 thread (gloo), the same global batch, interleaved."""
+    """Every layout through ``i2i train`` (same global batch), interleaved over rounds; then the
+    default's loss curve from seed 0, set against fp32's seed-to-seed spread at report time."""
     root = data_root(work, sizes)
-    layouts = {"1x2": (1, 2), "2x1": (2, 1)}
-    rounds = []
+    rounds, worlds = [], {}
     for r in range(sizes.repeats):
-        names = list(layouts) if r % 2 == 0 else list(reversed(layouts))
-        rounds.append({name: cli_rate(method, sizes, root, work, *layouts[name]) for name in names})
+        order = LAYOUTS[r % len(LAYOUTS) :] + LAYOUTS[: r % len(LAYOUTS)]
+        row = {}
+        for layout in order:
+            row[layout.name], worlds[layout.name] = cli_rate(method, sizes, root, work, layout)
+        rounds.append(row)
+    curve = window_means(_metrics(cli_run(method, sizes, root, work, LAYOUTS[-1], sizes.curve_steps)), sizes.windows)
     return {
         "method": method, "batch_size": batch_size(sizes) or 2, "steps_per_round": sizes.steps, "repeats": sizes.repeats,
-        "steps_per_s": {k: round(median([r[k] for r in rounds]), 3) for k in layouts},
-        "ddp_vs_threads": round(median([r["2x1"] / r["1x2"] for r in rounds]), 3),
-        "ratios": [round(r["2x1"] / r["1x2"], 3) for r in rounds],
+        "layouts": {x.name: {"what": x.what, "processes": worlds[x.name],
+                             "steps_per_s": round(median([r[x.name] for r in rounds]), 3),
+                             "vs_before": round(median([r[x.name] / r[BEFORE] for r in rounds]), 3),
+                             "ratios": [round(r[x.name] / r[BEFORE], 3) for r in rounds]} for x in LAYOUTS},
+        "curve_steps": sizes.curve_steps, "curve": curve,
     }  # fmt: skip
+
+
+def procs_vs_spread(procs: Record, curves: Record | None) -> float | None:
+    """The default layout's worst window distance from fp32 seed 0, as a multiple of fp32's largest
+    seed-to-seed distance (None until the curves cell has run)."""
+    if curves is None or curves["steps"] != procs["curve_steps"]:
+        return None
+    fp32, spread, c = curves["fp32"][0], curves["spread"], procs["curve"]
+    return round(max(max(abs(c[k][i] - fp32[k][i]) for i in range(len(fp32[k]))) / max(max(spread[k]), 1e-12) for k in c), 3)
 
 
 RUN = {"speed": cell_speed, "curves": cell_curves, "procs": cell_procs}
@@ -402,7 +463,20 @@ def render(results: Record) -> str:
         else:
             summary.append(f"| {method} | {base['steps_per_s']:.2f} | {best['options']} | {best['amortised_steps_per_s']:.2f} | "
                            f"{best['amortised_steps_per_s'] / base['steps_per_s']:.2f}x | {base['peak_fraction']:.1%} / {best['peak_fraction']:.1%} |")  # fmt: skip
-    lines += summary + [""]
+    lines += summary + ["", "The command's default (`i2i train` with no speed flags), before and after it trained a CPU preset in "
+                        "one process per CPU:", "",
+                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | now's loss curve vs fp32 seed spread |",
+                        "|---|---|---|---|---|"]  # fmt: skip
+    for method in METHODS:
+        procs, curves = cells.get(f"procs:{method}"), cells.get(f"curves:{method}")
+        if procs is None or "layouts" not in procs["result"]:
+            lines.append(f"| {method} | not measured yet | | | |")
+            continue
+        lay = procs["result"]["layouts"]
+        vs = procs_vs_spread(procs["result"], curves and curves["result"])
+        lines.append(f"| {method} | {lay[BEFORE]['steps_per_s']:.2f} | {lay[NOW]['steps_per_s']:.2f} ({lay[NOW]['processes']} x 1) | "
+                     f"{lay[NOW]['vs_before']:.2f}x | {'-' if vs is None else f'{vs:.2f}x (within)' if vs <= 1 else f'{vs:.2f}x (outside)'} |")  # fmt: skip
+    lines.append("")
     for method in METHODS:
         for kind in KINDS:
             cell = cells.get(f"{kind}:{method}")
@@ -411,7 +485,10 @@ def render(results: Record) -> str:
                 continue
             where = (f"{describe(cell['machine'])}; load average {cell['load_before']} before, {cell['load_after']} after; "
                      f"{cell['seconds']:.0f} s")  # fmt: skip
-            lines += [RENDER[kind](cell["result"]), "", f"_Machine: {where}._", ""]
+            curves = cells.get(f"curves:{method}")
+            text = (_render_procs(cell["result"], curves and curves["result"]) if kind == "procs"
+                    else RENDER[kind](cell["result"]))  # fmt: skip
+            lines += [text, "", f"_Machine: {where}._", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -443,14 +520,21 @@ def _render_curves(r: Record) -> str:
     return "\n".join(out)
 
 
-def _render_procs(r: Record) -> str:
-    sps = r["steps_per_s"]
-    return (f"**procs:{r['method']}** (`i2i train`, global batch {r['batch_size']}, {r['steps_per_round']} steps x "
-            f"{r['repeats']} rounds): 1 process x 2 threads {sps['1x2']:.2f} steps/s, 2 processes x 1 thread (gloo) "
-            f"{sps['2x1']:.2f} steps/s: {r['ddp_vs_threads']:.2f}x ({', '.join(map(str, r['ratios']))}).")  # fmt: skip
+def _render_procs(r: Record, curves: Record | None = None) -> str:
+    out = [f"**procs:{r['method']}** (`i2i train`, global batch {r['batch_size']}, {r['steps_per_round']} steps x "
+           f"{r['repeats']} rounds, layouts interleaved)", "",
+           "| layout | processes | steps/s | vs 1 process x 2 threads (median; per round) |", "|---|---|---|---|"]  # fmt: skip
+    for x in r["layouts"].values():
+        out.append(f"| {x['what']} | {x['processes']} | {x['steps_per_s']:.2f} | {x['vs_before']:.2f}x "
+                   f"({', '.join(f'{v:.2f}' for v in x['ratios'])}) |")  # fmt: skip
+    vs = procs_vs_spread(r, curves)
+    out += ["", f"The default's loss curve ({r['curve_steps']} steps, seed 0): "
+            + ("curves cell not measured yet." if vs is None else
+               f"worst window distance from fp32 {vs:.2f}x fp32's seed-to-seed spread ({'within' if vs <= 1 else 'outside'} it).")]  # fmt: skip
+    return "\n".join(out)
 
 
-RENDER = {"speed": _render_speed, "curves": _render_curves, "procs": _render_procs}
+RENDER = {"speed": _render_speed, "curves": _render_curves}
 
 
 # --------------------------------------------------------------------------- main
@@ -486,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             if key in results["cells"] and not args.force:
                 continue
             kind, method = key.split(":")
+            if kind != "curves" and not args.smoke:
+                settle()  # the previous cell's own load fades first: load_before then measures other work
             started, before = time.perf_counter(), load()
             print(f"train_speed: cell {key} ...", file=sys.stderr, flush=True)
             result = RUN[kind](method, sizes, work)

@@ -52,12 +52,15 @@ def test_smoke_measures_speed_and_curves_and_resumes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_smoke_every_cell(tmp_path: Path) -> None:
-    """Every method's cells, the two-process ones through torchrun (about two minutes)."""
+    """Every method's cells, the two-process ones through `i2i train --procs 2` (about two minutes)."""
     results = _run(tmp_path, ",".join(train_speed.CELLS))
     assert set(results["cells"]) == set(train_speed.CELLS)
     for method in train_speed.METHODS:
         procs = results["cells"][f"procs:{method}"]["result"]
-        assert procs["steps_per_s"]["1x2"] > 0 and procs["steps_per_s"]["2x1"] > 0
+        layouts = procs["layouts"]
+        assert all(x["steps_per_s"] > 0 for x in layouts.values()) and layouts["1x2"]["vs_before"] == 1.0
+        assert layouts["default"]["processes"] == 2 and layouts["1x2"]["processes"] == 1
+        assert train_speed.procs_vs_spread(procs, results["cells"][f"curves:{method}"]["result"]) is not None
     assert read_block(tmp_path / "RESULTS.md", train_speed.BLOCK) == train_speed.render(results)
 
 
