@@ -191,6 +191,9 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant("unit-fast", "unit", "cpu-fast", note="the cpu-fast recipe (2-layer D, λ0 3, content term 10)"),
         Variant("unit-fast-gan3", "unit", "cpu-fast", ("gan_w=3",), "2-layer D, content term 10 and λ0 3 (paper 10), the cpu-fast recipe"),
+        Variant("unit-fast-ema", "unit", "cpu-fast", (), "the cpu-fast recipe with the model's weights averaged (EMA, decay 0.995)",
+                ema=0.995),
+        Variant("unit-fast-d3", "unit", "cpu-fast", ("arch.dis_layers=3",), "the cpu-fast recipe with a 3-layer D (cpu-fast: 2)"),
     )
 }
 
