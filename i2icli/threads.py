@@ -6,6 +6,9 @@ torch's default two threads than with one (``benchmarks/RESULTS.md``, "Threads")
 line (1) sets ``OMP_WAIT_POLICY=PASSIVE`` before torch is imported, unless the user set it, and
 (2) uses, unless ``--threads N`` or ``OMP_NUM_THREADS`` says otherwise, the CPUs this process may
 run on (``os.sched_getaffinity``) minus the current load (1-minute average), at least one.
+``i2i train`` with a ``cpu-`` preset runs one-thread processes instead (``--procs``, see
+``i2icli.train.launch``): sleeping waiters cost a two-thread process about half its speed on a
+quiet machine, which one thread per process avoids without spinning on a shared one.
 This module does not import torch until ``apply_threads``.
 """
 

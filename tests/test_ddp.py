@@ -9,28 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import write_domains
 
 from i2icli.data.transforms import Preprocess
 from i2icli.data.unpaired import UnpairedImages
 
 
-def _folders(root: Path, n: int = 8) -> Path:
-    rng = np.random.default_rng(0)
-    for domain in "AB":
-        folder = root / f"train{domain}"
-        folder.mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
 def test_shards_partition_each_steps_batch(tmp_path: Path) -> None:
     """Each rank decodes its own slots of the step's batch; together they are the one-process batch."""
-    root = _folders(tmp_path)
+    root = write_domains(tmp_path, 8, seed_b=100)
     pre = Preprocess(mode="resize_and_crop", load_size=20, crop_size=16)
     whole = UnpairedImages(root / "trainA", root / "trainB", pre, 3, seed=5, batch_size=4)
     shards = [UnpairedImages(root / "trainA", root / "trainB", pre, 3, seed=5, batch_size=4, shard=(r, 2)) for r in range(2)]
@@ -52,7 +41,7 @@ def _torchrun(*args: str, cwd: Path) -> None:
 
 
 def test_two_cpu_processes_keep_identical_weights_and_resume_exactly(tmp_path: Path) -> None:
-    root = _folders(tmp_path / "data")
+    root = write_domains(tmp_path / "data", 8, seed_b=100)
     run = tmp_path / "run"
     common = ["--preset", "cpu-tiny", "--set", "lr_policy=constant", "--sample-every", "0", "--log-every", "1"]
     _torchrun("--dataroot", str(root), "--max-steps", "4", "--save-every", "2", "--run-dir", str(run), *common, cwd=tmp_path)
@@ -85,7 +74,7 @@ def test_resume_with_another_process_count_is_refused(tmp_path: Path) -> None:
 
     from i2icli.cli.app import app
 
-    root, run = _folders(tmp_path / "data"), tmp_path / "run"
+    root, run = write_domains(tmp_path / "data", 8, seed_b=100), tmp_path / "run"
     args = ["train", "--dataroot", str(root), "--preset", "cpu-tiny", "--max-steps", "1", "--run-dir", str(run), "--quiet"]
     assert CliRunner().invoke(app, [*args, "--sample-every", "0"]).exit_code == 0
     record = json.loads((run / "run.json").read_text())

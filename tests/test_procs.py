@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import write_domains
 from typer.testing import CliRunner
 
 from i2icli.cli.app import app
@@ -20,16 +19,6 @@ from i2icli.runs.spec import cpu_preset_procs
 from i2icli.train.launch import run_ranks
 
 COMMON = ["--preset", "cpu-tiny", "--set", "lr_policy=constant", "--sample-every", "0", "--log-every", "1", "--quiet"]
-
-
-def _folders(root: Path, n: int = 8) -> Path:
-    rng = np.random.default_rng(1)
-    for domain in "AB":
-        folder = root / f"train{domain}"
-        folder.mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return root
 
 
 def _i2i(*args: str, cwd: Path, launcher: list[str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -45,7 +34,7 @@ def _weights(run: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
 def test_procs_trains_exactly_as_torchrun_with_the_batch_split(tmp_path: Path) -> None:
     """``--procs 2`` (global batch 2, the preset's) equals ``torchrun --nproc_per_node 2`` with one image
     per process, to the bit: the command's own launcher is torchrun's job, not an approximation."""
-    root = _folders(tmp_path / "data")
+    root = write_domains(tmp_path / "data", 8, seed_b=100)
     steps = ["--max-steps", "3", "--save-every", "3"]
     ours = _i2i("--dataroot", str(root), "--run-dir", str(tmp_path / "ours"), "--procs", "2", *steps, *COMMON, cwd=tmp_path)
     assert ours.returncode == 0, ours.stderr[-3000:]
@@ -64,7 +53,7 @@ def test_procs_trains_exactly_as_torchrun_with_the_batch_split(tmp_path: Path) -
 
 def test_procs_resumes_with_its_recorded_count(tmp_path: Path) -> None:
     """A run started in 2 processes resumes in 2 (without --procs) and continues exactly."""
-    root, run = _folders(tmp_path / "data"), tmp_path / "run"
+    root, run = write_domains(tmp_path / "data", 8, seed_b=100), tmp_path / "run"
     first = _i2i("--dataroot", str(root), "--run-dir", str(run), "--procs", "2", "--max-steps", "4", "--save-every", "2",
                  *COMMON, cwd=tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
@@ -88,7 +77,7 @@ def test_procs_resumes_with_its_recorded_count(tmp_path: Path) -> None:
     ],
 )
 def test_bad_procs_is_one_line_before_anything_is_made(tmp_path: Path, extra: list[str], message: str) -> None:
-    root, run = _folders(tmp_path / "data"), tmp_path / "run"
+    root, run = write_domains(tmp_path / "data", 8, seed_b=100), tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--dataroot", str(root), "--run-dir", str(run), *COMMON, *extra])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"error: {message}"]
