@@ -194,6 +194,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("unit-fast-ema", "unit", "cpu-fast", (), "the cpu-fast recipe with the model's weights averaged (EMA, decay 0.995)",
                 ema=0.995),
         Variant("unit-fast-d3", "unit", "cpu-fast", ("arch.dis_layers=3",), "the cpu-fast recipe with a 3-layer D (cpu-fast: 2)"),
+        Variant("unit-fast-lr2", "unit", "cpu-fast", ("optim.lr=2e-4",), "the cpu-fast recipe with Adam lr 2e-4 (cpu-fast: 5e-4)"),
+        Variant("unit-fast-content30", "unit", "cpu-fast", ("lambda_content=30",), "the cpu-fast recipe with the content term at 30 (cpu-fast: 10)"),
     )
 }
 
