@@ -114,6 +114,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("gcgan-fast", "gcgan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
         Variant("distancegan-small", "distancegan", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("distancegan-fast", "distancegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
+        Variant("distancegan-fast-content30", "distancegan", "cpu-fast", ("lambda_content=30",),
+                "the cpu-fast recipe with the content term at 30 (cpu-fast: 10)"),
+        Variant("distancegan-fast-content30-p8", "distancegan", "cpu-fast", ("lambda_content=30", "content_pool=8"),
+                "the cpu-fast recipe with the content term at 30 after 8x pooling (cpu-fast: 10 after 4x)"),
         Variant(
             "distancegan-fast-ema", "distancegan", "cpu-fast",
             note="the cpu-fast recipe with the generators' weights averaged (EMA, decay 0.995)", ema=0.995,

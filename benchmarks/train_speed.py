@@ -464,6 +464,7 @@ def render(results: Record) -> str:
     if loaded:
         lines += [f"**Not final: measured under load** (1-minute load average above {QUIET_LOAD} in {', '.join(loaded)}); "
                   "rerun those cells on a quiet machine with `--force`.", ""]  # fmt: skip
+    lines += ["In this process (the library's loop, 2 threads, OpenMP's own waiting), each path beside the plain default:", ""]
     summary = ["| method | default steps/s | fastest matching path | its steps/s (amortised) | speed-up | fraction of peak (default / fastest) |",
                "|---|---|---|---|---|---|"]  # fmt: skip
     for method in METHODS:
@@ -481,17 +482,21 @@ def render(results: Record) -> str:
                            f"{best['amortised_steps_per_s'] / base['steps_per_s']:.2f}x | {base['peak_fraction']:.1%} / {best['peak_fraction']:.1%} |")  # fmt: skip
     lines += summary + ["", "The command's default (`i2i train` with no speed flags), before and after it trained a CPU preset in "
                         "one process per CPU:", "",
-                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | now's loss curve vs fp32 seed spread |",
-                        "|---|---|---|---|---|"]  # fmt: skip
+                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | fraction of peak (before / now) | now's loss curve vs fp32 seed spread |",
+                        "|---|---|---|---|---|---|"]  # fmt: skip
     for method in METHODS:
         procs, curves = cells.get(f"procs:{method}"), cells.get(f"curves:{method}")
         if procs is None or "layouts" not in procs["result"]:
-            lines.append(f"| {method} | not measured yet | | | |")
+            lines.append(f"| {method} | not measured yet | | | | |")
             continue
         lay = procs["result"]["layouts"]
         vs = procs_vs_spread(procs["result"], curves and curves["result"])
+        speed = cells.get(f"speed:{method}")
+        # FLOPs per step and the fp32 peak from the speed cell (the same preset, batch and machine).
+        peak = "-" if speed is None else " / ".join(
+            f"{lay[k]['steps_per_s'] * speed['result']['gflop_per_step'] / speed['result']['peak_gflops']['fp32']:.1%}" for k in (BEFORE, NOW))
         lines.append(f"| {method} | {lay[BEFORE]['steps_per_s']:.2f} | {lay[NOW]['steps_per_s']:.2f} ({lay[NOW]['processes']} x 1) | "
-                     f"{lay[NOW]['vs_before']:.2f}x | {'-' if vs is None else f'{vs:.2f}x (within)' if vs <= 1 else f'{vs:.2f}x (outside)'} |")  # fmt: skip
+                     f"{lay[NOW]['vs_before']:.2f}x | {peak} | {'-' if vs is None else f'{vs:.2f}x (within)' if vs <= 1 else f'{vs:.2f}x (outside)'} |")  # fmt: skip
     lines.append("")
     for method in METHODS:
         for kind in KINDS:
