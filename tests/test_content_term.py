@@ -35,7 +35,7 @@ def _by_hand(x: torch.Tensor, y: torch.Tensor, pool: int) -> torch.Tensor:
 def test_content_term_is_its_definition_and_off_by_default(name: str, preset_name: str, scalars: dict) -> None:
     method = load_method(name)
     assert method.presets["paper"].config.lambda_content == 0  # the papers' recipes do not have it
-    assert method.presets["cpu-fast"].config.lambda_content == 10  # the labelled CPU recipe does
+    assert method.presets["cpu-fast"].config.lambda_content == (30 if name == "distancegan" else 10)  # the labelled CPU recipe does
     preset = method.test_presets[preset_name]
     data = FixedBatch(preset)
     batch = data[0]

@@ -366,9 +366,11 @@ PRESETS = {
         DistanceGANConfig(), batch_size=2, max_steps=None,
     ),
     "cpu-small": cpu_small_preset(_cpu_config(16, 3, 32)),
-    # CycleGAN's cpu-fast recipe carried over (benchmarks/curves.py measures it on MNIST<->UCI):
-    # 2-layer D for 28-32 px images, content term 10.
-    "cpu-fast": cpu_fast_preset(_cpu_config(16, 3, 32, n_layers_d=2, lambda_content=10.0)),
+    # CycleGAN's cpu-fast recipe (2-layer D for 28-32 px images) with the content term at 30, not 10:
+    # without a cycle, a one-sided generator redraws a quarter of MNIST digits as others at 10
+    # (validation, MNIST<->UCI, 1200 steps: 74% / 83% kept and judged as the target, at 30 93% / 90%,
+    # still judged as the target domain 99.7% / 100%; benchmarks/curves.py).
+    "cpu-fast": cpu_fast_preset(_cpu_config(16, 3, 32, n_layers_d=2, lambda_content=30.0)),
     "cpu-tiny": cpu_tiny_preset(_tiny(), batch_size=4),
 }
 

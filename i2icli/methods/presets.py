@@ -29,10 +29,11 @@ def cpu_small_preset(config: Any) -> Preset:
 
 def cpu_fast_preset(config: Any) -> Preset:
     """``cpu-fast``, the CPU recipe of the same methods: ``config`` is cpu-small's with a 2-layer D
-    and the content term at 10 (chosen on MNIST<->UCI validation curves, benchmarks/curves.py)."""
+    and the content term (its weight chosen per method on MNIST<->UCI validation curves, benchmarks/curves.py)."""
     what = (
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at 10, batch 8, 800 steps; "
-        "for pairs that share their layout (the term holds the input's silhouette: use cpu-small where shapes change)"
+        f"CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D and the content term at {config.lambda_content:g}, "
+        "batch 8, 800 steps; for pairs that share their layout (the term holds the input's silhouette: use cpu-small where "
+        "shapes change)"
     )
     return Preset("cpu-fast", what, config, batch_size=8, max_steps=800)
 
