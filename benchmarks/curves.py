@@ -181,6 +181,8 @@ VARIANTS: dict[str, Variant] = {
             "munit-fast-lr5-ema", "munit", "cpu-small", (*MUNIT_CYCLE, "optim.lr=5e-4"),
             "munit-fast with Adam lr 5e-4 and EMA 0.995 (GAN weight 1 as the paper), no content term", ema=0.995,
         ),
+        Variant("munit-cpufast-d1", "munit", "cpu-fast", ("arch.dis.num_scales=1",),
+                "the cpu-fast recipe (= munit-fast-content-gan3-lr5-ema) with the discriminator's finest scale only (num_scales 1)"),
         Variant(
             "munit-cpufast-content1p8", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8"),
             "the cpu-fast recipe with a loose content term (weight 1 after 8x pooling) for a pair whose shapes differ",
