@@ -84,6 +84,18 @@ def test_bad_procs_is_one_line_before_anything_is_made(tmp_path: Path, extra: li
     assert not run.exists()
 
 
+def test_procs_under_torchrun_is_refused_before_anything_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, run = write_domains(tmp_path / "data", 8, seed_b=100), tmp_path / "run"
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets: this process is already one rank of two
+    result = CliRunner().invoke(app, ["train", "--dataroot", str(root), "--run-dir", str(run), *COMMON, "--procs", "2"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --procs: torchrun started this process and chose the process count (--nproc_per_node)"
+    ]
+    assert not run.exists()
+
+
 def test_cpu_presets_default_to_one_process_per_cpu_that_splits_the_batch() -> None:
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert [cpu_preset_procs("cpu-small", cpu, 8, n) for n in (1, 2, 3, 16)] == [1, 2, 2, 8]
@@ -108,3 +120,19 @@ def test_a_failing_rank_stops_the_others_and_gives_its_exit_code(monkeypatch: py
     start = time.monotonic()
     assert run_ranks(_rank_target, (60.0,), 2) == 3
     assert time.monotonic() - start < 30  # rank 0 was stopped, not waited for
+
+
+def test_a_multi_process_run_on_gpus_resumes_through_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command spawns CPU ranks only: a recorded 2-process run on a GPU device is sent to torchrun."""
+    import i2icli.device
+
+    root, run = write_domains(tmp_path / "data", 8, seed_b=100), tmp_path / "run"
+    assert CliRunner().invoke(app, ["train", "--dataroot", str(root), "--run-dir", str(run), *COMMON, "--max-steps", "1"]).exit_code == 0
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "world_size": 2}))
+    monkeypatch.setattr(i2icli.device, "pick_device", lambda name: torch.device("cuda"))
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--max-steps", "2", "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --resume {run}: the run used 2 processes; on GPUs resume it with torchrun --nproc_per_node 2"
+    ]

@@ -240,7 +240,7 @@ def _train(
             distributed.shutdown(place)
         return
     planned = _plan(distributed.Dist(), dev, *plan_args)  # every check, before any process starts
-    planned, world = _split_over_processes(planned, dev, procs, threads, typed)
+    planned, world = _split_over_processes(planned, dev, procs, threads)
     for note in planned.notes:
         err(note)
     if world == 1:
@@ -265,7 +265,7 @@ class _Planned:
     notes: tuple[str, ...] = ()
 
 
-def _split_over_processes(planned: _Planned, dev: Any, procs: int | None, threads: int | None, typed: set[str]) -> tuple[_Planned, int]:
+def _split_over_processes(planned: _Planned, dev: Any, procs: int | None, threads: int | None) -> tuple[_Planned, int]:
     """The process count (``--procs``, a resumed run's, or the CPU preset's) and the plan with each
     process's share of the batch."""
     import os
@@ -278,6 +278,8 @@ def _split_over_processes(planned: _Planned, dev: Any, procs: int | None, thread
         recorded = recorded_world_size(planned.folder)
         if procs is not None and procs != recorded:
             raise UsageError(f"--procs {procs}: the run used {recorded} processes; resume it with the same number")
+        if recorded > 1 and dev.type != "cpu":
+            raise UsageError(f"--resume {planned.folder}: the run used {recorded} processes; on GPUs resume it with torchrun --nproc_per_node {recorded}")
         return planned, recorded
     if procs is not None and procs > 1 and dev.type != "cpu":
         raise UsageError(f"--procs {procs}: for CPU training (on GPUs start one process per GPU: torchrun --nproc_per_node N)")
