@@ -72,3 +72,17 @@ def test_render_flags_timings_taken_under_load() -> None:
     # The cell's own two busy threads are not other work; a third process's load is.
     assert train_speed.quiet({**cell, "load_before": [0.3, 0, 0], "load_after": [3.1, 0, 0]})
     assert not train_speed.quiet({**cell, "load_before": [0.3, 0, 0], "load_after": [3.3, 0, 0]})
+
+
+def test_the_defaults_curve_is_set_against_fp32s_seed_spread() -> None:
+    """compare_curves: spread = largest distance of another seed from seed 0; procs_vs_spread: the
+    default's worst distance from seed 0 over that spread (None until the curves cell exists)."""
+    fp32 = [{"loss_g": [1.0, 0.5]}, {"loss_g": [1.2, 0.5]}, {"loss_g": [0.9, 0.7]}]
+    curves = train_speed.compare_curves({"method": "m", "steps": 4, "windows": 2, "fp32": fp32,
+                                         "paths": {"p": {"curve": {"loss_g": [1.1, 0.9]}}}})  # fmt: skip
+    assert curves["spread"] == {"loss_g": [pytest.approx(0.2), pytest.approx(0.2)]}
+    assert curves["paths"]["p"]["vs_spread"] == pytest.approx(2.0) and not curves["paths"]["p"]["matches"]
+    procs = {"curve_steps": 4, "curve": {"loss_g": [1.05, 0.55]}}
+    assert train_speed.procs_vs_spread(procs, curves) == pytest.approx(0.25)
+    assert train_speed.procs_vs_spread(procs, None) is None
+    assert train_speed.procs_vs_spread({**procs, "curve_steps": 8}, curves) is None  # another run length
