@@ -341,8 +341,10 @@ class Layout:
 
     name: str
     what: str
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # () : the command's own process count (the default layout)
     wait_policy: str | None = None  # OMP_WAIT_POLICY (None: the command's own choice, PASSIVE)
+    bf16: bool = False  # needs a CPU with native bf16
+    curve: bool = False  # its loss curve is recorded and set against fp32's seed spread
 
 
 LAYOUTS = (
@@ -351,9 +353,21 @@ LAYOUTS = (
     Layout("1x2 spin", "1 process x 2 threads, waiting threads spin (OMP_WAIT_POLICY=ACTIVE)",
            ("--procs", "1", "--threads", "2"), "ACTIVE"),
     Layout("1x1", "1 process x 1 thread", ("--procs", "1", "--threads", "1")),
-    Layout("default", "the command's default now (no flags): one process per CPU, one thread each", ()),
+    Layout("default", "the command's default now (no flags): one process per CPU, one thread each", (), curve=True),
+    Layout("default+channels_last", "the default with --channels-last", ("--channels-last",), curve=True),
+    Layout("default+bf16", "the default with --precision bf16 (CPUs with native bf16)", ("--precision", "bf16"),
+           bf16=True, curve=True),
 )  # fmt: skip
 BEFORE, NOW = "1x2", "default"
+
+
+def layout_usable(layout: Layout) -> str | None:
+    """Why ``layout`` is not measured here, or None."""
+    from i2icli.precision import cpu_features
+
+    if layout.bf16 and not cpu_features().native_bf16:
+        return "no native bf16 on this CPU (bf16 training is refused there)"
+    return None
 
 
 def cli_run(method: str, sizes: Sizes, root: Path, work: Path, layout: Layout, steps: int, seed: int = 0) -> Path:
@@ -362,7 +376,8 @@ def cli_run(method: str, sizes: Sizes, root: Path, work: Path, layout: Layout, s
     run_dir = Path(tempfile.mkdtemp(dir=work)) / "run"
     sets = [x for o in overrides(method, sizes) for x in ("--set", o)]
     # --smoke's cpu-tiny keeps one process by default (seconds-long runs): name the count there.
-    flags = layout.flags or (() if sizes is not SMOKE else ("--procs", "2"))
+    default_count = not layout.flags or "--procs" not in layout.flags
+    flags = (*layout.flags, *(("--procs", "2") if sizes is SMOKE and default_count else ()))
     args = ["train", "--method", method, "--dataroot", str(root), "--preset", sizes.preset, *sets, "--seed", str(seed),
             "--max-steps", str(steps), "--batch-size", str(batch), *flags, "--run-dir", str(run_dir),
             "--sample-every", "0", "--save-every", "0", "--log-every", "1", "--quiet"]  # fmt: skip
@@ -395,34 +410,45 @@ def window_means(records: list[Record], windows: int) -> dict[str, list[float]]:
 
 
 def cell_procs(method: str, sizes: Sizes, work: Path) -> Record:
-    """Every layout through ``i2i train`` (same global batch), interleaved over rounds; then the
-    default's loss curve from seed 0, set against fp32's seed-to-seed spread at report time."""
+    """Every usable layout through ``i2i train`` (same global batch), interleaved over rounds; then
+    the loss curve from seed 0 of the default and its variants, set against fp32's seed-to-seed
+    spread at report time."""
     root = data_root(work, sizes)
+    layouts = [x for x in LAYOUTS if layout_usable(x) is None]
     rounds, worlds = [], {}
     for r in range(sizes.repeats):
-        order = LAYOUTS[r % len(LAYOUTS) :] + LAYOUTS[: r % len(LAYOUTS)]
+        order = layouts[r % len(layouts) :] + layouts[: r % len(layouts)]
         row = {}
         for layout in order:
             row[layout.name], worlds[layout.name] = cli_rate(method, sizes, root, work, layout)
         rounds.append(row)
-    curve = window_means(_metrics(cli_run(method, sizes, root, work, LAYOUTS[-1], sizes.curve_steps)), sizes.windows)
+    curves = {x.name: window_means(_metrics(cli_run(method, sizes, root, work, x, sizes.curve_steps)), sizes.windows)
+              for x in layouts if x.curve}  # fmt: skip
     return {
         "method": method, "batch_size": batch_size(sizes) or 2, "steps_per_round": sizes.steps, "repeats": sizes.repeats,
         "layouts": {x.name: {"what": x.what, "processes": worlds[x.name],
                              "steps_per_s": round(median([r[x.name] for r in rounds]), 3),
                              "vs_before": round(median([r[x.name] / r[BEFORE] for r in rounds]), 3),
-                             "ratios": [round(r[x.name] / r[BEFORE], 3) for r in rounds]} for x in LAYOUTS},
-        "curve_steps": sizes.curve_steps, "curve": curve,
+                             "ratios": [round(r[x.name] / r[BEFORE], 3) for r in rounds]} for x in layouts},
+        "skipped": {x.name: layout_usable(x) for x in LAYOUTS if layout_usable(x) is not None},
+        "curve_steps": sizes.curve_steps, "curves": curves,
     }  # fmt: skip
 
 
-def procs_vs_spread(procs: Record, curves: Record | None) -> float | None:
-    """The default layout's worst window distance from fp32 seed 0, as a multiple of fp32's largest
+def procs_vs_spread(procs: Record, curves: Record | None, layout: str = NOW) -> float | None:
+    """A layout's worst window distance from fp32 seed 0, as a multiple of fp32's largest
     seed-to-seed distance (None until the curves cell has run)."""
-    if curves is None or curves["steps"] != procs["curve_steps"]:
+    if curves is None or curves["steps"] != procs["curve_steps"] or layout not in procs["curves"]:
         return None
-    fp32, spread, c = curves["fp32"][0], curves["spread"], procs["curve"]
+    fp32, spread, c = curves["fp32"][0], curves["spread"], procs["curves"][layout]
     return round(max(max(abs(c[k][i] - fp32[k][i]) for i in range(len(fp32[k]))) / max(max(spread[k]), 1e-12) for k in c), 3)
+
+
+def fastest_layout(procs: Record, curves: Record | None) -> str | None:
+    """The fastest layout whose loss curve is within fp32's seed spread (None before the curves cell)."""
+    distance = {name: procs_vs_spread(procs, curves, name) for name in procs["curves"]}
+    within = [name for name, d in distance.items() if d is not None and d <= 1.0]
+    return max(within, key=lambda name: procs["layouts"][name]["steps_per_s"]) if within else None
 
 
 RUN = {"speed": cell_speed, "curves": cell_curves, "procs": cell_procs}
@@ -481,22 +507,28 @@ def render(results: Record) -> str:
             summary.append(f"| {method} | {base['steps_per_s']:.2f} | {best['options']} | {best['amortised_steps_per_s']:.2f} | "
                            f"{best['amortised_steps_per_s'] / base['steps_per_s']:.2f}x | {base['peak_fraction']:.1%} / {best['peak_fraction']:.1%} |")  # fmt: skip
     lines += summary + ["", "The command's default (`i2i train` with no speed flags), before and after it trained a CPU preset in "
-                        "one process per CPU:", "",
-                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | fraction of peak (before / now) | now's loss curve vs fp32 seed spread |",
-                        "|---|---|---|---|---|---|"]  # fmt: skip
+                        "one process per CPU, and the fastest layout whose loss curve stays within fp32's seed spread:", "",
+                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | fastest matching layout | its steps/s | speed-up | fraction of peak (before / now / fastest) | loss curve vs fp32 seed spread (now / fastest) |",
+                        "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in METHODS:
         procs, curves = cells.get(f"procs:{method}"), cells.get(f"curves:{method}")
-        if procs is None or "layouts" not in procs["result"]:
-            lines.append(f"| {method} | not measured yet | | | | |")
+        if procs is None or "curves" not in procs["result"]:
+            lines.append(f"| {method} | not measured yet | | | | | | | |")
             continue
-        lay = procs["result"]["layouts"]
-        vs = procs_vs_spread(procs["result"], curves and curves["result"])
+        r, c = procs["result"], curves and curves["result"]
+        lay = r["layouts"]
+        best = fastest_layout(r, c)
         speed = cells.get(f"speed:{method}")
-        # FLOPs per step and the fp32 peak from the speed cell (the same preset, batch and machine).
+        names = (BEFORE, NOW) + ((best,) if best else ())
+        # FLOPs per step and the peak from the speed cell (the same preset, batch and machine); bf16 against bf16's.
         peak = "-" if speed is None else " / ".join(
-            f"{lay[k]['steps_per_s'] * speed['result']['gflop_per_step'] / speed['result']['peak_gflops']['fp32']:.1%}" for k in (BEFORE, NOW))
+            f"{lay[k]['steps_per_s'] * speed['result']['gflop_per_step'] / speed['result']['peak_gflops']['bf16' if 'bf16' in k else 'fp32']:.1%}"
+            for k in names)  # fmt: skip
+        spread = " / ".join(_within(procs_vs_spread(r, c, k)) for k in names[1:])
+        fastest = (f"{best} | {lay[best]['steps_per_s']:.2f} | {lay[best]['vs_before']:.2f}x" if best
+                   else f"{'curves cell not measured yet' if c is None else 'none within the spread'} | - | -")  # fmt: skip
         lines.append(f"| {method} | {lay[BEFORE]['steps_per_s']:.2f} | {lay[NOW]['steps_per_s']:.2f} ({lay[NOW]['processes']} x 1) | "
-                     f"{lay[NOW]['vs_before']:.2f}x | {peak} | {'-' if vs is None else f'{vs:.2f}x (within)' if vs <= 1 else f'{vs:.2f}x (outside)'} |")  # fmt: skip
+                     f"{lay[NOW]['vs_before']:.2f}x | {fastest} | {peak} | {spread} |")  # fmt: skip
     lines.append("")
     for method in METHODS:
         for kind in KINDS:
@@ -541,19 +573,22 @@ def _render_curves(r: Record) -> str:
     return "\n".join(out)
 
 
+def _within(vs: float | None) -> str:
+    return "-" if vs is None else f"{vs:.2f}x ({'within' if vs <= 1 else 'outside'})"
+
+
 def _render_procs(r: Record, curves: Record | None = None) -> str:
-    if "layouts" not in r:
+    if "curves" not in r:
         return f"**procs:{r['method']}** was measured by an older version of this cell: rerun it with `--force`."
     out = [f"**procs:{r['method']}** (`i2i train`, global batch {r['batch_size']}, {r['steps_per_round']} steps x "
-           f"{r['repeats']} rounds, layouts interleaved)", "",
-           "| layout | processes | steps/s | vs 1 process x 2 threads (median; per round) |", "|---|---|---|---|"]  # fmt: skip
-    for x in r["layouts"].values():
+           f"{r['repeats']} rounds, layouts interleaved; loss curves {r['curve_steps']} steps from seed 0)", "",
+           "| layout | processes | steps/s | vs 1 process x 2 threads (median; per round) | loss curve vs fp32 seed spread |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for name, x in r["layouts"].items():
         out.append(f"| {x['what']} | {x['processes']} | {x['steps_per_s']:.2f} | {x['vs_before']:.2f}x "
-                   f"({', '.join(f'{v:.2f}' for v in x['ratios'])}) |")  # fmt: skip
-    vs = procs_vs_spread(r, curves)
-    out += ["", f"The default's loss curve ({r['curve_steps']} steps, seed 0): "
-            + ("curves cell not measured yet." if vs is None else
-               f"worst window distance from fp32 {vs:.2f}x fp32's seed-to-seed spread ({'within' if vs <= 1 else 'outside'} it).")]  # fmt: skip
+                   f"({', '.join(f'{v:.2f}' for v in x['ratios'])}) | {_within(procs_vs_spread(r, curves, name))} |")  # fmt: skip
+    for name, why in r.get("skipped", {}).items():
+        out.append(f"| {name} | - | - | not measured: {why} | - |")
     return "\n".join(out)
 
 

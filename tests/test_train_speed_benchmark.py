@@ -60,7 +60,10 @@ def test_smoke_every_cell(tmp_path: Path) -> None:
         layouts = procs["layouts"]
         assert all(x["steps_per_s"] > 0 for x in layouts.values()) and layouts["1x2"]["vs_before"] == 1.0
         assert layouts["default"]["processes"] == 2 and layouts["1x2"]["processes"] == 1
-        assert train_speed.procs_vs_spread(procs, results["cells"][f"curves:{method}"]["result"]) is not None
+        curves = results["cells"][f"curves:{method}"]["result"]
+        assert train_speed.procs_vs_spread(procs, curves) is not None
+        assert set(procs["curves"]) == {x.name for x in train_speed.LAYOUTS if x.curve and x.name in layouts}
+        assert layouts["default+channels_last"]["processes"] == 2
     assert read_block(tmp_path / "RESULTS.md", train_speed.BLOCK) == train_speed.render(results)
 
 
@@ -82,7 +85,13 @@ def test_the_defaults_curve_is_set_against_fp32s_seed_spread() -> None:
                                          "paths": {"p": {"curve": {"loss_g": [1.1, 0.9]}}}})  # fmt: skip
     assert curves["spread"] == {"loss_g": [pytest.approx(0.2), pytest.approx(0.2)]}
     assert curves["paths"]["p"]["vs_spread"] == pytest.approx(2.0) and not curves["paths"]["p"]["matches"]
-    procs = {"curve_steps": 4, "curve": {"loss_g": [1.05, 0.55]}}
+    procs = {"curve_steps": 4, "curves": {"default": {"loss_g": [1.05, 0.55]}, "fast": {"loss_g": [1.0, 0.5]},
+                                          "faster": {"loss_g": [1.5, 0.5]}},
+             "layouts": {"default": {"steps_per_s": 2.0}, "fast": {"steps_per_s": 3.0}, "faster": {"steps_per_s": 4.0}}}
     assert train_speed.procs_vs_spread(procs, curves) == pytest.approx(0.25)
+    assert train_speed.procs_vs_spread(procs, curves, "fast") == 0.0
     assert train_speed.procs_vs_spread(procs, None) is None
     assert train_speed.procs_vs_spread({**procs, "curve_steps": 8}, curves) is None  # another run length
+    # The fastest layout within the spread: "faster" learns differently (2.5x the spread), "fast" is fp32's own curve.
+    assert train_speed.fastest_layout(procs, curves) == "fast"
+    assert train_speed.fastest_layout(procs, None) is None
