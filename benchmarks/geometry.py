@@ -26,6 +26,9 @@ Metrics per direction (whole test split, 500 images per domain):
   source digit's label. Domain a is judged by the shipped ``digits-mnist`` judge; each domain b
   by a judge of the same architecture and recipe trained here on the b renderings of the 4,000
   MNIST-5k training digits (``judges`` in the JSON holds its held-out accuracy).
+- ``looks-like-target``: the share of translations a domain judge (same architecture, trained here
+  on the MNIST-5k training digits rendered both ways) assigns to the target domain. Cells measured
+  before this judge existed show "–".
 - ``fid-<judge>``: Fréchet distance between translations and real target test images on that
   judge's 128-d features (not Inception FID).
 - ``psnr``, ``ssim``, ``l1``, ``pixel-acc``: against the true counterpart, where it is known.
@@ -80,6 +83,7 @@ SIZE = 32
 STEPS, BATCH = 1500, 8  # the budget of every trained cell
 PRESET = "cpu-small"
 JUDGE_STEPS = 600  # as the shipped digits-mnist judge
+DOMAIN_JUDGE_STEPS = 300  # as the shipped domain-mnist-uci judge
 SAMPLE_ROWS = 8
 SMOKE_STEPS, SMOKE_TRAIN, SMOKE_TEST, SMOKE_JUDGE_STEPS = 3, 16, 16, 3
 DO_NOTHING = "do-nothing"
@@ -175,6 +179,11 @@ class Pair:
         """The digit judge of each domain: shipped for a, trained here for b."""
         return "digits-mnist", f"digits-{self.domains[1]}"
 
+    @property
+    def domain_judge(self) -> str:
+        """The judge that tells the two domains apart (trained here)."""
+        return f"domain-{self.name}"
+
 
 PAIRS: dict[str, Pair] = {
     p.name: p
@@ -248,46 +257,81 @@ def judge_b_data(pair: Pair, split: str, small: bool) -> tuple[np.ndarray, np.nd
     return _luma(pair.render_b(pad_digits(digits[index]), index, split)), labels[index]
 
 
-def load_judges(pair: Pair, work: Path, small: bool, log: Callable[[str], None]) -> tuple[tuple[Judge, Judge], Record]:
-    """(judge of a, judge of b) and their records; b's judge is trained once and kept under ``work``."""
+def domain_data(pair: Pair, split: str, small: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every MNIST-5k digit of ``split`` rendered as domain a (label 0) and as domain b (label 1),
+    grey: the domain judge's data (it learns the rendering; the digits are the same on both sides)."""
+    from i2icli.data.shipped import load_mnist
+
+    digits, _ = load_mnist(split)
+    index = np.arange(len(digits))[: 4 * SMOKE_TRAIN if small else None]
+    padded = pad_digits(digits[index])
+    images = np.concatenate([_luma(pair.render_a(padded)), _luma(pair.render_b(padded, index, split))])
+    return images, np.repeat(np.arange(2, dtype=np.int64), len(index))
+
+
+@dataclass(frozen=True)
+class Judges:
+    """The pair's judges: one digit judge per domain (a, b) and the a-vs-b domain judge."""
+
+    digits: tuple[Judge, Judge]
+    domain: Judge
+
+
+def _judge(recipe: Any, name: str, work: Path, log: Callable[[str], None]) -> tuple[Judge, Any]:
+    """``name``'s judge under ``work/judges``, trained from ``recipe`` (seeded) the first time."""
     from safetensors.torch import load_file, save_file
 
-    from i2icli.data.shipped import DIGIT_CLASSES
-    from i2icli.eval.judges import Judge, JudgeCard, accuracy, judge_card, load_judge, uint8_to_input
-    from i2icli.eval.train_judges import JudgeRecipe, train_judge
+    from i2icli.eval.judges import Judge, JudgeCard, accuracy, uint8_to_input
+    from i2icli.eval.train_judges import train_judge
 
-    name_a, name_b = pair.judges
-    weights, card_file = work / "judges" / f"{name_b}.safetensors", work / "judges" / f"{name_b}.json"
+    weights, card_file = work / "judges" / f"{name}.safetensors", work / "judges" / f"{name}.json"
     if not card_file.is_file():
-        steps = SMOKE_JUDGE_STEPS if small else JUDGE_STEPS
-        recipe = JudgeRecipe(
-            kind="class", classes=DIGIT_CLASSES, data=f"{pair.name} domain b renderings of the MNIST-5k train split",
-            test_data=f"{pair.name} domain b renderings of the MNIST-5k test split",
-            load=lambda split: judge_b_data(pair, split, small), steps=steps, floor=0.0,
-        )  # fmt: skip
-        log(f"{pair.name}: training judge {name_b} ({steps} steps)")
+        log(f"training judge {name} ({recipe.steps} steps)")
         start = time.perf_counter()
         judge = train_judge(recipe, log=lambda line: None)
-        images, labels = judge_b_data(pair, "test", small)
+        images, labels = recipe.load("test")
         held_out = accuracy(judge, uint8_to_input(images), torch_labels(labels))
         card = JudgeCard(
-            name=name_b, kind="class", classes=DIGIT_CLASSES, widths=judge.widths, hidden=judge.hidden,
-            data=recipe.data, seed=recipe.seed, steps=steps, batch_size=recipe.batch_size, lr=recipe.lr,
+            name=name, kind=recipe.kind, classes=recipe.classes, widths=judge.widths, hidden=judge.hidden,
+            data=recipe.data, seed=recipe.seed, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
             shift=recipe.shift, heldout={recipe.test_data: round(held_out, 4)},
         )  # fmt: skip
         weights.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(weights))
         card_file.write_text(card.to_json(), encoding="utf-8")
-        log(f"{pair.name}: judge {name_b} held-out accuracy {held_out:.1%} ({time.perf_counter() - start:.0f} s)")
+        log(f"judge {name} held-out accuracy {held_out:.1%} ({time.perf_counter() - start:.0f} s)")
     card = JudgeCard.from_json(card_file.read_text(encoding="utf-8"))
-    judge_b = Judge(card.classes, card.widths, card.hidden)
-    judge_b.load_state_dict(load_file(str(weights)), strict=True)
+    judge = Judge(card.classes, card.widths, card.hidden)
+    judge.load_state_dict(load_file(str(weights)), strict=True)
+    return judge.eval().requires_grad_(False), card
+
+
+def load_judges(pair: Pair, work: Path, small: bool, log: Callable[[str], None]) -> tuple[Judges, Record]:
+    """The pair's judges and their records; b's digit judge and the domain judge are trained once
+    and kept under ``work``."""
+    from i2icli.data.shipped import DIGIT_CLASSES
+    from i2icli.eval.judges import judge_card, load_judge
+    from i2icli.eval.train_judges import JudgeRecipe
+
+    name_a, name_b = pair.judges
+    digit_b = JudgeRecipe(
+        kind="class", classes=DIGIT_CLASSES, data=f"{pair.name} domain b renderings of the MNIST-5k train split",
+        test_data=f"{pair.name} domain b renderings of the MNIST-5k test split",
+        load=lambda split: judge_b_data(pair, split, small), steps=SMOKE_JUDGE_STEPS if small else JUDGE_STEPS, floor=0.0,
+    )  # fmt: skip
+    domain = JudgeRecipe(
+        kind="domain", classes=pair.domains, data=f"the MNIST-5k train split rendered as {pair.domains[0]} and as {pair.domains[1]}",
+        test_data="the MNIST-5k test split rendered both ways",
+        load=lambda split: domain_data(pair, split, small), steps=SMOKE_JUDGE_STEPS if small else DOMAIN_JUDGE_STEPS, floor=0.0,
+    )  # fmt: skip
+    judge_b, card_b = _judge(digit_b, name_b, work, lambda line: log(f"{pair.name}: {line}"))
+    judge_d, card_d = _judge(domain, pair.domain_judge, work, lambda line: log(f"{pair.name}: {line}"))
     record = {
         name_a: {"where": "shipped (i2icli/eval/judges)", "data": judge_card(name_a).data},
-        name_b: {"where": f"trained by this script ({card.steps} steps, seed {card.seed})", "data": card.data,
-                 "held_out": card.heldout},
+        **{card.name: {"where": f"trained by this script ({card.steps} steps, seed {card.seed})", "data": card.data,
+                       "held_out": card.heldout} for card in (card_b, card_d)},
     }  # fmt: skip
-    return (load_judge(name_a), judge_b.eval().requires_grad_(False)), record
+    return Judges((load_judge(name_a), judge_b), judge_d), record
 
 
 def torch_labels(labels: np.ndarray) -> torch.Tensor:
@@ -487,9 +531,10 @@ def landmark_strip(model_path: Path, pair: Pair, data: Path, direction: str, str
 
 
 def evaluate_direction(
-    translate: Translate, pair: Pair, data: Path, direction: str, judges: tuple[Judge, Judge], strips: Path | None
+    translate: Translate, pair: Pair, data: Path, direction: str, judges: Judges, strips: Path | None
 ) -> Record:
-    """class-kept, FID on the target judge's features, and paired metrics where the truth is known."""
+    """class-kept, looks-like-target, FID on the target digit judge's features, and paired metrics
+    where the truth is known."""
     import torch
 
     from i2icli.eval import metrics
@@ -502,9 +547,10 @@ def evaluate_direction(
     sources = load_split(data, "testA" if src == 0 else "testB", pair.channels)
     real = load_split(data, "testB" if src == 0 else "testA", pair.channels)
     fakes = translate(sources.images, direction)
-    judge = judges[tgt]
+    judge = judges.digits[tgt]
     assert sources.labels is not None and real.labels is not None
-    found = {"class-kept": float((predict(judge, torch.stack(fakes)) == sources.labels).double().mean())}
+    found = {"class-kept": float((predict(judge, torch.stack(fakes)) == sources.labels).double().mean()),
+             "looks-like-target": float((predict(judges.domain, torch.stack(fakes)) == tgt).double().mean())}  # fmt: skip
     # Constant outputs (target-mean) and tiny smoke sets give singular covariances: the Fréchet
     # distance stays real and finite there (a symmetric root), and the record notes the small N.
     real_feats, fake_feats = extract_features(judge, torch.stack(real.images)), extract_features(judge, torch.stack(fakes))
@@ -531,7 +577,7 @@ def evaluate_direction(
 
 
 def run_cell(
-    variant: Variant, pair: Pair, data: Path, judges: tuple[Judge, Judge], work: Path, figures: Path, steps: int,
+    variant: Variant, pair: Pair, data: Path, judges: Judges, work: Path, figures: Path, steps: int,
     log: Callable[[str], None],
 ) -> Record:  # fmt: skip
     """Train (unless do-nothing), then score every direction the model has on the test split."""
@@ -643,7 +689,7 @@ def _header(cells: Sequence[str]) -> list[str]:
     return [_row(cells), "|" + "---|" * len(cells)]
 
 
-SHOWN = ("class-kept", "fid", "psnr", "ssim", "l1")  # metric columns, in order ("fid": the judge-named key)
+SHOWN = ("class-kept", "looks-like-target", "fid", "psnr", "ssim", "l1")  # metric columns, in order ("fid": the judge-named key)
 
 
 def _keys(d: Record) -> list[str]:
@@ -671,7 +717,9 @@ is scored against its true counterpart.
 
 Metrics (whole test split, 500 images per domain): **class kept** ↑ (the target domain's digit judge
 reads the translation as the source's digit; the shipped `digits-mnist` judge for domain a, a judge
-of the same recipe trained here on the b renderings for domain b), **FID-<judge>** ↓ (Fréchet
+of the same recipe trained here on the b renderings for domain b), **looks like target** ↑ (a domain
+judge of the same architecture, trained here on the training digits rendered both ways, assigns the
+translation to the target domain; "–" for cells measured before it existed), **FID-<judge>** ↓ (Fréchet
 distance to the real target test images on that judge's 128-d features; not Inception FID),
 **PSNR** ↑, **SSIM** ↑, **L1** ↓ (to the true counterpart, where known). Two baselines: **do-nothing**
 returns the input unchanged; **target-mean** answers every input with the mean training image of
@@ -823,7 +871,7 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
     results = load_results(paths.results)
     ran = False
     steps = SMOKE_STEPS if smoke else STEPS
-    judges: dict[str, tuple[Judge, Judge]] = {}
+    judges: dict[str, Judges] = {}
     for variant, pair in cells:
         key = cell_key(variant.name, pair.name)
         if key in results["cells"]:

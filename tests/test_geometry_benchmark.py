@@ -110,6 +110,16 @@ def test_variants_are_data_and_every_override_fits_its_method() -> None:
     assert [(v.name, p.name) for v, p in chosen] == [("munit", "mnist-warped"), ("do-nothing", "mnist-mnistm")]
 
 
+def test_the_domain_judge_sees_the_same_digits_rendered_both_ways() -> None:
+    pair = geometry.PAIRS["mnist-warped"]
+    images, labels = geometry.domain_data(pair, "test", small=True)
+    n = len(images) // 2
+    assert images.shape == (2 * n, 32, 32) and images.dtype == np.uint8
+    assert labels.tolist() == [0] * n + [1] * n
+    # Domain b is domain a's digit warped: the same digits, rendered the other way.
+    np.testing.assert_array_equal(images[n:], geometry.warp(images[:n]))
+
+
 def test_check_shape_names_what_is_missing() -> None:
     pair = geometry.PAIRS["mnist-mnistm"]
     cells = [(geometry.VARIANTS["gcgan-rot"], pair), (geometry.VARIANTS["cyclegan"], pair)]
@@ -141,6 +151,9 @@ def test_smoke_builds_the_whole_table_and_a_second_run_trains_nothing(
     assert read_block(tmp_path / "RESULTS.md", geometry.BLOCK) == geometry.render_section(results)
     for pair in geometry.PAIRS:
         assert (tmp_path / "figures" / f"samples-{pair}-a2b.png").is_file()
+        assert {f"digits-{geometry.PAIRS[pair].domains[1]}", f"domain-{pair}"} <= set(results["judges"][pair])
+    # Every direction is also judged by the domain judge (a share of the translations).
+    assert all(0 <= d["metrics"]["looks-like-target"] <= 1 for c in results["cells"].values() for d in c["directions"])
     # TransGaGa cells draw their landmarks (input beside its translation, 8 rows), and only they do.
     for key, cell in results["cells"].items():
         for d in cell["directions"]:

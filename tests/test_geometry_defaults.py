@@ -40,7 +40,7 @@ def test_registry_entry_is_pinned_small_and_its_card_has_the_measured_figures(na
     for direction in config.arch.get("directions", ["a2b", "b2a"]):
         rows = figures["directions"][direction]["metrics"]
         assert set(rows) == {name, "do-nothing", "target-mean"}
-        for key in ("class-kept", "psnr", "ssim"):
+        for key in ("class-kept", "looks-like-target", "psnr", "ssim"):
             assert f"| {name} | " in card and format_metric(key, rows[name][key]) in card
         # What the card claims to have measured: the model beats doing nothing on every metric.
         assert rows[name]["class-kept"] > rows["do-nothing"]["class-kept"] or rows["do-nothing"]["class-kept"] > 0.9

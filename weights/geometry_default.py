@@ -179,7 +179,9 @@ def card(model: GeometryDefault, figures: dict, seconds: dict[str, float], pictu
 - **Measured** by the same script on the whole held-out test split with the geometry benchmark's
   metrics: *class kept* (the target domain's digit judge reads the output as the input's digit;
   `digits-mnist` shipped in `i2icli/eval/judges` for plain digits, a judge of the same recipe
-  trained by the script for domain b), *FID* on that judge's 128-d features (not Inception FID),
+  trained by the script for domain b), *looks like target* (a domain judge of the same
+  architecture, trained by the script on the training digits rendered both ways, assigns the
+  output to the target domain), *FID* on the digit judge's 128-d features (not Inception FID),
   *PSNR / SSIM / L1* against the true counterpart. Baselines: *do-nothing* (the input unchanged)
   and *target-mean* (the mean training image of the target domain for every input, the best
   constant answer in L2).
