@@ -435,18 +435,23 @@ def cell_procs(method: str, sizes: Sizes, work: Path) -> Record:
     }  # fmt: skip
 
 
+def layout_curves(procs: Record) -> dict[str, dict[str, list[float]]]:
+    """Each layout's loss curve; a cell measured before the default's variants had only the default's."""
+    return procs["curves"] if "curves" in procs else {NOW: procs["curve"]}
+
+
 def procs_vs_spread(procs: Record, curves: Record | None, layout: str = NOW) -> float | None:
     """A layout's worst window distance from fp32 seed 0, as a multiple of fp32's largest
     seed-to-seed distance (None until the curves cell has run)."""
-    if curves is None or curves["steps"] != procs["curve_steps"] or layout not in procs["curves"]:
+    if curves is None or curves["steps"] != procs["curve_steps"] or layout not in layout_curves(procs):
         return None
-    fp32, spread, c = curves["fp32"][0], curves["spread"], procs["curves"][layout]
+    fp32, spread, c = curves["fp32"][0], curves["spread"], layout_curves(procs)[layout]
     return round(max(max(abs(c[k][i] - fp32[k][i]) for i in range(len(fp32[k]))) / max(max(spread[k]), 1e-12) for k in c), 3)
 
 
 def fastest_layout(procs: Record, curves: Record | None) -> str | None:
     """The fastest layout whose loss curve is within fp32's seed spread (None before the curves cell)."""
-    distance = {name: procs_vs_spread(procs, curves, name) for name in procs["curves"]}
+    distance = {name: procs_vs_spread(procs, curves, name) for name in layout_curves(procs)}
     within = [name for name, d in distance.items() if d is not None and d <= 1.0]
     return max(within, key=lambda name: procs["layouts"][name]["steps_per_s"]) if within else None
 
@@ -465,6 +470,12 @@ def quiet(cell: Record) -> bool:
     only what exceeds them is other work."""
     own = cell["machine"].get("threads", 0)
     return cell["load_before"][0] <= QUIET_LOAD and cell["load_after"][0] - own <= QUIET_LOAD
+
+
+def same_machine(a: Record, b: Record) -> bool:
+    """Whether two cells ran on the same kind of machine (CPU, cores, bf16 support, torch)."""
+    keys = ("cpu", "flags", "cores", "native_bf16", "torch")
+    return all(a["machine"].get(k) == b["machine"].get(k) for k in keys)
 
 
 def fastest_matching(speed: Record, curves: Record | None) -> Record | None:
@@ -491,43 +502,44 @@ def render(results: Record) -> str:
         lines += [f"**Not final: measured under load** (1-minute load average above {QUIET_LOAD} in {', '.join(loaded)}); "
                   "rerun those cells on a quiet machine with `--force`.", ""]  # fmt: skip
     lines += ["In this process (the library's loop, 2 threads, OpenMP's own waiting), each path beside the plain default:", ""]
-    summary = ["| method | default steps/s | fastest matching path | its steps/s (amortised) | speed-up | fraction of peak (default / fastest) |",
-               "|---|---|---|---|---|---|"]  # fmt: skip
+    summary = ["| method | machine | default steps/s | fastest matching path | its steps/s (amortised) | speed-up | fraction of peak (default / fastest) |",
+               "|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in METHODS:
         speed, curves = cells.get(f"speed:{method}"), cells.get(f"curves:{method}")
         if speed is None:
-            summary.append(f"| {method} | not measured yet | | | | |")
+            summary.append(f"| {method} | not measured yet | | | | | |")
             continue
         rows = {row["path"]: row for row in speed["result"]["rows"]}
         best = fastest_matching(speed["result"], curves["result"] if curves else None)
         base = rows["default"]
         if best is None:
-            summary.append(f"| {method} | {base['steps_per_s']:.2f} | curves not measured yet | | | {base['peak_fraction']:.1%} / - |")
+            summary.append(f"| {method} | {_where(speed)} | {base['steps_per_s']:.2f} | curves not measured yet | | | {base['peak_fraction']:.1%} / - |")
         else:
-            summary.append(f"| {method} | {base['steps_per_s']:.2f} | {best['options']} | {best['amortised_steps_per_s']:.2f} | "
+            summary.append(f"| {method} | {_where(speed)} | {base['steps_per_s']:.2f} | {best['options']} | {best['amortised_steps_per_s']:.2f} | "
                            f"{best['amortised_steps_per_s'] / base['steps_per_s']:.2f}x | {base['peak_fraction']:.1%} / {best['peak_fraction']:.1%} |")  # fmt: skip
     lines += summary + ["", "The command's default (`i2i train` with no speed flags), before and after it trained a CPU preset in "
                         "one process per CPU, and the fastest layout whose loss curve stays within fp32's seed spread:", "",
-                        "| method | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | fastest matching layout | its steps/s | speed-up | fraction of peak (before / now / fastest) | loss curve vs fp32 seed spread (now / fastest) |",
-                        "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                        "| method | machine | before: 1 process x 2 threads | now: processes x 1 thread | speed-up | fastest matching layout | its steps/s | speed-up | fraction of peak (before / now / fastest) | loss curve vs fp32 seed spread (now / fastest) |",
+                        "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in METHODS:
         procs, curves = cells.get(f"procs:{method}"), cells.get(f"curves:{method}")
-        if procs is None or "curves" not in procs["result"]:
-            lines.append(f"| {method} | not measured yet | | | | | | | |")
+        if procs is None or "layouts" not in procs["result"]:
+            lines.append(f"| {method} | not measured yet | | | | | | | | |")
             continue
         r, c = procs["result"], curves and curves["result"]
         lay = r["layouts"]
         best = fastest_layout(r, c)
         speed = cells.get(f"speed:{method}")
         names = (BEFORE, NOW) + ((best,) if best else ())
-        # FLOPs per step and the peak from the speed cell (the same preset, batch and machine); bf16 against bf16's.
-        peak = "-" if speed is None else " / ".join(
+        # FLOPs per step and the peak from the speed cell (the same preset and batch); bf16 against bf16's.
+        # A speed cell measured on another machine has another peak: no fraction then.
+        peak = "- (speed cell from another machine)" if speed is not None and not same_machine(speed, procs) else "-" if speed is None else " / ".join(
             f"{lay[k]['steps_per_s'] * speed['result']['gflop_per_step'] / speed['result']['peak_gflops']['bf16' if 'bf16' in k else 'fp32']:.1%}"
             for k in names)  # fmt: skip
         spread = " / ".join(_within(procs_vs_spread(r, c, k)) for k in names[1:])
         fastest = (f"{best} | {lay[best]['steps_per_s']:.2f} | {lay[best]['vs_before']:.2f}x" if best
                    else f"{'curves cell not measured yet' if c is None else 'none within the spread'} | - | -")  # fmt: skip
-        lines.append(f"| {method} | {lay[BEFORE]['steps_per_s']:.2f} | {lay[NOW]['steps_per_s']:.2f} ({lay[NOW]['processes']} x 1) | "
+        lines.append(f"| {method} | {_where(procs)} | {lay[BEFORE]['steps_per_s']:.2f} | {lay[NOW]['steps_per_s']:.2f} ({lay[NOW]['processes']} x 1) | "
                      f"{lay[NOW]['vs_before']:.2f}x | {fastest} | {peak} | {spread} |")  # fmt: skip
     lines.append("")
     for method in METHODS:
@@ -573,12 +585,17 @@ def _render_curves(r: Record) -> str:
     return "\n".join(out)
 
 
+def _where(cell: Record) -> str:
+    m = cell["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, {m.get('flags', '?')}"
+
+
 def _within(vs: float | None) -> str:
     return "-" if vs is None else f"{vs:.2f}x ({'within' if vs <= 1 else 'outside'})"
 
 
 def _render_procs(r: Record, curves: Record | None = None) -> str:
-    if "curves" not in r:
+    if "layouts" not in r:
         return f"**procs:{r['method']}** was measured by an older version of this cell: rerun it with `--force`."
     out = [f"**procs:{r['method']}** (`i2i train`, global batch {r['batch_size']}, {r['steps_per_round']} steps x "
            f"{r['repeats']} rounds, layouts interleaved; loss curves {r['curve_steps']} steps from seed 0)", "",
