@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import random
@@ -229,10 +230,17 @@ def _write_labels(csv_path: Path, names: Sequence[str], table: dict[str, int]) -
         csv_path.write_text("filename,label\n" + rows, encoding="utf-8")
 
 
-def carve_validation(full: Path, out: Path, n_val: int, seed: int = SEED) -> tuple[Path, Path]:
+def carve_validation(
+    full: Path, out: Path, n_val: int, seed: int = SEED, truth: Callable[[Sequence[str]], np.ndarray] | None = None
+) -> tuple[Path, Path]:
     """Split ``full``'s training folders into ``out/train/{trainA,trainB}`` (training) and
     ``out/val/{testA,testB}`` (validation, a seeded random ``n_val`` per domain, labels kept for
-    the judges) with the dataset's ``i2i-dataset.json``; the test split is not copied. Reused when present."""
+    the judges) with the dataset's ``i2i-dataset.json``; the test split is not copied. ``truth``
+    (trainA names -> their true a2b translations) fills ``out/val/testB_paired`` for PSNR/SSIM.
+    Reused when present."""
+    from PIL import Image
+
+    from i2icli.data.layout import PAIRED_DIR
     from i2icli.eval.datasets import DATASET_INFO
 
     train, val = out / "train", out / "val"
@@ -253,6 +261,10 @@ def carve_validation(full: Path, out: Path, n_val: int, seed: int = SEED) -> tup
             for n in chosen:
                 shutil.copyfile(full / src / n, folder / n)
         _write_labels(tmp / "val" / f"{dst}_labels.csv", held, table)
+        if truth is not None and src == "trainA":
+            (tmp / "val" / PAIRED_DIR).mkdir()
+            for name, image in zip(held, truth(held)):
+                Image.fromarray(image).save(tmp / "val" / PAIRED_DIR / name)
     shutil.copyfile(full / DATASET_INFO, tmp / "val" / DATASET_INFO)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -609,7 +621,8 @@ def run_curves(
             log(f"{variant.name}:{bench.name}: skipped, {reason}")
             continue
         full = prepare_data(bench, work / "data", small=smoke)
-        train_dir, val = carve_validation(full, work / "curves-data" / bench.name / f"val{n_val}", n_val)
+        truth = None if bench.train_truth is None else functools.partial(bench.train_truth, small=smoke)
+        train_dir, val = carve_validation(full, work / "curves-data" / bench.name / f"val{n_val}", n_val, truth=truth)
         from i2icli.eval.datasets import read_dataset_info
 
         class_judge = read_dataset_info(val).content_judge or TARGET_JUDGES

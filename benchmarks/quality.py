@@ -80,6 +80,9 @@ class Benchmark:
     headline: tuple[str, ...]  # metric keys; "fid"/"kid" mean the judge-named key of each direction
     build_small: Callable[[Path, int, int], None]  # (out, train per domain, test per domain) for --smoke
     needs: str | None = None  # what must be installed besides the Python packages
+    # (trainA file names, built small?) -> the true a2b translations (N, H, W[, 3]) uint8, where the
+    # data has them: validation truths for tuning (benchmarks/curves.py) without the test split.
+    train_truth: Callable[[Sequence[str], bool], np.ndarray] | None = None
 
     def unavailable(self) -> str | None:
         """Why this benchmark cannot run here, or None."""
@@ -102,6 +105,11 @@ def _small_digits(out: Path, n_train: int, n_test: int) -> None:
     write_dataset_info(RECIPES["mnist-uci-digits"], out)
 
 
+def _small_even(total: int, n: int) -> np.ndarray:
+    """The ``n`` even digit indices (of ``total``) a small synthetic build paints as domain A."""
+    return np.linspace(0, total // 2 - 1, n).astype(int) * 2
+
+
 def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
     from i2icli.data.builders import render_synthetic
     from i2icli.data.layout import PAIRED_DIR, write_images
@@ -110,13 +118,25 @@ def _small_synthetic(out: Path, n_train: int, n_test: int) -> None:
 
     for split, n in (("train", n_train), ("test", n_test)):
         digits, labels = load_mnist(split)
-        even = np.linspace(0, len(digits) // 2 - 1, n).astype(int) * 2  # A takes even indices, B odd ones
+        even = _small_even(len(digits), n)  # A takes even indices, B odd ones
         odd = even + 1
         write_images(out, f"{split}A", render_synthetic(digits[even], even, "A"), labels[even])
         write_images(out, f"{split}B", render_synthetic(digits[odd], odd, "B"), labels[odd])
         if split == "test":
             write_images(out, PAIRED_DIR, render_synthetic(digits[even], even, "B"), labels[even])
     write_dataset_info(RECIPES["synthetic-colored-digits"], out)
+
+
+def _synthetic_train_truth(names: Sequence[str], small: bool) -> np.ndarray:
+    """The domain-B rendering of the trainA images ``names``: trainA/{i:05d}.png shows train digit 2i
+    in the full build (``i2icli.data.builders.build_synthetic``), the i-th of ``_small_even`` in a small one."""
+    from i2icli.data.builders import render_synthetic
+    from i2icli.data.shipped import load_mnist
+
+    digits, _ = load_mnist("train")
+    even = _small_even(len(digits), SMOKE_TRAIN) if small else np.arange(0, len(digits), 2)
+    source = even[[int(Path(name).stem) for name in names]]
+    return render_synthetic(digits[source], source, "B")
 
 
 def _small_fashion(out: Path, n_train: int, n_test: int) -> None:
@@ -142,7 +162,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     for b in (
         Benchmark("mnist-uci-digits", 28, 1, 800, 8, ("kept-as-target", "class-kept", "looks-like-target", "fid"),
                   _small_digits),
-        Benchmark("synthetic-colored-digits", 32, 3, 800, 8, ("psnr", "ssim", "pixel-acc"), _small_synthetic),
+        Benchmark("synthetic-colored-digits", 32, 3, 800, 8, ("psnr", "ssim", "pixel-acc"), _small_synthetic,
+                  train_truth=_synthetic_train_truth),
         Benchmark("fashion-sneaker-boot", 28, 1, 800, 8, ("looks-like-target", "fid"), _small_fashion,
                   needs="the Debian package dataset-fashion-mnist"),
     )
@@ -197,6 +218,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("unit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1500),
     ("munit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1200),
     ("cyclegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 1600),
+    ("distancegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 3600),
 }
 
 

@@ -94,3 +94,40 @@ def test_a_seeded_run_trains_with_its_seed_under_its_own_key(tmp_path: Path) -> 
     assert record["seed"] == 3 and record["command"].endswith("--seed 3")
     spec = json.loads((tmp_path / "curves-runs" / f"cyclegan-small-mnist-uci-digits-{curves.SMOKE_STEPS}-seed3" / "run.json").read_text())
     assert spec["spec"]["loop"]["seed"] == 3
+
+
+def test_synthetic_validation_split_carries_the_true_translation(tmp_path: Path) -> None:
+    """The synthetic pair's validation truths (testB_paired) are the domain-B renderings of the very
+    digits the held-out trainA images show: the same source index renders back to the trainA file."""
+    import numpy as np
+    from PIL import Image
+    from quality import BENCHMARKS, SMOKE_TRAIN, _small_even
+
+    from i2icli.data.builders import render_synthetic
+    from i2icli.data.layout import PAIRED_DIR
+    from i2icli.data.shipped import load_mnist
+
+    bench = BENCHMARKS["synthetic-colored-digits"]
+    full = tmp_path / "data"
+    bench.build_small(full, SMOKE_TRAIN, 4)
+    assert bench.train_truth is not None
+    _, val = curves.carve_validation(full, tmp_path / "carved", 4, truth=lambda names: bench.train_truth(names, True))
+    held = sorted(p.name for p in (val / "testA").iterdir())
+    assert sorted(p.name for p in (val / PAIRED_DIR).iterdir()) == held
+    digits, _ = load_mnist("train")
+    source = _small_even(len(digits), SMOKE_TRAIN)[[int(Path(n).stem) for n in held]]
+    as_a = render_synthetic(digits[source], source, "A")
+    for name, image in zip(held, as_a):
+        np.testing.assert_array_equal(np.asarray(Image.open(val / "testA" / name)), image)
+        truth = np.asarray(Image.open(val / PAIRED_DIR / name))
+        assert truth.shape == (32, 32, 3) and not np.array_equal(truth, image)  # recoloured, on a texture
+    # The full build (what the benchmark trains on): trainA/{i:05d}.png shows train digit 2i, so its
+    # truth is digit 2i rendered as B.
+    from i2icli.data.builders import build_synthetic
+
+    build_synthetic(tmp_path / "whole", None)
+    names = ["00000.png", "00003.png", "01999.png"]
+    source = np.array([0, 6, 3998])
+    for name, image in zip(names, render_synthetic(digits[source], source, "A")):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "whole" / "trainA" / name)), image)
+    np.testing.assert_array_equal(bench.train_truth(names, False), render_synthetic(digits[source], source, "B"))
