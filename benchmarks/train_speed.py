@@ -14,9 +14,11 @@ benchmark's synthetic-colored-digits images (32^2 RGB, whole images, batch 8), t
     curves:<method>  loss curves (window means) of each path beside fp32 from the same seed, and fp32
                      from other seeds: a path "matches" when it stays within fp32's seed-to-seed spread.
     procs:<method>   through the ``i2i train`` command, the same global batch: one process x 2 threads
-                     (its default before ``--procs``), the same with spinning waiters, one thread, and
-                     today's default (one process per CPU, one thread each, gloo); the default's loss
-                     curve from seed 0 beside the curves cell's fp32 seed-to-seed spread.
+                     (its default before ``--procs``), the same with spinning waiters, one thread,
+                     today's default (one process per CPU, one thread each, gloo), and the default
+                     with --channels-last and with --precision bf16 (native bf16 only); the loss
+                     curves (seed 0) of the default and its variants beside the curves cell's fp32
+                     seed-to-seed spread, and the fastest layout within it.
 
 Each finished cell is kept in ``benchmarks/results/train_speed.json`` (an interrupted run goes on
 where it stopped; ``--force`` measures again) with the machine and the load average around it;

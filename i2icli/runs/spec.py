@@ -46,7 +46,7 @@ SINGLE_PROCESS_PRESETS = frozenset({"cpu-tiny"})
 def cpu_preset_procs(preset: str, device: torch.device, batch_size: int, cpus: int) -> int:
     """How many one-thread processes a CPU preset trains in on a CPU when the command line does not
     say (``--procs``/``--threads``): the most, up to the CPUs available, that split the batch evenly.
-    On 2 cores two processes ran 1.9-2.2x the steps/s of one process of two threads, with loss curves
+    On 2 cores two processes ran 1.8-2.2x the steps/s of one process of two threads, with loss curves
     within fp32's seed-to-seed spread (RESULTS.md "training speed"). Not tied to the load, so a seed
     gives the same run on a given machine whatever else runs there."""
     if not preset.startswith(CPU_PRESET_PREFIX) or preset in SINGLE_PROCESS_PRESETS or device.type != "cpu":
