@@ -392,7 +392,7 @@ def _one_line(dirs: dict[str, dict[str, float]]) -> str:
     for d, m in dirs.items():
         shown = [
             f"{k} {v:.3g}" for k, v in m.items()
-            if k in ("class-kept", "looks-like-target", "kept-as-target", "diversity") or k.startswith("fid-")
+            if k in ("class-kept", "looks-like-target", "kept-as-target", "diversity", "psnr", "ssim") or k.startswith("fid-")
         ]
         parts.append(f"{d}: " + ", ".join(shown))
     return "; ".join(parts)
@@ -417,7 +417,8 @@ def save_results(path: Path, results: Record) -> None:
     os.replace(tmp, path)
 
 
-METRICS = ("class-kept", "looks-like-target", "kept-as-target", "fid", "diversity")  # "fid": the judge-named fid-* key
+# "fid": the judge-named fid-* key; psnr/ssim where the validation split has the true translation.
+METRICS = ("class-kept", "looks-like-target", "kept-as-target", "fid", "diversity", "psnr", "ssim")
 
 
 def _metric_key(metrics: dict[str, float], kind: str) -> str | None:
