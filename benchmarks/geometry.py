@@ -69,7 +69,8 @@ from results_md import Paths, cell_directions, smoke_status, write_block
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
 
-    from i2icli.eval.judges import Judge
+    from i2icli.eval.judges import Judge, JudgeCard
+    from i2icli.eval.train_judges import JudgeRecipe
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -277,7 +278,7 @@ class Judges:
     domain: Judge
 
 
-def _judge(recipe: Any, name: str, work: Path, log: Callable[[str], None]) -> tuple[Judge, Any]:
+def _judge(recipe: JudgeRecipe, name: str, work: Path, log: Callable[[str], None]) -> tuple[Judge, JudgeCard]:
     """``name``'s judge under ``work/judges``, trained from ``recipe`` (seeded) the first time."""
     from safetensors.torch import load_file, save_file
 
