@@ -230,14 +230,11 @@ def _train(
         if procs is not None:
             raise UsageError("--procs: torchrun started this process and chose the process count (--nproc_per_node)")
         chosen_threads = apply_threads(threads)
-        place, dev = distributed.init_from_env(dev)
-        try:
+        with distributed.joined(dev) as (place, dev):
             planned = _plan(place, dev, *plan_args)
             for note in planned.notes if place.writes else ():
                 err(note)
             _execute(place, dev, chosen_threads, planned, quiet or not place.writes)
-        finally:
-            distributed.shutdown(place)
         return
     planned = _plan(distributed.Dist(), dev, *plan_args)  # every check, before any process starts
     planned, world = _split_over_processes(planned, dev, procs, threads)
@@ -309,11 +306,8 @@ def _rank_main(device: str, threads: int | None, planned: _Planned, quiet: bool)
             chosen = apply_threads(1 if threads is None else threads)
             if threads is None:
                 chosen = replace(chosen, source="--procs")
-            place, dev = distributed.init_from_env(torch.device(device))
-            try:
+            with distributed.joined(torch.device(device)) as (place, dev):
                 _execute(place, dev, chosen, planned, quiet or not place.writes)
-            finally:
-                distributed.shutdown(place)
     except typer.Exit as e:
         code = e.exit_code
     except Exception as e:  # one line, as the command's own handler prints it

@@ -21,8 +21,9 @@ from the environment and ``init_from_env`` joins the process group. Then:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -65,9 +66,24 @@ def init_from_env(device: torch.device) -> tuple[Dist, torch.device]:
     return Dist(dist.get_rank(), dist.get_world_size()), device
 
 
-def shutdown(place: Dist) -> None:
-    if place.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+@contextmanager
+def joined(device: torch.device) -> Iterator[tuple[Dist, torch.device]]:
+    """``init_from_env`` for the body, then leave the group; after a clean body every rank first
+    meets at a barrier.
+
+    The meeting matters: rank 0 still writes the exported model when the others finish, and a rank
+    tearing down gloo while its peer is busy can abort in gloo's threads ("terminate called without
+    an active exception", seen under CPU contention). After an error there is no barrier (a peer may
+    never come; the launcher stops the others when this process exits).
+    """
+    place, device = init_from_env(device)
+    try:
+        yield place, device
+        if place.enabled:
+            dist.barrier()
+    finally:
+        if place.enabled and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def broadcast_modules(modules: Iterable[nn.Module]) -> None:
