@@ -76,6 +76,8 @@ class Variant:
 
 # MUNIT's first CPU candidate on top of cpu-small (lr halved every 1000 steps, explicit cycle at 10):
 # the munit-fast-* variants were measured on it; the recipe they led to is now MUNIT's cpu-fast.
+# 28 px images resized to 32 for training, where a deeper discriminator still has a 4x4 score map.
+MUNIT_AT_32 = ("data.mode=resize_and_crop", "data.load_size=32", "data.crop_size=32")
 MUNIT_CYCLE = ("step_size=1000", "recon_x_cyc_w=10")
 
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
@@ -192,7 +194,18 @@ VARIANTS: dict[str, Variant] = {
             "munit-cpufast-content1p8-prior1", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8", "style_prior_w=1"),
             "munit-cpufast-content1p8 with the encoded styles' batch mean and variance pulled to the prior's (weight 1)",
         ),
+        Variant(
+            "munit-cpufast-content1p8-prior1-d3", "munit", "cpu-fast",
+            ("lambda_content=1", "content_pool=8", "style_prior_w=1", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            "munit-cpufast-content1p8-prior1 trained at 32 px with 3 layers per discriminator scale: at 28 px the "
+            "2-layer D keeps one scale (the second's map would be 3x3) of 10 px patches, less than a shoe, so it "
+            "cannot tell a boot's shaft from a sneaker; 3 layers at 32 px see 22 px",
+        ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant(
+            "unit-small-d4", "unit", "cpu-small", ("arch.dis_layers=4",),
+            "cpu-small with a 4-layer D: 31 px patches (3 layers: 15 px) see a whole shoe, for pairs whose shapes differ",
+        ),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(
             "unit-small-content-d2", "unit", "cpu-small", ("lambda_content=10", "arch.dis_layers=2"),
