@@ -201,10 +201,32 @@ VARIANTS: dict[str, Variant] = {
             "2-layer D keeps one scale (the second's map would be 3x3) of 10 px patches, less than a shoe, so it "
             "cannot tell a boot's shaft from a sneaker; 3 layers at 32 px see 22 px",
         ),
+        Variant(
+            "munit-cpufast-d3", "munit", "cpu-fast", ("arch.dis.n_layer=3", *MUNIT_AT_32),
+            "the cpu-fast recipe trained at 32 px with 3 layers per discriminator scale (22 px patches, 28 px: 10 px)",
+        ),
+        Variant(
+            "munit-cpufast-content0-prior1-d3", "munit", "cpu-fast",
+            ("lambda_content=0", "style_prior_w=1", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            "munit-cpufast-content1p8-prior1-d3 without the content term",
+        ),
+        Variant(
+            "munit-cpufast-content1p8-d3", "munit", "cpu-fast",
+            ("lambda_content=1", "content_pool=8", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            "munit-cpufast-content1p8-prior1-d3 without the style-prior term",
+        ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant(
             "unit-small-d4", "unit", "cpu-small", ("arch.dis_layers=4",),
             "cpu-small with a 4-layer D: 31 px patches (3 layers: 15 px) see a whole shoe, for pairs whose shapes differ",
+        ),
+        Variant(
+            "unit-small-d4-step", "unit", "cpu-small", ("arch.dis_layers=4", "lr_policy=step", "step_size=1200"),
+            "unit-small-d4 with the learning rate halved every 1200 steps (cpu-small: constant)",
+        ),
+        Variant(
+            "unit-small-d4-gan3", "unit", "cpu-small", ("arch.dis_layers=4", "gan_w=3"),
+            "unit-small-d4 with λ0 3 (cpu-small 1, paper 10), as cpu-fast",
         ),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(
