@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 from machine_info import describe, machine
-from quality import BENCHMARKS, Benchmark, _whole_image_overrides, prepare_data
+from quality import AT_32, BENCHMARKS, Benchmark, _whole_image_overrides, prepare_data
 from results_md import locked, smoke_status, write_block
 
 HERE = Path(__file__).resolve().parent
@@ -76,8 +76,6 @@ class Variant:
 
 # MUNIT's first CPU candidate on top of cpu-small (lr halved every 1000 steps, explicit cycle at 10):
 # the munit-fast-* variants were measured on it; the recipe they led to is now MUNIT's cpu-fast.
-# 28 px images resized to 32 for training, where a deeper discriminator still has a 4x4 score map.
-MUNIT_AT_32 = ("data.mode=resize_and_crop", "data.load_size=32", "data.crop_size=32")
 MUNIT_CYCLE = ("step_size=1000", "recon_x_cyc_w=10")
 
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
@@ -196,23 +194,23 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "munit-cpufast-content1p8-prior1-d3", "munit", "cpu-fast",
-            ("lambda_content=1", "content_pool=8", "style_prior_w=1", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            ("lambda_content=1", "content_pool=8", "style_prior_w=1", "arch.dis.n_layer=3", *AT_32),
             "munit-cpufast-content1p8-prior1 trained at 32 px with 3 layers per discriminator scale: at 28 px the "
             "2-layer D keeps one scale (the second's map would be 3x3) of 10 px patches, less than a shoe, so it "
             "cannot tell a boot's shaft from a sneaker; 3 layers at 32 px see 22 px",
         ),
         Variant(
-            "munit-cpufast-d3", "munit", "cpu-fast", ("arch.dis.n_layer=3", *MUNIT_AT_32),
+            "munit-cpufast-d3", "munit", "cpu-fast", ("arch.dis.n_layer=3", *AT_32),
             "the cpu-fast recipe trained at 32 px with 3 layers per discriminator scale (22 px patches, 28 px: 10 px)",
         ),
         Variant(
             "munit-cpufast-content0-prior1-d3", "munit", "cpu-fast",
-            ("lambda_content=0", "style_prior_w=1", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            ("lambda_content=0", "style_prior_w=1", "arch.dis.n_layer=3", *AT_32),
             "munit-cpufast-content1p8-prior1-d3 without the content term",
         ),
         Variant(
             "munit-cpufast-content1p8-d3", "munit", "cpu-fast",
-            ("lambda_content=1", "content_pool=8", "arch.dis.n_layer=3", *MUNIT_AT_32),
+            ("lambda_content=1", "content_pool=8", "arch.dis.n_layer=3", *AT_32),
             "munit-cpufast-content1p8-prior1-d3 without the style-prior term",
         ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),

@@ -207,6 +207,12 @@ class CellRecipe:
 
     preset: str
     steps: int
+    overrides: tuple[str, ...] = ()  # --set overrides applied after the whole-image ones
+
+
+# 28 px images resized to 32 for training: at 28 px a 3-layer MUNIT discriminator's score map
+# would be 3x3, below the 4x4 its scales need (munit.dis_scales); translation stays at 28 px.
+AT_32 = ("data.mode=resize_and_crop", "data.load_size=32", "data.crop_size=32")
 
 
 # Where a method has a recipe tuned on the benchmark's validation split (benchmarks/curves.py), its
@@ -216,7 +222,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("gcgan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("distancegan", "mnist-uci-digits"): CellRecipe("cpu-fast", 800),
     ("unit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1500),
-    ("munit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1200),
+    ("munit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1200, AT_32),
     ("cyclegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 1600),
     ("distancegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 3600),
 }
@@ -228,6 +234,12 @@ def cell_budget(plan: MethodPlan, bench: Benchmark) -> tuple[str | None, int]:
         return None, 0
     recipe = RECIPES.get((plan.name, bench.name))
     return (recipe.preset, recipe.steps) if recipe else (plan.preset, bench.steps)
+
+
+def cell_overrides(plan: MethodPlan, bench: Benchmark, steps: int) -> list[str]:
+    """The --set overrides of a cell: the shared whole-image ones, then its recipe's own."""
+    recipe = RECIPES.get((plan.name, bench.name))
+    return [*plan.overrides(bench, steps), *(recipe.overrides if recipe else ())]
 
 
 def _method_plans() -> dict[str, MethodPlan]:
@@ -298,7 +310,7 @@ def train(
         spec = read_spec(run_dir)
     else:
         spec = build_spec(
-            method=plan.name, preset=preset, config_file=None, overrides=plan.overrides(bench, steps),
+            method=plan.name, preset=preset, config_file=None, overrides=cell_overrides(plan, bench, steps),
             data=DataSpec(str(data / "trainA"), str(data / "trainB"), read_dataset_info(data).domains),
             batch_size=bench.batch_size, lr=None, max_steps=steps,
             loop_kwargs=dict(seed=seed, save_every=100, sample_every=0, log_every=50),
@@ -401,7 +413,7 @@ def run_cell(
         "method": plan.name,
         "benchmark": bench.name,
         "preset": preset,
-        "overrides": plan.overrides(bench, steps) if plan.name not in BASELINES else [],
+        "overrides": cell_overrides(plan, bench, steps) if plan.name not in BASELINES else [],
         "steps": steps if plan.name not in BASELINES else 0,
         "batch_size": bench.batch_size if plan.name not in BASELINES else None,
         "seed": seed,

@@ -118,6 +118,9 @@ def test_recipes_name_real_presets_and_say_what_a_cell_runs() -> None:
     for (method, bench), recipe in quality.RECIPES.items():
         assert recipe.preset in load_method(method).presets and recipe.steps > 0, (method, bench)
         assert quality.cell_budget(plans[method], quality.BENCHMARKS[bench]) == (recipe.preset, recipe.steps)
+        overrides = quality.cell_overrides(plans[method], quality.BENCHMARKS[bench], recipe.steps)
+        assert overrides[len(overrides) - len(recipe.overrides) :] == list(recipe.overrides)
+        apply_overrides(load_method(method).presets[recipe.preset].config, overrides)  # every key is the config's
     assert quality.cell_budget(plans["do-nothing"], quality.BENCHMARKS["mnist-uci-digits"]) == (None, 0)
     plain = next(m for m in METHOD_MODULES if (m, "synthetic-colored-digits") not in quality.RECIPES)
     assert quality.cell_budget(plans[plain], quality.BENCHMARKS["synthetic-colored-digits"]) == (quality.BENCH_PRESET, 800)

@@ -35,7 +35,8 @@ def _by_hand(x: torch.Tensor, y: torch.Tensor, pool: int) -> torch.Tensor:
 def test_content_term_is_its_definition_and_off_by_default(name: str, preset_name: str, scalars: dict) -> None:
     method = load_method(name)
     assert method.presets["paper"].config.lambda_content == 0  # the papers' recipes do not have it
-    assert method.presets["cpu-fast"].config.lambda_content == (30 if name == "distancegan" else 10)  # the labelled CPU recipe does
+    recipe_weight = {"distancegan": 30, "munit": 1}.get(name, 10)  # MUNIT's is loose: its 3-layer D judges the shape
+    assert method.presets["cpu-fast"].config.lambda_content == recipe_weight  # the labelled CPU recipe does
     preset = method.test_presets[preset_name]
     data = FixedBatch(preset)
     batch = data[0]
@@ -136,9 +137,10 @@ def test_bad_content_settings_are_one_line_usage_errors_before_any_folder(tmp_pa
     assert not run.exists()
 
 
-def test_munit_style_prior_term_is_its_definition_and_off_by_default() -> None:
+def test_munit_style_prior_term_is_its_definition_and_only_in_the_cpu_recipe() -> None:
     method = load_method("munit")
-    assert all(p.config.style_prior_w == 0 for p in method.presets.values())  # measured, not adopted
+    # Off in the paper's recipe; the labelled cpu-fast recipe was measured with it on and off.
+    assert {n: p.config.style_prior_w for n, p in method.presets.items()} == {"paper": 0, "cpu-small": 0, "cpu-fast": 1, "cpu-tiny": 0}
     preset = method.test_presets["tiny"]
     data = FixedBatch(preset)
     batch = data[0]

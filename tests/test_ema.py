@@ -116,7 +116,7 @@ def test_a_preset_brings_its_weight_average_and_the_command_line_overrides_it(do
     run_dir = tmp_path / "r"
     args = ["train", "--method", "munit", "--preset", "cpu-fast", "--dataroot", str(domains), "--run-dir", str(run_dir),
             "--max-steps", "1", "--device", "cpu", "--sample-every", "0", "--quiet", "--set", "data.crop_size=16",
-            "--set", "data.load_size=16"]  # fmt: skip
+            "--set", "data.load_size=16", "--set", "arch.dis.n_layer=2"]  # fmt: skip (16 px: a 2-layer D)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert _ckpt(run_dir, 1)["ema"]["decay"] == 0.995
