@@ -226,6 +226,10 @@ VARIANTS: dict[str, Variant] = {
             "unit-small-d4-gan3", "unit", "cpu-small", ("arch.dis_layers=4", "gan_w=3"),
             "unit-small-d4 with λ0 3 (cpu-small 1, paper 10), as cpu-fast",
         ),
+        Variant(
+            "unit-fast-d4-content1p8", "unit", "cpu-fast", ("arch.dis_layers=4", "lambda_content=1", "content_pool=8"),
+            "the cpu-fast recipe with a 4-layer D (31 px patches) and a loose content term (1 after 8x pooling)",
+        ),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(
             "unit-small-content-d2", "unit", "cpu-small", ("lambda_content=10", "arch.dis_layers=2"),

@@ -225,6 +225,7 @@ RECIPES: dict[tuple[str, str], CellRecipe] = {
     ("munit", "mnist-uci-digits"): CellRecipe("cpu-fast", 1200, AT_32),
     ("cyclegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 1600),
     ("distancegan", "fashion-sneaker-boot"): CellRecipe("cpu-small", 3600),
+    ("munit", "fashion-sneaker-boot"): CellRecipe("cpu-fast", 3000, AT_32),
 }
 
 
