@@ -77,6 +77,8 @@ class Variant:
 # MUNIT's first CPU candidate on top of cpu-small (lr halved every 1000 steps, explicit cycle at 10):
 # the munit-fast-* variants were measured on it; the recipe they led to is now MUNIT's cpu-fast.
 MUNIT_CYCLE = ("step_size=1000", "recon_x_cyc_w=10")
+# MUNIT's cpu-fast before 2026-12-07 (cpu-small with these, EMA 0.995): the base of the munit-cpufast-* runs made then.
+MUNIT_FORMER_FAST = (*MUNIT_CYCLE, "lambda_content=10", "gan_w=3", "optim.lr=5e-4")
 
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
 VARIANTS: dict[str, Variant] = {
@@ -182,36 +184,39 @@ VARIANTS: dict[str, Variant] = {
             "munit-fast-lr5-ema", "munit", "cpu-small", (*MUNIT_CYCLE, "optim.lr=5e-4"),
             "munit-fast with Adam lr 5e-4 and EMA 0.995 (GAN weight 1 as the paper), no content term", ema=0.995,
         ),
-        Variant("munit-cpufast-d1", "munit", "cpu-fast", ("arch.dis.num_scales=1",),
-                "the cpu-fast recipe (= munit-fast-content-gan3-lr5-ema) with the discriminator's finest scale only (num_scales 1)"),
+        Variant("munit-cpufast-d1", "munit", "cpu-small", (*MUNIT_FORMER_FAST, "arch.dis.num_scales=1"),
+                "the cpu-fast recipe (= munit-fast-content-gan3-lr5-ema) with the discriminator's finest scale only (num_scales 1)",
+                ema=0.995),
         Variant(
-            "munit-cpufast-content1p8", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8"),
-            "the cpu-fast recipe with a loose content term (weight 1 after 8x pooling) for a pair whose shapes differ",
+            "munit-cpufast-content1p8", "munit", "cpu-small", (*MUNIT_FORMER_FAST, "lambda_content=1", "content_pool=8"),
+            "the cpu-fast recipe with a loose content term (weight 1 after 8x pooling) for a pair whose shapes differ", ema=0.995,
         ),
         Variant(
-            "munit-cpufast-content1p8-prior1", "munit", "cpu-fast", ("lambda_content=1", "content_pool=8", "style_prior_w=1"),
+            "munit-cpufast-content1p8-prior1", "munit", "cpu-small",
+            (*MUNIT_FORMER_FAST, "lambda_content=1", "content_pool=8", "style_prior_w=1"),
             "munit-cpufast-content1p8 with the encoded styles' batch mean and variance pulled to the prior's (weight 1)",
+            ema=0.995,
         ),
         Variant(
-            "munit-cpufast-content1p8-prior1-d3", "munit", "cpu-fast",
-            ("lambda_content=1", "content_pool=8", "style_prior_w=1", "arch.dis.n_layer=3", *AT_32),
+            "munit-cpufast-content1p8-prior1-d3", "munit", "cpu-small",
+            (*MUNIT_FORMER_FAST, "lambda_content=1", "content_pool=8", "style_prior_w=1", "arch.dis.n_layer=3", *AT_32),
             "munit-cpufast-content1p8-prior1 trained at 32 px with 3 layers per discriminator scale: at 28 px the "
             "2-layer D keeps one scale (the second's map would be 3x3) of 10 px patches, less than a shoe, so it "
-            "cannot tell a boot's shaft from a sneaker; 3 layers at 32 px see 22 px",
+            "cannot tell a boot's shaft from a sneaker; 3 layers at 32 px see 22 px", ema=0.995,
         ),
         Variant(
-            "munit-cpufast-d3", "munit", "cpu-fast", ("arch.dis.n_layer=3", *AT_32),
+            "munit-cpufast-d3", "munit", "cpu-small", (*MUNIT_FORMER_FAST, "arch.dis.n_layer=3", *AT_32),
             "the cpu-fast recipe trained at 32 px with 3 layers per discriminator scale (22 px patches, 28 px: 10 px)",
+            ema=0.995,
         ),
         Variant(
             "munit-cpufast-content0-prior1-d3", "munit", "cpu-fast",
             ("lambda_content=0", "style_prior_w=1", "arch.dis.n_layer=3", *AT_32),
-            "munit-cpufast-content1p8-prior1-d3 without the content term",
+            "munit-cpufast-content1p8-prior1-d3 without the content term (today's cpu-fast with lambda_content=0)",
         ),
         Variant(
-            "munit-cpufast-content1p8-d3", "munit", "cpu-fast",
-            ("lambda_content=1", "content_pool=8", "arch.dis.n_layer=3", *AT_32),
-            "munit-cpufast-content1p8-prior1-d3 without the style-prior term",
+            "munit-fast-noprior", "munit", "cpu-fast", ("style_prior_w=0", *AT_32),
+            "today's cpu-fast (= munit-cpufast-content1p8-prior1-d3) without the style prior term",
         ),
         Variant("unit-small", "unit", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant(
@@ -500,6 +505,12 @@ def render_results(results: Record) -> str:
         "same validation images returned unchanged. The judges were trained on the training split, so their",
         "accuracy on these real images (`real-class-acc` in the JSON) is optimistic; translations are new to them.",
         "Figure: [curves.png](figures/curves.png).", "",
+        "MUNIT's `cpu-fast` changed on 2026-12-07 (3-layer D, loose content term, style prior term). MUNIT",
+        "runs recorded with preset `cpu-fast` before then (`munit-cpufast-d1`, `munit-cpufast-content1p8`,",
+        "`munit-cpufast-content1p8-prior1`, `munit-cpufast-d3` and `munit-cpufast-content1p8-prior1-d3`)",
+        "used the former one, which is `cpu-small` with `step_size=1000`, `recon_x_cyc_w=10`,",
+        "`lambda_content=10`, `gan_w=3`, `optim.lr=5e-4` and EMA 0.995; those variants are now defined on",
+        "that base, so they rerun as recorded.", "",
     ]  # fmt: skip
     runs = list(results["runs"].values())
     if not runs:
