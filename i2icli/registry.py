@@ -190,7 +190,7 @@ PRETRAINED: dict[str, Pretrained] = {
         28,
         "Fashion-MNIST sneakers <-> ankle boots, 1 channel, dim 16, style 8 (embedded multimodal default)",
         "preset cpu-small, seed 0",
-        "9e538658013d4543af09660502b749ef35b25a022abf87715362c78cfd147c4f",
+        "68b752c16c3e138d1f20cda67bd80162fc64379bd4e76e8a30fcb4407f2e44e8",
         dataset="fashion-sneaker-boot",
     ),
     "distancegan-digits": _embedded(
