@@ -189,7 +189,7 @@ PRETRAINED: dict[str, Pretrained] = {
         ("sneaker", "boot"),
         28,
         "Fashion-MNIST sneakers <-> ankle boots, 1 channel, dim 16, style 8 (embedded multimodal default)",
-        "preset cpu-small, seed 0",
+        "preset cpu-fast, seed 0",
         "68b752c16c3e138d1f20cda67bd80162fc64379bd4e76e8a30fcb4407f2e44e8",
         dataset="fashion-sneaker-boot",
     ),

@@ -136,3 +136,29 @@ def test_a_multi_process_run_on_gpus_resumes_through_torchrun(tmp_path: Path, mo
     assert result.stderr.strip().splitlines() == [
         f"error: --resume {run}: the run used 2 processes; on GPUs resume it with torchrun --nproc_per_node 2"
     ]
+
+
+def test_ranks_meet_before_leaving_the_group_only_after_a_clean_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``joined``: a clean body ends with a barrier, then the group is left (rank 0 may still be
+    writing the export when the others finish; leaving early aborted a rank in gloo). An error leaves
+    without a barrier (a peer may never arrive) and is not swallowed."""
+    from i2icli.train import distributed
+
+    calls: list[str] = []
+    monkeypatch.setattr(distributed, "init_from_env", lambda device: (distributed.Dist(1, 2), device))
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    with distributed.joined(torch.device("cpu")) as (place, _):
+        calls.append("work")
+    assert (place.rank, place.world) == (1, 2) and calls == ["work", "barrier", "destroy"]
+    calls.clear()
+    with pytest.raises(RuntimeError, match="boom"), distributed.joined(torch.device("cpu")):
+        calls.append("work")
+        raise RuntimeError("boom")
+    assert calls == ["work", "destroy"]
+    calls.clear()
+    monkeypatch.setattr(distributed, "init_from_env", lambda device: (distributed.Dist(), device))
+    with distributed.joined(torch.device("cpu")):
+        calls.append("work")
+    assert calls == ["work"]  # one process: no group to meet in or leave
