@@ -80,6 +80,14 @@ MUNIT_CYCLE = ("step_size=1000", "recon_x_cyc_w=10")
 # MUNIT's cpu-fast before 2026-12-07 (cpu-small with these, EMA 0.995): the base of the munit-cpufast-* runs made then.
 MUNIT_FORMER_FAST = (*MUNIT_CYCLE, "lambda_content=10", "gan_w=3", "optim.lr=5e-4")
 
+# UNIT's master network at CPU widths trained as MUNIT's cpu-fast (its D, loss scale, lr plan and
+# loose content term): the recipe that let MUNIT change shapes and keep digits.
+UNIT_MASTER_MUNIT_FAST = (
+    "arch.variant=master", "arch.n_res=2", "arch.dis_layers=3", "arch.dis_scales=1", "gan_type=lsgan", "init=kaiming",
+    "gan_w=3", "kl_w=0.01", "recon_x_w=10", "kl_cyc_w=0.01", "cyc_w=10", "kl_cyc_on_input=false",
+    "lambda_content=1", "content_pool=8", "lr_policy=step", "step_size=1000", *AT_32,
+)
+
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -115,6 +123,11 @@ VARIANTS: dict[str, Variant] = {
         Variant("cyclegan-fast", "cyclegan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
         Variant("gcgan-small", "gcgan", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("gcgan-fast", "gcgan", "cpu-fast", note="the cpu-fast recipe (2-layer D, content term 10)"),
+        Variant(
+            "gcgan-small-ema", "gcgan", "cpu-small",
+            note="cpu-small with the generator's weights averaged (EMA, decay 0.995): its outputs swing from step to step",
+            ema=0.995,
+        ),
         Variant("distancegan-small", "distancegan", "cpu-small", note="cpu-small as the quality table runs it"),
         # cpu-fast had the content term at 10 until distancegan-fast-content30 was adopted (now 30).
         Variant("distancegan-fast", "distancegan", "cpu-fast", ("lambda_content=10",),
@@ -234,6 +247,13 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "unit-fast-d4-content1p8", "unit", "cpu-fast", ("arch.dis_layers=4", "lambda_content=1", "content_pool=8"),
             "the cpu-fast recipe with a 4-layer D (31 px patches) and a loose content term (1 after 8x pooling)",
+        ),
+        Variant(
+            "unit-master-munitfast", "unit", "cpu-fast", UNIT_MASTER_MUNIT_FAST,
+            "UNIT's master network (no shared blocks, LSGAN multi-scale D) at CPU widths with MUNIT's cpu-fast recipe: "
+            "one 3-layer scale (22 px patches) at 32 px, master's loss weights (λ 1/0.01/10/0.01/10) with GAN 3, "
+            "lr 5e-4 halved every 1000, the loose content term (1 after 8x pooling), EMA 0.995",
+            ema=0.995,
         ),
         Variant("unit-small-content", "unit", "cpu-small", ("lambda_content=10",), "content term (4x low-pass L1) at 10"),
         Variant(

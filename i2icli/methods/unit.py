@@ -359,7 +359,7 @@ class UnitConfig:
     # da32, not in the paper: class-head cross-entropy on translated source images x_ab, seen
     # through the target first layer, with the source labels (0: the paper's objective).
     cls_trans_w: float = 0.0
-    # Labelled option, not the paper's (paper / master networks): L1 between the input and its
+    # Labelled option, not the paper's (every trained network): L1 between the input and its
     # translation after grey + content_pool x average pooling, so a translation keeps its digit.
     lambda_content: float = 0.0
     content_pool: int = 4  # pooling factor of the content term (32 px -> 8 px)
@@ -376,8 +376,6 @@ class UnitConfig:
             raise UsageError(f"step_size {self.step_size}: must be at least 1")
         if self.content_pool < 1:
             raise UsageError(f"content_pool {self.content_pool}: must be at least 1")
-        if self.lambda_content and self.arch.variant == "da32":
-            raise UsageError(f"lambda_content {self.lambda_content}: the content term is for the paper and master networks, not da32")
         if self.labels_a and self.arch.variant != "da32":
             raise UsageError(
                 f"--labels-a {self.labels_a}: arch {self.arch.variant} has no class head; labels need arch da32 (--preset da32)"
@@ -389,6 +387,19 @@ def _init_normal(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
+
+
+def _content_terms(c: UnitConfig, f: dict[str, Any], x_a: Tensor, x_b: Tensor) -> dict[str, tuple[float, Tensor]]:
+    """The labelled content term (none at weight 0). The shared latent and the cycle let a
+    translation redraw a digit as another one as long as the way back undoes it (da32: the domains
+    line up with their digits swapped and the class head learns the swap); the low-pass L1 between
+    input and translation pins the coarse layout."""
+    if c.lambda_content <= 0:
+        return {}
+    return {
+        "content_a": (c.lambda_content, low_pass_l1(f["x_ab"], x_a, c.content_pool)),
+        "content_b": (c.lambda_content, low_pass_l1(f["x_ba"], x_b, c.content_pool)),
+    }
 
 
 class UnitObjective(SingleStage):
@@ -582,11 +593,7 @@ class UnitObjective(SingleStage):
             "cyc_a": (c.cyc_w, l1(x_aba, x_a)),
             "cyc_b": (c.cyc_w, l1(x_bab, x_b)),
         }
-        if c.lambda_content > 0:
-            # The shared latent and the cycle let a translation redraw the digit as another one, as
-            # long as the way back can undo it; the low-pass term pins the coarse layout.
-            terms["content_a"] = (c.lambda_content, low_pass_l1(f["x_ab"], x_a, c.content_pool))
-            terms["content_b"] = (c.lambda_content, low_pass_l1(f["x_ba"], x_b, c.content_pool))
+        terms.update(_content_terms(c, f, x_a, x_b))
         loss = torch.stack([w * v for w, v in terms.values()]).sum()
         return StepOutput(loss, {name: v for name, (_, v) in terms.items()})
 
@@ -602,6 +609,7 @@ class UnitObjective(SingleStage):
             "recon_b": (c.recon_x_w, sum_squared(f["x_bb"], x_b)),
             "kl": (c.kl_w + (c.kl_cyc_w if c.kl_cyc_on_input else 0.0), gaussian_kl(f["mu_a"], f["sd_a"]) + gaussian_kl(f["mu_b"], f["sd_b"])),
         }
+        terms.update(_content_terms(c, f, x_a, x_b))
         if c.cyc_w or c.kl_cyc_w:
             # Re-encode both translations as one joint batch: "x_ba" of the result is x_aba.
             g = self._forward_joint(f["x_ba"], f["x_ab"])
