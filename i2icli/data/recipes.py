@@ -173,7 +173,7 @@ def _recipe_table() -> dict[str, Recipe]:
                _FASHION_LICENSE, evaluation=_fashion_eval("shirt", "tshirt"),
                fashion=True, build=functools.partial(build_fashion, class_a=6, class_b=0)),
         Recipe("fashion-sandal-sneaker", "offline", "Fashion-MNIST sandals <-> sneakers, 28x28 grey",
-               _FASHION_LICENSE, evaluation=_fashion_eval("sandal", "sneaker"),
+               _FASHION_LICENSE, evaluation=_fashion_eval("sandal", "sneaker", "domain-fashion-sandal-sneaker"),
                fashion=True, build=functools.partial(build_fashion, class_a=5, class_b=7)),
         # The digit judges are at chance on these textured backgrounds (measured: 11-21%), so only
         # the paired ground truth scores this set.

@@ -407,7 +407,8 @@ class UnitObjective(SingleStage):
 
     Logged scalars are unweighted terms: ``gan_a/b``, ``recon_a/b``, ``cyc_a/b``, ``kl``,
     ``kl_cyc``, ``d_a``, ``d_b``; da32: ``gan_trans``, ``gan_recon``, ``recon_a/b``, ``kl``
-    (``cyc_a/b``, ``kl_cyc`` when weighted), ``d``, ``feat``, ``cls`` (and ``cls_trans``).
+    (``cyc_a/b``, ``kl_cyc`` when weighted), ``d``, ``feat``, ``cls`` (and ``cls_trans``); every
+    variant: ``content_a/b`` when the content term is on.
     """
 
     def __init__(self, cfg: UnitConfig, model: UnitModel, data: TrainingData, seed: int) -> None:
@@ -729,23 +730,28 @@ PRESETS = {
         batch_size=8,
         max_steps=1500,
     ),
-    # cpu-small's translations keep MNIST's layout only about as often as do-nothing keeps the class
-    # (validation curves, benchmarks/curves.py): the shared latent and the latent cycle let a digit
-    # be redrawn as another one. The content term pins the coarse layout, which also stops the
-    # template collapse that made cpu-small lower λ0, so λ0 goes back up to 3 (validation, seed 0:
-    # at 1, 92% of mnist -> uci outputs judged UCI at step 1200, at 3, 95% at 1500); the 2-layer D
-    # (5x5 patches at 28 px) judges strokes rather than one near-global score. Seed-sensitive: at
-    # seed 1 uci -> mnist fails (docs/methods/unit.md).
+    # Chosen on validation curves (benchmarks/curves.py, docs/methods/unit.md). The former cpu-fast
+    # (paper network, 2-layer D, content term 10) kept digits at seeds 0 and 2 but filled seed 1's
+    # uci -> mnist outputs with stripes, and its small discriminators (5-15 px patches) never saw a
+    # whole shoe. This is the official master network at CPU widths trained as MUNIT's cpu-fast:
+    # one 3-layer LSGAN scale (22 px patches at 32 px), master's loss weights with GAN 3, Adam 5e-4
+    # halved every 1000 steps, a loose content term (1 after 8x pooling: the object's coarse place,
+    # not its silhouette) and EMA 0.995 (validation: mnist <-> uci 88 / 90 % kept and judged the
+    # target at 1200 steps with seeds 0 and 1; sneaker <-> boot in unit-master-munitfast).
     "cpu-fast": Preset(
         "cpu-fast",
-        "CPU recipe (labelled, not the paper's): cpu-small with a 2-layer D, λ0 3 and the content term at 10 "
-        "(4x low-pass L1 between input and translation), batch 8, 1500 steps",
-        UnitConfig(
-            arch=UnitArch(dim=16, n_res=0, n_shared=3, dis_dim=16, dis_layers=2), data=_digits(32),
-            optim=Optim(lr=5e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4), gan_w=3.0, lambda_content=10.0,
+        "CPU recipe (labelled, not the paper's): the official master network (no shared blocks) at dim 16 with 2 res "
+        "blocks, one 3-layer LSGAN D scale of width 16 (22 px patches), master's loss weights with GAN 3, Adam 5e-4 "
+        "halved every 1000 steps, a loose content term (1 after 8x pooling) and EMA 0.995 of the weights, batch 8, "
+        "1200 steps; 32 px crops or larger",
+        replace(
+            _master_config(UnitArch(variant="master", dim=16, n_res=2, dis_dim=16, dis_layers=3), _digits(32)),
+            gan_w=3.0, optim=Optim(lr=5e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4), step_size=1000,
+            lambda_content=1.0, content_pool=8,
         ),  # fmt: skip
         batch_size=8,
-        max_steps=1500,
+        max_steps=1200,
+        ema=0.995,
     ),
     "cpu-tiny": Preset(
         "cpu-tiny",
