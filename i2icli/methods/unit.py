@@ -743,7 +743,7 @@ PRESETS = {
         "CPU recipe (labelled, not the paper's): the official master network (no shared blocks) at dim 16 with 2 res "
         "blocks, one 3-layer LSGAN D scale of width 16 (22 px patches), master's loss weights with GAN 3, Adam 5e-4 "
         "halved every 1000 steps, a loose content term (1 after 8x pooling) and EMA 0.995 of the weights, batch 8, "
-        "1200 steps; 32 px crops or larger",
+        "1200 steps, images resized to 32 px (at 28 px the D's score map would be 3x3)",
         replace(
             _master_config(UnitArch(variant="master", dim=16, n_res=2, dis_dim=16, dis_layers=3), _digits(32)),
             gan_w=3.0, optim=Optim(lr=5e-4, beta1=0.5, beta2=0.999, weight_decay=1e-4), step_size=1000,
