@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import Paths, cell_directions, smoke_status, write_block
+from results_md import Paths, cell_directions, read_block, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -76,6 +76,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results" / "geometry.json"
 MARKDOWN = HERE / "RESULTS.md"
+README = REPO / "README.md"
 FIGURES = HERE / "figures" / "geometry"
 BLOCK = "geometry"  # this script's block of RESULTS.md
 RESULTS_VERSION = 1
@@ -382,6 +383,10 @@ VARIANTS: dict[str, Variant] = {
         # Ours, not the paper's: the landmark equivariance term (transgaga_spike.py, 750 steps of
         # stage 1: landmark tracking error 0.62 -> 0.18 at weight 50).
         Variant("transgaga-equiv", "transgaga", ("equiv_w=50",), ("mnist-warped",)),
+        # Ours, not the paper's: one estimator for both domains on edge maps (landmark indices that
+        # correspond, transgaga_stages.py) and a geometry transformer started at the landmark identity.
+        Variant("transgaga-shared", "transgaga", ("equiv_w=50", "arch.shared_estimator=true", "arch.geo_tf_base=true"),
+                ("mnist-warped",)),
     )
 }  # fmt: skip
 
@@ -740,6 +745,24 @@ def render_section(results: Record) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def readme_table(results: Record) -> str:
+    """The README's copy (block ``geometry-summary``): class kept and PSNR both ways on mnist-warped."""
+    lines = _header(["variant", "mnist → warped class kept ↑", "PSNR ↑", "warped → mnist class kept ↑", "PSNR ↑"])
+    for cell in _cells_of(results, PAIRS["mnist-warped"]):
+        dirs = _dirs(cell)
+        values = [_value(dirs[d]["metrics"], k) if d in dirs else "–" for d in ("a2b", "b2a") for k in ("class-kept", "psnr")]
+        lines.append(_row([cell["variant"], *values]))
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(results: Record, markdown: Path) -> None:
+    """This benchmark's block of ``markdown``; for the repository's RESULTS.md also the README's copy
+    of the mnist-warped table (block ``geometry-summary``, when the README has it)."""
+    write_block(markdown, BLOCK, render_section(results))
+    if markdown == MARKDOWN and read_block(README, "geometry-summary") is not None:
+        write_block(README, "geometry-summary", readme_table(results))
+
+
 def _pair_section(pair: Pair, here: list[Record], judges: Record) -> list[str]:
     lines = [f"## {pair.name}: {pair.summary}", ""]
     if not here:
@@ -879,7 +902,7 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
             log(f"{key}: done earlier, skipped")
             if _backfill_landmarks(results["cells"][key], variant, pair, paths, steps, smoke, log):
                 save_results(paths.results, results)
-                write_block(paths.markdown, BLOCK, render_section(results))
+                write_markdown(results, paths.markdown)
             continue
         data = prepare_pair(pair, paths.work / "data", small=smoke)
         if pair.name not in judges:
@@ -887,7 +910,7 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
         log(f"{key}: {'evaluating' if variant.method is None else f'training {steps} steps'}")
         results["cells"][key] = run_cell(variant, pair, data, judges[pair.name], paths.work, paths.figures, steps, log)
         save_results(paths.results, results)
-        write_block(paths.markdown, BLOCK, render_section(results))
+        write_markdown(results, paths.markdown)
         ran = True
         log(f"{key}: finished")
     if ran:
@@ -936,7 +959,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = _paths(args)
     if args.report:
         results = load_results(paths.results)
-        write_block(paths.markdown, BLOCK, render_section(results))
+        write_markdown(results, paths.markdown)
         render_figures(results, paths.figures)
         return 0
     import torch

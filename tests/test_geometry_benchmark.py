@@ -85,7 +85,7 @@ def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, na
 def test_variants_are_data_and_every_override_fits_its_method() -> None:
     assert [v for v in geometry.VARIANTS] == [
         "do-nothing", "target-mean", "cyclegan", "gcgan-rot", "gcgan-vflip", "distancegan-pairwise",
-        "distancegan-self", "munit", "transgaga", "transgaga-equiv",
+        "distancegan-self", "munit", "transgaga", "transgaga-equiv", "transgaga-shared",
     ]  # fmt: skip
     for variant, pair in geometry.all_cells():
         if variant.method is None:
@@ -188,3 +188,4 @@ def test_committed_results_fill_the_table() -> None:
             assert cell["train_cpu_seconds"] < 15 * 60  # the per-cell cap, in CPU time of one thread
             assert cell["machine"]["threads"] == 1
     assert read_block(geometry.MARKDOWN, geometry.BLOCK) == geometry.render_section(results)
+    assert read_block(geometry.README, "geometry-summary") == geometry.readme_table(results)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from i2icli.checkpoint import read_config
 from i2icli.cli.app import app
+from i2icli.errors import UsageError
 from i2icli.precision import cpu_features
 from i2icli.runs.run import run
 from i2icli.runs.spec import read_spec
@@ -211,5 +212,25 @@ def test_run_or_resume_trains_once_then_returns_the_model(domains: Path, tmp_pat
     first = run_or_resume(tmp_path / "r", new_spec, torch.device("cpu"))
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     again = run_or_resume(tmp_path / "r", new_spec, torch.device("cpu"))
-    assert again == first and calls == [1]
+    assert again == first and len(calls) == 2  # the second call only compares the recipe
     assert (again / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_run_or_resume_refuses_a_folder_that_holds_another_recipe(domains: Path, tmp_path: Path) -> None:
+    """A finished run is not handed back for a changed recipe (a make script whose variant changed
+    would otherwise export the old model under the new description)."""
+    from i2icli.runs.run import run_or_resume
+    from i2icli.runs.spec import DataSpec, build_spec
+
+    def spec(*overrides: str):  # type: ignore[no-untyped-def]
+        return lambda: build_spec(
+            method="cyclegan", preset="cpu-tiny", config_file=None, overrides=list(overrides),
+            data=DataSpec(str(domains / "trainA"), str(domains / "trainB")), batch_size=None, lr=None, max_steps=2,
+            loop_kwargs=dict(sample_every=0), init_from=None, steps_per_epoch=lambda bs: 1,
+        )  # fmt: skip
+
+    first = run_or_resume(tmp_path / "r", spec(), torch.device("cpu"))
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(UsageError, match=r"another recipe \(config\.lambda_identity differ\)"):
+        run_or_resume(tmp_path / "r", spec("lambda_identity=0.1"), torch.device("cpu"))
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp

@@ -496,3 +496,55 @@ def test_equivariance_loss_is_zero_for_landmarks_that_follow_the_warp() -> None:
     found = moments(warped / warped.sum((2, 3), keepdim=True))[0]
     assert float(equivariance_loss(p, found, theta)) < 1e-4
     assert float(equivariance_loss(p, p, theta)) > 1e-3  # the warp moved it (rotation/scale/shift drawn != identity)
+
+
+# --------------------------------------------------------------------------- shared estimator, landmark-identity transformer (ours)
+
+
+def _shared_arch() -> object:
+    return replace(TINY.arch, shared_estimator=True, geo_tf_base=True)
+
+
+def test_shared_estimator_is_one_module_that_ignores_inversion(tmp_path: Path) -> None:
+    """Both domains read one estimator (saved once, under ``geo_est_shared``) on edge magnitude, so an
+    image and its inverted, recoloured copy get the same landmarks; per-domain estimators do not."""
+    torch.manual_seed(0)
+    model = TransGaGaModel(_shared_arch()).eval()
+    keys = set(model.state_dict())
+    assert any(k.startswith("geo_est_shared.") for k in keys)
+    assert not any(".geo_est." in k for k in keys)
+    assert len(list(model.parameters())) == len({id(p) for p in model.parameters()})
+    x = Blobs().images(4, torch.Generator().manual_seed(0), 0.35)  # (4, 3, 16, 16)
+    inverted = -x * 0.5 + 0.1  # dark on light, lower contrast, shifted
+    la, lb = model.landmarks(x, "a")[1], model.landmarks(inverted, "b")[1]
+    assert torch.allclose(la, model.landmarks(-x, "b")[1], atol=1e-6)  # pure inversion: same edges
+    assert not torch.allclose(la, lb, atol=1e-3)  # contrast changes the edge map (and should)
+    separate = TransGaGaModel(TINY.arch).eval()
+    assert not torch.allclose(separate.landmarks(x, "a")[1], separate.landmarks(-x, "b")[1], atol=1e-3)
+    config = ModelConfig(method="transgaga", arch=to_dict(model.arch), domains=("disc", "ring"), image_size=16)
+    loaded, _ = load_checkpoint(save_model(tmp_path / "shared.safetensors", model, config), device="cpu")
+    assert torch.equal(loaded.landmarks(x, "a")[1], la)
+    assert loaded.dom_a.geo_est.shared[0] is loaded.dom_b.geo_est.shared[0] is loaded.geo_est_shared
+
+
+def test_geometry_transformer_starts_at_the_landmark_identity_and_learns_away_from_it(tmp_path: Path) -> None:
+    """``geo_tf_base``: before training Φ^g maps a landmark set to the same landmarks in the target's
+    PCA coordinates; a training step moves its residual (its last layer is not frozen at 0)."""
+    torch.manual_seed(0)
+    model = TransGaGaModel(_shared_arch())
+    model.dom_a.pca.fit(_landmark_sets(50, TINY.arch.n_landmarks, 2), 0.99)
+    model.dom_b.pca.fit(_landmark_sets(50, TINY.arch.n_landmarks, 3), 0.99)
+    points = _landmark_sets(6, TINY.arch.n_landmarks, 4)
+    p = model.dom_a.pca.encode(points)
+    expected = model.dom_b.pca.encode(model.dom_a.pca.decode(p)) * model.dom_b.pca.active
+    assert torch.allclose(model.map_geometry(p, "a2b"), expected, atol=1e-6)
+    plain = TransGaGaModel(TINY.arch)
+    plain.load_state_dict(model.state_dict(), strict=False)  # different keys for the estimator
+    assert not torch.allclose(plain.map_geometry(p, "a2b"), expected, atol=1e-3)
+    cfg = replace(_cfg(1, 1), arch=model.arch)
+    obj = TransGaGaObjective(cfg, model, Blobs(), seed=0)
+    last = model.geo_tf_ab.model[-1].fc.weight
+    assert float(last.detach().abs().sum()) == 0.0
+    train(obj, Blobs(), LoopOptions(max_steps=4, seed=0, save_every=0, sample_every=0, log_every=1),
+          run_dir=tmp_path, device=torch.device("cpu"))  # fmt: skip
+    assert float(last.detach().abs().sum()) > 0.0

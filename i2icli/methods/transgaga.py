@@ -188,6 +188,11 @@ class TransGaGaArch:
     pca_dim: int = 32  # P: cap on the whitened PCA components (<= 2K)
     tf_dim: int = 256  # hidden width of the FC transformers
     render_width: float = 0.05  # s of the rendered landmarks, in [-1, 1] units (~3 px at 128^2)
+    # OURS, not the paper's: one estimator for both domains on the image's edge magnitude, so that
+    # landmark k marks the same part in both (per-domain estimators give unrelated indices).
+    shared_estimator: bool = False
+    # OURS: Φ^g = the landmark identity PCA_t(PCA_s⁻¹(p)) + the FC net, its last layer started at 0.
+    geo_tf_base: bool = False
 
     def __post_init__(self) -> None:
         require(self, ("channels_a", "channels_b"), lambda v: v in (1, 3), "must be 1 or 3", "arch.")
@@ -235,6 +240,28 @@ class GeometryEstimator(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = torch.cat([block(x), skip], 1)
         return self.head(self.final(x))  # (B, K, H, W) logits
+
+
+def edge_magnitude(x: Tensor) -> Tensor:
+    """(B, C, H, W) in [-1, 1] -> (B, 1, H, W): forward-difference gradient magnitude summed over
+    channels, minus 0.5 so a flat page is below 0. Inverting or recolouring an image leaves it
+    unchanged, so one estimator sees the same strokes in both domains."""
+    gx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))  # (B, C, H, W), last column 0
+    gy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+    return (gx.square() + gy.square() + 1e-6).sqrt().sum(1, keepdim=True) - 0.5
+
+
+class SharedEstimatorInput(nn.Module):
+    """A domain's view of the shared estimator (``arch.shared_estimator``): it feeds it the edge
+    magnitude. The estimator is registered once, on the model; this view holds it out of the
+    module tree (in a tuple) so its parameters are neither saved nor optimised twice."""
+
+    def __init__(self, estimator: GeometryEstimator) -> None:
+        super().__init__()
+        self.shared = (estimator,)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shared[0](edge_magnitude(x))
 
 
 def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -346,11 +373,13 @@ class LandmarkPCA(nn.Module):
 class DomainNet(nn.Module):
     """One domain's disentangling autoencoder: estimator, encoders, decoder and PCA."""
 
-    def __init__(self, channels: int, arch: TransGaGaArch) -> None:
+    def __init__(self, channels: int, arch: TransGaGaArch, shared: GeometryEstimator | None = None) -> None:
         super().__init__()
         k = arch.n_landmarks
         self.render_width = arch.render_width
-        self.geo_est = GeometryEstimator(channels, arch.est_dim, arch.est_depth, k)
+        self.geo_est: nn.Module = (
+            GeometryEstimator(channels, arch.est_dim, arch.est_depth, k) if shared is None else SharedEstimatorInput(shared)
+        )
         self.geo_enc = ContentEncoder(arch.n_downsample, arch.geo_res, k, arch.geo_dim, norm="in", activ="relu", pad_type="reflect")
         # MUNIT's style encoder on concat(x, ĝ) with a 2A head: first A = μ_a, last A = log σ_a².
         self.app_enc = StyleEncoder(arch.app_downsample, channels + k, arch.app_dim, 2 * arch.app_code, activ="relu", pad_type="reflect")
@@ -394,14 +423,27 @@ class TransGaGaModel(nn.Module):
         self.stride = 2 ** max(arch.est_depth, arch.n_downsample)
         # U-Net bottleneck >= 2 px (IN), reflection padding >= 2 px in the encoders.
         self.min_size = max(2 ** (arch.est_depth + 1), 2**arch.app_downsample, 2 ** (arch.n_downsample + 1))
-        self.dom_a = DomainNet(arch.channels_a, arch)
-        self.dom_b = DomainNet(arch.channels_b, arch)
+        # One estimator on 1-channel edge maps for both domains, or one per domain on its images.
+        self.geo_est_shared = GeometryEstimator(1, arch.est_dim, arch.est_depth, arch.n_landmarks) if arch.shared_estimator else None
+        self.dom_a = DomainNet(arch.channels_a, arch, self.geo_est_shared)
+        self.dom_b = DomainNet(arch.channels_b, arch, self.geo_est_shared)
         p, a, hidden = arch.pca_dim, arch.app_code, arch.tf_dim
         self.geo_tf_ab = MLP(p, p, hidden, 4, activ="relu")  # P -> 256 -> 256 -> 256 -> P
         self.geo_tf_ba = MLP(p, p, hidden, 4, activ="relu")
         self.app_tf_ab = MLP(a, a, hidden, 3, activ="relu")  # A -> 256 -> 256 -> A
         self.app_tf_ba = MLP(a, a, hidden, 3, activ="relu")
         init_weights(self, "kaiming")
+        if arch.geo_tf_base:  # the residual starts at 0: Φ^g starts as the landmark identity
+            for tf in (self.geo_tf_ab, self.geo_tf_ba):
+                last = tf.model[-1].fc
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+
+    def estimators(self) -> tuple[nn.Module, ...]:
+        """The modules that hold the geometry estimators' parameters (stage 1 trains them)."""
+        if self.geo_est_shared is not None:
+            return (self.geo_est_shared,)
+        return (self.dom_a.geo_est, self.dom_b.geo_est)
 
     # -- lookups by domain / direction (explicit, no attribute names built from strings)
 
@@ -431,8 +473,12 @@ class TransGaGaModel(nn.Module):
 
     def map_geometry(self, p: Tensor, direction: Direction) -> Tensor:
         """Whitened PCA coordinates of the source -> of the target (B, P), inactive coordinates 0."""
-        _, target = split_direction(direction)
-        return self.geo_tf(direction)(p) * self.domain(target).pca.active
+        source, target = split_direction(direction)
+        tgt = self.domain(target)
+        out = self.geo_tf(direction)(p)
+        if self.arch.geo_tf_base:  # the same landmarks, in the target's PCA coordinates
+            out = out + tgt.pca.encode(self.domain(source).pca.decode(p))
+        return out * tgt.pca.active
 
     # -- base.StyleModel
 
@@ -654,9 +700,8 @@ class TransGaGaObjective:
     # -- the loop contract
 
     def _autoencoder_parts(self, with_estimators: bool) -> tuple[nn.Module, ...]:
-        parts: list[nn.Module] = []
+        parts: list[nn.Module] = list(self.model.estimators()) if with_estimators else []
         for dom in (self.model.dom_a, self.model.dom_b):
-            parts += [dom.geo_est] if with_estimators else []
             parts += [dom.geo_enc, dom.app_enc, dom.dec]
         return tuple(parts)
 
@@ -695,6 +740,7 @@ class TransGaGaObjective:
             "dis_img_a": self.dis_img_a, "dis_img_b": self.dis_img_b, "dis_geo_a": self.dis_geo_a,
             "dis_geo_b": self.dis_geo_b, "dis_app_a": self.dis_app_a, "dis_app_b": self.dis_app_b,
             "calib": self.calib,
+            **({"geo_est_shared": m.geo_est_shared} if m.geo_est_shared is not None else {}),
         }  # fmt: skip
 
     def extra_state(self) -> dict[str, Any]:
@@ -990,12 +1036,14 @@ def _tiny(size: int, pix_cycle: Literal["reencode", "direct"], channels: int) ->
     )
 
 
-# 16^2, K 4, widths 4: RGB with the full pixel cycle, gray with the direct one, and the landmark
-# equivariance term (ours).
+# 16^2, K 4, widths 4: RGB with the full pixel cycle, gray with the direct one, the landmark
+# equivariance term (ours), and the shared estimator with the landmark-identity transformer (ours).
+_SHARED = _tiny(16, "reencode", 1)
 TEST_PRESETS = tiny_test_presets(2, {
     "reencode": _tiny(16, "reencode", 3),
     "direct": _tiny(16, "direct", 1),
     "equiv": replace(_tiny(16, "reencode", 3), equiv_w=10.0),
+    "shared": replace(_SHARED, arch=replace(_SHARED.arch, shared_estimator=True, geo_tf_base=True)),
 })  # fmt: skip
 
 

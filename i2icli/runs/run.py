@@ -29,11 +29,11 @@ from i2icli.data.unpaired import SkippedImageWarning
 from i2icli.errors import I2IError, UsageError
 from i2icli.methods import load_method
 from i2icli.methods.load import load_checkpoint
+from i2icli.runs.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
 from i2icli.threads import ThreadChoice
 from i2icli.train.distributed import Dist
 from i2icli.train.loop import TrainResult, train
 from i2icli.train.objective import Stage
-from i2icli.runs.spec import CPU_PRESET_PREFIX, RunSpec, current_threads, read_spec, recorded_world_size, spec_to_json
 from i2icli.train.state import checkpoint_path, checkpoint_step, latest_checkpoint, load_training_state
 
 
@@ -346,15 +346,38 @@ def run_or_resume(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Path:
     """The exported model of the run in ``run_dir``: returned if finished, continued from its last
-    checkpoint if interrupted, else started from ``new_spec()``. Raises if interrupted again."""
-    if (run_dir / "model" / "model.safetensors").is_file():
-        return run_dir / "model"
+    checkpoint if interrupted, else started from ``new_spec()``. Raises if interrupted again, and
+    before any work if the folder holds a run of another recipe (a changed variant would otherwise
+    come back as the old model)."""
+    finished = (run_dir / "model" / "model.safetensors").is_file()
     resume = latest_checkpoint(run_dir) is not None
+    if finished or resume:
+        differ = recipe_differences(read_spec(run_dir), new_spec())
+        if differ:
+            raise UsageError(f"{run_dir}: holds a run of another recipe ({', '.join(differ)} differ); remove it or use another folder")
+    if finished:
+        return run_dir / "model"
     spec = read_spec(run_dir) if resume else new_spec()
     result, exported = run(spec, run_dir, device, resume=resume, on_step=on_step)
     if exported is None:
         raise UsageError(f"{run_dir}: interrupted at step {result.step}; run again to continue")
     return exported
+
+
+def recipe_differences(stored: RunSpec, wanted: RunSpec) -> list[str]:
+    """What a stored run and a requested one both set, but to different values: the method, the
+    batch size and every config key the two share (a key only one has is a newer or older field,
+    not a different recipe). The step budget may grow on resume, so it is not compared."""
+
+    def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(tree, dict):
+            return {prefix[:-1]: tree}
+        return {k: v for key, sub in tree.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
+
+    # Through JSON, as run.json stores it (tuples become lists).
+    old, new = (flat(json.loads(json.dumps(spec.config))) for spec in (stored, wanted))
+    differ = [name for name, a, b in (("method", stored.method, wanted.method), ("batch_size", stored.batch_size, wanted.batch_size)) if a != b]
+    return differ + [f"config.{k}" for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
 
 
 def _init_from(model: torch.nn.Module, ref: str, method: str) -> None:
