@@ -311,7 +311,7 @@ def render_figure(results: dict[str, Any], path: Path) -> None:
 
     runs = sorted(results["runs"].items())
     fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.2 * len(runs)), squeeze=False)
-    for (key, record), (left, right) in zip(runs, axes):
+    for (_, record), (left, right) in zip(runs, axes):
         steps = [p["step"] for p in record["curve"]]
         names = {"kept": ("a2b", "b2a"), "true_map": ("b2a", "a2b"), "rec": ("a", "b")}  # the order of each pair
         for k, label in (("kept", "translation kept"), ("true_map", "true-map kept"), ("rec", "reconstruction kept")):
@@ -326,8 +326,9 @@ def render_figure(results: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("step")
             ax.legend(fontsize=6)
         left.set_ylim(0, 1)
-        left.set_title(f"{key}: class kept", fontsize=8)
-        right.set_title(f"{key}: diversity, tracking", fontsize=8)
+        name = ", ".join(record["overrides"]) or "the cell's recipe"
+        left.set_title(f"{name}: class kept", fontsize=7)
+        right.set_title(f"{name}: diversity, tracking", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
