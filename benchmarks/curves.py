@@ -90,6 +90,10 @@ UNIT_MASTER_MUNIT_FAST = (
     "lambda_content=1", "content_pool=8", "lr_policy=step", "step_size=1000", *AT_32,
 )
 
+# TransGaGa's options of ours that make landmark indices correspond across domains (the geometry
+# benchmark's variant transgaga-shared; benchmarks/transgaga_stages.py measures why).
+TRANSGAGA_SHARED = ("equiv_w=50", "arch.shared_estimator=true", "arch.geo_tf_base=true")
+
 # Each option beyond a preset is its own labelled variant, so it can be measured on and off.
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -275,6 +279,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("unit-fast-d3", "unit", "cpu-small", (*UNIT_FORMER_FAST, "arch.dis_layers=3"), "the former cpu-fast recipe with a 3-layer D (former cpu-fast: 2)"),
         Variant("unit-fast-lr2", "unit", "cpu-small", (*UNIT_FORMER_FAST, "optim.lr=2e-4"), "the former cpu-fast recipe with Adam lr 2e-4 (former cpu-fast: 5e-4)"),
         Variant("unit-fast-content30", "unit", "cpu-small", (*UNIT_FORMER_FAST, "lambda_content=30"), "the former cpu-fast recipe with the content term at 30 (former cpu-fast: 10)"),
+        Variant("transgaga-small", "transgaga", "cpu-small", note="cpu-small as the quality table runs it"),
+        Variant("transgaga-small-shared", "transgaga", "cpu-small", TRANSGAGA_SHARED,
+                "equivariance term, one landmark estimator on edge maps, geometry transformer started at the landmark identity"),
     )
 }
 
