@@ -548,3 +548,17 @@ def test_geometry_transformer_starts_at_the_landmark_identity_and_learns_away_fr
     train(obj, Blobs(), LoopOptions(max_steps=4, seed=0, save_every=0, sample_every=0, log_every=1),
           run_dir=tmp_path, device=torch.device("cpu"))  # fmt: skip
     assert float(last.detach().abs().sum()) > 0.0
+
+
+def test_stage_one_optimises_each_estimator_before_its_domains_encoders() -> None:
+    """The optimiser stores its state by parameter order: per-domain estimators keep their place
+    (a's estimator, a's encoders and decoder, then b's), so checkpoints of earlier runs resume; the
+    shared estimator comes once, first."""
+    obj = TransGaGaObjective(TINY, TransGaGaModel(TINY.arch), Blobs(), seed=0)
+    m = obj.model
+    assert obj._autoencoder_parts(True) == (m.dom_a.geo_est, m.dom_a.geo_enc, m.dom_a.app_enc, m.dom_a.dec,
+                                            m.dom_b.geo_est, m.dom_b.geo_enc, m.dom_b.app_enc, m.dom_b.dec)  # fmt: skip
+    shared = TransGaGaModel(_shared_arch())
+    parts = TransGaGaObjective(replace(TINY, arch=shared.arch), shared, Blobs(), seed=0)._autoencoder_parts(True)
+    assert parts[0] is shared.geo_est_shared and all(p is not shared.dom_a.geo_est for p in parts)
+    assert TransGaGaObjective(TINY, m, Blobs(), seed=0)._autoencoder_parts(False)[0] is m.dom_a.geo_enc

@@ -439,12 +439,6 @@ class TransGaGaModel(nn.Module):
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
 
-    def estimators(self) -> tuple[nn.Module, ...]:
-        """The modules that hold the geometry estimators' parameters (stage 1 trains them)."""
-        if self.geo_est_shared is not None:
-            return (self.geo_est_shared,)
-        return (self.dom_a.geo_est, self.dom_b.geo_est)
-
     # -- lookups by domain / direction (explicit, no attribute names built from strings)
 
     def domain(self, d: Domain | str) -> DomainNet:
@@ -700,8 +694,12 @@ class TransGaGaObjective:
     # -- the loop contract
 
     def _autoencoder_parts(self, with_estimators: bool) -> tuple[nn.Module, ...]:
-        parts: list[nn.Module] = list(self.model.estimators()) if with_estimators else []
+        # Per-domain estimators keep their place before each domain's encoders: the optimiser's
+        # state is stored by parameter order, so checkpoints of earlier runs resume unchanged.
+        shared = self.model.geo_est_shared
+        parts: list[nn.Module] = [shared] if with_estimators and shared is not None else []
         for dom in (self.model.dom_a, self.model.dom_b):
+            parts += [dom.geo_est] if with_estimators and shared is None else []
             parts += [dom.geo_enc, dom.app_enc, dom.dec]
         return tuple(parts)
 
