@@ -828,4 +828,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from entry import run_script
+
+    run_script(main)

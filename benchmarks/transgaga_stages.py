@@ -206,16 +206,12 @@ def run(overrides: Sequence[str], steps: int, every: int, n: int, work: Path, sm
     import torch
     from geometry import PAIRS, VARIANTS, load_judges
 
-    from i2icli.config import ConfigError, apply_overrides
+    from i2icli.config import apply_overrides
     from i2icli.methods.transgaga import METHOD, TransGaGaModel, TransGaGaObjective
     from i2icli.train.loop import LoopOptions, train
 
     pair = PAIRS[PAIR]
-    settings = [*VARIANTS["transgaga"].settings(pair, steps), *overrides]
-    try:
-        cfg = apply_overrides(METHOD.presets["cpu-small"].config, settings)
-    except ConfigError as e:
-        raise SystemExit(f"error: --set: {e}") from e
+    cfg = apply_overrides(METHOD.presets["cpu-small"].config, [*VARIANTS["transgaga"].settings(pair, steps), *overrides])
     data = pair_tensors(SMOKE_N if small else None)
     judges, _ = load_judges(pair, work, small, log)
     torch.manual_seed(SEED)
@@ -356,6 +352,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--report", action="store_true", help="only rewrite the RESULTS.md block and the figure")
     mode.add_argument("--note", help="record a paragraph of diagnosis below the tables (no training)")
     args = parser.parse_args(argv)
+    if args.overrides:  # a bad --set stops here, before any folder or training
+        from i2icli.config import ConfigError, apply_overrides
+        from i2icli.errors import UsageError
+        from i2icli.methods.transgaga import METHOD
+
+        try:
+            apply_overrides(METHOD.presets["cpu-small"].config, args.overrides)
+        except (ConfigError, UsageError) as e:
+            parser.error(f"--set: {e}")
     if args.report or args.note:
         results = load(RESULTS)
         if args.note:
@@ -389,4 +394,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from entry import run_script
+
+    run_script(main)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import transgaga_stages as stages  # benchmarks/, on the path through conftest
 from results_md import read_block
@@ -45,3 +46,33 @@ def test_committed_block_is_written_from_the_committed_json() -> None:
         assert record["steps"] == stages.STEPS and record["n"] == stages.N_TEST
         assert record["machine"]["threads"] == 1
     assert read_block(stages.MARKDOWN, stages.BLOCK) == stages.render(results)
+
+
+@pytest.mark.parametrize("setting", ["no_such_key=1", "equiv_w=-1"])
+def test_a_bad_set_is_one_usage_line_before_any_folder(setting: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit) as stop:
+        stages.main(["--smoke", "--work", str(work), "--set", setting])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error: --set:" in err[-1] and setting.split("=")[0] in err[-1]
+    assert "Traceback" not in "\n".join(err) and not work.exists()
+
+
+def test_scripts_show_a_library_error_as_one_line(tmp_path: Path) -> None:
+    """A benchmark whose run folder holds another recipe (``run_or_resume``'s refusal) exits with
+    the error's code and one line, no traceback."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); from entry import run_script\n"
+        "from i2icli.errors import UsageError\n"
+        "def main():\n    raise UsageError('runs/x: holds a run of another recipe (config.a differ)')\n"
+        "run_script(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == ["error: runs/x: holds a run of another recipe (config.a differ)"]

@@ -1,0 +1,20 @@
+"""The entry point every benchmark script (and the make scripts through them) shares."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+
+def run_script(main: Callable[[], int | None]) -> NoReturn:
+    """``sys.exit(main())``, with an ``I2IError`` (for example a run folder that holds another
+    recipe's run) shown as one ``error:`` line on stderr and its exit code, without a traceback."""
+    from i2icli.errors import I2IError
+
+    try:
+        code = main()
+    except I2IError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    sys.exit(code)
