@@ -34,7 +34,8 @@ def test_shards_partition_each_steps_batch(tmp_path: Path) -> None:
 
 def _torchrun(*args: str, cwd: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT) prints where its Python threads were.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "i2icli", "train", *args, "--quiet"]
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

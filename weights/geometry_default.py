@@ -17,6 +17,7 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -32,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import geometry  # noqa: E402  (benchmarks/geometry.py: the pairs, variants and metrics)
+from entry import run_script  # noqa: E402  (benchmarks/entry.py: library errors as one line)
 
 SEED = geometry.SEED
 
@@ -203,3 +206,12 @@ def make(model: GeometryDefault, work: Path) -> None:
     picture = landmark_picture(model, model_file)
     card(model, measure(model, data, judges, model_file), geometry.run_seconds(work / "run"), picture)
     print((HERE / model.name / "README.md").read_text())
+
+
+def main(model: GeometryDefault, description: str) -> NoReturn:
+    """``--work`` (default runs/make-NAME), then ``make``; a library error (a work folder holding
+    another recipe's run) is one ``error:`` line and its exit code."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / f"make-{model.name}")
+    work = parser.parse_args().work
+    run_script(lambda: make(model, work))

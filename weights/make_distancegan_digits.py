@@ -8,10 +8,8 @@ steps; every step and what it writes is in ``weights/geometry_default.py``. Dete
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from geometry_default import REPO, GeometryDefault, make
+import geometry_default
+from geometry_default import GeometryDefault
 
 STEPS = 3000
 MODEL = GeometryDefault(
@@ -38,9 +36,7 @@ MODEL = GeometryDefault(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "make-distancegan-digits")
-    make(MODEL, parser.parse_args().work)
+    geometry_default.main(MODEL, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ again after an interruption (a work folder holding another recipe's run is refus
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from geometry_default import REPO, GeometryDefault, make
+import geometry_default
+from geometry_default import GeometryDefault
 
 STEPS = 3000
 MODEL = GeometryDefault(
@@ -52,9 +50,7 @@ MODEL = GeometryDefault(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "make-transgaga-digits")
-    make(MODEL, parser.parse_args().work)
+    geometry_default.main(MODEL, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

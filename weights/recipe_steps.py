@@ -5,15 +5,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from entry import run_script  # noqa: E402  (benchmarks/entry.py: library errors as one line)
 
 
 def prepare(recipe: str, work: Path) -> Path:
@@ -169,11 +172,16 @@ def figures_table(f: dict[str, Any], directions: Sequence[tuple[str, str]], show
     return "\n".join(lines)
 
 
-def main(name: str, description: str, make: Callable[[Path], None]) -> None:
-    """``--work`` (default runs/make-NAME), one torch thread, ``make(work)``, then print the card."""
+def main(name: str, description: str, make: Callable[[Path], None]) -> NoReturn:
+    """``--work`` (default runs/make-NAME), one torch thread, ``make(work)``, then print the card; a
+    library error (a work folder holding another recipe's run) is one ``error:`` line and its exit code."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / f"make-{name}")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    make(args.work)
-    print((HERE / name / "README.md").read_text())
+    work = parser.parse_args().work
+
+    def body() -> None:
+        torch.set_num_threads(1)
+        make(work)
+        print((HERE / name / "README.md").read_text())
+
+    run_script(body)

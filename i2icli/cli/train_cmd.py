@@ -235,7 +235,7 @@ def _train(
             for note in planned.notes if place.writes else ():
                 err(note)
             _execute(place, dev, chosen_threads, planned, quiet or not place.writes)
-        return
+        distributed.end_rank(0)
     planned = _plan(distributed.Dist(), dev, *plan_args)  # every check, before any process starts
     planned, world = _split_over_processes(planned, dev, procs, threads)
     for note in planned.notes:
@@ -313,7 +313,7 @@ def _rank_main(device: str, threads: int | None, planned: _Planned, quiet: bool)
     except Exception as e:  # one line, as the command's own handler prints it
         err(unexpected_error(e))
         code = 1
-    sys.exit(code)
+    distributed.end_rank(code)
 
 
 def _check_new_run(dataroot: Path | None, domain_a: Path | None, domain_b: Path | None, run_dir: Path | None) -> None:

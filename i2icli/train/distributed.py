@@ -15,15 +15,17 @@ from the environment and ``init_from_env`` joins the process group. Then:
 - only rank 0 writes (run.json, metrics, samples, checkpoints, the exported model); ranks meet
   at a barrier after each checkpoint. A checkpoint holds every rank's own state (image pools,
   RNG), gathered to rank 0, so a resumed run continues exactly;
-- the stop flag (SIGINT/SIGTERM) is agreed on every step, so all ranks stop at the same step.
+- the stop flag (SIGINT/SIGTERM) is agreed on every step, so all ranks stop at the same step;
+- a rank process ends through ``end_rank`` (no interpreter teardown, see there).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -84,6 +86,23 @@ def joined(device: torch.device) -> Iterator[tuple[Dist, torch.device]]:
     finally:
         if place.enabled and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def end_rank(code: int) -> NoReturn:
+    """End a data-parallel rank's process with ``code`` now, after flushing its output.
+
+    Called once the rank has left the group (or failed): every file it wrote is complete (rank 0
+    writes checkpoints and models atomically and has closed its logs). Skipping the interpreter's
+    teardown is on purpose: there, gloo's C++ threads and torch's thread pools are destroyed in an
+    order of the runtime's choosing, and one rank aborted that way ("terminate called without an
+    active exception", SIGABRT) in CI after training had finished and both ranks had met.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
+            pass
+    os._exit(code)
 
 
 def broadcast_modules(modules: Iterable[nn.Module]) -> None:

@@ -44,7 +44,8 @@ def _enter(target: Callable[..., None], env: dict[str, str], args: tuple[Any, ..
 
 def run_ranks(target: Callable[..., None], args: tuple[Any, ...], world: int) -> int:
     """Run ``target(*args)`` in ``world`` processes (ranks 0..world-1); the first failing rank's exit
-    code, else 0. ``target`` must be importable (a module-level function) and exit through SystemExit."""
+    code, else 0. ``target`` must be importable (a module-level function) and end its process (SystemExit
+    or ``os._exit``)."""
     ctx = multiprocessing.get_context("spawn")
     port = free_port()
     procs = [ctx.Process(target=_enter, args=(target, rank_environment(r, world, port), args)) for r in range(world)]
