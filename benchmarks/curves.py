@@ -140,6 +140,11 @@ VARIANTS: dict[str, Variant] = {
             "their sneakers (one boot for every input)",
             ema=0.995,
         ),
+        Variant(
+            "gcgan-small-cycle", "gcgan", "cpu-small", ("cycle=true",),
+            "cpu-small with the paper's GC + cycle variant (official gc_cycle_gan: a second generator b -> a and "
+            "both cycle terms), which ties each boot to its sneaker where the geometry term alone did not",
+        ),
         Variant("distancegan-small", "distancegan", "cpu-small", note="cpu-small as the quality table runs it"),
         # cpu-fast had the content term at 10 until distancegan-fast-content30 was adopted (now 30).
         Variant("distancegan-fast", "distancegan", "cpu-fast", ("lambda_content=10",),
@@ -282,6 +287,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("transgaga-small", "transgaga", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("transgaga-small-shared", "transgaga", "cpu-small", TRANSGAGA_SHARED,
                 "equivariance term, one landmark estimator on edge maps, geometry transformer started at the landmark identity"),
+        Variant("transgaga-small-affine", "transgaga", "cpu-small", (*TRANSGAGA_SHARED, "arch.geo_tf_affine=true"),
+                "transgaga-small-shared with the transformer's base moving the landmarks by the affine map between the "
+                "domains' mean landmark shapes"),
     )
 }
 

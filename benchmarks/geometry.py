@@ -386,6 +386,11 @@ VARIANTS: dict[str, Variant] = {
         # correspond, transgaga_stages.py) and a geometry transformer started at the landmark identity.
         Variant("transgaga-shared", "transgaga", ("equiv_w=50", "arch.shared_estimator=true", "arch.geo_tf_base=true"),
                 ("mnist-warped",)),
+        # Ours: as transgaga-shared, the transformer's base first moving the landmarks by the affine
+        # map between the two domains' mean landmark shapes (a global squeeze and turn).
+        Variant("transgaga-affine", "transgaga",
+                ("equiv_w=50", "arch.shared_estimator=true", "arch.geo_tf_base=true", "arch.geo_tf_affine=true"),
+                ("mnist-warped",)),
     )
 }  # fmt: skip
 

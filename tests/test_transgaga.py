@@ -20,6 +20,7 @@ from i2icli.methods.transgaga import (
     TransGaGaModel,
     TransGaGaObjective,
     concentration_loss,
+    mean_shape_affine,
     moments,
     render_landmarks,
     separation_loss,
@@ -548,6 +549,32 @@ def test_geometry_transformer_starts_at_the_landmark_identity_and_learns_away_fr
     train(obj, Blobs(), LoopOptions(max_steps=4, seed=0, save_every=0, sample_every=0, log_every=1),
           run_dir=tmp_path, device=torch.device("cpu"))  # fmt: skip
     assert float(last.detach().abs().sum()) > 0.0
+
+
+def test_affine_base_carries_landmarks_by_the_map_between_the_mean_shapes() -> None:
+    """``geo_tf_affine``: when domain b's landmark sets are domain a's squeezed and turned, the
+    untrained Φ^g already maps each a set onto its own b counterpart; the identity base does not.
+    Without ``geo_tf_base`` the option is refused."""
+    k = TINY.arch.n_landmarks
+    turn = math.radians(35)
+    warp = torch.tensor([[math.cos(turn), math.sin(turn)], [-math.sin(turn), math.cos(turn)]]) @ torch.diag(
+        torch.tensor([0.6, 1.0])
+    )
+    shift = torch.tensor([0.05, -0.1])
+    sets_a = _landmark_sets(200, k, 2)
+    for affine, expected_error in ((True, lambda e: e < 1e-3), (False, lambda e: e > 0.05)):
+        torch.manual_seed(0)
+        model = TransGaGaModel(replace(_shared_arch(), geo_tf_affine=affine))
+        model.dom_a.pca.fit(sets_a, 0.9999)
+        model.dom_b.pca.fit(sets_a @ warp.T + shift, 0.9999)
+        points = _landmark_sets(6, k, 2)[:3]  # sets of the same family, a's frame
+        with torch.no_grad():
+            mapped = model.dom_b.pca.decode(model.map_geometry(model.dom_a.pca.encode(points), "a2b"))
+        assert expected_error(float((mapped - (points @ warp.T + shift)).abs().max())), affine
+    matrix, moved = mean_shape_affine(sets_a[0], sets_a[0] @ warp.T + shift)
+    assert torch.allclose(matrix, warp, atol=1e-4) and torch.allclose(moved, shift, atol=1e-4)
+    with pytest.raises(UsageError, match="geo_tf_affine: needs arch.geo_tf_base"):
+        replace(TINY.arch, geo_tf_affine=True)
 
 
 def test_stage_one_optimises_each_estimator_before_its_domains_encoders() -> None:

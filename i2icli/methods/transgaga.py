@@ -193,6 +193,10 @@ class TransGaGaArch:
     shared_estimator: bool = False
     # OURS: Φ^g = the landmark identity PCA_t(PCA_s⁻¹(p)) + the FC net, its last layer started at 0.
     geo_tf_base: bool = False
+    # OURS (needs geo_tf_base): the base first moves the landmarks by the affine map that best takes
+    # the source's mean landmark shape to the target's (least squares over the K landmarks), so a
+    # global change of shape (a squeeze, a turn) is there before any training.
+    geo_tf_affine: bool = False
 
     def __post_init__(self) -> None:
         require(self, ("channels_a", "channels_b"), lambda v: v in (1, 3), "must be 1 or 3", "arch.")
@@ -204,6 +208,8 @@ class TransGaGaArch:
             )
         if self.render_width <= 0:
             raise UsageError(f"arch.render_width {self.render_width}: must be positive")
+        if self.geo_tf_affine and not self.geo_tf_base:
+            raise UsageError("arch.geo_tf_affine: needs arch.geo_tf_base=true (it shapes that base)")
         require(self, ("est_depth", "n_downsample", "app_downsample"), lambda v: v >= 1, "must be at least 1", "arch.")
 
 
@@ -293,6 +299,17 @@ class AppearanceDecoder(nn.Module):
     def forward(self, c: Tensor, a: Tensor) -> Tensor:
         tiled = a[:, :, None, None].expand(-1, -1, *c.shape[2:])  # (B, A, h, w)
         return self.up(self.res(self.fuse(torch.cat([c, tiled], 1))))
+
+
+def mean_shape_affine(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """The affine map (matrix (2, 2), shift (2,)) that best takes the K points ``source`` (K, 2) to
+    ``target`` (K, 2) in least squares: ``target ≈ source @ matrix.T + shift``."""
+    s, t = source - source.mean(0), target - target.mean(0)
+    # Normal equations of the 2x2 fit, (sᵀs) Mᵀ = sᵀt, with a tiny ridge towards the identity: it
+    # keeps degenerate shapes solvable, and an unfitted PCA (zero means) gives the identity.
+    eye = 1e-8 * torch.eye(2, dtype=s.dtype, device=s.device)
+    matrix = torch.linalg.solve(s.T @ s + eye, s.T @ t + eye).T
+    return matrix, target.mean(0) - source.mean(0) @ matrix.T
 
 
 class LandmarkPCA(nn.Module):
@@ -471,7 +488,13 @@ class TransGaGaModel(nn.Module):
         tgt = self.domain(target)
         out = self.geo_tf(direction)(p)
         if self.arch.geo_tf_base:  # the same landmarks, in the target's PCA coordinates
-            out = out + tgt.pca.encode(self.domain(source).pca.decode(p))
+            src = self.domain(source)
+            points = src.pca.decode(p)  # (B, K, 2)
+            if self.arch.geo_tf_affine:
+                k = points.shape[1]
+                matrix, shift = mean_shape_affine(src.pca.mean.view(k, 2), tgt.pca.mean.view(k, 2))
+                points = points @ matrix.T + shift
+            out = out + tgt.pca.encode(points)
         return out * tgt.pca.active
 
     # -- base.StyleModel
@@ -1035,13 +1058,14 @@ def _tiny(size: int, pix_cycle: Literal["reencode", "direct"], channels: int) ->
 
 
 # 16^2, K 4, widths 4: RGB with the full pixel cycle, gray with the direct one, the landmark
-# equivariance term (ours), and the shared estimator with the landmark-identity transformer (ours).
+# equivariance term (ours), and the shared estimator with the landmark-identity transformer and its
+# mean-shape affine base (ours; tests/test_transgaga.py covers the identity base without it).
 _SHARED = _tiny(16, "reencode", 1)
 TEST_PRESETS = tiny_test_presets(2, {
     "reencode": _tiny(16, "reencode", 3),
     "direct": _tiny(16, "direct", 1),
     "equiv": replace(_tiny(16, "reencode", 3), equiv_w=10.0),
-    "shared": replace(_SHARED, arch=replace(_SHARED.arch, shared_estimator=True, geo_tf_base=True)),
+    "shared": replace(_SHARED, arch=replace(_SHARED.arch, shared_estimator=True, geo_tf_base=True, geo_tf_affine=True)),
 })  # fmt: skip
 
 
