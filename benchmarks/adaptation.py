@@ -202,6 +202,27 @@ def unit_cell(
     return evaluate_adaptation(load_model(str(model), device="cpu"), test, domain="b")
 
 
+def unit_trajectory(run: Path, test: Path) -> list[Record]:
+    """The target test accuracy of each training checkpoint a UNIT cell's run folder kept (the last
+    three saves, every fifth of the budget): does the adapted classifier still improve at the end?
+    Each checkpoint is exported next to the run (``model-step_N``) and scored like the cell."""
+    import torch
+
+    from i2icli.api import load_model
+    from i2icli.eval.adapt import evaluate_adaptation
+    from i2icli.runs.run import export_checkpoint
+    from i2icli.train.state import checkpoint_step
+
+    points = []
+    for step in sorted(checkpoint_step(p) for p in (run / "checkpoints").glob("step_*.pt")):
+        folder = run / f"model-step_{step}"
+        if not (folder / "model.safetensors").is_file():
+            export_checkpoint(run, step, folder, torch.device("cpu"))
+        report = evaluate_adaptation(load_model(str(folder), device="cpu"), test, domain="b")
+        points.append({"step": step, "accuracy": report.accuracy})
+    return points
+
+
 def cell_key(direction: str, kind: str, seed: int) -> str:
     """``mnist-uci:unit`` for seed 0 (the key before seeds existed), ``mnist-uci:unit@seed1`` otherwise."""
     return f"{direction}:{kind}" + (f"@seed{seed}" if seed else "")
@@ -242,6 +263,10 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
                         raise SystemExit(f"{key}: {run} scores {report.accuracy}, the JSON {done['accuracy']}")
                     done["confusion"] = report.confusion
                     save()
+                if kind == "unit" and "trajectory" not in done and (run / "checkpoints").is_dir():
+                    # Measured before cells kept their trajectory: score the checkpoints the run kept.
+                    done["trajectory"] = _checked_trajectory(key, run, work, target, limit, done["accuracy"])
+                    save()
                 continue
             if kind != "unit":
                 others = budgets()
@@ -257,7 +282,9 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
             extra: Record = {}
             if kind == "unit":
                 report = unit_cell(source, target, work, budget, seed, limit, log)
-                acc, extra = report.accuracy, {"confusion": report.confusion}
+                run = work / unit_run_name(budget["preset"], source, target, steps, seed, budget["overrides"])
+                trajectory = _checked_trajectory(key, run, work, target, limit, report.accuracy)
+                acc, extra = report.accuracy, {"confusion": report.confusion, "trajectory": trajectory}
             else:
                 train_on = source if kind == "source-only" else target
                 acc = supervised_cell(train_on, target, steps, batch, limit, config, seed)
@@ -268,6 +295,27 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
             }  # fmt: skip
             log(f"{key}: accuracy {acc:.4f} ({budget['cells'][key]['seconds']} s)")
             save()
+
+
+def _checked_trajectory(key: str, run: Path, work: Path, target: str, limit: int | None, final: float) -> list[Record]:
+    """``unit_trajectory`` of a cell's run, whose last point must be the cell's own accuracy (the
+    final checkpoint is the exported model)."""
+    points = unit_trajectory(run, write_domain(work / "data", target, "test", limit, csv=False))
+    if not points or abs(points[-1]["accuracy"] - final) > 1e-6:
+        raise SystemExit(f"{key}: the checkpoints of {run} end at {points[-1:] or 'nothing'}, the cell at {final}")
+    return points
+
+
+def trajectory_line(cells: Record, direction: str) -> str | None:
+    """``mnist-uci 0.6853 (480) / 0.7121 (640) / 0.7019 (800)``: the UNIT cells' accuracy at each kept
+    checkpoint, mean over the seeds that have one; None when no cell has a trajectory."""
+    by_step: dict[int, list[float]] = {}
+    for seed in seeds_of(cells, direction, "unit"):
+        for point in cells[cell_key(direction, "unit", seed)].get("trajectory", []):
+            by_step.setdefault(point["step"], []).append(point["accuracy"])
+    if not by_step:
+        return None
+    return f"{direction} " + " / ".join(f"{statistics.fmean(v):.4f} ({step})" for step, v in sorted(by_step.items()))
 
 
 def seeds_of(cells: Record, direction: str, kind: str) -> list[int]:
@@ -352,6 +400,10 @@ def render(results: Record) -> str:
                 f"| {direction} | {','.join(map(str, seeds)) or '-'} | {' | '.join(shown)} | "
                 f"{'-' if gap is None else f'{gap:.2f}' + paired} | {' | '.join(timing)} |"
             )
+        trajectories = [line for d in DIRECTIONS if (line := trajectory_line(cells, d)) is not None]
+        if trajectories:
+            lines += ["", "UNIT's accuracy at the checkpoints its runs kept (step in brackets; mean over the seeds): "
+                      + "; ".join(trajectories) + "."]  # fmt: skip
         matrices = [
             f"[{direction} seed {s}](figures/adaptation/{confusion_name(key, direction, s)})"
             for direction in DIRECTIONS for s in seeds_of(cells, direction, "unit")

@@ -74,6 +74,16 @@ def test_table_shows_mean_sd_and_notes(tmp_path: Path) -> None:
     assert text.index("NOTE-A") < text.index("| mnist-uci |") < text.index("NOTE-B")
 
 
+def test_trajectory_line_averages_each_step_over_seeds() -> None:
+    cells = _cells({"unit": [0.7, 0.8, 0.9]})
+    for seed, points in enumerate(([0.5, 0.7], [0.6, 0.8], [])):
+        cells[adaptation.cell_key("mnist-uci", "unit", seed)]["trajectory"] = [
+            {"step": step, "accuracy": acc} for step, acc in zip((640, 800), points)
+        ]
+    assert adaptation.trajectory_line(cells, "mnist-uci") == "mnist-uci 0.5500 (640) / 0.7500 (800)"
+    assert adaptation.trajectory_line(cells, "uci-mnist") is None
+
+
 def test_markdown_block_is_replaced_not_appended(tmp_path: Path) -> None:
     md = tmp_path / "RESULTS.md"
     md.write_text("# Results\n\nquality table\n")
@@ -108,7 +118,13 @@ def test_smoke_runs_every_cell() -> None:
         correct = sum(confusion[i][i] for i in range(10)) / sum(map(sum, confusion))
         assert correct == pytest.approx(budget["cells"][f"{direction}:unit@seed1"]["accuracy"])
         assert (folder / "figures" / adaptation.confusion_name(key, direction, 1)).is_file()
-    assert "Confusion matrices of the adapted classifiers" in (folder / "RESULTS.md").read_text()
+        # ... and the accuracy at each checkpoint its run kept, the last one the cell's own.
+        trajectory = budget["cells"][f"{direction}:unit@seed1"]["trajectory"]
+        steps = [p["step"] for p in trajectory]
+        assert steps == sorted(steps) and steps[-1] == adaptation.SMOKE["steps"] and len(steps) >= 2
+        assert trajectory[-1]["accuracy"] == pytest.approx(budget["cells"][f"{direction}:unit@seed1"]["accuracy"])
+    text = (folder / "RESULTS.md").read_text()
+    assert "Confusion matrices of the adapted classifiers" in text and "UNIT's accuracy at the checkpoints" in text
 
 
 def test_bad_override_fails_before_training() -> None:
