@@ -287,6 +287,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("transgaga-small", "transgaga", "cpu-small", note="cpu-small as the quality table runs it"),
         Variant("transgaga-small-shared", "transgaga", "cpu-small", TRANSGAGA_SHARED,
                 "equivariance term, one landmark estimator on edge maps, geometry transformer started at the landmark identity"),
+        Variant("transgaga-small-kl", "transgaga", "cpu-small", ("kl_w=0.1",),
+                "cpu-small with the appearance KL weight at 0.1 (paper and preset: 0.01): prior styles gave half the "
+                "per-input spread that real boots' posterior codes give; a stronger KL pulls the posteriors to the prior"),
         Variant("transgaga-small-affine", "transgaga", "cpu-small", (*TRANSGAGA_SHARED, "arch.geo_tf_affine=true"),
                 "transgaga-small-shared with the transformer's base moving the landmarks by the affine map between the "
                 "domains' mean landmark shapes"),
