@@ -290,6 +290,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("transgaga-small-kl", "transgaga", "cpu-small", ("kl_w=0.1",),
                 "cpu-small with the appearance KL weight at 0.1 (paper and preset: 0.01): prior styles gave half the "
                 "per-input spread that real boots' posterior codes give; a stronger KL pulls the posteriors to the prior"),
+        Variant("transgaga-small-app64", "transgaga", "cpu-small", ("arch.app_code=64",),
+                "cpu-small with the paper's appearance code length, 64 (cpu-small: 8): does a longer code give the "
+                "styles more to change?"),
         Variant("transgaga-small-affine", "transgaga", "cpu-small", (*TRANSGAGA_SHARED, "arch.geo_tf_affine=true"),
                 "transgaga-small-shared with the transformer's base moving the landmarks by the affine map between the "
                 "domains' mean landmark shapes"),
