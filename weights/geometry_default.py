@@ -17,7 +17,6 @@ Steps, each skipped when its output exists (so an interrupted run continues):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,13 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-import torch
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 import geometry  # noqa: E402  (benchmarks/geometry.py: the pairs, variants and metrics)
-from entry import run_script  # noqa: E402  (benchmarks/entry.py: library errors as one line)
+import recipe_steps  # noqa: E402  (weights/recipe_steps.py: the make scripts' shared entry)
 
 SEED = geometry.SEED
 
@@ -199,19 +196,14 @@ def card(model: GeometryDefault, figures: dict, seconds: dict[str, float], pictu
 
 def make(model: GeometryDefault, work: Path) -> None:
     """Every step, in order; finished steps are reused."""
-    torch.set_num_threads(1)
     data, judges = prepare(model, work)
     model_file = export(model, train(model, work, data))
     examples(model, data)
     picture = landmark_picture(model, model_file)
     card(model, measure(model, data, judges, model_file), geometry.run_seconds(work / "run"), picture)
-    print((HERE / model.name / "README.md").read_text())
 
 
 def main(model: GeometryDefault, description: str) -> NoReturn:
-    """``--work`` (default runs/make-NAME), then ``make``; a library error (a work folder holding
-    another recipe's run) is one ``error:`` line and its exit code."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / f"make-{model.name}")
-    work = parser.parse_args().work
-    run_script(lambda: make(model, work))
+    """The make scripts' shared entry (``recipe_steps.main``): ``--work`` (default runs/make-NAME),
+    one torch thread, ``make``, the card printed; a library error is one ``error:`` line."""
+    recipe_steps.main(model.name, description, lambda work: make(model, work))
