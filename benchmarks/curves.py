@@ -293,6 +293,15 @@ VARIANTS: dict[str, Variant] = {
         Variant("transgaga-small-app64", "transgaga", "cpu-small", ("arch.app_code=64",),
                 "cpu-small with the paper's appearance code length, 64 (cpu-small: 8): does a longer code give the "
                 "styles more to change?"),
+        Variant("transgaga-small-adain", "transgaga", "cpu-small", ("arch.app_fusion=adain",),
+                "cpu-small with the appearance code set through AdaIN in every decoder residual block (ours; cpu-small: "
+                "tiled and concatenated once): does a code that reaches every block change the styles more?"),
+        Variant("transgaga-small-adain-res2", "transgaga", "cpu-small", ("arch.app_fusion=adain", "arch.dec_res=2"),
+                "transgaga-small-adain with two decoder residual blocks (cpu-small: 1), so four AdaIN layers as in "
+                "MUNIT's CPU presets: is one block too few for the code to shape the output?"),
+        Variant("transgaga-small-res2", "transgaga", "cpu-small", ("arch.dec_res=2",),
+                "cpu-small with two decoder residual blocks and the concatenated code (the control of "
+                "transgaga-small-adain-res2: is its gain the second block or AdaIN?)"),
         Variant("transgaga-small-affine", "transgaga", "cpu-small", (*TRANSGAGA_SHARED, "arch.geo_tf_affine=true"),
                 "transgaga-small-shared with the transformer's base moving the landmarks by the affine map between the "
                 "domains' mean landmark shapes"),

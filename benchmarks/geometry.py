@@ -17,7 +17,8 @@ against the true counterpart of each test image.
 Cells: a *variant* (a method plus ``--set`` overrides, see ``VARIANTS``; the table is data, there
 is no per-method branch) on a pair. Every trained variant runs the method's labelled CPU preset
 ``cpu-small`` for the same ``STEPS`` steps of batch ``BATCH`` (seed 0) on whole 32 px images (no
-crop, no flip). Two untrained baselines set the floor a method has to beat: ``do-nothing``
+crop, no flip). ``--seeds 0,1,2`` adds a cell per further seed (key ``cyclegan:mnist-warped@seed1``,
+its own run folder); the main tables stay seed 0 and a several-seeds table shows mean ± sample sd. Two untrained baselines set the floor a method has to beat: ``do-nothing``
 returns each input unchanged, ``target-mean`` replaces it by the mean training image of the target
 domain (the best constant answer in L2: the PSNR earned by painting the average page).
 
@@ -40,6 +41,7 @@ The tables go into this script's block of ``benchmarks/RESULTS.md`` (``results_m
     python benchmarks/geometry.py                           # every missing cell, pair mnist-warped first
     python benchmarks/geometry.py --pairs mnist-warped --variants do-nothing,cyclegan
     python benchmarks/geometry.py --cells transgaga:mnist-warped
+    python benchmarks/geometry.py --cells cyclegan:mnist-warped --seeds 1,2   # two more seeds of one cell
     python benchmarks/geometry.py --smoke      # 3 steps on tiny data in a temp folder: checks the table (CI)
     python benchmarks/geometry.py --report     # only rewrite the RESULTS.md block and figures from the JSON
 
@@ -53,6 +55,7 @@ import functools
 import json
 import math
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -63,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import Paths, cell_directions, read_block, smoke_status, write_block
+from results_md import Paths, cell_directions, metric_text, read_block, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -395,8 +398,19 @@ VARIANTS: dict[str, Variant] = {
 }  # fmt: skip
 
 
-def cell_key(variant: str, pair: str) -> str:
-    return f"{variant}:{pair}"
+def cell_key(variant: str, pair: str, seed: int = SEED) -> str:
+    """``cyclegan:mnist-warped`` for seed 0 (the key before seeds existed), ``cyclegan:mnist-warped@seed1`` otherwise."""
+    return f"{variant}:{pair}" + (f"@seed{seed}" if seed != SEED else "")
+
+
+def run_name(variant: str, pair: str, steps: int, seed: int) -> str:
+    """A trained cell's run folder under ``work/runs`` (seed 0 keeps the name it always had)."""
+    return f"{variant}-{pair}-{steps}" + (f"-seed{seed}" if seed != SEED else "")
+
+
+def strip_name(variant: str, seed: int) -> str:
+    """A cell's folder of sample strips under ``figures/cells/<pair>/<direction>``."""
+    return variant + (f"-seed{seed}" if seed != SEED else "")
 
 
 def all_cells() -> list[tuple[Variant, Pair]]:
@@ -433,7 +447,9 @@ def expected_directions(variant: Variant) -> list[str]:
 # --------------------------------------------------------------------------- running a cell
 
 
-def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: int, log: Callable[[str], None]) -> Path:
+def train_cell(
+    variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: int, seed: int, log: Callable[[str], None]
+) -> Path:  # fmt: skip
     """Train (or resume, or reuse) the cell's run; returns its exported model file. The wall and
     CPU seconds of every session are added up in ``run_dir/seconds.json`` (see ``run_seconds``)."""
     import torch
@@ -448,7 +464,7 @@ def train_cell(variant: Variant, pair: Pair, data: Path, run_dir: Path, steps: i
             method=variant.method, preset=PRESET, config_file=None, overrides=variant.settings(pair, steps),
             data=DataSpec(str(data / "trainA"), str(data / "trainB"), pair.domains),
             batch_size=BATCH, lr=None, max_steps=steps,
-            loop_kwargs=dict(seed=SEED, save_every=100, sample_every=0, log_every=50),
+            loop_kwargs=dict(seed=seed, save_every=100, sample_every=0, log_every=50),
             init_from=None, steps_per_epoch=lambda bs: 0,
         )  # fmt: skip
 
@@ -587,10 +603,11 @@ def evaluate_direction(
 
 
 def run_cell(
-    variant: Variant, pair: Pair, data: Path, judges: Judges, work: Path, figures: Path, steps: int,
+    variant: Variant, pair: Pair, data: Path, judges: Judges, work: Path, figures: Path, steps: int, seed: int,
     log: Callable[[str], None],
 ) -> Record:  # fmt: skip
-    """Train (unless do-nothing), then score every direction the model has on the test split."""
+    """Train (unless a baseline) with ``seed`` (init, batches), then score every direction the model has
+    on the test split."""
     from i2icli.train.state import latest_checkpoint
 
     load_before = os.getloadavg()[0]
@@ -598,14 +615,14 @@ def run_cell(
     if variant.baseline is not None:
         translate, directions, resumed = baseline_translator(variant.baseline, pair, data), ("a2b", "b2a"), False
     else:
-        run_dir = work / "runs" / f"{variant.name}-{pair.name}-{steps}"
+        run_dir = work / "runs" / run_name(variant.name, pair.name, steps, seed)
         resumed = latest_checkpoint(run_dir) is not None
-        translate, directions = model_translator(train_cell(variant, pair, data, run_dir, steps, log))
+        translate, directions = model_translator(train_cell(variant, pair, data, run_dir, steps, seed, log))
         spent = run_seconds(run_dir)
     start = time.perf_counter()
     reports = []
     for direction in directions:
-        strips = figures / "cells" / pair.name / direction / variant.name
+        strips = figures / "cells" / pair.name / direction / strip_name(variant.name, seed)
         reports.append(evaluate_direction(translate, pair, data, direction, judges, strips))
         if variant.baseline is None and landmark_strip(run_dir / "model" / "model.safetensors", pair, data, direction, strips):
             reports[-1]["landmarks"] = True  # strips/landmarks.png
@@ -617,14 +634,15 @@ def run_cell(
         "overrides": variant.settings(pair, steps) if variant.method else [],
         "steps": steps if variant.method else 0,
         "batch_size": BATCH if variant.method else None,
-        "seed": SEED,
+        "seed": seed,
         "train_seconds": round(spent["wall"], 1),  # every session of a resumed run
         "train_cpu_seconds": round(spent["cpu"], 1),
         "resumed": resumed,
         "eval_seconds": round(time.perf_counter() - start, 1),
         "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine() | {"load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
-        "command": f"python benchmarks/geometry.py --cells {cell_key(variant.name, pair.name)}",
+        "command": f"python benchmarks/geometry.py --cells {cell_key(variant.name, pair.name)}"
+        + (f" --seeds {seed}" if seed != SEED else ""),
         "directions": reports,
     }
 
@@ -678,12 +696,6 @@ def _label(key: str) -> str:
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
-def _value(metrics: Record, key: str) -> str:
-    from i2icli.eval.catalogue import format_metric
-
-    return format_metric(key, metrics[key]) if key in metrics else "–"
-
-
 def _better(key: str, value: float, other: float) -> bool:
     from i2icli.eval.catalogue import metric_info
 
@@ -710,8 +722,28 @@ def _keys(d: Record) -> list[str]:
 
 
 def _cells_of(results: Record, pair: Pair) -> list[Record]:
-    """The pair's finished cells in table order."""
+    """The pair's finished seed-0 cells in table order."""
     return [results["cells"][k] for k in (cell_key(v, pair.name) for v in VARIANTS) if k in results["cells"]]
+
+
+def _seeded(results: Record, pair: Pair) -> dict[str, list[Record]]:
+    """Per variant measured with more than one seed on ``pair``: its cells in seed order."""
+    out = {}
+    for v in VARIANTS:
+        mine = [c for k, c in results["cells"].items() if k.split("@")[0] == cell_key(v, pair.name)]
+        if len(mine) > 1:
+            out[v] = sorted(mine, key=lambda c: c["seed"])
+    return out
+
+
+def _over_seeds(cells: Sequence[Record], direction: str) -> tuple[Record, Record]:
+    """(mean, sample sd) of every metric all ``cells`` have in ``direction``."""
+    per = [_dirs(c)[direction]["metrics"] for c in cells if direction in _dirs(c)]
+    keys = [k for k in per[0] if all(k in m for m in per)] if len(per) == len(cells) else []
+    return ({k: statistics.fmean(m[k] for m in per) for k in keys}, {k: statistics.stdev(m[k] for m in per) for k in keys})
+
+
+SEEDED = ("class-kept", "psnr", "fid")  # the several-seeds table's metrics per direction
 
 
 _EXPLAINED = """\
@@ -745,18 +777,55 @@ def render_section(results: Record) -> str:
              "`benchmarks/results/geometry.json`; do not edit by hand.", "", _EXPLAINED]  # fmt: skip
     for pair in PAIRS.values():
         lines += _pair_section(pair, _cells_of(results, pair), results.get("judges", {}).get(pair.name, {}))
+        lines += _seeds_section(pair, _seeded(results, pair))
     lines += _how_section(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def readme_table(results: Record) -> str:
-    """The README's copy (block ``geometry-summary``): class kept and PSNR both ways on mnist-warped."""
-    lines = _header(["variant", "mnist → warped class kept ↑", "PSNR ↑", "warped → mnist class kept ↑", "PSNR ↑"])
-    for cell in _cells_of(results, PAIRS["mnist-warped"]):
-        dirs = _dirs(cell)
-        values = [_value(dirs[d]["metrics"], k) if d in dirs else "–" for d in ("a2b", "b2a") for k in ("class-kept", "psnr")]
-        lines.append(_row([cell["variant"], *values]))
+    """The README's copy (block ``geometry-summary``): class kept and PSNR both ways on mnist-warped,
+    mean ± sd for a variant measured with several seeds."""
+    pair = PAIRS["mnist-warped"]
+    seeded = _seeded(results, pair)
+    lines = _header(["variant", "seeds", "mnist → warped class kept ↑", "PSNR ↑", "warped → mnist class kept ↑", "PSNR ↑"])
+    for cell in _cells_of(results, pair):
+        runs = seeded.get(cell["variant"], [cell])
+        values = []
+        for d in ("a2b", "b2a"):
+            mean, sd = _over_seeds(runs, d) if len(runs) > 1 else (_dirs(cell)[d]["metrics"] if d in _dirs(cell) else {}, {})
+            values += [metric_text(mean, k, sd) for k in ("class-kept", "psnr")]
+        seeds = ", ".join(str(c["seed"]) for c in runs) if cell["method"] else "–"
+        lines.append(_row([cell["variant"], seeds, *values]))
     return "\n".join(lines) + "\n"
+
+
+def _seeds_section(pair: Pair, seeded: dict[str, list[Record]]) -> list[str]:
+    """Variants measured with several seeds: mean ± sample sd per direction (the tables above are seed 0)."""
+    if not seeded:
+        return []
+    first = next(iter(seeded.values()))
+    names = [d for d in ("a2b", "b2a") if any(d in _dirs(c) for c in first)]
+    columns, keys = [], []
+    for d in names:
+        metrics = _dirs(first[0])[d]["metrics"]
+        for kind in SEEDED:
+            key = next((k for k in metrics if k == kind or (kind == "fid" and k.startswith("fid-"))), None)
+            if key is not None:
+                columns.append(f"{_dirs(first[0])[d]['source']} → {_dirs(first[0])[d]['target']} {_label(key)}")
+                keys.append((d, key))
+    lines = [f"### {pair.name}: several seeds (mean ± sample sd; the tables above are seed 0)", ""]
+    lines += _header(["variant", "seeds", *columns])
+    for variant, runs in seeded.items():
+        stats = {d: _over_seeds(runs, d) for d in names}
+        lines.append(_row([variant, ", ".join(str(c["seed"]) for c in runs), *(metric_text(stats[d][0], k, stats[d][1]) for d, k in keys)]))
+    lines.append("")
+    for variant, runs in seeded.items():
+        per_seed = "; ".join(
+            f"seed {c['seed']}: " + ", ".join(f"{d} {metric_text(_dirs(c)[d]['metrics'], 'class-kept')}" for d in names if d in _dirs(c))
+            for c in runs
+        )  # fmt: skip
+        lines.append(f"- {variant} class kept per seed: {per_seed}.")
+    return [*lines, ""]
 
 
 def write_markdown(results: Record, markdown: Path) -> None:
@@ -779,7 +848,7 @@ def _pair_section(pair: Pair, here: list[Record], judges: Record) -> list[str]:
         keys = list(dict.fromkeys(k for c in with_it for k in _keys(_dirs(c)[name])))
         lines += [f"### {first['source']} → {first['target']} ({name}, {first['n']} test images)", ""]
         lines += _header(["variant", *map(_label, keys)])
-        lines += [_row([c["variant"], *(_value(_dirs(c)[name]["metrics"], k) for k in keys)]) for c in with_it]
+        lines += [_row([c["variant"], *(metric_text(_dirs(c)[name]["metrics"], k) for k in keys)]) for c in with_it]
         acc = first["reference"]["real-class-acc"]
         lines += ["", f"Reference: the {first['target']} judge on real {first['target']} test images = {acc:.1%}.", ""]
         lines += _findings(name, with_it, keys)
@@ -824,7 +893,7 @@ def _findings(direction: str, cells: list[Record], keys: list[str]) -> list[str]
         best = have[0]
         for v, x in have[1:]:
             best = (v, x) if _better(key, x, best[1]) else best
-        lines.append(f"- Best {_label(key)}: **{best[0]}** ({_value(values[best[0]], key)}).")
+        lines.append(f"- Best {_label(key)}: **{best[0]}** ({metric_text(values[best[0]], key)}).")
     for c in cells:
         if c["variant"] in BASELINES:
             continue
@@ -855,7 +924,7 @@ def _how_section(results: Record) -> list[str]:
         *(f"- Machine: {m}." for m in dict.fromkeys(machines)),
         f"- Dates: {dates[0]} to {dates[-1]}; wall time of all cells {total / 60:.0f} min (training + evaluation).",
         f"- Budget: every trained cell {', '.join(budgets)} with preset `{PRESET}` (labelled CPU preset, not the "
-        "papers' recipes), seed 0.",
+        "papers' recipes), seed 0; the several-seeds tables add the seeds they list (`--seeds`).",
         "- The machine was shared with other jobs (1-minute load averages are in the JSON): wall times are upper",
         "  bounds; the CPU time (one torch thread) is what a cell costs on an otherwise idle core.",
         "",
@@ -894,14 +963,19 @@ def render_figures(results: Record, figures: Path) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: bool, log: Callable[[str], None] = print) -> Record:
-    """Run every missing cell (skipping finished ones) and keep RESULTS.md in step."""
+def run_table(
+    cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: bool, seeds: Sequence[int] = (SEED,),
+    log: Callable[[str], None] = print,
+) -> Record:  # fmt: skip
+    """Run every missing cell for each seed (skipping finished ones) and keep RESULTS.md in step. The
+    untrained baselines have no seed: they run once, as seed 0."""
     results = load_results(paths.results)
     ran = False
     steps = SMOKE_STEPS if smoke else STEPS
     judges: dict[str, Judges] = {}
-    for variant, pair in cells:
-        key = cell_key(variant.name, pair.name)
+    runs = [(v, p, seed) for seed in seeds for v, p in cells if v.method is not None or seed == SEED]
+    for variant, pair, seed in runs:
+        key = cell_key(variant.name, pair.name, seed)
         if key in results["cells"]:
             log(f"{key}: done earlier, skipped")
             if _backfill_landmarks(results["cells"][key], variant, pair, paths, steps, smoke, log):
@@ -912,7 +986,7 @@ def run_table(cells: Sequence[tuple[Variant, Pair]], paths: Paths, *, smoke: boo
         if pair.name not in judges:
             judges[pair.name], results["judges"][pair.name] = load_judges(pair, paths.work, smoke, log)
         log(f"{key}: {'evaluating' if variant.method is None else f'training {steps} steps'}")
-        results["cells"][key] = run_cell(variant, pair, data, judges[pair.name], paths.work, paths.figures, steps, log)
+        results["cells"][key] = run_cell(variant, pair, data, judges[pair.name], paths.work, paths.figures, steps, seed, log)
         save_results(paths.results, results)
         write_markdown(results, paths.markdown)
         ran = True
@@ -927,17 +1001,18 @@ def _backfill_landmarks(
 ) -> bool:  # fmt: skip
     """A finished cell measured before landmark strips existed gets them from its kept run folder
     (marked in its direction records); whether anything was added."""
-    model = paths.work / "runs" / f"{variant.name}-{pair.name}-{steps}" / "model" / "model.safetensors"
+    seed = cell.get("seed", SEED)
+    model = paths.work / "runs" / run_name(variant.name, pair.name, steps, seed) / "model" / "model.safetensors"
     if variant.method is None or not model.is_file():
         return False
     added = False
     for name, record in _dirs(cell).items():
-        strips = paths.figures / "cells" / pair.name / name / variant.name
+        strips = paths.figures / "cells" / pair.name / name / strip_name(variant.name, seed)
         if record.get("landmarks"):
             continue
         if landmark_strip(model, pair, prepare_pair(pair, paths.work / "data", small=smoke), name, strips):
             record["landmarks"] = added = True
-            log(f"{cell_key(variant.name, pair.name)}: landmark strip for {name} drawn from {model}")
+            log(f"{cell_key(variant.name, pair.name, seed)}: landmark strip for {name} drawn from {model}")
     return added
 
 
@@ -958,7 +1033,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--report", action="store_true", help="only regenerate the RESULTS.md block and figures")
     parser.add_argument("--work", type=Path, help="data, judges and run folders (and for --smoke the results)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    parser.add_argument("--seeds", default=str(SEED),
+                        help="comma-separated seeds of the trained cells, each a cell of its own (default 0)")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds}: comma-separated integers")
+    if any(x < 0 for x in seeds):
+        parser.error(f"--seeds {args.seeds}: seeds are >= 0")
     cells = select_cells(args.variants, args.pairs, args.cells)
     paths = _paths(args)
     if args.report:
@@ -969,7 +1052,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    results = run_table(cells, paths, smoke=args.smoke)
+    results = run_table(cells, paths, smoke=args.smoke, seeds=seeds)
     if args.smoke:
         return smoke_status(check_shape(results, cells), len(cells), paths.markdown)
     return 0

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from machine_info import describe, machine
-from results_md import Paths, cell_directions, locked, read_block, smoke_status, write_block
+from results_md import Paths, cell_directions, locked, metric_text, read_block, smoke_status, write_block
 
 if TYPE_CHECKING:  # torch and i2icli load inside the functions, so --help stays fast
     import torch
@@ -551,18 +551,6 @@ def _label(key: str) -> str:
     return f"{info.label} {'↑' if info.better == 'higher' else '↓'}"
 
 
-def _value(metrics: Record, key: str, sd: Record | None = None) -> str:
-    """A metric as shown; with ``sd`` (several seeds) as "mean ± sd"."""
-    from i2icli.eval.catalogue import format_metric
-
-    if key not in metrics:
-        return "–"
-    shown = format_metric(key, metrics[key])
-    if sd and key in sd:
-        shown += f" ± {format_metric(key, sd[key]).rstrip('%')}" + ("%" if shown.endswith("%") else "")
-    return shown
-
-
 def _cells_of(results: Record, bench: Benchmark) -> list[Record]:
     """The benchmark's finished cells, do-nothing first; a method run with several seeds is one cell
     whose metrics are the mean over its seeds (``seeds`` lists them, ``sd`` per direction holds the
@@ -646,7 +634,7 @@ def _summary(results: Record) -> list[str]:
             d = next(_dirs(c)[name] for c in here.values() if name in _dirs(c))
             for key in filter(None, (_headline_key(d["metrics"], kind) for kind in bench.headline)):
                 values = [
-                    _value(_dirs(here[m])[name]["metrics"], key, _dirs(here[m])[name].get("sd"))
+                    metric_text(_dirs(here[m])[name]["metrics"], key, _dirs(here[m])[name].get("sd"))
                     if m in here and name in _dirs(here[m]) else "–"
                     for m in methods
                 ]  # fmt: skip
@@ -746,7 +734,7 @@ def _benchmark_section(bench: Benchmark, here: list[Record]) -> list[str]:
             lines += [f"No metric applies: {'; '.join(d['skipped'])}.", ""]
             continue
         lines += _header(["method", *map(_label, keys)])
-        lines += [_row([c["method"], *(_value(x["metrics"], k, x.get("sd")) for k in keys)]) for c, x in zip(with_it, per_cell)]
+        lines += [_row([c["method"], *(metric_text(x["metrics"], k, x.get("sd")) for k in keys)]) for c, x in zip(with_it, per_cell)]
         # Real-image references depend on the data (and the judge) only: the first cell that has one speaks for all.
         refs = {k: v for x in reversed(per_cell) for k, v in x["reference"].items()}
         lines += [f"\nReference: {metric_info(k).label} = {format_metric(k, v)}." for k, v in refs.items()]

@@ -89,3 +89,15 @@ def cell_directions(results: dict, key: str, expected: list[str], problems: list
         problems.append(f"{key}: needs {' and '.join(expected)} with images, got {sorted(dirs)}")
         return None
     return dirs
+
+
+def metric_text(metrics: dict, key: str, sd: dict | None = None) -> str:
+    """A metric as the tables show it ("–" when absent); with ``sd`` (several seeds) as "mean ± sd"."""
+    from i2icli.eval.catalogue import format_metric
+
+    if key not in metrics:
+        return "–"
+    shown = format_metric(key, metrics[key])
+    if sd and key in sd:
+        shown += f" ± {format_metric(key, sd[key]).rstrip('%')}" + ("%" if shown.endswith("%") else "")
+    return shown

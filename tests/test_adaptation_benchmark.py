@@ -134,7 +134,8 @@ def test_bad_override_fails_before_training() -> None:
 
 def test_baselines_of_the_same_classifier_are_copied_not_retrained(tmp_path: Path) -> None:
     def budget(overrides: list[str], cells: dict[str, object]) -> dict[str, object]:
-        return {"steps": 800, "batch": 16, "preset": adaptation.PRESET, "overrides": overrides, "cells": cells}
+        return {"steps": 800, "batch": 16, "preset": adaptation.PRESET, "overrides": overrides, "machine": {"flags": "avx2"},
+                "cells": cells}  # fmt: skip
 
     measured = {"accuracy": 0.75, "seconds": 1.0, "cpu_seconds": 1.0, "load": [1.0, 1.0]}
     base = budget([], {"mnist-uci:source-only": measured})
@@ -148,3 +149,49 @@ def test_baselines_of_the_same_classifier_are_copied_not_retrained(tmp_path: Pat
         budgets=lambda: {"da32-cpu:800": base}, save=lambda: saved.append(1), log=lambda s: None,
     )  # fmt: skip
     assert variant["cells"] == {"mnist-uci:source-only": {**measured, "same_as": "da32-cpu:800"}} and saved == [1]
+
+
+def test_baselines_are_copied_only_from_the_same_kind_of_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    def budget(flags: str, cells: dict[str, dict[str, object]], overrides: list[str]) -> dict[str, object]:
+        return {"steps": 800, "batch": 16, "preset": "da32-cpu", "overrides": overrides, "machine": {"flags": flags}, "cells": cells}
+
+    measured: list[int] = []
+
+    def fake_cell(train_on: str, test_on: str, steps: int, batch: int, limit: object, config: object, seed: int) -> float:
+        measured.append(seed)
+        return 0.42
+
+    monkeypatch.setattr(adaptation, "supervised_cell", fake_cell)
+    avx2 = budget("avx2", _cells({"source-only": [0.75, 0.72]}), [])
+    avx512 = budget("avx2, avx512f", _cells({"source-only": [0.80]}), ["lambda_content=10"])
+    mine = budget("avx2, avx512f", {adaptation.cell_key("mnist-uci", "source-only", 0): {"accuracy": 0.75, "same_as": "old"}},
+                  ["lambda_content=5"])  # fmt: skip
+    others = {"old": avx2, "new": avx512}
+    adaptation.run_cells([("mnist-uci", "source-only")], [0, 1], "mine", mine, Path("unused"), limit=None,
+                         budgets=lambda: others, save=lambda: None, log=lambda s: None)  # fmt: skip
+    seed0, seed1 = (mine["cells"][adaptation.cell_key("mnist-uci", "source-only", s)] for s in (0, 1))  # type: ignore[index]
+    # Seed 0: the AVX2 copy is dropped for the AVX-512 twin's figure; seed 1: only an AVX2 cell
+    # exists, so it is measured here and records the CPU it ran on.
+    assert (seed0["accuracy"], seed0["same_as"]) == (0.80, "new")
+    assert seed1["accuracy"] == 0.42 and "same_as" not in seed1 and measured == [1]
+    assert seed1["cpu_flags"] == adaptation.machine()["flags"]
+    # A budget whose columns come from two kinds of CPU (its own UNIT cell, a copied baseline) says so.
+    cells = {adaptation.cell_key("mnist-uci", "source-only", 0): {"accuracy": 0.75, "same_as": "old"},
+             **_cells({"unit": [0.7]})}  # fmt: skip
+    mixed = {"format": adaptation.FORMAT, "notes": {}, "budgets": {
+        "old": {**avx2, "command": "x"}, "mine": {**budget("avx2, avx512f", cells, ["lambda_content=5"]), "command": "x"}}}  # fmt: skip
+    assert "different instruction sets (avx2; avx2, avx512f)" in adaptation.render(mixed)
+    mixed["budgets"]["mine"]["cells"].pop(adaptation.cell_key("mnist-uci", "source-only", 0))
+    assert "different instruction sets" not in adaptation.render(mixed)
+
+
+def test_readme_table_is_written_from_the_committed_json() -> None:
+    from results_md import read_block
+
+    results = adaptation.load_results(adaptation.RESULTS)
+    table = adaptation.readme_table(results)
+    assert read_block(adaptation.README, "adaptation-summary") == table
+    # One row per budget and direction with a UNIT cell, the gap as render() computes it.
+    rows = table.splitlines()[2:]
+    expected = sum(1 for b in results["budgets"].values() for d in adaptation.DIRECTIONS if adaptation.seeds_of(b["cells"], d, "unit"))
+    assert len(rows) == expected

@@ -139,7 +139,7 @@ def test_several_seeds_show_mean_and_sample_sd() -> None:
     a2b = merged["directions"][0]
     assert merged["seeds"] == [0, 1, 2] and merged["train_seconds"] == 180.0
     assert a2b["metrics"]["class-kept"] == pytest.approx(0.9) and a2b["sd"]["class-kept"] == pytest.approx(0.1)
-    assert quality._value(a2b["metrics"], "class-kept", a2b["sd"]) == "90.0% ± 10.0%"
+    assert quality.metric_text(a2b["metrics"], "class-kept", a2b["sd"]) == "90.0% ± 10.0%"
 
 
 def test_check_shape_names_what_is_missing() -> None:

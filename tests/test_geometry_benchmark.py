@@ -189,3 +189,27 @@ def test_committed_results_fill_the_table() -> None:
             assert cell["machine"]["threads"] == 1
     assert read_block(geometry.MARKDOWN, geometry.BLOCK) == geometry.render_section(results)
     assert read_block(geometry.README, "geometry-summary") == geometry.readme_table(results)
+
+
+def test_seeds_are_cells_of_their_own_and_the_tables_show_their_mean_and_sd(tmp_path: Path) -> None:
+    cells = "do-nothing:mnist-warped,cyclegan:mnist-warped"
+    assert geometry.main(["--smoke", "--work", str(tmp_path), "--cells", cells, "--seeds", "0,1"]) == 0
+    results = json.loads((tmp_path / "geometry.json").read_text())
+    # The baseline has no seed (one cell); the trained variant one cell and one run folder per seed.
+    assert set(results["cells"]) == {"do-nothing:mnist-warped", "cyclegan:mnist-warped", "cyclegan:mnist-warped@seed1"}
+    seed1 = results["cells"]["cyclegan:mnist-warped@seed1"]
+    assert seed1["seed"] == 1 and seed1["command"].endswith("--cells cyclegan:mnist-warped --seeds 1")
+    assert (tmp_path / "runs" / f"cyclegan-mnist-warped-{geometry.SMOKE_STEPS}-seed1" / "model").is_dir()
+    assert (tmp_path / "figures" / "cells" / "mnist-warped" / "a2b" / "cyclegan-seed1" / "output.png").is_file()
+    # Fill in known values: the several-seeds table and the README copy show mean ± sample sd.
+    for key, kept in (("cyclegan:mnist-warped", 0.6), ("cyclegan:mnist-warped@seed1", 0.8)):
+        geometry._dirs(results["cells"][key])["a2b"]["metrics"]["class-kept"] = kept
+    section = geometry.render_section(results)
+    assert "| cyclegan | 0, 1 | 70.0% ± 14.1% |" in section
+    assert "- cyclegan class kept per seed: seed 0: a2b 60.0%" in section
+    assert "| cyclegan | 0, 1 | 70.0% ± 14.1% |" in geometry.readme_table(results)
+    assert "| do-nothing | – |" in geometry.readme_table(results)
+    # Asking for seed 1 again finds its cell (and no seed-1 baseline is made).
+    before = json.loads((tmp_path / "geometry.json").read_text())
+    assert geometry.main(["--smoke", "--work", str(tmp_path), "--cells", cells, "--seeds", "1"]) == 0
+    assert json.loads((tmp_path / "geometry.json").read_text()) == before

@@ -43,20 +43,6 @@ def test_readme_benchmark_table_is_the_generated_one() -> None:
     assert generated in readme
 
 
-def _adaptation_table(text: str) -> str:
-    """The da32-cpu 800-step table (header and rows) that follows its heading in ``text``."""
-    part = text.split("### 800 steps (batch 16, preset `da32-cpu`)\n", 1)[1]
-    return "\n".join(line for line in part.split("\n\n| direction |", 1)[1].split("\n\n", 1)[0].splitlines()[2:])
-
-
-def test_readme_adaptation_table_is_the_generated_one() -> None:
-    readme = (REPO / "README.md").read_text()
-    results = (REPO / "benchmarks" / "RESULTS.md").read_text()
-    rows = _adaptation_table(results)
-    assert rows.count("| mnist-uci |") == 1 and rows.count("| uci-mnist |") == 1
-    assert rows in readme
-
-
 # Tour lines not run by the test: they need the network or files the user brings.
 _NOT_RUN = ("# online", "# your files")
 # Import names of the distributions an extra installs (pyproject.toml's optional dependencies).

@@ -50,6 +50,7 @@ from i2icli.methods.info import MethodInfo, MethodOption
 from i2icli.methods.presets import tiny_test_presets
 from i2icli.nn.adain import (
     MLP,
+    AdaINResBlocks,
     ContentEncoder,
     Conv2dBlock,
     MsDisArch,
@@ -168,6 +169,9 @@ def gram_distance(fx: list[Tensor], fy: list[Tensor], *, relative: bool = False)
 
 # --------------------------------------------------------------------------- architecture
 
+AppFusion = Literal["concat", "adain"]
+APP_FUSIONS: tuple[AppFusion, ...] = ("concat", "adain")
+
 
 @dataclass(frozen=True)
 class TransGaGaArch:
@@ -197,6 +201,11 @@ class TransGaGaArch:
     # the source's mean landmark shape to the target's (least squares over the K landmarks), so a
     # global change of shape (a squeeze, a turn) is there before any training.
     geo_tf_affine: bool = False
+    # How the appearance code enters the decoder. "concat" [seed]: tiled, concatenated with the
+    # geometry code once, fused by a 1x1 conv. "adain", OURS (the reference allows "or AdaIN"):
+    # MUNIT's AdaIN in every decoder residual block, its scales and shifts an MLP of the code
+    # (hidden width tf_dim, 3 layers as MUNIT's); the geometry code enters the blocks directly.
+    app_fusion: AppFusion = "concat"
 
     def __post_init__(self) -> None:
         require(self, ("channels_a", "channels_b"), lambda v: v in (1, 3), "must be 1 or 3", "arch.")
@@ -211,6 +220,7 @@ class TransGaGaArch:
         if self.geo_tf_affine and not self.geo_tf_base:
             raise UsageError("arch.geo_tf_affine: needs arch.geo_tf_base=true (it shapes that base)")
         require(self, ("est_depth", "n_downsample", "app_downsample"), lambda v: v >= 1, "must be at least 1", "arch.")
+        require(self, ("app_fusion",), lambda v: v in APP_FUSIONS, f"must be one of {', '.join(APP_FUSIONS)}", "arch.")
 
 
 class GeometryEstimator(nn.Module):
@@ -280,15 +290,26 @@ def _up_block(in_ch: int, out_ch: int) -> nn.Sequential:
 class AppearanceDecoder(nn.Module):
     """(geometry code c (B, D, h, w), appearance a (B, A)) -> image (B, C, h·2^n, w·2^n).
 
-    a is tiled over h x w and concatenated with c [seed], fused by a 1x1 conv, then LN residual
-    blocks and LN upsampling convs (MUNIT's decoder without AdaIN): no instance norm after the
-    fusion, which would subtract exactly the spatially constant code.
+    ``fusion="concat"`` [seed]: a is tiled over h x w and concatenated with c, fused by a 1x1 conv,
+    then LN residual blocks (MUNIT's decoder without AdaIN): no instance norm after the fusion,
+    which would subtract exactly the spatially constant code. ``fusion="adain"`` (ours, the
+    reference's "or AdaIN"): c goes straight into MUNIT's AdaIN residual blocks, whose every norm
+    takes its scale and shift from ``mlp(a)``, so the code reaches each block. Either way LN
+    upsampling convs and a 7x7 conv + tanh follow.
     """
 
-    def __init__(self, dim: int, code: int, n_res: int, n_up: int, out_ch: int) -> None:
+    def __init__(
+        self, dim: int, code: int, n_res: int, n_up: int, out_ch: int, *, fusion: AppFusion = "concat", mlp_dim: int = 256
+    ) -> None:
         super().__init__()
-        self.fuse = nn.Conv2d(dim + code, dim, 1)
-        self.res = ResBlocks(n_res, dim, norm="ln", activ="relu", pad_type="reflect")
+        self.fusion = fusion
+        self.res: nn.Module
+        if fusion == "concat":  # module order kept: same keys and the same initialisation as before the option
+            self.fuse = nn.Conv2d(dim + code, dim, 1)
+            self.res = ResBlocks(n_res, dim, norm="ln", activ="relu", pad_type="reflect")
+        else:
+            self.res = AdaINResBlocks(n_res, dim, activ="relu", pad_type="reflect")
+            self.mlp = MLP(code, self.res.num_adain_params, mlp_dim, 3, activ="relu")  # A -> hidden -> hidden -> 4·D·n_res
         ups: list[nn.Module] = []
         for _ in range(n_up):
             ups += [nn.Upsample(scale_factor=2, mode="nearest"), Conv2dBlock(dim, dim // 2, 5, 1, 2, norm="ln")]
@@ -297,6 +318,8 @@ class AppearanceDecoder(nn.Module):
         self.up = nn.Sequential(*ups)
 
     def forward(self, c: Tensor, a: Tensor) -> Tensor:
+        if self.fusion == "adain":
+            return self.up(self.res(c, self.mlp(a)))  # mlp(a): (B, 4·D·n_res) AdaIN (β, γ) pairs
         tiled = a[:, :, None, None].expand(-1, -1, *c.shape[2:])  # (B, A, h, w)
         return self.up(self.res(self.fuse(torch.cat([c, tiled], 1))))
 
@@ -400,7 +423,8 @@ class DomainNet(nn.Module):
         self.geo_enc = ContentEncoder(arch.n_downsample, arch.geo_res, k, arch.geo_dim, norm="in", activ="relu", pad_type="reflect")
         # MUNIT's style encoder on concat(x, ĝ) with a 2A head: first A = μ_a, last A = log σ_a².
         self.app_enc = StyleEncoder(arch.app_downsample, channels + k, arch.app_dim, 2 * arch.app_code, activ="relu", pad_type="reflect")
-        self.dec = AppearanceDecoder(self.geo_enc.output_dim, arch.app_code, arch.dec_res, arch.n_downsample, channels)
+        dec_shape = (self.geo_enc.output_dim, arch.app_code, arch.dec_res, arch.n_downsample, channels)
+        self.dec = AppearanceDecoder(*dec_shape, fusion=arch.app_fusion, mlp_dim=arch.tf_dim)
         self.pca = LandmarkPCA(k, arch.pca_dim)
 
     def heatmaps(self, x: Tensor) -> Tensor:
@@ -1058,14 +1082,17 @@ def _tiny(size: int, pix_cycle: Literal["reencode", "direct"], channels: int) ->
 
 
 # 16^2, K 4, widths 4: RGB with the full pixel cycle, gray with the direct one, the landmark
-# equivariance term (ours), and the shared estimator with the landmark-identity transformer and its
-# mean-shape affine base (ours; tests/test_transgaga.py covers the identity base without it).
+# equivariance term (ours), the shared estimator with the landmark-identity transformer and its
+# mean-shape affine base (ours; tests/test_transgaga.py covers the identity base without it), and
+# the AdaIN decoder (ours).
 _SHARED = _tiny(16, "reencode", 1)
+_DIRECT = _tiny(16, "direct", 1)
 TEST_PRESETS = tiny_test_presets(2, {
     "reencode": _tiny(16, "reencode", 3),
-    "direct": _tiny(16, "direct", 1),
+    "direct": _DIRECT,
     "equiv": replace(_tiny(16, "reencode", 3), equiv_w=10.0),
     "shared": replace(_SHARED, arch=replace(_SHARED.arch, shared_estimator=True, geo_tf_base=True, geo_tf_affine=True)),
+    "adain": replace(_DIRECT, arch=replace(_DIRECT.arch, app_fusion="adain")),
 })  # fmt: skip
 
 
