@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from entry import seed_list
 from machine_info import describe, machine
 from results_md import locked, read_block, write_block
 
@@ -502,7 +503,7 @@ def save_results(path: Path, results: Record) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", help="comma-separated direction:kind (default: all)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds, each a cell of its own (default 0)")
+    parser.add_argument("--seeds", type=seed_list, default="0", help="comma-separated seeds, each a cell of its own (default 0)")
     parser.add_argument("--steps", type=int, help="step budget (default: the preset's)")
     parser.add_argument("--preset", default=PRESET, help=f"UNIT preset of the unit cells (default {PRESET})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -534,12 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [c for c in cells if c not in all_cells]
         if bad:
             parser.error(f"--cells {':'.join(bad[0])}: unknown (known: {', '.join(':'.join(c) for c in all_cells)})")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        parser.error(f"--seeds {args.seeds}: comma-separated integers")
-    if any(s < 0 for s in seeds):
-        parser.error(f"--seeds {args.seeds}: seeds are >= 0")
+    seeds = args.seeds
     log = lambda s: print(s, flush=True)  # noqa: E731
     preset, overrides = args.preset, list(args.overrides)
     _unit_config(preset, overrides)  # a bad --set fails here, before any training

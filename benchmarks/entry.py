@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -18,3 +19,14 @@ def run_script(main: Callable[[], int | None]) -> NoReturn:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     sys.exit(code)
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds`` as argparse's ``type``: comma-separated integers >= 0 (else a usage error, exit 2)."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: give integers >= 0, e.g. 0,1,2")
+    return seeds

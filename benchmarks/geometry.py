@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from entry import seed_list
 from machine_info import describe, machine
 from results_md import Paths, cell_directions, metric_text, read_block, smoke_status, write_block
 
@@ -1033,15 +1034,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--report", action="store_true", help="only regenerate the RESULTS.md block and figures")
     parser.add_argument("--work", type=Path, help="data, judges and run folders (and for --smoke the results)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
-    parser.add_argument("--seeds", default=str(SEED),
+    parser.add_argument("--seeds", type=seed_list, default=str(SEED),
                         help="comma-separated seeds of the trained cells, each a cell of its own (default 0)")  # fmt: skip
     args = parser.parse_args(argv)
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        parser.error(f"--seeds {args.seeds}: comma-separated integers")
-    if any(x < 0 for x in seeds):
-        parser.error(f"--seeds {args.seeds}: seeds are >= 0")
     cells = select_cells(args.variants, args.pairs, args.cells)
     paths = _paths(args)
     if args.report:
@@ -1052,7 +1047,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    results = run_table(cells, paths, smoke=args.smoke, seeds=seeds)
+    results = run_table(cells, paths, smoke=args.smoke, seeds=args.seeds)
     if args.smoke:
         return smoke_status(check_shape(results, cells), len(cells), paths.markdown)
     return 0

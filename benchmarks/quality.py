@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from entry import seed_list
 from machine_info import describe, machine
 from results_md import Paths, cell_directions, locked, metric_text, read_block, smoke_status, write_block
 
@@ -896,12 +897,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--report", action="store_true", help="only regenerate RESULTS.md and figures from the JSON")
     parser.add_argument("--work", type=Path, help="data, run folders (and for --smoke/--quick the results)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
-    parser.add_argument("--seeds", default=str(SEED), help="comma-separated training seeds (default 0); tables show mean +- sd")
+    parser.add_argument("--seeds", type=seed_list, default=str(SEED),
+                        help="comma-separated training seeds (default 0); tables show mean +- sd")  # fmt: skip
     args = parser.parse_args(argv)
-    try:
-        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(f"error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
+    seeds = args.seeds
     paths = _paths(args)
     cells = select_cells(_method_plans(), args.methods, args.benchmarks, args.cells)
     if args.report:

@@ -213,3 +213,11 @@ def test_seeds_are_cells_of_their_own_and_the_tables_show_their_mean_and_sd(tmp_
     before = json.loads((tmp_path / "geometry.json").read_text())
     assert geometry.main(["--smoke", "--work", str(tmp_path), "--cells", cells, "--seeds", "1"]) == 0
     assert json.loads((tmp_path / "geometry.json").read_text()) == before
+
+
+@pytest.mark.parametrize("seeds", ["0,x", "1,-2", ","])
+def test_a_bad_seed_list_is_a_usage_error_before_any_work(seeds: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        geometry.main(["--smoke", "--work", str(tmp_path / "w"), "--seeds", seeds])
+    assert exit_info.value.code == 2 and "argument --seeds" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
