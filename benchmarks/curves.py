@@ -299,6 +299,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("transgaga-small-adain-res2", "transgaga", "cpu-small", ("arch.app_fusion=adain", "arch.dec_res=2"),
                 "transgaga-small-adain with two decoder residual blocks (cpu-small: 1), so four AdaIN layers as in "
                 "MUNIT's CPU presets: is one block too few for the code to shape the output?"),
+        Variant("transgaga-small-adain-res2-kl3", "transgaga", "cpu-small", ("arch.app_fusion=adain", "arch.dec_res=2", "kl_w=0.001"),
+                "transgaga-small-adain-res2 with a ten times weaker KL (0.001; cpu-small: 0.01): a stronger KL cut the "
+                "diversity, does a weaker one let the code carry more?"),
         Variant("transgaga-small-res2", "transgaga", "cpu-small", ("arch.dec_res=2",),
                 "cpu-small with two decoder residual blocks and the concatenated code (the control of "
                 "transgaga-small-adain-res2: is its gain the second block or AdaIN?)"),
