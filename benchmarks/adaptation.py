@@ -261,7 +261,7 @@ def run_cells(cells: Sequence[tuple[str, str]], seeds: Sequence[int], name: str,
     A copy from another kind of CPU is measured again."""
     steps, batch = budget["steps"], budget["batch"]
     config = _unit_config(budget["preset"], budget["overrides"])
-    flags = budget["machine"]["flags"]
+    flags = cpu_flags(budget, {})
     for seed in seeds:
         for direction, kind in cells:
             key = cell_key(direction, kind, seed)

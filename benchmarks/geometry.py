@@ -18,9 +18,10 @@ Cells: a *variant* (a method plus ``--set`` overrides, see ``VARIANTS``; the tab
 is no per-method branch) on a pair. Every trained variant runs the method's labelled CPU preset
 ``cpu-small`` for the same ``STEPS`` steps of batch ``BATCH`` (seed 0) on whole 32 px images (no
 crop, no flip). ``--seeds 0,1,2`` adds a cell per further seed (key ``cyclegan:mnist-warped@seed1``,
-its own run folder); the main tables stay seed 0 and a several-seeds table shows mean ± sample sd. Two untrained baselines set the floor a method has to beat: ``do-nothing``
-returns each input unchanged, ``target-mean`` replaces it by the mean training image of the target
-domain (the best constant answer in L2: the PSNR earned by painting the average page).
+its own run folder); the main tables stay seed 0 and a several-seeds table shows mean ± sample sd.
+Two untrained baselines set the floor a method has to beat: ``do-nothing`` returns each input
+unchanged, ``target-mean`` replaces it by the mean training image of the target domain (the best
+constant answer in L2: the PSNR earned by painting the average page).
 
 Metrics per direction (whole test split, 500 images per domain):
 - ``class-kept``: the target domain's digit judge reads the translation, scored against the

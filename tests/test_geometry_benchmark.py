@@ -221,3 +221,13 @@ def test_a_bad_seed_list_is_a_usage_error_before_any_work(seeds: str, tmp_path: 
         geometry.main(["--smoke", "--work", str(tmp_path / "w"), "--seeds", seeds])
     assert exit_info.value.code == 2 and "argument --seeds" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("script", ["quality", "adaptation"])
+def test_the_other_benchmarks_refuse_a_bad_seed_list_the_same_way(script: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    module = importlib.import_module(script)  # benchmarks/<script>.py, on the path through conftest
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--seeds", "1,x", "--report"])
+    assert exit_info.value.code == 2 and "argument --seeds: '1,x': give comma-separated integers" in capsys.readouterr().err
